@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# Stops haproxy and removes what havip installed for it.
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import havip with context %}
+{%- from tplroot ~ '/macros.jinja' import service_args %}
+
+havip-haproxy-service-clean:
+  service.dead:
+    - name: {{ havip.lookup.services.haproxy }}
+    - enable: false
+    {{- service_args(havip.lookup, 'haproxy') }}
+
+havip-haproxy-pkg-clean:
+  pkg.removed:
+    - pkgs: {{ havip.lookup.pkgs.haproxy | json }}
+    - require:
+      - service: havip-haproxy-service-clean
+
+havip-haproxy-config-clean:
+  file.absent:
+    - name: {{ havip.lookup.haproxy.config }}
+    - require:
+      - pkg: havip-haproxy-pkg-clean
+
+havip-haproxy-sysctl-clean:
+  file.absent:
+    - name: {{ havip.lookup.sysctl_file }}

@@ -1,0 +1,36 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import havip with context %}
+{%- set families = havip.vips.values() | map(attribute='family') | unique | list %}
+
+include:
+  - .install
+
+{#- HAProxy binds the VIPs on every balancer, also where it does not hold them yet. #}
+{%- for family in families %}
+{%-   set proto = 'ipv4' if family == 4 else 'ipv6' %}
+
+havip-haproxy-sysctl-nonlocal-bind-{{ proto }}:
+  sysctl.present:
+    - name: net.{{ proto }}.ip_nonlocal_bind
+    - value: 1
+    - config: {{ havip.lookup.sysctl_file }}
+    - require_in:
+      - file: havip-haproxy-config-file
+{%- endfor %}
+
+havip-haproxy-config-file:
+  file.managed:
+    - name: {{ havip.lookup.haproxy.config }}
+    - source: salt://{{ tplroot }}/files/haproxy.cfg.jinja
+    - template: jinja
+    - user: root
+    - group: {{ havip.lookup.haproxy.group }}
+    # it holds the stats password
+    - mode: '0640'
+    - context:
+        havip: {{ havip | json }}
+    - check_cmd: haproxy -c -q -f
+    - require:
+      - pkg: havip-haproxy-pkg

@@ -1,0 +1,26 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# Stops keepalived and removes what havip installed for it.
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import havip with context %}
+{%- from tplroot ~ '/macros.jinja' import service_args %}
+
+havip-keepalived-service-clean:
+  service.dead:
+    - name: {{ havip.lookup.services.keepalived }}
+    - enable: false
+    {{- service_args(havip.lookup, 'keepalived') }}
+
+havip-keepalived-pkg-clean:
+  pkg.removed:
+    - pkgs: {{ havip.lookup.pkgs.keepalived | json }}
+    - require:
+      - service: havip-keepalived-service-clean
+
+havip-keepalived-config-clean:
+  file.absent:
+    - names:
+      - {{ havip.lookup.keepalived.config }}
+      - {{ havip.lookup.keepalived.check_script }}
+    - require:
+      - pkg: havip-keepalived-pkg-clean

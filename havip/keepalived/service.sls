@@ -1,0 +1,21 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import havip with context %}
+{%- from tplroot ~ '/macros.jinja' import service_args %}
+
+include:
+  - .config
+  - {{ tplroot }}.haproxy.service
+
+havip-keepalived-service-running:
+  service.running:
+    - name: {{ havip.lookup.services.keepalived }}
+    - enable: true
+    - reload: true
+    {{- service_args(havip.lookup, 'keepalived') }}
+    - require:
+      - service: havip-haproxy-service-running
+    - watch:
+      - file: havip-keepalived-config-file
+      - file: havip-keepalived-check-script-file

@@ -1,0 +1,24 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# Stops nginx and removes what havip installed for it.
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import havip with context %}
+{%- from tplroot ~ '/macros.jinja' import service_args %}
+
+havip-nginx-service-clean:
+  service.dead:
+    - name: {{ havip.lookup.services.nginx }}
+    - enable: false
+    {{- service_args(havip.lookup, 'nginx') }}
+
+havip-nginx-pkg-clean:
+  pkg.removed:
+    - pkgs: {{ havip.lookup.pkgs.nginx | json }}
+    - require:
+      - service: havip-nginx-service-clean
+
+havip-nginx-config-clean:
+  file.absent:
+    - name: {{ havip.lookup.nginx.site_file }}
+    - require:
+      - pkg: havip-nginx-pkg-clean
