@@ -1,0 +1,44 @@
+#!/bin/sh
+# Installs the Debian packages havip's tests need on a fresh Debian 12 machine
+# (run as root): the daemons the formula deploys (their binaries validate
+# rendered configs; the lab installs them again inside each host, offline,
+# from apt's cache), the namespace tooling, and Python's venv.
+set -eu
+
+DAEMONS="nginx nginx-common haproxy keepalived"
+TOOLS="iproute2 nftables curl procps util-linux python3-venv"
+ARCHIVES=/var/cache/apt/archives
+
+missing() {
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || echo "$pkg"
+    done
+}
+
+export DEBIAN_FRONTEND=noninteractive
+need=$(missing $DAEMONS $TOOLS)
+if [ -n "$need" ] || [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v lock)" ]; then
+    apt-get update -q
+fi
+if [ -n "$need" ]; then
+    # Installing must not start the daemons in this (the machine's own)
+    # namespace: a policy-rc.d of our own, removed again afterwards.
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        guard=yes
+    fi
+    apt-get install -y -q --no-install-recommends $need || { [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d; exit 1; }
+    [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
+# The lab's hosts install the daemons from apt's cache: make sure their
+# .deb files are there (Docker-style images delete them after installing).
+cd "$ARCHIVES"
+for pkg in $DAEMONS; do
+    version=$(dpkg-query -W -f='${Version}' "$pkg")
+    arch=$(dpkg-query -W -f='${Architecture}' "$pkg")
+    file="${pkg}_$(echo "$version" | sed 's/:/%3a/')_${arch}.deb"
+    [ -s "$file" ] || apt-get download -q "$pkg=$version"
+done

@@ -1,0 +1,52 @@
+"""Shared fixtures of havip's test tiers."""
+
+import subprocess
+import uuid
+
+import pytest
+
+from test.saltcall import SaltCall
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "lab: needs the namespace lab (root, real daemons)")
+    config.addinivalue_line("markers", "demo: the `make demo` walk-through, not a test")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The demo runs only when asked for with -m demo."""
+    if "demo" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="demo: run it with `make demo`")
+    for item in items:
+        if "demo" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def salt_call(tmp_path):
+    """Factory: a masterless minion with the given id and grains."""
+    def make(minion_id, grains, netns=None):
+        return SaltCall(tmp_path / minion_id, minion_id, grains, netns=netns)
+    return make
+
+
+@pytest.fixture
+def netns_with(request):
+    """Factory: a throwaway network namespace holding the named interfaces
+    (keepalived -t insists that a VRRP interface exists)."""
+    made = []
+
+    def make(*interfaces):
+        name = f"hvt-{uuid.uuid4().hex[:8]}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        made.append(name)
+        for index, interface in enumerate(interfaces):
+            subprocess.run(["ip", "-n", name, "link", "add", interface, "type", "veth",
+                            "peer", "name", f"hvtpeer{index}"], check=True)
+            subprocess.run(["ip", "-n", name, "link", "set", interface, "up"], check=True)
+        return name
+
+    yield make
+    for name in made:
+        subprocess.run(["ip", "netns", "del", name], check=False)

@@ -1,0 +1,200 @@
+"""
+Fast tier: the formula rendered by a real masterless salt-call for Debian and
+RedHat grains; rendered configs go through the same file.managed + check_cmd
+(haproxy -c, keepalived -t, nginx -t) that guards them on a minion.
+"""
+
+import copy
+
+import pytest
+
+from test.saltcall import DEBIAN_GRAINS, REDHAT_GRAINS, seed_pillar
+
+CONFIG_STATES = {
+    "havip-haproxy-config-file": "haproxy.cfg",
+    "havip-keepalived-config-file": "keepalived.conf",
+    "havip-nginx-config-file": "nginx-site.conf",
+}
+
+
+def funs(states):
+    return {state_id: args["fun"] for state_id, args in states.items()}
+
+
+def test_debian_balancer_gets_haproxy_and_keepalived_through_init_scripts(salt_call):
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
+    assert states["havip-haproxy-pkg"]["pkgs"] == ["haproxy"]
+    assert states["havip-keepalived-pkg"]["pkgs"] == ["keepalived"]
+    assert states["havip-haproxy-config-file"]["name"] == "/etc/haproxy/haproxy.cfg"
+    assert states["havip-haproxy-config-file"]["check_cmd"] == "haproxy -c -q -f"
+    assert states["havip-keepalived-config-file"]["check_cmd"] == "keepalived -t -f"
+    assert states["havip-haproxy-sysctl-nonlocal-bind-ipv4"]["name"] == "net.ipv4.ip_nonlocal_bind"
+    for service in ("haproxy", "keepalived"):
+        running = states[f"havip-{service}-service-running"]
+        assert running["provider"] == "debian_service"
+        assert running["enable"] is True and running["reload"] is True
+    # Debian's keepalived init script has no `status`: the process list tells.
+    assert states["havip-keepalived-service-running"]["sig"] == "/usr/sbin/keepalived"
+    assert not any(s.startswith("havip-nginx") for s in states)
+    assert not any(f.startswith(("firewalld.", "selinux.")) for f in funs(states).values())
+
+
+def test_debian_backend_gets_nginx_and_its_page_only(salt_call):
+    states = salt_call("nginx1", DEBIAN_GRAINS).show_sls(seed_pillar())
+    assert states["havip-nginx-pkg"]["pkgs"] == ["nginx"]
+    assert states["havip-nginx-page-file"]["name"] == "/var/www/html/index.html"
+    assert states["havip-nginx-page-file"]["contents"] == "nginx1"
+    assert funs(states)["havip-nginx-config-remove-/etc/nginx/sites-enabled/default"] == "file.absent"
+    assert not any(s.startswith(("havip-haproxy", "havip-keepalived")) for s in states)
+
+
+def test_page_can_be_overridden_per_node(salt_call):
+    pillar = seed_pillar()
+    pillar["havip"]["nodes"]["nginx1"]["page"] = "nginx--1"
+    states = salt_call("nginx1", DEBIAN_GRAINS).show_sls(pillar)
+    assert states["havip-nginx-page-file"]["contents"] == "nginx--1"
+
+
+def test_minion_not_in_nodes_gets_no_state_that_changes_anything(salt_call):
+    states = salt_call("bystander", DEBIAN_GRAINS).show_sls(seed_pillar())
+    assert funs(states) == {"havip-not-a-node": "test.nop"}
+
+
+def test_minion_without_havip_pillar_gets_nothing_either(salt_call):
+    states = salt_call("bystander", DEBIAN_GRAINS).show_sls({})
+    assert funs(states) == {"havip-not-a-node": "test.nop"}
+
+
+def test_node_with_both_roles_gets_the_whole_stack(salt_call):
+    pillar = seed_pillar()
+    pillar["havip"]["nodes"]["svr1"]["roles"] = ["backend", "balancer"]
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)
+    for prefix in ("havip-nginx", "havip-haproxy", "havip-keepalived"):
+        assert f"{prefix}-service-running" in states
+
+
+def test_systemd_hosts_use_salts_default_service_module(salt_call):
+    grains = {**DEBIAN_GRAINS, "init": "systemd"}
+    states = salt_call("svr1", grains).show_sls(seed_pillar())
+    assert "provider" not in states["havip-haproxy-service-running"]
+
+
+def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
+    states = salt_call("svr1", REDHAT_GRAINS).show_sls(seed_pillar())
+    zone = states["havip-firewall-zone"]
+    assert zone["fun"] == "firewalld.present" and zone["name"] == "public"
+    assert sorted(zone["ports"]) == ["1080/tcp", "9090/tcp"]
+    assert zone["rich_rules"] == ['rule family="ipv4" protocol value="vrrp" accept']
+    assert zone["prune_ports"] is False
+    assert states["havip-firewall-service-running"]["name"] == "firewalld"
+    boolean = states["havip-selinux-boolean-haproxy_connect_any"]
+    assert boolean["fun"] == "selinux.boolean" and boolean["value"] is True and boolean["persist"] is True
+    assert not any("selinux.mode" == f or "setenforce" in str(a) for f, a in
+                   ((args["fun"], args) for args in states.values()))
+    assert "provider" not in states["havip-haproxy-service-running"]
+
+
+def test_redhat_backend_gets_epel_first_and_its_port_opened(salt_call):
+    pillar = seed_pillar()
+    pillar["havip"]["backend"] = {"port": 8081}
+    states = salt_call("nginx1", {**REDHAT_GRAINS, "init": "unknown"}).show_sls(pillar)
+    assert states["havip-nginx-repo-pkgs"]["pkgs"] == ["epel-release"]
+    assert {"pkg": "havip-nginx-pkg"} in states["havip-nginx-repo-pkgs"]["require_in"]
+    assert states["havip-nginx-page-file"]["name"] == "/usr/share/nginx/html/index.html"
+    assert states["havip-firewall-zone"]["ports"] == ["8081/tcp"]
+    assert states["havip-firewall-zone"]["rich_rules"] == []
+    assert states["havip-selinux-port-nginx"]["name"] == "tcp/8081"
+    assert states["havip-selinux-port-nginx"]["sel_type"] == "http_port_t"
+    assert states["havip-nginx-service-running"]["provider"] == "rh_service"
+
+
+def render_config(minion, states, state_id, target):
+    """Apply one config file.managed state of the formula to ``target``,
+    check_cmd included; return (state result, file text)."""
+    args = {k: v for k, v in states[state_id].items()
+            if k not in ("fun", "require", "require_in", "watch", "user", "group")}
+    args["name"] = str(target)
+    code, ret = minion.run("state.single", "file.managed", **args)
+    result = next(iter(ret.values())) if isinstance(ret, dict) else {"result": False, "comment": ret}
+    return result, target.read_text() if target.exists() else None
+
+
+def lab_pillar(mode):
+    pillar = seed_pillar()
+    pillar["havip"]["vips"]["VI_1"]["interface"] = "hvtvip0"
+    pillar["havip"]["frontend"] = {"mode": mode}
+    return pillar
+
+
+@pytest.mark.parametrize("mode", ["tcp", "http"])
+def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp_path, mode):
+    pillar = lab_pillar(mode)
+    check_script = tmp_path / "check-haproxy"
+    pillar["havip"]["lookup"] = {"keepalived": {"check_script": str(check_script)}}
+    pillar["havip"]["nodes"]["svr1"]["roles"] = ["backend", "balancer"]
+    pillar["havip"]["backend"] = {"port": 8080}
+    minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
+    states = minion.show_sls(pillar)
+    script, _ = render_config(minion, states, "havip-keepalived-check-script-file", check_script)
+    assert script["result"] is True, script
+    texts = {}
+    for state_id, filename in CONFIG_STATES.items():
+        result, texts[filename] = render_config(minion, states, state_id, tmp_path / filename)
+        assert result["result"] is True, (state_id, result)
+
+    haproxy = texts["haproxy.cfg"]
+    assert "bind 192.168.100.10:9090" in haproxy
+    assert "balance roundrobin" in haproxy
+    for name, address in (("nginx1", "192.168.100.11"), ("nginx2", "192.168.100.12"),
+                          ("svr1", "192.168.100.13")):
+        assert f"server {name} {address}:8080" in haproxy
+    assert "default-server check" in haproxy
+    assert f"mode {mode}" in haproxy
+    assert ("option httpchk GET /" in haproxy) == (mode == "http")
+    assert "stats auth 'admin:change-me'" in haproxy
+    for line in ("stats uri /status", "stats refresh 5s", "stats realm HAProxy\\ Statistics",
+                 "bind *:1080"):
+        assert line in haproxy
+
+    keepalived = texts["keepalived.conf"]
+    for line in ("state BACKUP", "priority 150", "virtual_router_id 51", "interface hvtvip0",
+                 "192.168.100.10/24 dev hvtvip0", "enable_script_security",
+                 f'script "{check_script}"'):
+        assert line in keepalived
+    assert "state MASTER" not in keepalived
+    assert "listen 8080;" in texts["nginx-site.conf"]
+
+
+def test_check_script_never_stops_keepalived(salt_call, tmp_path):
+    minion = salt_call("svr1", DEBIAN_GRAINS)
+    states = minion.show_sls(seed_pillar())
+    script, text = render_config(minion, states, "havip-keepalived-check-script-file",
+                                 tmp_path / "check")
+    assert script["result"] is True
+    assert states["havip-keepalived-check-script-file"]["mode"] == "0755"
+    assert states["havip-keepalived-check-script-file"]["user"] == "root"
+    assert "keepalived" not in "".join(l for l in text.splitlines() if not l.startswith("#"))
+
+
+@pytest.mark.parametrize("state_id,pillar_change", [
+    ("havip-haproxy-config-file", {"haproxy": {"defaults": ["timeout client fifty"]}}),
+    ("havip-keepalived-config-file", {"vips": {"VI_1": {
+        "address": "192.168.100.10/24", "interface": "hvtmissing", "virtual_router_id": 51}}}),
+])
+def test_config_that_fails_its_check_never_replaces_the_working_one(
+        salt_call, netns_with, tmp_path, state_id, pillar_change):
+    pillar = lab_pillar("tcp")
+    check_script = tmp_path / "check-haproxy"
+    pillar["havip"]["lookup"] = {"keepalived": {"check_script": str(check_script)}}
+    minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
+    states = minion.show_sls(pillar)
+    render_config(minion, states, "havip-keepalived-check-script-file", check_script)
+    target = tmp_path / "live.conf"
+    good, before = render_config(minion, states, state_id, target)
+    assert good["result"] is True
+
+    broken = copy.deepcopy(pillar)
+    broken["havip"].update(pillar_change)
+    bad, after = render_config(minion, minion.show_sls(broken), state_id, target)
+    assert bad["result"] is False
+    assert after == before
