@@ -200,6 +200,31 @@ def _check_stats(config):
         raise _Invalid("stats:uri", f"must be a path starting with / and without spaces, got {uri!r}")
 
 
+def _check_tuning(config):
+    """The optional timers and switches, where a wrong type would only show
+    up as a daemon refusing its config."""
+    keepalived = _mapping(config.get("keepalived"), "keepalived")
+    version = keepalived.get("vrrp_version")
+    if version not in (2, 3):
+        raise _Invalid("keepalived:vrrp_version", f"must be 2 or 3, got {version!r}")
+    advert = keepalived.get("advert_int")
+    if isinstance(advert, bool) or not isinstance(advert, (int, float)) or not 0 < advert <= 255:
+        raise _Invalid("keepalived:advert_int", f"must be a number of seconds, got {advert!r}")
+    if version == 2 and advert != int(advert):
+        raise _Invalid("keepalived:advert_int", "must be whole seconds with vrrp_version 2")
+    if not isinstance(keepalived.get("preempt"), bool):
+        raise _Invalid("keepalived:preempt", "must be true or false")
+    _integer(keepalived.get("preempt_delay"), "keepalived:preempt_delay", 0, 1000)
+    check = _mapping(keepalived.get("check"), "keepalived:check")
+    for key in ("interval", "timeout", "fall", "rise"):
+        _integer(check.get(key), f"keepalived:check:{key}", 1, 3600)
+    backend_check = _mapping(config["backend"].get("check"), "backend:check")
+    for key in ("fall", "rise"):
+        _integer(backend_check.get(key), f"backend:check:{key}", 1, 1000)
+    for ip in config["frontend"].get("bind") or []:
+        _address(ip, "frontend:bind")
+
+
 def validate(config, minion_id=None):
     """
     Check a merged havip configuration (defaults, OS family, pillar) and return
@@ -231,6 +256,7 @@ def validate(config, minion_id=None):
         raise _Invalid("nodes", "balancers need at least one node with the role backend")
     vips = _check_vips(config, balancers)
     _check_ports(config, nodes)
+    _check_tuning(config)
     if balancers:
         _check_stats(config)
     me = nodes.get(str(minion_id)) if minion_id is not None else None
