@@ -1,0 +1,1 @@
+"""Namespace lab: Linux namespaces as hosts for the havip formula tests (see lab.py)."""

@@ -1,0 +1,214 @@
+"""
+A havip cluster in the namespace lab: one real salt-master (root namespace,
+reached through the lab's gateway) and one real salt-minion inside every lab
+host, all started with pytest-salt-factories; the pillar is a topology's.
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import pathlib
+import sys
+import time
+
+import attr
+import yaml
+from saltfactories.daemons.minion import SaltMinion
+
+from test.lab.lab import Lab
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+GATEWAY = "192.168.100.1"
+CONFIG_FILES = ("/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf",
+                "/etc/nginx/conf.d/havip.conf", "/etc/keepalived/havip-check-haproxy")
+
+
+@dataclasses.dataclass
+class Topology:
+    """Lab hosts (name -> address) and the havip pillar deployed on them."""
+    name: str
+    hosts: dict
+    client: str
+    pillar: dict
+
+    @property
+    def nodes(self):
+        return self.pillar["havip"]["nodes"]
+
+    def with_role(self, role):
+        return sorted(n for n, node in self.nodes.items() if role in node["roles"])
+
+    @property
+    def preferred_balancer(self):
+        return max(self.with_role("balancer"), key=lambda n: self.nodes[n].get("priority", 100))
+
+    @property
+    def vip(self):
+        return next(iter(self.pillar["havip"]["vips"].values()))["address"].split("/")[0]
+
+    @property
+    def frontend_url(self):
+        port = self.pillar["havip"].get("frontend", {}).get("port", 9090)
+        return f"http://{self.vip}:{port}/"
+
+
+def _topology(name, nodes, vip, vrid, client="client", **havip):
+    hosts = {n: spec["address"] for n, spec in nodes.items()}
+    hosts[client] = "192.168.100.20"
+    pillar = {"havip": {
+        "nodes": nodes,
+        "vips": {"VI_1": {"address": f"{vip}/24", "interface": "eth0", "virtual_router_id": vrid}},
+        "stats": {"password": "lab-only-" + name},
+        **havip,
+    }}
+    return Topology(name, hosts, client, pillar)
+
+
+SEED = _topology(
+    "seed",
+    {
+        "nginx1": {"roles": ["backend"], "address": "192.168.100.11"},
+        "nginx2": {"roles": ["backend"], "address": "192.168.100.12"},
+        "svr1": {"roles": ["balancer"], "address": "192.168.100.13", "priority": 150},
+        "svr2": {"roles": ["balancer"], "address": "192.168.100.14", "priority": 100},
+    },
+    vip="192.168.100.10", vrid=51, frontend={"port": 9090, "mode": "tcp"},
+)
+
+TRIO_HTTP = _topology(
+    "trio-http",
+    {
+        "web1": {"roles": ["backend"], "address": "192.168.100.31"},
+        "web2": {"roles": ["backend"], "address": "192.168.100.32"},
+        "lb1": {"roles": ["backend", "balancer"], "address": "192.168.100.33", "priority": 200},
+        "lb2": {"roles": ["balancer"], "address": "192.168.100.34", "priority": 120},
+    },
+    vip="192.168.100.30", vrid=61, frontend={"port": 8088, "mode": "http"},
+    backend={"port": 8080},
+)
+
+
+@attr.s(kw_only=True)
+class LabMinion(SaltMinion):
+    """A salt-minion started inside a lab host (its namespaces and root)."""
+
+    host = attr.ib(repr=False)
+
+    def cmdline(self, *args):
+        return self.host.nsenter_prefix() + super().cmdline(*args)
+
+
+class Cluster:
+    """The running lab, master and minions of one topology."""
+
+    def __init__(self, topology, lab, master, minions):
+        self.topology = topology
+        self.lab = lab
+        self.master = master
+        self.minions = minions
+        self.salt_cli = master.salt_cli(timeout=300)
+        self.pillar_file = pathlib.Path(master.config["pillar_roots"]["base"][0]) / "havip.sls"
+
+    def host(self, name):
+        return self.lab.host(name)
+
+    def salt(self, target, function, *args, minion_tgt=None, **kwargs):
+        """Run a salt CLI call; returns saltfactories' ProcessResult (.data, .returncode)."""
+        return self.salt_cli.run(function, *args, minion_tgt=target, **kwargs)
+
+    def apply(self, target="*"):
+        """`salt TARGET state.apply havip`; returns {minion: {state id: result dict}}."""
+        result = self.salt_cli.run("state.apply", "havip", minion_tgt=target, _timeout=600)
+        return result
+
+    def set_pillar(self, pillar):
+        self.pillar_file.write_text(yaml.safe_dump(pillar))
+        self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*")
+
+    def vip_holders(self):
+        """Balancers whose eth0 carries the VIP now, read with `ip addr`."""
+        vip = self.topology.vip
+        return sorted(
+            name for name in self.topology.with_role("balancer")
+            if f" {vip}/" in self.host(name).run(["ip", "-o", "-4", "addr", "show"]).stdout
+        )
+
+    def wait_for_holders(self, expected, timeout=20):
+        deadline = time.monotonic() + timeout
+        while (holders := self.vip_holders()) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return holders
+
+    def config_digests(self):
+        """sha256 of every havip-managed file on every host that has it."""
+        digests = {}
+        for name in self.topology.nodes:
+            for path in CONFIG_FILES:
+                result = self.host(name).run(["cat", path], check=False)
+                if result.returncode == 0:
+                    digests[(name, path)] = hashlib.sha256(result.stdout.encode()).hexdigest()
+        return digests
+
+    def client_get(self, url, user=None, timeout=2):
+        """(HTTP status, body) of one request from the client host; status 0 = no answer."""
+        cmd = ["curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}", "-m", str(timeout)]
+        if user:
+            cmd += ["-u", user]
+        out = self.host(self.topology.client).run(cmd + [url], check=False).stdout
+        body, _, code = out.rpartition("\n")
+        return int(code or 0), body.strip()
+
+    @contextlib.contextmanager
+    def probe(self, seconds, rate=100, timeout=0.2, url=None):
+        """Probe the frontend on the VIP from the client while the block runs;
+        the report dict is filled in when the block ends."""
+        report = {}
+        proc = self.host(self.topology.client).popen(
+            [sys.executable, "-m", "test.lab.probe", url or self.topology.frontend_url,
+             "--seconds", str(seconds), "--rate", str(rate), "--timeout", str(timeout)],
+            cwd=str(REPO), stdout=-1, stderr=-1, text=True)
+        proc.stderr.readline()  # "probe started"
+        try:
+            yield report
+        finally:
+            out, err = proc.communicate(timeout=seconds + 30)
+            report.update(json.loads(out))
+
+
+def minion_overrides():
+    return {
+        "master": GATEWAY,
+        "enable_fqdns_grains": False,
+        "file_client": "remote",
+        "log_level_logfile": "info",
+    }
+
+
+@contextlib.contextmanager
+def running_cluster(salt_factories, topology, pillar_dir):
+    """Lab up, master and minions started, pillar in place; all torn down after."""
+    pillar_dir.mkdir(parents=True, exist_ok=True)
+    (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - havip\n")
+    (pillar_dir / "havip.sls").write_text(yaml.safe_dump(topology.pillar))
+    factories_root = pathlib.Path(salt_factories.root_dir)
+    with Lab(topology.hosts, gateway=f"{GATEWAY}/24", binds=[REPO, factories_root]) as lab:
+        master = salt_factories.salt_master_daemon(
+            f"havip-master-{topology.name}",
+            overrides={
+                "interface": GATEWAY,
+                "file_roots": {"base": [str(REPO)]},
+                "pillar_roots": {"base": [str(pillar_dir)]},
+                "enable_fqdns_grains": False,
+            },
+        )
+        with master.started(start_timeout=60):
+            minions = [
+                master.salt_minion_daemon(name, overrides=minion_overrides(),
+                                          factory_class=LabMinion, host=lab.host(name))
+                for name in topology.hosts
+            ]
+            with contextlib.ExitStack() as stack:
+                for minion in minions:
+                    stack.enter_context(minion.started(start_timeout=90))
+                yield Cluster(topology, lab, master, minions)

@@ -1,0 +1,169 @@
+"""
+Lab tier: the formula applied by a real salt-master to real salt-minions in
+namespace hosts, with Debian's nginx, HAProxy and keepalived really running.
+Two topologies: the seed's (2 backends, 2 balancers, tcp) and one with three
+backends in http mode where one host is both backend and balancer.
+
+The tests of one topology run in file order on one cluster: the first apply
+installs everything, later tests break and restore it.
+"""
+
+import copy
+import time
+
+import pytest
+
+from test.lab.cluster import SEED, TRIO_HTTP, running_cluster
+
+pytestmark = pytest.mark.lab
+
+PACKAGES = {"backend": ["nginx"], "balancer": ["haproxy", "keepalived"]}
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    return {"root_dir": "/var/lib/havip-lab/salt-factories"}
+
+
+@pytest.fixture(scope="module", params=[SEED, TRIO_HTTP], ids=lambda t: t.name)
+def cluster(request, salt_factories, tmp_path_factory):
+    with running_cluster(salt_factories, request.param, tmp_path_factory.mktemp("pillar")) as c:
+        yield c
+
+
+def installed(host, package):
+    return host.run(["dpkg-query", "-W", "-f=${Status}", package], check=False).stdout \
+        == "install ok installed"
+
+
+@pytest.fixture(scope="module")
+def first_apply(cluster):
+    """Packages absent everywhere, then `salt '*' state.apply havip`."""
+    absent_before = {
+        (name, package): not installed(cluster.host(name), package)
+        for name, node in cluster.topology.nodes.items()
+        for role in node["roles"] for package in PACKAGES[role]
+    }
+    return absent_before, cluster.apply()
+
+
+def state_results(result):
+    """{minion: [state result dicts]} of a `salt '*' state.apply`."""
+    assert isinstance(result.data, dict), result.stdout + result.stderr
+    return {minion: list(states.values()) if isinstance(states, dict) else states
+            for minion, states in result.data.items()}
+
+
+def test_first_apply_installs_every_role_and_every_state_succeeds(cluster, first_apply):
+    absent_before, result = first_apply
+    assert all(absent_before.values()), absent_before
+    results = state_results(result)
+    assert sorted(results) == sorted(cluster.topology.hosts)
+    for minion, states in results.items():
+        failed = [s for s in states if not isinstance(s, dict) or s["result"] is not True]
+        assert not failed, (minion, failed)
+    assert result.returncode == 0
+    for name, package in absent_before:
+        assert installed(cluster.host(name), package), (name, package)
+    client_states = results[cluster.topology.client]
+    assert [s["changes"] for s in client_states] == [{}]
+
+
+def test_second_apply_changes_nothing(cluster, first_apply):
+    result = cluster.apply()
+    assert result.returncode == 0
+    changed = {minion: [s["__id__"] for s in states if s["changes"]]
+               for minion, states in state_results(result).items()}
+    assert changed == {minion: [] for minion in cluster.topology.hosts}
+
+
+def test_the_highest_priority_balancer_alone_holds_the_vip(cluster, first_apply):
+    preferred = cluster.topology.preferred_balancer
+    assert cluster.wait_for_holders([preferred]) == [preferred]
+
+
+def test_havip_status_agrees_with_ip_addr(cluster, first_apply):
+    holders = cluster.vip_holders()
+    for name in cluster.topology.with_role("balancer"):
+        status = cluster.salt(name, "havip.status").data
+        assert status["vips"]["VI_1"]["address"] == cluster.topology.vip
+        assert status["vips"]["VI_1"]["held"] is (name in holders)
+
+
+def test_requests_to_the_vip_round_robin_over_every_backend(cluster, first_apply):
+    backends = cluster.topology.with_role("backend")
+    answers = [cluster.client_get(cluster.topology.frontend_url) for _ in range(3 * len(backends))]
+    assert {status for status, _ in answers} == {200}
+    bodies = [body for _, body in answers]
+    assert sorted(set(bodies)) == backends
+    assert all(bodies.count(b) == 3 for b in backends), bodies
+
+
+def test_stats_page_on_the_vip_wants_its_password(cluster, first_apply):
+    havip = cluster.topology.pillar["havip"]
+    url = f"http://{cluster.topology.vip}:1080/status"
+    assert cluster.client_get(url)[0] == 401
+    assert cluster.client_get(url, user="admin:wrong")[0] == 401
+    status, body = cluster.client_get(url, user=f"admin:{havip['stats']['password']}")
+    assert status == 200
+    assert "Statistics Report" in body
+
+
+def kill_haproxy(host):
+    """SIGKILL the HAProxy processes of the host's pid file (inside its PID namespace)."""
+    pids = host.run(["cat", "/run/haproxy.pid"]).stdout.split()
+    host.run(["kill", "-9", *pids])
+    return pids
+
+
+def test_killing_haproxy_on_the_holder_moves_the_vip_and_clients_carry_on(cluster, first_apply):
+    topology = cluster.topology
+    holder = topology.preferred_balancer
+    assert cluster.wait_for_holders([holder]) == [holder]
+    (standby,) = [b for b in topology.with_role("balancer") if b != holder]
+    with cluster.probe(seconds=10) as report:
+        time.sleep(2)
+        killed_at = time.monotonic()
+        kill_haproxy(cluster.host(holder))
+        holders = cluster.wait_for_holders([standby], timeout=10)
+        moved_after = time.monotonic() - killed_at
+    print(f"\n{topology.name}: VIP moved {holder} -> {standby} in <= {moved_after:.2f} s; "
+          f"client saw {report['failed']}/{report['total']} failed requests, "
+          f"longest outage {report['longest_outage']:.3f} s")
+    assert holders == [standby]
+    assert report["total"] > 300
+    # Traffic resumed: the last seconds of the probe were all served.
+    assert report["last_failure"] is None or report["last_failure"] < report["seconds"] - 3
+    assert report["longest_outage"] < 5
+    assert sorted(report["backends"]) == topology.with_role("backend")
+
+
+def test_reapply_restores_haproxy_and_the_preferred_holder(cluster, first_apply):
+    preferred = cluster.topology.preferred_balancer
+    result = cluster.apply()
+    assert result.returncode == 0
+    restarted = [s for s in state_results(result)[preferred]
+                 if s["__id__"] == "havip-haproxy-service-running"]
+    assert restarted[0]["changes"], restarted
+    assert cluster.wait_for_holders([preferred], timeout=30) == [preferred]
+    assert cluster.client_get(cluster.topology.frontend_url)[0] == 200
+
+
+def test_bad_pillar_changes_no_running_config_and_traffic_keeps_flowing(cluster, first_apply):
+    topology = cluster.topology
+    preferred = topology.preferred_balancer
+    before = cluster.config_digests()
+    assert len(before) >= len(topology.nodes)
+    broken = copy.deepcopy(topology.pillar)
+    broken["havip"]["nodes"][preferred]["priority"] = 999
+    cluster.set_pillar(broken)
+    try:
+        with cluster.probe(seconds=6) as report:
+            result = cluster.apply()
+    finally:
+        cluster.set_pillar(topology.pillar)
+    assert result.returncode != 0
+    assert f"havip:nodes:{preferred}:priority" in result.stdout
+    assert cluster.config_digests() == before
+    assert report["failed"] == 0 and report["total"] > 100
+    assert cluster.vip_holders() == [preferred]
