@@ -31,7 +31,7 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_init_scripts(salt_c
     assert states["havip-haproxy-sysctl-nonlocal-bind-ipv4"]["name"] == "net.ipv4.ip_nonlocal_bind"
     for service in ("haproxy", "keepalived"):
         running = states[f"havip-{service}-service-running"]
-        assert running["provider"] == "debian_service"
+        assert running["provider"] == [{"service": "debian_service"}, {"service": "havip_sysv"}]
         assert running["enable"] is True and running["reload"] is True
     # Debian's keepalived init script has no `status`: the process list tells.
     assert states["havip-keepalived-service-running"]["sig"] == "/usr/sbin/keepalived"
@@ -105,7 +105,7 @@ def test_redhat_backend_gets_epel_first_and_its_port_opened(salt_call):
     assert states["havip-firewall-zone"]["rich_rules"] == []
     assert states["havip-selinux-port-nginx"]["name"] == "tcp/8081"
     assert states["havip-selinux-port-nginx"]["sel_type"] == "http_port_t"
-    assert states["havip-nginx-service-running"]["provider"] == "rh_service"
+    assert states["havip-nginx-service-running"]["provider"][0] == {"service": "rh_service"}
 
 
 def render_config(minion, states, state_id, target):

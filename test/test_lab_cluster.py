@@ -65,6 +65,8 @@ def test_first_apply_installs_every_role_and_every_state_succeeds(cluster, first
     assert result.returncode == 0
     for name, package in absent_before:
         assert installed(cluster.host(name), package), (name, package)
+        # really running: the daemon's own process, in that host
+        assert cluster.host(name).run(["pidof", package], check=False).stdout.split(), (name, package)
     client_states = results[cluster.topology.client]
     assert [s["changes"] for s in client_states] == [{}]
 

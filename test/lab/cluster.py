@@ -211,4 +211,7 @@ def running_cluster(salt_factories, topology, pillar_dir):
             with contextlib.ExitStack() as stack:
                 for minion in minions:
                     stack.enter_context(minion.started(start_timeout=90))
-                yield Cluster(topology, lab, master, minions)
+                cluster = Cluster(topology, lab, master, minions)
+                synced = cluster.salt("*", "saltutil.sync_modules")
+                assert synced.returncode == 0, synced
+                yield cluster
