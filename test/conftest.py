@@ -23,6 +23,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    """Keep salt-factories' files out of /tmp (lab hosts mount their own
+    tmpfs there) and out of the repo."""
+    return {"root_dir": "/var/lib/havip-lab/salt-factories"}
+
+
 @pytest.fixture
 def salt_call(tmp_path):
     """Factory: a masterless minion with the given id and grains."""

@@ -20,11 +20,6 @@ pytestmark = pytest.mark.lab
 PACKAGES = {"backend": ["nginx"], "balancer": ["haproxy", "keepalived"]}
 
 
-@pytest.fixture(scope="session")
-def salt_factories_config():
-    return {"root_dir": "/var/lib/havip-lab/salt-factories"}
-
-
 @pytest.fixture(scope="module", params=[SEED, TRIO_HTTP], ids=lambda t: t.name)
 def cluster(request, salt_factories, tmp_path_factory):
     with running_cluster(salt_factories, request.param, tmp_path_factory.mktemp("pillar")) as c:

@@ -1,0 +1,55 @@
+"""
+`make demo`: the seed tutorial's stack built from pillar and failed over, in
+the namespace lab, with a printed report.  A walk-through, not a test: it
+runs only with `-m demo`.
+"""
+
+import time
+
+import pytest
+
+from test.lab.cluster import SEED, running_cluster
+
+pytestmark = pytest.mark.demo
+
+
+def say(text):
+    print(f"\n== {text}", flush=True)
+
+
+def test_demo(salt_factories, tmp_path):
+    topology = SEED
+    say(f"lab up: {', '.join(f'{n} {a}' for n, a in topology.hosts.items())}, salt-master on 192.168.100.1")
+    with running_cluster(salt_factories, topology, tmp_path / "pillar") as cluster:
+        say("salt '*' state.apply havip")
+        started = time.monotonic()
+        result = cluster.apply()
+        states = sum(len(ret) for ret in result.data.values() if isinstance(ret, dict))
+        print(f"   exit {result.returncode}: {states} states on {len(result.data)} minions "
+              f"in {time.monotonic() - started:.1f} s")
+        assert result.returncode == 0, result.stdout
+        holder = cluster.wait_for_holders([topology.preferred_balancer])
+        say(f"VIP {topology.vip} held by {holder} (ip addr on each balancer)")
+        say(f"client -> {topology.frontend_url}, 6 requests")
+        for _ in range(6):
+            print("  ", cluster.client_get(topology.frontend_url)[1])
+        say(f"failover: kill -9 haproxy on {holder[0]} while the client probes at 100 requests/s")
+        (standby,) = [b for b in topology.with_role("balancer") if b not in holder]
+        with cluster.probe(seconds=8) as report:
+            time.sleep(2)
+            host = cluster.host(holder[0])
+            killed = time.monotonic()
+            host.run(["kill", "-9", *host.run(["cat", "/run/haproxy.pid"]).stdout.split()])
+            after = cluster.wait_for_holders([standby], timeout=10)
+            moved = time.monotonic() - killed
+        say("report")
+        print(f"   VIP holder before: {holder[0]}   after: {', '.join(after) or 'nobody'}")
+        print(f"   VIP moved within:  {moved:.2f} s (polled with ip addr every 0.1 s)")
+        print(f"   client requests:   {report['failed']} failed of {report['total']} "
+              f"({report['seconds']:.1f} s at 100/s)")
+        print(f"   longest outage:    {report['longest_outage']:.3f} s")
+        print(f"   answers by backend: {report['backends']}")
+        say("salt '*' state.apply havip  (restarts haproxy; the preferred balancer takes the VIP back)")
+        cluster.apply()
+        print(f"   VIP held by {cluster.wait_for_holders([topology.preferred_balancer], timeout=30)}")
+        say("lab down")
