@@ -6,12 +6,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SLS := $(shell find havip -name '*.sls' | sort)
 
-.PHONY: deps test test-fast test-lab lint demo lab-cleanup
+.PHONY: deps debs test test-fast test-lab lint demo lab-cleanup
 
-deps: $(VENV)/.installed
+deps: debs $(VENV)/.installed
+
+# Debian packages first: on a fresh machine they bring python3-venv too.
+debs:
 	sh test/bootstrap-debian.sh
 
-$(VENV)/.installed: requirements.txt Makefile
+$(VENV)/.installed: requirements.txt Makefile | debs
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check "salt==$(SALT_VERSION)" -r requirements.txt
 	touch $@
