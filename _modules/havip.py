@@ -9,11 +9,8 @@ who holds which VIP.
 
 import ipaddress
 import json
-import logging
 
 from salt.exceptions import CommandExecutionError
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "havip"
 

@@ -113,14 +113,13 @@ class Cluster:
     def host(self, name):
         return self.lab.host(name)
 
-    def salt(self, target, function, *args, minion_tgt=None, **kwargs):
+    def salt(self, target, function, *args, **kwargs):
         """Run a salt CLI call; returns saltfactories' ProcessResult (.data, .returncode)."""
         return self.salt_cli.run(function, *args, minion_tgt=target, **kwargs)
 
     def apply(self, target="*"):
-        """`salt TARGET state.apply havip`; returns {minion: {state id: result dict}}."""
-        result = self.salt_cli.run("state.apply", "havip", minion_tgt=target, _timeout=600)
-        return result
+        """`salt TARGET state.apply havip`; .data is {minion: {state key: result dict}}."""
+        return self.salt_cli.run("state.apply", "havip", minion_tgt=target, _timeout=600)
 
     def set_pillar(self, pillar):
         self.pillar_file.write_text(yaml.safe_dump(pillar))
