@@ -34,12 +34,11 @@ def test_demo(salt_factories, tmp_path):
         for _ in range(6):
             print("  ", cluster.client_get(topology.frontend_url)[1])
         say(f"failover: kill -9 haproxy on {holder[0]} while the client probes at 100 requests/s")
-        (standby,) = [b for b in topology.with_role("balancer") if b not in holder]
+        (standby,) = topology.standby_balancers
         with cluster.probe(seconds=8) as report:
             time.sleep(2)
-            host = cluster.host(holder[0])
             killed = time.monotonic()
-            host.run(["kill", "-9", *host.run(["cat", "/run/haproxy.pid"]).stdout.split()])
+            cluster.kill_haproxy(holder[0])
             after = cluster.wait_for_holders([standby], timeout=10)
             moved = time.monotonic() - killed
         say("report")

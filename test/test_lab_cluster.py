@@ -106,22 +106,15 @@ def test_stats_page_on_the_vip_wants_its_password(cluster, first_apply):
     assert "Statistics Report" in body
 
 
-def kill_haproxy(host):
-    """SIGKILL the HAProxy processes of the host's pid file (inside its PID namespace)."""
-    pids = host.run(["cat", "/run/haproxy.pid"]).stdout.split()
-    host.run(["kill", "-9", *pids])
-    return pids
-
-
 def test_killing_haproxy_on_the_holder_moves_the_vip_and_clients_carry_on(cluster, first_apply):
     topology = cluster.topology
     holder = topology.preferred_balancer
     assert cluster.wait_for_holders([holder]) == [holder]
-    (standby,) = [b for b in topology.with_role("balancer") if b != holder]
+    (standby,) = topology.standby_balancers
     with cluster.probe(seconds=10) as report:
         time.sleep(2)
         killed_at = time.monotonic()
-        kill_haproxy(cluster.host(holder))
+        cluster.kill_haproxy(holder)
         holders = cluster.wait_for_holders([standby], timeout=10)
         moved_after = time.monotonic() - killed_at
     print(f"\n{topology.name}: VIP moved {holder} -> {standby} in <= {moved_after:.2f} s; "

@@ -44,6 +44,10 @@ class Topology:
         return max(self.with_role("balancer"), key=lambda n: self.nodes[n].get("priority", 100))
 
     @property
+    def standby_balancers(self):
+        return [b for b in self.with_role("balancer") if b != self.preferred_balancer]
+
+    @property
     def vip(self):
         return next(iter(self.pillar["havip"]["vips"].values()))["address"].split("/")[0]
 
@@ -138,6 +142,11 @@ class Cluster:
         while (holders := self.vip_holders()) != expected and time.monotonic() < deadline:
             time.sleep(0.1)
         return holders
+
+    def kill_haproxy(self, name):
+        """SIGKILL the HAProxy processes of the host's pid file (inside its PID namespace)."""
+        host = self.host(name)
+        host.run(["kill", "-9", *host.run(["cat", "/run/haproxy.pid"]).stdout.split()])
 
     def config_digests(self):
         """sha256 of every havip-managed file on every host that has it."""
