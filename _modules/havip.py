@@ -234,6 +234,7 @@ def validate(config, minion_id=None):
       ``priority`` for balancers)
     - ``vips``: every VIP normalised (``address`` without prefix, ``cidr``,
       ``family``, ``interface``, ``virtual_router_id``)
+    - ``vip_families``: the IP versions (4, 6) of the VIPs
     - ``backends`` / ``balancers``: the nodes with that role, sorted by name
     - ``roles``: the roles of ``minion_id`` (empty if it is not a node)
 
@@ -260,6 +261,7 @@ def validate(config, minion_id=None):
     config.update(
         nodes=nodes,
         vips=vips,
+        vip_families=sorted({vip["family"] for vip in vips.values()}),
         backends=[nodes[name] for name in sorted(roles.get("backend", []))],
         balancers=[nodes[name] for name in balancers],
         node=me,

@@ -12,7 +12,7 @@
 {%- endif %}
 {%- if 'balancer' in havip.roles %}
 {%-   do ports.extend([havip.frontend.port ~ '/tcp', havip.stats.port ~ '/tcp']) %}
-{%-   for family in havip.vips.values() | map(attribute='family') | unique %}
+{%-   for family in havip.vip_families %}
 {%-     do rich_rules.append('rule family="ipv' ~ family ~ '" protocol value="vrrp" accept') %}
 {%-   endfor %}
 {%- endif %}

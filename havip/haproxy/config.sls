@@ -2,13 +2,12 @@
 # vim: ft=sls
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- set families = havip.vips.values() | map(attribute='family') | unique | list %}
 
 include:
   - .install
 
 {#- HAProxy binds the VIPs on every balancer, also where it does not hold them yet. #}
-{%- for family in families %}
+{%- for family in havip.vip_families %}
 {%-   set proto = 'ipv4' if family == 4 else 'ipv6' %}
 
 havip-haproxy-sysctl-nonlocal-bind-{{ proto }}:
