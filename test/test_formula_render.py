@@ -119,24 +119,31 @@ def render_config(minion, states, state_id, target):
     return result, target.read_text() if target.exists() else None
 
 
-def lab_pillar(mode):
+def lab_pillar(mode, check_script):
+    """The seed pillar on the throwaway netns's interface, with keepalived's
+    check script at ``check_script``."""
     pillar = seed_pillar()
     pillar["havip"]["vips"]["VI_1"]["interface"] = "hvtvip0"
     pillar["havip"]["frontend"] = {"mode": mode}
+    pillar["havip"]["lookup"] = {"keepalived": {"check_script": str(check_script)}}
     return pillar
+
+
+def install_check_script(minion, states, check_script):
+    """keepalived -t insists that the check script exists."""
+    script, _ = render_config(minion, states, "havip-keepalived-check-script-file", check_script)
+    assert script["result"] is True, script
 
 
 @pytest.mark.parametrize("mode", ["tcp", "http"])
 def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp_path, mode):
-    pillar = lab_pillar(mode)
     check_script = tmp_path / "check-haproxy"
-    pillar["havip"]["lookup"] = {"keepalived": {"check_script": str(check_script)}}
+    pillar = lab_pillar(mode, check_script)
     pillar["havip"]["nodes"]["svr1"]["roles"] = ["backend", "balancer"]
     pillar["havip"]["backend"] = {"port": 8080}
     minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
     states = minion.show_sls(pillar)
-    script, _ = render_config(minion, states, "havip-keepalived-check-script-file", check_script)
-    assert script["result"] is True, script
+    install_check_script(minion, states, check_script)
     texts = {}
     for state_id, filename in CONFIG_STATES.items():
         result, texts[filename] = render_config(minion, states, state_id, tmp_path / filename)
@@ -183,12 +190,11 @@ def test_check_script_never_stops_keepalived(salt_call, tmp_path):
 ])
 def test_config_that_fails_its_check_never_replaces_the_working_one(
         salt_call, netns_with, tmp_path, state_id, pillar_change):
-    pillar = lab_pillar("tcp")
     check_script = tmp_path / "check-haproxy"
-    pillar["havip"]["lookup"] = {"keepalived": {"check_script": str(check_script)}}
+    pillar = lab_pillar("tcp", check_script)
     minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
     states = minion.show_sls(pillar)
-    render_config(minion, states, "havip-keepalived-check-script-file", check_script)
+    install_check_script(minion, states, check_script)
     target = tmp_path / "live.conf"
     good, before = render_config(minion, states, state_id, target)
     assert good["result"] is True
