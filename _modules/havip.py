@@ -7,8 +7,17 @@ configuration before any state runs; operators call :py:func:`status` to see
 who holds which VIP.
 """
 
+import base64
+import csv
+import io
 import ipaddress
 import json
+import os
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
 
 from salt.exceptions import CommandExecutionError
 
@@ -22,6 +31,13 @@ TOP_KEYS = {
 }
 NODE_KEYS = {"roles", "address", "priority", "page"}
 VIP_KEYS = {"address", "interface", "virtual_router_id", "auth_pass"}
+# keepalived instance names double as file names (the notify script's state).
+VIP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Written by the formula (havip/facts.sls): the validated configuration.
+FACTS_FILE = "/etc/havip/havip.json"
+# The HAProxy backend section that holds the havip backend servers.
+HAPROXY_BACKEND = "havip_backends"
+INJECTIONS = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
 
 
 def __virtual__():
@@ -105,6 +121,8 @@ def _check_node(name, node, roles_seen):
 
 def _check_vip(name, vip):
     key = f"vips:{name}"
+    if not VIP_NAME.match(name):
+        raise _Invalid(key, "a VIP name may hold only letters, digits, '_', '.' and '-'")
     vip = _mapping(vip, key)
     _unknown_keys(vip, VIP_KEYS, key)
     for required in ("address", "interface", "virtual_router_id"):
@@ -266,13 +284,88 @@ def validate(config, minion_id=None):
         balancers=[nodes[name] for name in balancers],
         node=me,
         roles=me["roles"] if me else [],
+        facts_file=FACTS_FILE,
+        haproxy_backend=HAPROXY_BACKEND,
     )
     return config
 
 
+# ---- what is deployed and running on this minion -------------------------
+
+
+def _facts():
+    """The validated configuration the formula deployed here."""
+    try:
+        with open(FACTS_FILE, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise CommandExecutionError(
+            f"havip: nothing is deployed on this minion ({FACTS_FILE} is missing);"
+            " run state.apply havip first"
+        ) from None
+
+
+def _balancer_facts(function):
+    facts = _facts()
+    if "balancer" not in facts["roles"]:
+        raise CommandExecutionError(f"havip.{function}: {__grains__['id']} is not a balancer")
+    return facts
+
+
+def config():
+    """
+    The havip configuration deployed on this minion by the last
+    ``state.apply havip`` (defaults, OS family and pillar merged and
+    validated), without its secrets.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' havip.config
+    """
+    facts = _facts()
+    facts["stats"] = {k: v for k, v in facts["stats"].items() if k != "password"}
+    facts["vips"] = {
+        name: {k: v for k, v in vip.items() if k != "auth_pass"}
+        for name, vip in facts["vips"].items()
+    }
+    return facts
+
+
+def _run(cmd):
+    return __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True)
+
+
+def _pids(pidfiles):
+    pids = []
+    for path in pidfiles:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                pids.extend(int(word) for word in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running(pidfiles):
+    """Is a process of any of these pid files alive?"""
+    return any(_alive(pid) for pid in _pids(pidfiles))
+
+
 def _held_addresses():
     """Every address configured on this host, as strings without prefix."""
-    out = __salt__["cmd.run_all"](["ip", "-j", "addr", "show"], python_shell=False)
+    out = _run(["ip", "-j", "addr", "show"])
     if out["retcode"] != 0:
         raise CommandExecutionError(f"havip: 'ip -j addr show' failed: {out['stderr']}")
     return {
@@ -283,27 +376,522 @@ def _held_addresses():
     }
 
 
+def _vrrp_state(state_dir, name):
+    """(state, since) of a VRRP instance as keepalived's notify script
+    recorded it; since = the time of the change (seconds since the epoch)."""
+    path = os.path.join(state_dir, name)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            words = handle.read().split()
+        return (words[0] if words else "UNKNOWN"), os.stat(path).st_mtime
+    except OSError:
+        return "UNKNOWN", None
+
+
+def _standby_value(lookup):
+    try:
+        with open(lookup["keepalived"]["standby_file"], encoding="utf-8") as handle:
+            return int(handle.read().strip() or 0)
+    except FileNotFoundError:
+        return 0
+    except ValueError:
+        raise CommandExecutionError(
+            f"havip: {lookup['keepalived']['standby_file']} must hold 0, 1 or 2"
+        ) from None
+
+
+def _write_standby(lookup, value):
+    with open(lookup["keepalived"]["standby_file"], "w", encoding="utf-8") as handle:
+        handle.write(f"{value}\n")
+
+
+def _stats_socket(facts):
+    """The path of HAProxy's runtime API socket (`stats socket` in global)."""
+    for line in facts["haproxy"]["global"]:
+        words = line.split()
+        if words[:2] == ["stats", "socket"] and len(words) > 2:
+            return words[2]
+    return None
+
+
+def _haproxy_servers(path, timeout=2.0):
+    """{server: status} of the havip backend servers, from `show stat`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(b"show stat\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    rows = csv.DictReader(io.StringIO(b"".join(chunks).decode().lstrip("# ")))
+    return {
+        row["svname"]: row["status"]
+        for row in rows
+        if row.get("pxname") == HAPROXY_BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")
+    }
+
+
+def _haproxy_status(facts):
+    lookup = facts["lookup"]
+    report = {
+        "running": _running([lookup["haproxy"]["pidfile"]]),
+        "config_valid": _run(["haproxy", "-c", "-q", "-f", lookup["haproxy"]["config"]])["retcode"] == 0,
+        "backends": None,
+    }
+    path = _stats_socket(facts)
+    if path is None:
+        report["error"] = "no `stats socket` line in havip:haproxy:global"
+        return report
+    try:
+        report["backends"] = _haproxy_servers(path)
+    except OSError as exc:
+        report["error"] = f"HAProxy's runtime API ({path}) did not answer: {exc}"
+    return report
+
+
+def _balancer_status(facts):
+    lookup = facts["lookup"]
+    held = _held_addresses()
+    keepalived = _running(lookup["keepalived"]["pidfiles"])
+    vips = {}
+    for name, vip in sorted(facts["vips"].items()):
+        state, since = _vrrp_state(lookup["keepalived"]["state_dir"], name)
+        vips[name] = {
+            "address": vip["address"],
+            "interface": vip["interface"],
+            "held": vip["address"] in held,
+            "state": state if keepalived else "STOPPED",
+            "since": since,
+            "priority": facts["node"]["priority"],
+        }
+    return {
+        "vips": vips,
+        "standby": _standby_value(lookup) != 0,
+        "keepalived": {"running": keepalived},
+        "haproxy": _haproxy_status(facts),
+    }
+
+
+def _http_ok(url, timeout=2.0, auth=None):
+    """Does ``url`` answer 200?  (False on any error.)"""
+    request = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _url(address, port, path="/"):
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}{path}"
+
+
+def _nginx_status(facts):
+    url = _url(facts["node"]["address"], facts["backend"]["port"])
+    return {
+        "running": _running([facts["lookup"]["nginx"]["pidfile"]]),
+        "answering": _http_ok(url),
+        "url": url,
+    }
+
+
 def status():
     """
-    Report which of the cluster's VIPs this minion holds now.
+    What this minion runs for havip, and how it is doing.
 
-    Returns ``{"vips": {<instance>: {"address": ..., "interface": ...,
-    "held": True/False}}}`` for every entry of the ``havip:vips`` pillar.
+    - ``roles``: this minion's roles
+    - ``vips`` (balancers): for every VIP ``address``, ``interface``,
+      ``held`` (the address is on this host now), ``state`` (keepalived's
+      MASTER/BACKUP/FAULT as its notify script recorded it; STOPPED when
+      keepalived does not run), ``since`` (time of that change, seconds
+      since the epoch) and ``priority``
+    - ``standby`` (balancers): True between ``havip.standby`` and
+      ``havip.resume``
+    - ``keepalived`` (balancers): ``running``
+    - ``haproxy`` (balancers): ``running``, ``config_valid`` (``haproxy -c``)
+      and ``backends``, each backend server's status from the runtime API
+    - ``nginx`` (backends): ``running``, ``answering`` (HTTP 200 on the
+      backend port) and the ``url`` asked
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt lb1 havip.status
+        salt -C 'I@havip:nodes:*' havip.status
+        salt svr1 havip.status
     """
-    vips = __pillar__.get("havip", {}).get("vips") or {}
+    facts = _facts()
+    report = {"roles": facts["roles"], "vips": {}}
+    if "balancer" in facts["roles"]:
+        report.update(_balancer_status(facts))
+    if "backend" in facts["roles"]:
+        report["nginx"] = _nginx_status(facts)
+    return report
+
+
+def _balancer_problems(report):
+    problems = []
+    if not report["keepalived"]["running"]:
+        problems.append("keepalived is not running")
+    haproxy = report["haproxy"]
+    if not haproxy["running"]:
+        problems.append("HAProxy is not running")
+    if not haproxy["config_valid"]:
+        problems.append("HAProxy's configuration does not pass `haproxy -c`")
+    if "error" in haproxy:
+        problems.append(haproxy["error"])
+    elif haproxy["running"] and not any(s.startswith("UP") for s in haproxy["backends"].values()):
+        servers = ", ".join(f"{k} {v}" for k, v in sorted(haproxy["backends"].items()))
+        problems.append(f"no backend server is UP in HAProxy ({servers or 'none'})")
+    if not report["standby"]:
+        problems.extend(
+            f"VRRP instance {name} is in FAULT"
+            for name, vip in report["vips"].items() if vip["state"] == "FAULT"
+        )
+    return problems
+
+
+def _backend_problems(nginx):
+    if not nginx["running"]:
+        return ["nginx is not running"]
+    if not nginx["answering"]:
+        return [f"nginx does not answer 200 on {nginx['url']}"]
+    return []
+
+
+def check():
+    """
+    Health verdict of this minion: ``{"healthy": True/False, "reasons":
+    [...], "standby": ...}``.  An unhealthy minion also sets the job's
+    return code to 1, so the `salt` command and an orchestrate
+    ``salt.function`` step fail.
+
+    A balancer is healthy when keepalived and HAProxy run, HAProxy's
+    configuration is valid, its runtime API answers with at least one backend
+    server UP, and no VRRP instance is in FAULT (unless it is on standby).
+    A backend is healthy when nginx runs and answers 200.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' havip.check
+    """
+    report = status()
+    reasons = []
+    if "balancer" in report["roles"]:
+        reasons += _balancer_problems(report)
+    if "backend" in report["roles"]:
+        reasons += _backend_problems(report["nginx"])
+    if reasons:
+        __context__["retcode"] = 1
+    return {"healthy": not reasons, "reasons": reasons, "standby": report.get("standby", False)}
+
+
+# ---- planned switchover -----------------------------------------------------
+
+
+def _move_budget(facts):
+    """Seconds a VIP move may take: a backup's master-down interval
+    (3 adverts + skew < 4 adverts), plus 2 s for the transitions."""
+    return 4 * float(facts["keepalived"]["advert_int"]) + 2.0
+
+
+def _held_vips(facts):
     held = _held_addresses()
-    report = {}
-    for name, vip in sorted(vips.items()):
-        address = str(_vip_address(vip.get("address"), f"vips:{name}:address").ip)
-        report[name] = {
-            "address": address,
-            "interface": vip.get("interface"),
-            "held": address in held,
-        }
-    return {"vips": report}
+    return sorted(name for name, vip in facts["vips"].items() if vip["address"] in held)
+
+
+def _wait_until(predicate, timeout, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def _peer_health(facts, peer):
+    """None if ``peer``'s HAProxy serves (stats page answers and shows a
+    backend server UP), else the reason why not."""
+    stats = facts["stats"]
+    url = _url(peer["address"], stats["port"], stats["uri"].rstrip("/") + ";csv")
+    request = urllib.request.Request(url)
+    token = base64.b64encode(f"{stats['user']}:{stats['password']}".encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            rows = csv.DictReader(io.StringIO(response.read().decode().lstrip("# ")))
+            up = [r for r in rows if r.get("pxname") == HAPROXY_BACKEND
+                  and r["svname"] not in ("FRONTEND", "BACKEND") and r["status"].startswith("UP")]
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"its stats page {url} did not answer ({exc})"
+    return None if up else "its HAProxy has no backend server UP"
+
+
+def standby(timeout=None):
+    """
+    Planned maintenance on this balancer: move every VIP it holds to another
+    balancer and keep them away - across re-applies, reboots and keepalived
+    restarts - until :py:func:`resume`.
+
+    Refuses (and changes nothing) when no other balancer's HAProxy serves.
+    With preemption on (the default) the priority drops to 1 and a peer
+    takes over while this node still answers, so clients see at most a
+    request or so fail; with ``preempt: false`` the instances go to FAULT
+    instead.  Returns once the VIPs have left this host, with the time it
+    took; if no peer took them within ``timeout`` seconds (default: 4 adverts
+    + 2 s) the standby is undone and an error raised.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr1 havip.standby
+    """
+    facts = _balancer_facts("standby")
+    lookup = facts["lookup"]
+    if _standby_value(lookup):
+        return {"standby": True, "changed": False, "moved": [], "seconds": 0.0}
+    peers = [node for node in facts["balancers"] if node["name"] != facts["node"]["name"]]
+    problems = {peer["name"]: _peer_health(facts, peer) for peer in peers}
+    if not peers or all(problems.values()):
+        details = "; ".join(f"{name}: {why}" for name, why in sorted(problems.items()))
+        raise CommandExecutionError(
+            "havip.standby: refused, no other healthy balancer could take over the VIPs"
+            + (f" ({details})" if details else " (this is the only balancer)")
+        )
+    held = _held_vips(facts)
+    budget = float(timeout or _move_budget(facts))
+    start = time.monotonic()
+    _write_standby(lookup, 1 if facts["keepalived"]["preempt"] else 2)
+    if not _wait_until(lambda: not _held_vips(facts), budget):
+        _write_standby(lookup, 0)
+        raise CommandExecutionError(
+            f"havip.standby: no balancer took over {', '.join(held)} within {budget:.1f} s;"
+            " standby undone, this balancer is in service again"
+        )
+    return {"standby": True, "changed": True, "moved": held,
+            "seconds": round(time.monotonic() - start, 3)}
+
+
+def _preferred_vips(facts):
+    """The VIPs this balancer should hold when every balancer is in service."""
+    me = facts["node"]
+    if any(node["priority"] > me["priority"] for node in facts["balancers"]):
+        return []
+    return sorted(facts["vips"])
+
+
+def resume(timeout=None):
+    """
+    End a :py:func:`standby`: this balancer is in service again.  With
+    preemption on it takes back the VIPs it is preferred for (the highest
+    priority) and this returns once they are here, with the time it took;
+    an error is raised if they are not back within ``timeout`` seconds
+    (default: 4 adverts + 2 s).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr1 havip.resume
+    """
+    facts = _balancer_facts("resume")
+    lookup = facts["lookup"]
+    if not _standby_value(lookup):
+        return {"standby": False, "changed": False, "moved": [], "seconds": 0.0}
+    start = time.monotonic()
+    _write_standby(lookup, 0)
+    expected = _preferred_vips(facts) if facts["keepalived"]["preempt"] else []
+    budget = float(timeout or _move_budget(facts))
+    if not _wait_until(lambda: set(expected) <= set(_held_vips(facts)), budget):
+        raise CommandExecutionError(
+            f"havip.resume: in service again, but {', '.join(expected)} did not come back"
+            f" within {budget:.1f} s"
+        )
+    return {"standby": False, "changed": True, "moved": expected,
+            "seconds": round(time.monotonic() - start, 3)}
+
+
+# ---- measuring and breaking ---------------------------------------------------
+
+
+def _fetch_body(url, timeout):
+    """The response body (stripped), or None on any failure."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read().decode(errors="replace").strip()
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def measure(url, seconds, rate, timeout, fetch=_fetch_body, clock=time.monotonic, sleep=time.sleep):
+    """Request ``url`` every 1/rate s for ``seconds`` s and report what a
+    client saw (the loop behind :py:func:`probe`)."""
+    start, wall = clock(), time.time()
+    period = 1.0 / rate
+    total = failed = 0
+    first_failure = last_failure = None
+    last_ok, outage_started, longest = start, None, 0.0
+    backends = {}
+    while clock() - start < seconds:
+        sent = clock()
+        body = fetch(url, timeout)
+        now = clock()
+        total += 1
+        if body is None:
+            failed += 1
+            if first_failure is None:
+                first_failure = sent - start
+            last_failure = sent - start
+            if outage_started is None:
+                outage_started = last_ok
+        else:
+            backends[body] = backends.get(body, 0) + 1
+            if outage_started is not None:
+                longest = max(longest, now - outage_started)
+                outage_started = None
+            last_ok = now
+        sleep(max(0.0, sent + period - clock()))
+    if outage_started is not None:
+        longest = max(longest, clock() - outage_started)
+    return {
+        "url": url,
+        "started": round(wall, 3),
+        "seconds": round(clock() - start, 3),
+        "total": total,
+        "failed": failed,
+        "first_failure": None if first_failure is None else round(first_failure, 3),
+        "last_failure": None if last_failure is None else round(last_failure, 3),
+        "longest_outage": round(longest, 3),
+        "recovered": outage_started is None,
+        "backends": backends,
+    }
+
+
+def _frontend_url(facts):
+    vip = facts["vips"][sorted(facts["vips"])[0]]
+    return _url(vip["address"], facts["frontend"]["port"])
+
+
+def probe(url=None, seconds=10, rate=100, timeout=0.2):
+    """
+    Request ``url`` from this minion ``rate`` times a second for ``seconds``
+    seconds, each with a ``timeout``, and report what a client saw: total and
+    failed requests, first/last failure (seconds after the start), the
+    longest outage (from the last answer before failures to the first answer
+    after them), ``recovered`` (the last request got an answer) and how many
+    answers each backend gave (by response body).
+
+    ``url`` defaults to the frontend on the first VIP of the havip
+    configuration deployed here.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt client havip.probe url=http://192.168.100.10:9090/ seconds=30
+    """
+    if url is None:
+        url = _frontend_url(_facts())
+    for name, value, low, high in (("seconds", seconds, 0.1, 3600), ("rate", rate, 0.1, 1000),
+                                   ("timeout", timeout, 0.01, 60)):
+        if not isinstance(value, (int, float)) or not low <= value <= high:
+            raise CommandExecutionError(f"havip.probe: {name} must be from {low} to {high}, got {value!r}")
+    return measure(url, float(seconds), float(rate), float(timeout))
+
+
+def _service(facts, name, action):
+    """Start/stop a service the way the formula's states do: through the init
+    script where systemd is not PID 1."""
+    service = facts["lookup"]["services"][name]
+    if facts["lookup"].get("service_provider"):
+        out = _run(["service", service, action])
+        if out["retcode"] != 0:
+            raise CommandExecutionError(f"havip: `service {service} {action}` failed: {out['stderr']}")
+    else:
+        __salt__[f"service.{action}"](service)
+
+
+def _kill(pids, what):
+    if not pids:
+        raise CommandExecutionError(f"havip.inject: {what} is not running here")
+    for pid in pids:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            continue
+
+
+def _routes_via(interface):
+    """`ip route replace` arguments of the routes through ``interface`` that
+    the kernel does not re-create when the link comes back (gateways)."""
+    out = _run(["ip", "-j", "route", "show", "dev", interface])
+    routes = json.loads(out["stdout"] or "[]") if out["retcode"] == 0 else []
+    commands = []
+    for route in routes:
+        if route.get("protocol") == "kernel" or "gateway" not in route:
+            continue
+        command = ["ip", "route", "replace", route["dst"], "via", route["gateway"], "dev", interface]
+        if "metric" in route:
+            command += ["metric", str(route["metric"])]
+        commands.append(command)
+    return commands
+
+
+def _link_down(interfaces, duration):
+    """Take the interfaces down for ``duration`` s, then up again with the
+    routes through them restored."""
+    routes = [command for interface in interfaces for command in _routes_via(interface)]
+    for interface in interfaces:
+        _run(["ip", "link", "set", "dev", interface, "down"])
+    time.sleep(duration)
+    for interface in interfaces:
+        _run(["ip", "link", "set", "dev", interface, "up"])
+    for command in routes:
+        _run(command)
+
+
+def inject(failure="kill_haproxy", duration=5):
+    """
+    Break this balancer on purpose (for failover tests), and return when:
+
+    - ``kill_haproxy``: every HAProxy process gets SIGKILL
+    - ``stop_haproxy``: HAProxy is stopped by its service
+    - ``kill_keepalived``: keepalived's processes get SIGKILL (its VIPs stay
+      configured here, as after a crash)
+    - ``link_down``: the interface of the VIPs goes down for ``duration``
+      seconds, then up again with its gateway routes (this call returns
+      after that; the minion cannot answer meanwhile)
+
+    Returns ``{"failure": ..., "at": <seconds since the epoch>}``.  Nothing is
+    repaired here; ``state.apply havip`` does.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr1 havip.inject kill_haproxy
+    """
+    facts = _balancer_facts("inject")
+    lookup = facts["lookup"]
+    if failure not in INJECTIONS:
+        raise CommandExecutionError(f"havip.inject: unknown failure {failure!r} (known: {', '.join(INJECTIONS)})")
+    at = time.time()
+    if failure == "kill_haproxy":
+        _kill([p for p in _pids([lookup["haproxy"]["pidfile"]]) if _alive(p)], "HAProxy")
+    elif failure == "stop_haproxy":
+        _service(facts, "haproxy", "stop")
+    elif failure == "kill_keepalived":
+        _kill([p for p in _pids(lookup["keepalived"]["pidfiles"]) if _alive(p)], "keepalived")
+    else:
+        if not isinstance(duration, (int, float)) or not 0 < duration <= 600:
+            raise CommandExecutionError(f"havip.inject: duration must be 0-600 s, got {duration!r}")
+        _link_down(sorted({vip["interface"] for vip in facts["vips"].values()}), duration)
+    return {"failure": failure, "at": round(at, 3)}

@@ -5,6 +5,7 @@
 {%- from tplroot ~ '/map.jinja' import havip with context %}
 {%- set includes = [] %}
 {%- if havip.roles %}
+{%-   do includes.append('.facts') %}
 {%-   if havip.selinux.manage %}{% do includes.append('.selinux') %}{% endif %}
 {%-   if havip.firewall.manage %}{% do includes.append('.firewall') %}{% endif %}
 {%-   if 'backend' in havip.roles %}{% do includes.append('.nginx') %}{% endif %}

@@ -22,5 +22,8 @@ havip-keepalived-config-clean:
     - names:
       - {{ havip.lookup.keepalived.config }}
       - {{ havip.lookup.keepalived.check_script }}
+      - {{ havip.lookup.keepalived.notify_script }}
+      - {{ havip.lookup.keepalived.standby_file }}
+      - {{ havip.lookup.keepalived.state_dir }}
     - require:
       - pkg: havip-keepalived-pkg-clean

@@ -7,8 +7,8 @@
 include:
   - .install
 
-{#- keepalived runs this as root (enable_script_security): root-owned, not
-    writable by anyone else. It only reports; it never stops keepalived. #}
+{#- keepalived runs these as root (enable_script_security): root-owned, not
+    writable by anyone else. They only report; they never stop keepalived. #}
 havip-keepalived-check-script-file:
   file.managed:
     - name: {{ lookup.keepalived.check_script }}
@@ -22,6 +22,31 @@ havip-keepalived-check-script-file:
     - require:
       - pkg: havip-keepalived-pkg
 
+havip-keepalived-notify-script-file:
+  file.managed:
+    - name: {{ lookup.keepalived.notify_script }}
+    - source: salt://{{ tplroot }}/files/notify.sh.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0755'
+    - context:
+        state_dir: {{ lookup.keepalived.state_dir }}
+    - require:
+      - pkg: havip-keepalived-pkg
+
+{#- Created "in service" once; afterwards only havip.standby/resume write it,
+    so a planned standby survives re-applies and restarts. #}
+havip-keepalived-standby-file:
+  file.managed:
+    - name: {{ lookup.keepalived.standby_file }}
+    - contents: '0'
+    - replace: false
+    - makedirs: true
+    - user: root
+    - group: root
+    - mode: '0644'
+
 havip-keepalived-config-file:
   file.managed:
     - name: {{ lookup.keepalived.config }}
@@ -34,7 +59,11 @@ havip-keepalived-config-file:
         havip: {{ havip | json }}
         router_id: {{ grains['id'] | json }}
         check_script: {{ lookup.keepalived.check_script }}
+        notify_script: {{ lookup.keepalived.notify_script }}
+        standby_file: {{ lookup.keepalived.standby_file }}
     - check_cmd: keepalived -t -f
     - require:
       - pkg: havip-keepalived-pkg
       - file: havip-keepalived-check-script-file
+      - file: havip-keepalived-notify-script-file
+      - file: havip-keepalived-standby-file

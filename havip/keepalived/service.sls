@@ -19,3 +19,4 @@ havip-keepalived-service-running:
     - watch:
       - file: havip-keepalived-config-file
       - file: havip-keepalived-check-script-file
+      - file: havip-keepalived-notify-script-file

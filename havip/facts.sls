@@ -1,0 +1,17 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+# What was deployed here, for the havip execution module (status, check,
+# standby, probe): the validated configuration.  It holds the stats password,
+# so only root may read it.
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ '/map.jinja' import havip with context %}
+
+havip-facts-file:
+  file.serialize:
+    - name: {{ havip.facts_file }}
+    - dataset: {{ havip | json }}
+    - serializer: json
+    - makedirs: true
+    - user: root
+    - group: root
+    - mode: '0600'
