@@ -16,7 +16,6 @@ import os
 import re
 import socket
 import time
-import urllib.error
 import urllib.request
 
 from salt.exceptions import CommandExecutionError
@@ -414,21 +413,26 @@ def _stats_socket(facts):
     return None
 
 
-def _haproxy_servers(path, timeout=2.0):
-    """{server: status} of the havip backend servers, from `show stat`."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(b"show stat\n")
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    rows = csv.DictReader(io.StringIO(b"".join(chunks).decode().lstrip("# ")))
+def _servers(stats_csv):
+    """{server: status} of the havip backend servers in HAProxy's CSV stats."""
+    rows = csv.DictReader(io.StringIO(stats_csv.lstrip("# ")))
     return {
         row["svname"]: row["status"]
         for row in rows
         if row.get("pxname") == HAPROXY_BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")
     }
+
+
+def _runtime_api(path, command, timeout=2.0):
+    """The answer of HAProxy's runtime API (stats socket) to one command."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
 
 
 def _haproxy_status(facts):
@@ -443,7 +447,7 @@ def _haproxy_status(facts):
         report["error"] = "no `stats socket` line in havip:haproxy:global"
         return report
     try:
-        report["backends"] = _haproxy_servers(path)
+        report["backends"] = _servers(_runtime_api(path, "show stat"))
     except OSError as exc:
         report["error"] = f"HAProxy's runtime API ({path}) did not answer: {exc}"
     return report
@@ -472,17 +476,21 @@ def _balancer_status(facts):
     }
 
 
-def _http_ok(url, timeout=2.0, auth=None):
-    """Does ``url`` answer 200?  (False on any error.)"""
+def _get(url, timeout=2.0, auth=None):
+    """(status, body) of an HTTP GET; raises OSError (URLError) on failure."""
     request = urllib.request.Request(url)
     if auth:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, response.read().decode(errors="replace")
+
+
+def _http_ok(url):
+    """Does ``url`` answer 200 within 2 s?"""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read()
-            return response.status == 200
-    except (urllib.error.URLError, OSError, ValueError):
+        return _get(url)[0] == 200
+    except (OSError, ValueError):
         return False
 
 
@@ -617,21 +625,17 @@ def _wait_until(predicate, timeout, interval=0.02):
 
 
 def _peer_health(facts, peer):
-    """None if ``peer``'s HAProxy serves (stats page answers and shows a
+    """None if ``peer``'s HAProxy serves (its stats page answers and shows a
     backend server UP), else the reason why not."""
     stats = facts["stats"]
     url = _url(peer["address"], stats["port"], stats["uri"].rstrip("/") + ";csv")
-    request = urllib.request.Request(url)
-    token = base64.b64encode(f"{stats['user']}:{stats['password']}".encode()).decode()
-    request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:
-            rows = csv.DictReader(io.StringIO(response.read().decode().lstrip("# ")))
-            up = [r for r in rows if r.get("pxname") == HAPROXY_BACKEND
-                  and r["svname"] not in ("FRONTEND", "BACKEND") and r["status"].startswith("UP")]
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        servers = _servers(_get(url, auth=(stats["user"], stats["password"]))[1])
+    except (OSError, ValueError) as exc:
         return f"its stats page {url} did not answer ({exc})"
-    return None if up else "its HAProxy has no backend server UP"
+    if not any(state.startswith("UP") for state in servers.values()):
+        return "its HAProxy has no backend server UP"
+    return None
 
 
 def standby(timeout=None):
@@ -725,9 +729,8 @@ def resume(timeout=None):
 def _fetch_body(url, timeout):
     """The response body (stripped), or None on any failure."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.read().decode(errors="replace").strip()
-    except (urllib.error.URLError, OSError, ValueError):
+        return _get(url, timeout)[1].strip()
+    except (OSError, ValueError):
         return None
 
 
