@@ -5,6 +5,7 @@ RedHat grains; rendered configs go through the same file.managed + check_cmd
 """
 
 import copy
+import subprocess
 
 import pytest
 
@@ -37,6 +38,10 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_init_scripts(salt_c
     assert states["havip-keepalived-service-running"]["sig"] == "/usr/sbin/keepalived"
     assert not any(s.startswith("havip-nginx") for s in states)
     assert not any(f.startswith(("firewalld.", "selinux.")) for f in funs(states).values())
+    # What havip.status and friends read: root only, it holds the stats password.
+    facts = states["havip-facts-file"]
+    assert (facts["name"], facts["mode"], facts["user"]) == ("/etc/havip/havip.json", "0600", "root")
+    assert facts["dataset"]["node"]["name"] == "svr1"
 
 
 def test_debian_backend_gets_nginx_and_its_page_only(salt_call):
@@ -46,6 +51,7 @@ def test_debian_backend_gets_nginx_and_its_page_only(salt_call):
     assert states["havip-nginx-page-file"]["contents"] == "nginx1"
     assert funs(states)["havip-nginx-config-remove-/etc/nginx/sites-enabled/default"] == "file.absent"
     assert not any(s.startswith(("havip-haproxy", "havip-keepalived")) for s in states)
+    assert states["havip-facts-file"]["dataset"]["roles"] == ["backend"]
 
 
 def test_page_can_be_overridden_per_node(salt_call):
@@ -119,31 +125,38 @@ def render_config(minion, states, state_id, target):
     return result, target.read_text() if target.exists() else None
 
 
-def lab_pillar(mode, check_script):
+KEEPALIVED_SCRIPTS = {"check_script": "havip-keepalived-check-script-file",
+                      "notify_script": "havip-keepalived-notify-script-file"}
+
+
+def lab_pillar(mode, tmp_path):
     """The seed pillar on the throwaway netns's interface, with keepalived's
-    check script at ``check_script``."""
+    scripts and standby file under ``tmp_path``."""
     pillar = seed_pillar()
     pillar["havip"]["vips"]["VI_1"]["interface"] = "hvtvip0"
     pillar["havip"]["frontend"] = {"mode": mode}
-    pillar["havip"]["lookup"] = {"keepalived": {"check_script": str(check_script)}}
+    pillar["havip"]["lookup"] = {"keepalived": {
+        **{key: str(tmp_path / key) for key in KEEPALIVED_SCRIPTS},
+        "standby_file": str(tmp_path / "standby"),
+    }}
     return pillar
 
 
-def install_check_script(minion, states, check_script):
-    """keepalived -t insists that the check script exists."""
-    script, _ = render_config(minion, states, "havip-keepalived-check-script-file", check_script)
-    assert script["result"] is True, script
+def install_keepalived_scripts(minion, states, tmp_path):
+    """keepalived -t insists that the scripts it runs exist."""
+    for key, state_id in KEEPALIVED_SCRIPTS.items():
+        script, _ = render_config(minion, states, state_id, tmp_path / key)
+        assert script["result"] is True, script
 
 
 @pytest.mark.parametrize("mode", ["tcp", "http"])
 def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp_path, mode):
-    check_script = tmp_path / "check-haproxy"
-    pillar = lab_pillar(mode, check_script)
+    pillar = lab_pillar(mode, tmp_path)
     pillar["havip"]["nodes"]["svr1"]["roles"] = ["backend", "balancer"]
     pillar["havip"]["backend"] = {"port": 8080}
     minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
     states = minion.show_sls(pillar)
-    install_check_script(minion, states, check_script)
+    install_keepalived_scripts(minion, states, tmp_path)
     texts = {}
     for state_id, filename in CONFIG_STATES.items():
         result, texts[filename] = render_config(minion, states, state_id, tmp_path / filename)
@@ -166,7 +179,8 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
     keepalived = texts["keepalived.conf"]
     for line in ("state BACKUP", "priority 150", "virtual_router_id 51", "interface hvtvip0",
                  "192.168.100.10/24 dev hvtvip0", "enable_script_security",
-                 f'script "{check_script}"'):
+                 f'script "{tmp_path / "check_script"}"', f'notify "{tmp_path / "notify_script"}"',
+                 f'file "{tmp_path / "standby"}"', "havip_standby"):
         assert line in keepalived
     assert "state MASTER" not in keepalived
     assert "listen 8080;" in texts["nginx-site.conf"]
@@ -183,6 +197,28 @@ def test_check_script_never_stops_keepalived(salt_call, tmp_path):
     assert "keepalived" not in "".join(l for l in text.splitlines() if not l.startswith("#"))
 
 
+def test_notify_script_records_each_instances_state_for_havip_status(salt_call, tmp_path):
+    pillar = seed_pillar()
+    pillar["havip"]["lookup"] = {"keepalived": {"state_dir": str(tmp_path / "vrrp")}}
+    minion = salt_call("svr1", DEBIAN_GRAINS)
+    states = minion.show_sls(pillar)
+    assert states["havip-keepalived-notify-script-file"]["mode"] == "0755"
+    assert states["havip-keepalived-notify-script-file"]["user"] == "root"
+    script, _ = render_config(minion, states, "havip-keepalived-notify-script-file", tmp_path / "notify")
+    assert script["result"] is True
+    subprocess.run(["sh", str(tmp_path / "notify"), "INSTANCE", "VI_1", "MASTER", "150"], check=True)
+    subprocess.run(["sh", str(tmp_path / "notify"), "GROUP", "G1", "FAULT", "0"], check=True)
+    assert (tmp_path / "vrrp" / "VI_1").read_text() == "MASTER 150\n"
+    assert sorted(p.name for p in (tmp_path / "vrrp").iterdir()) == ["VI_1"]
+
+
+def test_standby_file_is_created_in_service_and_never_reset_by_an_apply(salt_call):
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
+    standby = states["havip-keepalived-standby-file"]
+    assert standby["name"] == "/var/lib/havip/standby"
+    assert standby["contents"] == "0" and standby["replace"] is False
+
+
 @pytest.mark.parametrize("state_id,pillar_change", [
     ("havip-haproxy-config-file", {"haproxy": {"defaults": ["timeout client fifty"]}}),
     ("havip-keepalived-config-file", {"vips": {"VI_1": {
@@ -190,11 +226,10 @@ def test_check_script_never_stops_keepalived(salt_call, tmp_path):
 ])
 def test_config_that_fails_its_check_never_replaces_the_working_one(
         salt_call, netns_with, tmp_path, state_id, pillar_change):
-    check_script = tmp_path / "check-haproxy"
-    pillar = lab_pillar("tcp", check_script)
+    pillar = lab_pillar("tcp", tmp_path)
     minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
     states = minion.show_sls(pillar)
-    install_check_script(minion, states, check_script)
+    install_keepalived_scripts(minion, states, tmp_path)
     target = tmp_path / "live.conf"
     good, before = render_config(minion, states, state_id, target)
     assert good["result"] is True

@@ -43,7 +43,14 @@ def second_vip(**overrides):
     return edit
 
 
+def vip_named(name):
+    def edit(havip):
+        havip["vips"][name] = havip["vips"].pop("VI_1")
+    return edit
+
+
 BAD_PILLARS = {
+    "vip name with a slash": (vip_named("VI/1"), "havip:vips:VI/1"),
     "priority above 254": (set_key("nodes:svr1:priority", 255), "havip:nodes:svr1:priority"),
     "priority 0": (set_key("nodes:svr2:priority", 0), "havip:nodes:svr2:priority"),
     "priority not a number": (set_key("nodes:svr1:priority", "high"), "havip:nodes:svr1:priority"),
