@@ -606,8 +606,10 @@ def check():
 
 def _move_budget(facts):
     """Seconds a VIP move may take: a backup's master-down interval
-    (3 adverts + skew < 4 adverts), plus 2 s for the transitions."""
-    return 4 * float(facts["keepalived"]["advert_int"]) + 2.0
+    (3 adverts + skew < 4 adverts), the preempt delay, and 2 s for the
+    transitions."""
+    keepalived = facts["keepalived"]
+    return 4 * float(keepalived["advert_int"]) + keepalived["preempt_delay"] + 2.0
 
 
 def _held_vips(facts):
@@ -650,7 +652,7 @@ def standby(timeout=None):
     request or so fail; with ``preempt: false`` the instances go to FAULT
     instead.  Returns once the VIPs have left this host, with the time it
     took; if no peer took them within ``timeout`` seconds (default: 4 adverts
-    + 2 s) the standby is undone and an error raised.
+    + preempt_delay + 2 s) the standby is undone and an error raised.
 
     CLI Example:
 
@@ -684,10 +686,14 @@ def standby(timeout=None):
             "seconds": round(time.monotonic() - start, 3)}
 
 
+def _vrrp_rank(node):
+    """VRRP's order of balancers: priority, then the higher address."""
+    return node["priority"], int(ipaddress.ip_address(node["address"]))
+
+
 def _preferred_vips(facts):
     """The VIPs this balancer should hold when every balancer is in service."""
-    me = facts["node"]
-    if any(node["priority"] > me["priority"] for node in facts["balancers"]):
+    if max(facts["balancers"], key=_vrrp_rank)["name"] != facts["node"]["name"]:
         return []
     return sorted(facts["vips"])
 
@@ -698,7 +704,7 @@ def resume(timeout=None):
     preemption on it takes back the VIPs it is preferred for (the highest
     priority) and this returns once they are here, with the time it took;
     an error is raised if they are not back within ``timeout`` seconds
-    (default: 4 adverts + 2 s).
+    (default: 4 adverts + preempt_delay + 2 s).
 
     CLI Example:
 

@@ -87,7 +87,7 @@ def _survey(config):
             problems.append(f"split brain: VIP {vip} ({address}) is held by {' and '.join(names_holding)}")
         elif not names_holding:
             problems.append(f"VIP {vip} ({address}) has no holder")
-        elif config["keepalived"]["preempt"] and names_holding[0] != preferred:
+        elif config["keepalived"]["preempt"] and preferred and names_holding[0] != preferred:
             problems.append(f"VIP {vip} ({address}) is held by {names_holding[0]}, not by the preferred {preferred}")
     for vip, names_holding in holders.items():
         if len(names_holding) == 1 and not set(usable) - set(names_holding):
@@ -237,6 +237,8 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     if before["problems"]:
         return _fail(report, "pre-check failed: " + "; ".join(before["problems"]))
     vip = vip or sorted(config["vips"])[0]
+    if vip not in config["vips"]:
+        return _fail(report, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})")
     holder = before["holders"][vip][0]
     move_budget, restore_budget = _budgets(config, failure)
     address = config["vips"][vip]["address"]

@@ -112,6 +112,7 @@ class Cluster:
         self.master = master
         self.minions = minions
         self.salt_cli = master.salt_cli(timeout=300)
+        self.salt_run_cli = master.salt_run_cli(timeout=300)
         self.pillar_file = pathlib.Path(master.config["pillar_roots"]["base"][0]) / "havip.sls"
 
     def host(self, name):
@@ -120,6 +121,19 @@ class Cluster:
     def salt(self, target, function, *args, **kwargs):
         """Run a salt CLI call; returns saltfactories' ProcessResult (.data, .returncode)."""
         return self.salt_cli.run(function, *args, minion_tgt=target, **kwargs)
+
+    def run(self, function, *args, **kwargs):
+        """A `salt-run` call on the master; .data is the runner's return."""
+        return self.salt_run_cli.run(function, *args, **kwargs)
+
+    def failover_test(self, **pillar):
+        """`salt-run state.orchestrate havip.failover_test` with the
+        failover_test pillar given.  Returns (ProcessResult, {state id: the
+        runner's return of that step})."""
+        args = [f"pillar={json.dumps({'failover_test': pillar})}"] if pillar else []
+        result = self.run("state.orchestrate", "havip.failover_test", *args, _timeout=300)
+        (states,) = result.data["data"].values()
+        return result, {s["__id__"]: s["changes"].get("return") for s in states.values()}
 
     def apply(self, target="*"):
         """`salt TARGET state.apply havip`; .data is {minion: {state key: result dict}}."""
@@ -221,5 +235,7 @@ def running_cluster(salt_factories, topology, pillar_dir):
                     stack.enter_context(minion.started(start_timeout=90))
                 cluster = Cluster(topology, lab, master, minions)
                 synced = cluster.salt("*", "saltutil.sync_modules")
+                assert synced.returncode == 0, synced
+                synced = cluster.run("saltutil.sync_runners")
                 assert synced.returncode == 0, synced
                 yield cluster

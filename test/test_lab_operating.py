@@ -1,0 +1,160 @@
+"""
+Lab tier: operating a deployed cluster - `havip.status`/`havip.check` on the
+minions, the cluster view `salt-run havip.status`, planned switchover with
+`havip.standby`/`havip.resume`, and the live failover test
+`salt-run state.orchestrate havip.failover_test` passing on a healthy
+cluster and failing loudly on a broken one.  The seed's topology, one
+cluster for the whole file; every test leaves it as it found it.
+"""
+
+import re
+
+import pytest
+
+from test.lab.cluster import SEED, running_cluster
+
+pytestmark = pytest.mark.lab
+
+PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
+CUT = ["nft", "-f", "-"]
+CUT_RULES = """table inet havip_lab_cut {
+    chain input { type filter hook input priority -300; ip protocol vrrp drop; }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster(salt_factories, tmp_path_factory):
+    with running_cluster(salt_factories, SEED, tmp_path_factory.mktemp("pillar")) as c:
+        applied = c.apply()
+        assert applied.returncode == 0, applied.stdout
+        assert c.wait_for_holders([PRIMARY]) == [PRIMARY]
+        yield c
+
+
+@pytest.fixture
+def healthy(cluster):
+    """The cluster is as deployed before and after the test."""
+    assert cluster.wait_for_holders([PRIMARY]) == [PRIMARY]
+    yield cluster
+    for name in SEED.with_role("balancer"):
+        cluster.salt(name, "havip.resume")
+    cluster.apply()
+    assert cluster.wait_for_holders([PRIMARY], timeout=30) == [PRIMARY]
+
+
+def seconds(figure):
+    """2.35 from '2.35 s (...)'."""
+    return float(re.match(r"([\d.]+) s", figure).group(1))
+
+
+def test_status_agrees_with_ip_addr_and_every_daemon_is_seen(healthy):
+    statuses = healthy.salt("*", "havip.status").data
+    holders = healthy.vip_holders()
+    for name in SEED.with_role("balancer"):
+        vip = statuses[name]["vips"]["VI_1"]
+        assert vip["address"] == SEED.vip
+        assert vip["held"] == (name in holders)
+        assert vip["state"] == ("MASTER" if name in holders else "BACKUP")
+        assert vip["priority"] == SEED.nodes[name]["priority"]
+        assert statuses[name]["keepalived"] == {"running": True}
+        haproxy = statuses[name]["haproxy"]
+        assert haproxy["running"] and haproxy["config_valid"]
+        assert haproxy["backends"] == {"nginx1": "UP", "nginx2": "UP"}
+        assert statuses[name]["standby"] is False
+    for name in SEED.with_role("backend"):
+        assert statuses[name]["nginx"]["running"] and statuses[name]["nginx"]["answering"]
+        assert statuses[name]["vips"] == {}
+    checks = healthy.salt("*", "havip.check")
+    assert all(checks.data[n]["healthy"] for n in SEED.nodes), checks.data
+    view = healthy.run("havip.status")
+    assert view.returncode == 0
+    assert view.data["vips"]["VI_1"]["holders"] == [PRIMARY]
+
+
+def test_check_fails_the_call_and_names_the_reason_when_haproxy_dies(healthy):
+    healthy.kill_haproxy(PRIMARY)
+    check = healthy.salt(PRIMARY, "havip.check")
+    assert check.returncode != 0
+    assert check.data["healthy"] is False
+    assert "HAProxy is not running" in check.data["reasons"]
+
+
+@pytest.mark.parametrize("failure", ["kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down"])
+def test_failover_test_passes_on_a_healthy_cluster_and_reports_figures(healthy, failure):
+    # A route through the VIP interface that only the link_down restore brings back.
+    route = ["10.99.0.0/16", "via", "192.168.100.1", "dev", "eth0"]
+    healthy.host(PRIMARY).run(["ip", "route", "replace", *route])
+    result, steps = healthy.failover_test(failure=failure, client=SEED.client)
+    report = steps["havip-failover-test-run"]
+    print(f"\nfailover_test {failure}: {report}")
+    assert result.returncode == 0, result.stdout
+    assert report["result"] is True
+    assert report["holders before"] == report["holders after"] == f"VI_1: {PRIMARY}"
+    assert f"({PRIMARY} -> {BACKUP}; budget" in report["VIP moved after"]
+    budget = float(re.search(r"budget ([\d.]+) s", report["VIP moved after"]).group(1))
+    assert 0 < seconds(report["VIP moved after"]) <= budget
+    assert seconds(report["client-visible outage"]) <= budget + 1
+    failed, total = map(int, re.match(r"(\d+) of (\d+)", report["failed requests"]).groups())
+    assert total > 300 and failed < total / 2
+    assert "10.99.0.0/16 via 192.168.100.1" in healthy.host(PRIMARY).run(["ip", "route"]).stdout
+
+
+def test_failover_test_fails_when_keepalived_is_stopped_on_the_only_backup(healthy):
+    healthy.host(BACKUP).run(["service", "keepalived", "stop"])
+    result, steps = healthy.failover_test()
+    assert result.returncode != 0
+    problems = steps["havip-failover-test-precheck"]["problems"]
+    assert f"{BACKUP}: keepalived is not running" in problems
+    assert f"no other healthy balancer could take over VIP VI_1 from {PRIMARY}" in problems
+    assert steps["havip-failover-test-run"] is None  # never ran: nothing was broken
+    assert healthy.vip_holders() == [PRIMARY]
+
+
+def test_failover_test_reports_split_brain_when_vrrp_is_cut_and_the_cluster_heals(healthy):
+    backup = healthy.host(BACKUP)
+    backup.run(CUT, input=CUT_RULES)
+    try:
+        assert healthy.wait_for_holders([PRIMARY, BACKUP]) == [PRIMARY, BACKUP]
+        result, steps = healthy.failover_test()
+        assert result.returncode != 0
+        assert "split brain: VIP VI_1 (192.168.100.10) is held by svr1 and svr2" in \
+            steps["havip-failover-test-precheck"]["problems"]
+    finally:
+        backup.run(["nft", "delete", "table", "inet", "havip_lab_cut"])
+    assert healthy.wait_for_holders([PRIMARY]) == [PRIMARY]
+    assert healthy.run("havip.status").returncode == 0
+
+
+def test_standby_and_resume_move_the_vip_both_ways_losing_at_most_one_request(healthy):
+    with healthy.probe(seconds=9) as away:
+        moved = healthy.salt(PRIMARY, "havip.standby")
+    assert moved.returncode == 0, moved.stdout
+    assert moved.data["moved"] == ["VI_1"] and moved.data["seconds"] > 0
+    assert healthy.vip_holders() == [BACKUP]
+    assert away["failed"] <= 1 and away["total"] > 500, away
+
+    # Standby holds across a keepalived restart (stopped, then started by a
+    # re-apply).
+    healthy.host(PRIMARY).run(["service", "keepalived", "stop"])
+    assert healthy.apply(PRIMARY).returncode == 0
+    assert healthy.wait_for_holders([PRIMARY], timeout=6) == [BACKUP]
+    assert healthy.salt(PRIMARY, "havip.status").data["standby"] is True
+
+    with healthy.probe(seconds=9) as back:
+        resumed = healthy.salt(PRIMARY, "havip.resume")
+    assert resumed.returncode == 0, resumed.stdout
+    assert resumed.data["moved"] == ["VI_1"]
+    assert healthy.vip_holders() == [PRIMARY]
+    assert back["failed"] <= 1 and back["total"] > 500, back
+    print(f"\nstandby: {moved.data['seconds']} s, {away['failed']}/{away['total']} failed; "
+          f"resume: {resumed.data['seconds']} s, {back['failed']}/{back['total']} failed")
+
+
+def test_standby_refuses_when_no_other_balancer_serves(healthy):
+    healthy.host(BACKUP).run(["service", "haproxy", "stop"])
+    refused = healthy.salt(PRIMARY, "havip.standby")
+    assert refused.returncode != 0
+    assert "refused, no other healthy balancer could take over" in refused.stdout
+    assert healthy.salt(PRIMARY, "havip.status").data["standby"] is False
+    assert healthy.vip_holders() == [PRIMARY]
