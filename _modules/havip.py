@@ -465,7 +465,7 @@ def _balancer_status(facts):
             "interface": vip["interface"],
             "held": vip["address"] in held,
             "state": state if keepalived else "STOPPED",
-            "since": since,
+            "since": None if since is None else round(since, 3),
             "priority": facts["node"]["priority"],
         }
     return {
