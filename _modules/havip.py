@@ -209,9 +209,12 @@ def _check_stats(config):
     for key, forbidden in (("user", "':\n"), ("password", "'\n")):
         if any(c in str(stats[key]) for c in forbidden):
             raise _Invalid(f"stats:{key}", f"must not contain any of {forbidden!r}")
-    uri = _text(stats.get("uri"), "stats:uri")
-    if not uri.startswith("/") or any(c.isspace() for c in uri):
-        raise _Invalid("stats:uri", f"must be a path starting with / and without spaces, got {uri!r}")
+    for key in ("uri", "monitor_uri"):
+        uri = _text(stats.get(key), f"stats:{key}")
+        if not uri.startswith("/") or any(c.isspace() for c in uri):
+            raise _Invalid(f"stats:{key}", f"must be a path starting with / and without spaces, got {uri!r}")
+    if stats["uri"] == stats["monitor_uri"]:
+        raise _Invalid("stats:monitor_uri", "must differ from stats:uri")
 
 
 def _check_tuning(config):
@@ -232,6 +235,21 @@ def _check_tuning(config):
     check = _mapping(keepalived.get("check"), "keepalived:check")
     for key in ("interval", "timeout", "fall", "rise"):
         _integer(check.get(key), f"keepalived:check:{key}", 1, 3600)
+    if not isinstance(check.get("watch"), bool):
+        raise _Invalid("keepalived:check:watch", "must be true or false")
+    answer = check.get("answer_timeout")
+    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not 0 <= answer < check["interval"]:
+        raise _Invalid("keepalived:check:answer_timeout",
+                       f"must be a number of seconds from 0 to below keepalived:check:interval, got {answer!r}")
+    longest = answer + (check["interval"] - 0.1 if check["watch"] else 0)
+    if longest >= check["timeout"]:
+        raise _Invalid("keepalived:check:timeout",
+                       f"must be above the {longest:g} s a check may take (answer_timeout + watch)")
+    if version == 3:
+        with_auth = sorted(name for name, vip in (config.get("vips") or {}).items()
+                           if isinstance(vip, dict) and "auth_pass" in vip)
+        if with_auth:
+            raise _Invalid(f"vips:{with_auth[0]}:auth_pass", "VRRPv3 has no authentication (vrrp_version 3)")
     backend_check = _mapping(config["backend"].get("check"), "backend:check")
     for key in ("fall", "rise"):
         _integer(backend_check.get(key), f"backend:check:{key}", 1, 1000)
@@ -740,20 +758,25 @@ def _fetch_body(url, timeout):
         return None
 
 
-def measure(url, seconds, rate, timeout, fetch=_fetch_body, clock=time.monotonic, sleep=time.sleep):
+def measure(url, seconds, rate, timeout, fetch=_fetch_body, clock=time.monotonic, sleep=time.sleep,
+            timeline=False):
     """Request ``url`` every 1/rate s for ``seconds`` s and report what a
-    client saw (the loop behind :py:func:`probe`)."""
+    client saw (the loop behind :py:func:`probe`); with ``timeline`` also
+    every request as [seconds after the start, answered (1) or not (0)]."""
     start, wall = clock(), time.time()
     period = 1.0 / rate
     total = failed = 0
     first_failure = last_failure = None
     last_ok, outage_started, longest = start, None, 0.0
     backends = {}
+    requests = []
     while clock() - start < seconds:
         sent = clock()
         body = fetch(url, timeout)
         now = clock()
         total += 1
+        if timeline:
+            requests.append([round(sent - start, 4), int(body is not None)])
         if body is None:
             failed += 1
             if first_failure is None:
@@ -770,7 +793,7 @@ def measure(url, seconds, rate, timeout, fetch=_fetch_body, clock=time.monotonic
         sleep(max(0.0, sent + period - clock()))
     if outage_started is not None:
         longest = max(longest, clock() - outage_started)
-    return {
+    report = {
         "url": url,
         "started": round(wall, 3),
         "seconds": round(clock() - start, 3),
@@ -782,6 +805,9 @@ def measure(url, seconds, rate, timeout, fetch=_fetch_body, clock=time.monotonic
         "recovered": outage_started is None,
         "backends": backends,
     }
+    if timeline:
+        report["timeline"] = requests
+    return report
 
 
 def _frontend_url(facts):

@@ -6,6 +6,7 @@ RedHat grains; rendered configs go through the same file.managed + check_cmd
 
 import copy
 import subprocess
+import time
 
 import pytest
 
@@ -186,15 +187,69 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
     assert "listen 8080;" in texts["nginx-site.conf"]
 
 
-def test_check_script_never_stops_keepalived(salt_call, tmp_path):
+def check_script(salt_call, tmp_path, answer_timeout=0):
+    """keepalived's HAProxy check rendered for a pid file in ``tmp_path``;
+    returns (script path, pid file path)."""
+    pillar = seed_pillar()
+    pillar["havip"]["keepalived"] = {"check": {"answer_timeout": answer_timeout}}
+    pillar["havip"]["lookup"] = {"haproxy": {"pidfile": str(tmp_path / "haproxy.pid")}}
     minion = salt_call("svr1", DEBIAN_GRAINS)
-    states = minion.show_sls(seed_pillar())
-    script, text = render_config(minion, states, "havip-keepalived-check-script-file",
-                                 tmp_path / "check")
-    assert script["result"] is True
+    states = minion.show_sls(pillar)
     assert states["havip-keepalived-check-script-file"]["mode"] == "0755"
     assert states["havip-keepalived-check-script-file"]["user"] == "root"
-    assert "keepalived" not in "".join(l for l in text.splitlines() if not l.startswith("#"))
+    script, _ = render_config(minion, states, "havip-keepalived-check-script-file", tmp_path / "check")
+    assert script["result"] is True
+    return tmp_path / "check", tmp_path / "haproxy.pid"
+
+
+def test_check_script_never_stops_keepalived_and_asks_haproxys_monitor_uri(salt_call, tmp_path):
+    script, _ = check_script(salt_call, tmp_path, answer_timeout=0.5)
+    code = "".join(l for l in script.read_text().splitlines() if not l.lstrip().startswith("#"))
+    assert "keepalived" not in code
+    assert "curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-health" in code
+
+
+def test_check_script_fails_without_a_live_haproxy(salt_call, tmp_path):
+    script, pidfile = check_script(salt_call, tmp_path)
+    assert subprocess.run(["sh", str(script)]).returncode == 1
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pidfile.write_text(f"{gone.pid}\n")
+    assert subprocess.run(["sh", str(script)]).returncode == 1
+
+
+def test_check_script_passes_while_haproxy_lives_and_fails_as_soon_as_it_exits(salt_call, tmp_path):
+    script, pidfile = check_script(salt_call, tmp_path)
+    haproxy = subprocess.Popen(["sleep", "60"])
+    pidfile.write_text(f"{haproxy.pid}\n")
+    try:
+        assert subprocess.run(["sh", str(script)]).returncode == 0  # watched it, it lived
+        check = subprocess.Popen(["sh", str(script)])
+        time.sleep(0.2)
+        haproxy.kill()
+        haproxy.wait()
+        # The check ends on the exit, not at the end of its watch.
+        assert check.wait(timeout=0.5) == 1
+    finally:
+        haproxy.kill()
+        haproxy.wait()
+
+
+def test_check_script_passes_when_a_reload_replaces_the_process(salt_call, tmp_path):
+    script, pidfile = check_script(salt_call, tmp_path)
+    old, new = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sleep", "60"])
+    pidfile.write_text(f"{old.pid}\n")
+    try:
+        check = subprocess.Popen(["sh", str(script)])
+        time.sleep(0.2)
+        pidfile.write_text(f"{new.pid}\n")  # the new HAProxy writes the pid file first
+        old.kill()
+        old.wait()
+        assert check.wait(timeout=2) == 0
+    finally:
+        for process in (old, new):
+            process.kill()
+            process.wait()
 
 
 def test_notify_script_records_each_instances_state_for_havip_status(salt_call, tmp_path):

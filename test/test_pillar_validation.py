@@ -77,7 +77,14 @@ BAD_PILLARS = {
     "stats uri": (set_key("stats:uri", "status"), "havip:stats:uri"),
     "quote in password": (set_key("stats:password", "it's"), "havip:stats:password"),
     "vrrp version": (set_key("keepalived:vrrp_version", 4), "havip:keepalived:vrrp_version"),
-    "sub-second advert with VRRPv2": (set_key("keepalived:advert_int", 0.5), "havip:keepalived:advert_int"),
+    "sub-second advert with VRRPv2": (
+        lambda havip: havip["keepalived"].update(vrrp_version=2, advert_int=0.5), "havip:keepalived:advert_int"),
+    "auth with VRRPv3": (set_key("vips:VI_1:auth_pass", "s3cret"), "havip:vips:VI_1:auth_pass"),
+    "check watch not a switch": (set_key("keepalived:check:watch", "yes"), "havip:keepalived:check:watch"),
+    "answer timeout not below the interval": (
+        set_key("keepalived:check:answer_timeout", 1), "havip:keepalived:check:answer_timeout"),
+    "check timeout shorter than a check": (set_key("keepalived:check:timeout", 1), "havip:keepalived:check:timeout"),
+    "monitor uri the stats uri": (set_key("stats:monitor_uri", "/status"), "havip:stats:monitor_uri"),
     "check interval": (set_key("keepalived:check:interval", 0), "havip:keepalived:check:interval"),
     "priority on a backend": (set_key("nodes:nginx1:priority", 10), "havip:nodes:nginx1:priority"),
     "balancers without backends": (
@@ -98,11 +105,14 @@ def test_seed_pillar_renders(salt_call):
     assert salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
 
 
-def test_vrrpv3_takes_sub_second_adverts(salt_call):
+def test_the_seed_tutorials_timers_render_with_vrrpv2_and_auth(salt_call):
     pillar = seed_pillar()
-    pillar["havip"]["keepalived"] = {"vrrp_version": 3, "advert_int": 0.1}
+    pillar["havip"]["keepalived"] = {"vrrp_version": 2, "advert_int": 1,
+                                     "check": {"watch": False, "answer_timeout": 0}}
+    pillar["havip"]["vips"]["VI_1"]["auth_pass"] = "s3cret"
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)
-    assert states["havip-keepalived-config-file"]["context"]["havip"]["keepalived"]["advert_int"] == 0.1
+    keepalived = states["havip-keepalived-config-file"]["context"]["havip"]["keepalived"]
+    assert (keepalived["vrrp_version"], keepalived["advert_int"]) == (2, 1)
 
 
 def test_bad_pillar_is_refused_on_every_minion_not_only_the_broken_node(salt_call):

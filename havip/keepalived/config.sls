@@ -19,6 +19,9 @@ havip-keepalived-check-script-file:
     - mode: '0755'
     - context:
         pidfile: {{ lookup.haproxy.pidfile }}
+        check: {{ havip.keepalived.check | json }}
+        watch_seconds: {{ havip.keepalived.check.interval - 0.1 }}
+        health_url: http://127.0.0.1:{{ havip.stats.port }}{{ havip.stats.monitor_uri }}
     - require:
       - pkg: havip-keepalived-pkg
 

@@ -182,13 +182,14 @@ class Cluster:
         return int(code or 0), body.strip()
 
     @contextlib.contextmanager
-    def probe(self, seconds, rate=100, timeout=0.2, url=None):
+    def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False):
         """Probe the frontend on the VIP from the client while the block runs;
         the report dict is filled in when the block ends."""
         report = {}
         proc = self.host(self.topology.client).popen(
             [sys.executable, "-m", "test.lab.probe", url or self.topology.frontend_url,
-             "--seconds", str(seconds), "--rate", str(rate), "--timeout", str(timeout)],
+             "--seconds", str(seconds), "--rate", str(rate), "--timeout", str(timeout)]
+            + (["--timeline"] if timeline else []),
             cwd=str(REPO), stdout=-1, stderr=-1, text=True)
         proc.stderr.readline()  # "probe started"
         try:

@@ -3,7 +3,7 @@ A client's view of the VIP, for lab tests that probe without Salt: the same
 measuring loop as ``havip.probe`` (``_modules/havip.py``), run inside a lab
 host:
 
-    python3 -m test.lab.probe URL --seconds 10 --rate 100 [--timeout 0.2]
+    python3 -m test.lab.probe URL --seconds 10 --rate 100 [--timeout 0.2] [--timeline]
 
 Prints "probe started" on stderr, then one JSON object on stdout when done.
 """
@@ -30,10 +30,12 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--timeout", type=float, default=0.2)
+    parser.add_argument("--timeline", action="store_true", help="also every request's time and outcome")
     args = parser.parse_args(argv)
     measure = havip_module().measure
     print("probe started", file=sys.stderr, flush=True)
-    print(json.dumps(measure(args.url, args.seconds, args.rate, args.timeout)), flush=True)
+    report = measure(args.url, args.seconds, args.rate, args.timeout, timeline=args.timeline)
+    print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":
