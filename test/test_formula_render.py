@@ -26,7 +26,7 @@ def funs(states):
 def test_debian_balancer_gets_haproxy_and_keepalived_through_init_scripts(salt_call):
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
     assert states["havip-haproxy-pkg"]["pkgs"] == ["haproxy"]
-    assert states["havip-keepalived-pkg"]["pkgs"] == ["keepalived"]
+    assert states["havip-keepalived-pkg"]["pkgs"] == ["keepalived", "curl"]
     assert states["havip-haproxy-config-file"]["name"] == "/etc/haproxy/haproxy.cfg"
     assert states["havip-haproxy-config-file"]["check_cmd"] == "haproxy -c -q -f"
     assert states["havip-keepalived-config-file"]["check_cmd"] == "keepalived -t -f"

@@ -291,6 +291,7 @@ def test_validate_errors_are_command_execution_errors(havip):
 
 def test_config_hides_the_stats_password_and_vrrp_auth_pass(havip, deploy):
     def with_auth_pass(config):
+        config["keepalived"].update(vrrp_version=2, advert_int=1)  # VRRPv3 has no auth
         config["vips"]["VI_1"]["auth_pass"] = "s3cret"
     deploy("svr1", with_auth_pass)
     shown = havip.config()
