@@ -8,6 +8,7 @@ who holds which VIP.
 """
 
 import base64
+import concurrent.futures
 import csv
 import io
 import ipaddress
@@ -758,56 +759,61 @@ def _fetch_body(url, timeout):
         return None
 
 
-def measure(url, seconds, rate, timeout, fetch=_fetch_body, clock=time.monotonic, sleep=time.sleep,
-            timeline=False):
-    """Request ``url`` every 1/rate s for ``seconds`` s and report what a
-    client saw (the loop behind :py:func:`probe`); with ``timeline`` also
-    every request as [seconds after the start, answered (1) or not (0)]."""
-    start, wall = clock(), time.time()
-    period = 1.0 / rate
-    total = failed = 0
-    first_failure = last_failure = None
-    last_ok, outage_started, longest = start, None, 0.0
+def summarize(url, started, seconds, requests, timeline=False):
+    """What a client saw, from ``requests``: [seconds after the start it was
+    sent, response body or None], in the order sent.
+
+    An outage is a run of failed requests; it lasts from the sending of its
+    first failed request to the sending of the first answered one after it
+    (to the end of the probe if none was), so its resolution is the probing
+    period."""
+    failures = [sent for sent, body in requests if body is None]
     backends = {}
-    requests = []
-    while clock() - start < seconds:
-        sent = clock()
-        body = fetch(url, timeout)
-        now = clock()
-        total += 1
-        if timeline:
-            requests.append([round(sent - start, 4), int(body is not None)])
+    longest, outage_started = 0.0, None
+    for sent, body in requests:
         if body is None:
-            failed += 1
-            if first_failure is None:
-                first_failure = sent - start
-            last_failure = sent - start
-            if outage_started is None:
-                outage_started = last_ok
-        else:
-            backends[body] = backends.get(body, 0) + 1
-            if outage_started is not None:
-                longest = max(longest, now - outage_started)
-                outage_started = None
-            last_ok = now
-        sleep(max(0.0, sent + period - clock()))
+            outage_started = sent if outage_started is None else outage_started
+            continue
+        backends[body] = backends.get(body, 0) + 1
+        if outage_started is not None:
+            longest = max(longest, sent - outage_started)
+            outage_started = None
     if outage_started is not None:
-        longest = max(longest, clock() - outage_started)
+        longest = max(longest, seconds - outage_started)
     report = {
         "url": url,
-        "started": round(wall, 3),
-        "seconds": round(clock() - start, 3),
-        "total": total,
-        "failed": failed,
-        "first_failure": None if first_failure is None else round(first_failure, 3),
-        "last_failure": None if last_failure is None else round(last_failure, 3),
+        "started": round(started, 3),
+        "seconds": round(seconds, 3),
+        "total": len(requests),
+        "failed": len(failures),
+        "first_failure": round(failures[0], 3) if failures else None,
+        "last_failure": round(failures[-1], 3) if failures else None,
         "longest_outage": round(longest, 3),
         "recovered": outage_started is None,
         "backends": backends,
     }
     if timeline:
-        report["timeline"] = requests
+        report["timeline"] = [[round(sent, 4), int(body is not None)] for sent, body in requests]
     return report
+
+
+def measure(url, seconds, rate, timeout, timeline=False):
+    """Send a request to ``url`` every 1/rate s for ``seconds`` s, each on
+    its own (a slow or lost request does not hold up the next), and
+    summarize what a client saw (the loop behind :py:func:`probe`); with
+    ``timeline`` also every request as [seconds after the start, answered
+    (1) or not (0)]."""
+    period = 1.0 / rate
+    count = int(seconds * rate)
+    started, start = time.time(), time.monotonic()
+    workers = int(rate * timeout) + 4
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        for index in range(count):
+            time.sleep(max(0.0, start + index * period - time.monotonic()))
+            pending.append((time.monotonic() - start, pool.submit(_fetch_body, url, timeout)))
+    requests = [[sent, future.result()] for sent, future in pending]
+    return summarize(url, started, time.monotonic() - start, requests, timeline)
 
 
 def _frontend_url(facts):
@@ -818,11 +824,12 @@ def _frontend_url(facts):
 def probe(url=None, seconds=10, rate=100, timeout=0.2):
     """
     Request ``url`` from this minion ``rate`` times a second for ``seconds``
-    seconds, each with a ``timeout``, and report what a client saw: total and
-    failed requests, first/last failure (seconds after the start), the
-    longest outage (from the last answer before failures to the first answer
-    after them), ``recovered`` (the last request got an answer) and how many
-    answers each backend gave (by response body).
+    seconds - on a fixed schedule, each request with its own ``timeout`` -
+    and report what a client saw: total and failed requests, first/last
+    failure (seconds after the start), the longest outage (from the first
+    failed request of a run to the next answered one), ``recovered`` (the
+    last request got an answer) and how many answers each backend gave (by
+    response body).
 
     ``url`` defaults to the frontend on the first VIP of the havip
     configuration deployed here.

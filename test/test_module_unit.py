@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 import yaml
@@ -603,73 +604,63 @@ def test_balancer_functions_refuse_on_a_backend(havip, backend, call):
 # ---- measure / probe --------------------------------------------------------
 
 
-class FakeClock:
-    """Each request takes `latency` s; sleep() advances the clock."""
-
-    def __init__(self, start=1000.0):
-        self.now = start
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        assert seconds >= 0
-        self.now += seconds
+def requests_every(period, answers):
+    """[sent, body] of requests sent every ``period`` s from 0."""
+    return [[index * period, body] for index, body in enumerate(answers)]
 
 
-def scripted_fetch(clock, answers, latency=0.125):
-    calls = []
-    answers = list(answers)
-
-    def fetch(url, timeout):
-        calls.append((url, timeout))
-        clock.now += latency
-        return answers.pop(0)
-    return fetch, calls
-
-
-def test_measure_counts_failures_and_the_longest_outage_of_a_recovered_run(havip):
-    clock = FakeClock()
-    # 4 requests/s for 2 s: requests at 0, .25, ... 1.75 s, each answered .125 s later.
-    fetch, calls = scripted_fetch(clock, ["nginx1", "nginx2", None, None, None, "nginx1", "nginx2", "nginx1"])
-    report = havip.measure("http://vip:9090/", 2.0, 4.0, 0.2, fetch=fetch, clock=clock, sleep=clock.sleep)
-    assert calls == [("http://vip:9090/", 0.2)] * 8
-    assert {k: v for k, v in report.items() if k != "started"} == {
+def test_summarize_counts_failures_and_the_longest_outage_of_a_recovered_run(havip):
+    requests = requests_every(0.25, ["nginx1", "nginx2", None, None, None, "nginx1", "nginx2", "nginx1"])
+    report = havip.summarize("http://vip:9090/", 1000.0, 2.0, requests)
+    assert report == {
         "url": "http://vip:9090/",
+        "started": 1000.0,
         "seconds": 2.0,
         "total": 8,
         "failed": 3,
         "first_failure": 0.5,
         "last_failure": 1.0,
-        # from the last answer (.375 s) to the first answer after the failures (1.375 s)
-        "longest_outage": 1.0,
+        # from the first failed request (.5 s) to the next answered one (1.25 s)
+        "longest_outage": 0.75,
         "recovered": True,
         "backends": {"nginx1": 3, "nginx2": 2},
     }
 
 
-def test_measure_reports_an_outage_lasting_to_the_end_as_not_recovered(havip):
-    clock = FakeClock()
-    fetch, _ = scripted_fetch(clock, [None, "nginx1", None, "nginx2", None, None])
-    report = havip.measure("http://vip/", 1.5, 4.0, 0.2, fetch=fetch, clock=clock, sleep=clock.sleep)
-    assert report["total"] == 6
-    assert report["failed"] == 4
-    assert report["first_failure"] == 0.0
-    assert report["last_failure"] == 1.25
-    # outages: start -> .375 (.375 s); .375 -> .875 (.5 s); .875 -> the end at 1.5 (.625 s)
-    assert report["longest_outage"] == 0.625
+def test_summarize_reports_an_outage_lasting_to_the_end_as_not_recovered(havip):
+    requests = requests_every(0.25, [None, "nginx1", None, None, "nginx2", None])
+    report = havip.summarize("http://vip/", 1000.0, 1.5, requests)
+    assert (report["total"], report["failed"]) == (6, 4)
+    assert (report["first_failure"], report["last_failure"]) == (0.0, 1.25)
+    # outages: 0 -> .25 (.25 s); .5 -> 1.0 (.5 s); 1.25 -> the end at 1.5 (.25 s)
+    assert report["longest_outage"] == 0.5
     assert report["recovered"] is False
     assert report["backends"] == {"nginx1": 1, "nginx2": 1}
 
 
-def test_measure_without_failures(havip):
-    clock = FakeClock()
-    fetch, _ = scripted_fetch(clock, ["a"] * 4)
-    report = havip.measure("http://vip/", 1.0, 4.0, 0.2, fetch=fetch, clock=clock, sleep=clock.sleep)
+def test_summarize_without_failures_and_with_a_timeline(havip):
+    report = havip.summarize("http://vip/", 1000.0, 1.0, requests_every(0.25, ["a"] * 4), timeline=True)
     assert (report["failed"], report["first_failure"], report["last_failure"]) == (0, None, None)
     assert report["longest_outage"] == 0.0
     assert report["recovered"] is True
     assert report["backends"] == {"a": 4}
+    assert report["timeline"] == [[0.0, 1], [0.25, 1], [0.5, 1], [0.75, 1]]
+
+
+def test_measure_keeps_its_schedule_while_requests_hang(havip, monkeypatch):
+    """A lost request (it waits its whole timeout) does not delay the next."""
+    def fetch(url, timeout):
+        if fetch.calls.append(url) or len(fetch.calls) == 2:
+            time.sleep(timeout)
+            return None
+        return "nginx1"
+    fetch.calls = []
+    monkeypatch.setattr(havip, "_fetch_body", fetch)
+    report = havip.measure("http://vip/", 0.5, 20, 0.3)
+    assert (report["total"], report["failed"]) == (10, 1)
+    assert report["first_failure"] == report["last_failure"]
+    assert report["first_failure"] < 0.1  # the 2nd request, sent at 0.05 s
+    assert report["longest_outage"] < 0.1  # until the 3rd, sent on time
 
 
 @pytest.mark.parametrize("kwargs, name", [

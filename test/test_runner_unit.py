@@ -203,15 +203,15 @@ def test_status_fails_when_havip_is_deployed_nowhere(runner, monkeypatch):
 
 @pytest.mark.parametrize("failure, move", [
     # detection (interval 1 x fall 1 + timeout 2) for HAProxy failures, then
-    # 4 adverts of 0.1 s + 1 s
-    ("kill_haproxy", 4.4),
-    ("stop_haproxy", 4.4),
-    ("kill_keepalived", 1.4),
-    ("link_down", 1.4),
+    # 4 adverts of 0.05 s + 1 s
+    ("kill_haproxy", 4.2),
+    ("stop_haproxy", 4.2),
+    ("kill_keepalived", 1.2),
+    ("link_down", 1.2),
 ])
 def test_budgets_with_the_default_timers(runner, failure, move):
     # restore: interval 1 x rise 2 + timeout 2 + preempt_delay 0 + 4 adverts + 2 s
-    assert runner._budgets(facts(), failure) == pytest.approx((move, 6.4))
+    assert runner._budgets(facts(), failure) == pytest.approx((move, 6.2))
 
 
 def test_budgets_follow_the_configured_timers(runner):
@@ -321,15 +321,15 @@ def test_failover_test_reports_the_move_and_the_restore(runner, monkeypatch):
     report = runner.failover_test()
     assert report["result"] is True, report["comment"]
     assert report["comment"] == "failover test passed: kill_haproxy on svr1"
-    assert report["VIP moved after"] == "3.00 s (svr1 -> svr2; budget 4.4 s)"
+    assert report["VIP moved after"] == "3.00 s (svr1 -> svr2; budget 4.2 s)"
     assert report["failed requests"] == "30 of 1200"
     assert report["holders before"] == report["holders after"] == "VI_1: svr1"
     assert "retcode" not in runner.__context__
     injects = [call for call in cluster.calls if call[1] == "havip.inject"]
-    assert injects == [(["svr1"], "havip.inject", ["kill_haproxy"], {"duration": pytest.approx(6.4)})]
+    assert injects == [(["svr1"], "havip.inject", ["kill_haproxy"], {"duration": pytest.approx(6.2)})]
     probe = next(call for call in cluster.calls if call[1] == "havip.probe")
     assert probe[0] == ["nginx1"]
-    assert probe[3] == {"url": "http://192.168.100.10:9090/", "seconds": pytest.approx(8.4), "rate": 100}
+    assert probe[3] == {"url": "http://192.168.100.10:9090/", "seconds": pytest.approx(8.2), "rate": 100}
     assert (["svr1"], "state.apply", ["havip"], None) in cluster.calls
 
 
@@ -338,5 +338,5 @@ def test_failover_test_fails_when_no_balancer_takes_the_vip_over(runner, monkeyp
     FailoverCluster(runner, takeover=None)
     report = runner.failover_test()
     assert report["result"] is False
-    assert "VIP VI_1 not on another balancer within 4.4 s" in report["comment"]
+    assert "VIP VI_1 not on another balancer within 4.2 s" in report["comment"]
     assert runner.__context__["retcode"] == 1
