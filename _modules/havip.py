@@ -37,6 +37,7 @@ VIP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 FACTS_FILE = "/etc/havip/havip.json"
 # The HAProxy backend section that holds the havip backend servers.
 HAPROXY_BACKEND = "havip_backends"
+ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter", None)
 INJECTIONS = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
 
 
@@ -254,6 +255,9 @@ def _check_tuning(config):
     backend_check = _mapping(config["backend"].get("check"), "backend:check")
     for key in ("fall", "rise"):
         _integer(backend_check.get(key), f"backend:check:{key}", 1, 1000)
+    if backend_check.get("on_error") not in ON_ERROR:
+        raise _Invalid("backend:check:on_error",
+                       f"must be one of {', '.join(map(str, ON_ERROR))}, got {backend_check.get('on_error')!r}")
     for ip in config["frontend"].get("bind") or []:
         _address(ip, "frontend:bind")
 

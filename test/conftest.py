@@ -8,19 +8,25 @@ import pytest
 from test.saltcall import SaltCall
 
 
+ON_REQUEST = {"demo": "the `make demo` walk-through", "bench": "the `make bench` benchmark"}
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab: needs the namespace lab (root, real daemons)")
-    config.addinivalue_line("markers", "demo: the `make demo` walk-through, not a test")
+    for marker, what in ON_REQUEST.items():
+        config.addinivalue_line("markers", f"{marker}: {what}, not a test")
 
 
 def pytest_collection_modifyitems(config, items):
-    """The demo runs only when asked for with -m demo."""
-    if "demo" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="demo: run it with `make demo`")
-    for item in items:
-        if "demo" in item.keywords:
-            item.add_marker(skip)
+    """The demo and the benchmark run only when asked for with -m."""
+    asked = config.option.markexpr or ""
+    for marker, what in ON_REQUEST.items():
+        if marker in asked:
+            continue
+        skip = pytest.mark.skip(reason=f"{what}: run it with `make {marker}`")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

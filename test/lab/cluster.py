@@ -20,6 +20,9 @@ from test.lab.lab import Lab
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GATEWAY = "192.168.100.1"
+HAPROXY_PIDFILE = "/run/haproxy.pid"
+KEEPALIVED_PIDFILES = ("/run/keepalived.pid", "/run/vrrp.pid")
+VRRP_STATE = "/run/havip/vrrp/VI_1"
 CONFIG_FILES = ("/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf",
                 "/etc/nginx/conf.d/havip.conf", "/etc/keepalived/havip-check-haproxy")
 
@@ -157,10 +160,31 @@ class Cluster:
             time.sleep(0.1)
         return holders
 
-    def kill_haproxy(self, name):
-        """SIGKILL the HAProxy processes of the host's pid file (inside its PID namespace)."""
+    def signal(self, name, signal, *pidfiles):
+        """Send ``signal`` (e.g. "KILL", "STOP") to the processes of pid files
+        of a host (pids inside its PID namespace); returns the time sent."""
         host = self.host(name)
-        host.run(["kill", "-9", *host.run(["cat", "/run/haproxy.pid"]).stdout.split()])
+        pids = host.run(["cat", *pidfiles], check=False).stdout.split()
+        assert pids, (name, pidfiles)
+        sent = time.time()
+        host.run(["kill", f"-{signal}", *pids])
+        return sent
+
+    def kill_haproxy(self, name):
+        """SIGKILL the HAProxy processes of the host's pid file; returns the time sent."""
+        return self.signal(name, "KILL", HAPROXY_PIDFILE)
+
+    def kill_nginx(self, name):
+        """SIGKILL every nginx process of a backend host."""
+        host = self.host(name)
+        host.run(["kill", "-9", *host.run(["pidof", "nginx"]).stdout.split()])
+
+    def vrrp_state(self, name):
+        """(state, time of the change) keepalived's notify script recorded on a balancer."""
+        host = self.host(name)
+        state = host.run(["cat", VRRP_STATE], check=False).stdout.split()
+        since = host.run(["stat", "-c", "%.9Y", VRRP_STATE], check=False).stdout.strip()
+        return (state[0] if state else None), (float(since) if since else None)
 
     def config_digests(self):
         """sha256 of every havip-managed file on every host that has it."""

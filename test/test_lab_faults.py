@@ -1,0 +1,205 @@
+"""
+Lab tier: the fault matrix on the seed's topology with the formula's default
+pillar (no timing overrides).  Each fault is made by hand on the lab host
+(signals, `ip link`, init scripts), watched by a client probing the VIP at
+100 requests/s, and after each one the cluster must have exactly one VIP
+holder, the preferred one, and serve traffic.  Figures (outage medians and
+maxima over many trials) are `make bench`'s business; these tests assert
+behaviour.
+"""
+
+import copy
+import time
+
+import pytest
+
+from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, running_cluster
+
+pytestmark = pytest.mark.lab
+
+PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
+BACKENDS = SEED.with_role("backend")
+
+
+@pytest.fixture(scope="module")
+def cluster(salt_factories, tmp_path_factory):
+    with running_cluster(salt_factories, SEED, tmp_path_factory.mktemp("pillar")) as c:
+        applied = c.apply()
+        assert applied.returncode == 0, applied.stdout
+        yield c
+
+
+@pytest.fixture
+def lab(cluster):
+    """Starts from the deployed cluster; afterwards a re-apply must bring it
+    back to one holder, the preferred one, serving every backend."""
+    assert cluster.wait_for_holders([PRIMARY]) == [PRIMARY]
+    yield cluster
+    cluster.set_pillar(SEED.pillar)
+    assert cluster.apply().returncode == 0
+    assert cluster.wait_for_holders([PRIMARY], timeout=30) == [PRIMARY]
+    assert cluster.client_get(SEED.frontend_url)[0] == 200
+
+
+def with_frontend_mode(cluster, mode):
+    pillar = copy.deepcopy(SEED.pillar)
+    pillar["havip"]["frontend"]["mode"] = mode
+    cluster.set_pillar(pillar)
+    assert cluster.apply().returncode == 0
+
+
+def served_after(report, moment):
+    """Every request sent later than ``moment`` s into the probe was answered."""
+    return report["recovered"] and (report["last_failure"] or 0) < moment
+
+
+def test_haproxy_killed_on_the_holder_moves_the_vip_at_once(lab):
+    with lab.probe(seconds=5) as report:
+        time.sleep(1.5)
+        killed = lab.kill_haproxy(PRIMARY)
+        assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+    state, since = lab.vrrp_state(BACKUP)
+    assert state == "MASTER" and since > killed
+    assert served_after(report, 2.5), report
+    assert report["failed"] < report["total"] / 20
+
+
+def test_hung_haproxy_is_noticed_and_the_vip_comes_back_when_it_wakes(lab):
+    """SIGSTOP: alive but not answering - keepalived's check asks HAProxy's
+    monitor URI, so a hung HAProxy is a failure too."""
+    stopped = lab.signal(PRIMARY, "STOP", HAPROXY_PIDFILE)
+    try:
+        assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+        state, since = lab.vrrp_state(BACKUP)
+        check = lab.topology.pillar["havip"].get("keepalived", {}).get("check", {})
+        assert state == "MASTER" and since - stopped < check.get("interval", 1) + 1.0
+        assert lab.client_get(SEED.frontend_url)[0] == 200
+    finally:
+        lab.signal(PRIMARY, "CONT", HAPROXY_PIDFILE)
+    # Nothing to repair: once it answers again it takes the VIP back.
+    assert lab.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
+
+
+def test_keepalived_killed_on_the_holder_moves_the_vip(lab):
+    with lab.probe(seconds=4) as report:
+        time.sleep(1)
+        lab.signal(PRIMARY, "KILL", *KEEPALIVED_PIDFILES)
+        assert lab.wait_for_holders([PRIMARY, BACKUP], timeout=5) == [PRIMARY, BACKUP]
+    # The backup holds it as MASTER; the dead one's address is stale until
+    # keepalived starts again (the re-apply after this test) and removes it.
+    assert lab.vrrp_state(BACKUP)[0] == "MASTER"
+    assert served_after(report, 2), report
+
+
+def test_holder_link_down_moves_the_vip_and_it_comes_back(lab):
+    primary = lab.host(PRIMARY)
+    with lab.probe(seconds=6) as report:
+        time.sleep(1)
+        primary.run(["ip", "link", "set", "eth0", "down"])
+        try:
+            assert lab.wait_for_holders([BACKUP], timeout=5)[-1:] == [BACKUP]
+            assert lab.vrrp_state(BACKUP)[0] == "MASTER"
+        finally:
+            primary.run(["ip", "link", "set", "eth0", "up"])
+    assert served_after(report, 3), report
+    assert lab.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
+
+
+@pytest.mark.parametrize("mode", ["tcp", "http"])
+def test_a_backend_killed_under_load_costs_at_most_one_request(lab, mode):
+    with_frontend_mode(lab, mode)
+    with lab.probe(seconds=6) as report:
+        time.sleep(1.5)
+        lab.kill_nginx(BACKENDS[0])
+    # Connections refused by the dead server are redispatched at once (option
+    # redispatch 1).  Known gap: in about 1 trial of 3, one request fails at
+    # the moment HAProxy's checks mark the server DOWN (see `make bench`).
+    assert report["failed"] <= 1, report
+    assert report["total"] > 500
+    assert report["backends"].get(BACKENDS[1], 0) > report["backends"].get(BACKENDS[0], 0)
+
+
+def test_both_backends_down_fail_fast_and_recover_by_themselves(lab):
+    with_frontend_mode(lab, "http")
+    for backend in BACKENDS:
+        lab.kill_nginx(backend)
+    time.sleep(3)  # HAProxy's checks (inter 1s, fall 2) mark both DOWN
+    started = time.monotonic()
+    assert lab.client_get(SEED.frontend_url, timeout=2)[0] == 503
+    assert time.monotonic() - started < 1.5
+    for backend in BACKENDS:
+        lab.host(backend).run(["service", "nginx", "start"])
+    deadline = time.monotonic() + 10
+    while lab.client_get(SEED.frontend_url)[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lab.client_get(SEED.frontend_url)[0] == 200
+    assert lab.vip_holders() == [PRIMARY]  # the balancers never gave up the VIP
+
+
+def test_a_pool_change_applied_under_load_costs_no_request(lab):
+    """A backend out of the pool and back in, each by `state.apply` (HAProxy reloads)."""
+    smaller = copy.deepcopy(SEED.pillar)
+    smaller["havip"]["nodes"].pop(BACKENDS[1])
+    with lab.probe(seconds=25) as report:
+        for pillar in (smaller, SEED.pillar):
+            lab.set_pillar(pillar)
+            for balancer in (PRIMARY, BACKUP):
+                applied = lab.apply(balancer)
+                assert applied.returncode == 0, applied.stdout
+                reload = [s for s in applied.data.values() if s["__id__"] == "havip-haproxy-service-running"]
+                assert reload[0]["changes"], reload  # HAProxy did reload
+    assert report["failed"] == 0, report
+    assert sorted(report["backends"]) == BACKENDS
+
+
+def stop_keepalived(lab, name):
+    """Stop keepalived and wait for it to be gone (Debian's init script
+    does not wait)."""
+    host = lab.host(name)
+    host.run(["service", "keepalived", "stop"])
+    deadline = time.monotonic() + 10
+    while host.run(["pidof", "keepalived"], check=False).returncode == 0:
+        assert time.monotonic() < deadline, f"keepalived on {name} did not stop"
+        time.sleep(0.1)
+
+
+def test_backup_booted_before_the_master_ends_on_the_preferred_holder(lab):
+    for name in (PRIMARY, BACKUP):
+        stop_keepalived(lab, name)
+    assert lab.vip_holders() == []
+    assert lab.apply(BACKUP).returncode == 0  # starts keepalived on the backup
+    assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+    assert lab.apply(PRIMARY).returncode == 0
+    assert lab.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
+
+
+def test_saturated_cpus_move_no_vip(lab):
+    client = lab.host(SEED.client)
+    before = {name: lab.vrrp_state(name) for name in (PRIMARY, BACKUP)}
+    burners = [client.popen(["timeout", "30", "sh", "-c", "while :; do :; done"]) for _ in range(4)]
+    try:
+        for burner in burners:
+            burner.wait(timeout=60)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert {name: lab.vrrp_state(name) for name in (PRIMARY, BACKUP)} == before
+
+
+def test_a_flapping_haproxy_does_not_ping_pong_the_vip_faster_than_rise(lab):
+    """HAProxy killed and started again every 0.5 s for 10 s: the holder may
+    only take the VIP back after `rise` good checks in a row."""
+    primary = lab.host(PRIMARY)
+    seen = {PRIMARY: set(), BACKUP: set()}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lab.kill_haproxy(PRIMARY)
+        primary.run(["service", "haproxy", "start"])
+        for name in seen:
+            seen[name].add(lab.vrrp_state(name))
+        time.sleep(0.5)
+    # One move to the backup, none back: HAProxy never stayed up for the
+    # 2 good checks in a row (rise) the holder needs.
+    assert len({since for state, since in seen[BACKUP] if state == "MASTER"}) == 1, seen
+    assert not any(state == "MASTER" for state, _ in seen[PRIMARY]), seen
