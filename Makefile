@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SLS := $(shell find havip -name '*.sls' | sort)
 
-.PHONY: deps debs test test-fast test-lab lint demo lab-cleanup
+.PHONY: deps debs test test-fast test-lab lint demo bench lab-cleanup
 
 deps: debs $(VENV)/.installed
 
@@ -34,6 +34,11 @@ test: lint
 
 demo: deps lab-cleanup
 	$(PY) -m pytest -m demo -s -p no:cacheprovider test/test_demo.py
+
+# Failover figures in the lab (see test/test_bench.py); matplotlib only here.
+bench: deps lab-cleanup
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-bench.txt
+	$(PY) -m pytest -m bench -s -p no:cacheprovider test/test_bench.py
 
 # Removes what a crashed lab run left behind (only the lab's own namespaces,
 # mounts and processes).
