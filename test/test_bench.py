@@ -99,7 +99,7 @@ def kill_backend(cluster):
     with cluster.probe(seconds=5) as report:
         time.sleep(1)
         cluster.kill_nginx(BACKENDS[0])
-    cluster.host(BACKENDS[0]).run(["service", "nginx", "start"])
+    cluster.start_nginx(BACKENDS[0])
     time.sleep(5)  # HAProxy's checks see it UP again
     return report
 

@@ -193,13 +193,18 @@ def check_script(salt_call, tmp_path, answer_timeout=0):
     pillar = seed_pillar()
     pillar["havip"]["keepalived"] = {"check": {"answer_timeout": answer_timeout}}
     pillar["havip"]["lookup"] = {"haproxy": {"pidfile": str(tmp_path / "haproxy.pid")}}
+    script = render_root_script(salt_call, pillar, "havip-keepalived-check-script-file", tmp_path / "check")
+    return script, tmp_path / "haproxy.pid"
+
+
+def render_root_script(salt_call, pillar, state_id, target):
+    """A script keepalived runs, rendered to ``target``: root's, 0755."""
     minion = salt_call("svr1", DEBIAN_GRAINS)
     states = minion.show_sls(pillar)
-    assert states["havip-keepalived-check-script-file"]["mode"] == "0755"
-    assert states["havip-keepalived-check-script-file"]["user"] == "root"
-    script, _ = render_config(minion, states, "havip-keepalived-check-script-file", tmp_path / "check")
+    assert (states[state_id]["user"], states[state_id]["mode"]) == ("root", "0755")
+    script, _ = render_config(minion, states, state_id, target)
     assert script["result"] is True
-    return tmp_path / "check", tmp_path / "haproxy.pid"
+    return target
 
 
 def test_check_script_never_stops_keepalived_and_asks_haproxys_monitor_uri(salt_call, tmp_path):
@@ -255,12 +260,7 @@ def test_check_script_passes_when_a_reload_replaces_the_process(salt_call, tmp_p
 def test_notify_script_records_each_instances_state_for_havip_status(salt_call, tmp_path):
     pillar = seed_pillar()
     pillar["havip"]["lookup"] = {"keepalived": {"state_dir": str(tmp_path / "vrrp")}}
-    minion = salt_call("svr1", DEBIAN_GRAINS)
-    states = minion.show_sls(pillar)
-    assert states["havip-keepalived-notify-script-file"]["mode"] == "0755"
-    assert states["havip-keepalived-notify-script-file"]["user"] == "root"
-    script, _ = render_config(minion, states, "havip-keepalived-notify-script-file", tmp_path / "notify")
-    assert script["result"] is True
+    render_root_script(salt_call, pillar, "havip-keepalived-notify-script-file", tmp_path / "notify")
     subprocess.run(["sh", str(tmp_path / "notify"), "INSTANCE", "VI_1", "MASTER", "150"], check=True)
     subprocess.run(["sh", str(tmp_path / "notify"), "GROUP", "G1", "FAULT", "0"], check=True)
     assert (tmp_path / "vrrp" / "VI_1").read_text() == "MASTER 150\n"

@@ -128,7 +128,7 @@ def test_both_backends_down_fail_fast_and_recover_by_themselves(lab):
     assert lab.client_get(SEED.frontend_url, timeout=2)[0] == 503
     assert time.monotonic() - started < 1.5
     for backend in BACKENDS:
-        lab.host(backend).run(["service", "nginx", "start"])
+        lab.start_nginx(backend)
     deadline = time.monotonic() + 10
     while lab.client_get(SEED.frontend_url)[0] != 200 and time.monotonic() < deadline:
         time.sleep(0.2)

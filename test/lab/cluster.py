@@ -179,6 +179,17 @@ class Cluster:
         host = self.host(name)
         host.run(["kill", "-9", *host.run(["pidof", "nginx"]).stdout.split()])
 
+    def start_nginx(self, name):
+        """Start nginx again after kill_nginx (the init script refuses while
+        the dead one's port or pid file lingers for a moment)."""
+        host = self.host(name)
+        for _ in range(20):
+            if host.run(["service", "nginx", "start"], check=False).returncode == 0:
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"nginx on {name} does not start: "
+                             + host.run(["nginx", "-t"], check=False).stderr)
+
     def vrrp_state(self, name):
         """(state, time of the change) keepalived's notify script recorded on a balancer."""
         host = self.host(name)
