@@ -175,9 +175,17 @@ class Cluster:
         return self.signal(name, "KILL", HAPROXY_PIDFILE)
 
     def kill_nginx(self, name):
-        """SIGKILL every nginx process of a backend host."""
+        """SIGKILL every nginx process of a backend host, again until none is
+        left (a worker killed before its master may be replaced by a new one
+        that would keep the port)."""
         host = self.host(name)
-        host.run(["kill", "-9", *host.run(["pidof", "nginx"]).stdout.split()])
+        for _ in range(50):
+            pids = host.run(["pidof", "nginx"], check=False).stdout.split()
+            if not pids:
+                return
+            host.run(["kill", "-9", *pids], check=False)
+            time.sleep(0.02)
+        raise AssertionError(f"nginx on {name} survives SIGKILL")
 
     def start_nginx(self, name):
         """Start nginx again after kill_nginx (the init script refuses while
