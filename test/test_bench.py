@@ -228,7 +228,7 @@ def plot(timelines, path):
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(len(timelines), 1, figsize=(10, 2.6 * len(timelines)), sharex=True)
-    for ax, (config, report) in zip(axes, timelines.items()):
+    for ax, (config, report) in zip(axes, timelines.items(), strict=True):
         ok = [t for t, answered in report["timeline"] if answered]
         failed = [t for t, answered in report["timeline"] if not answered]
         ax.vlines(ok, 0, 1, color="tab:green", linewidth=0.6, label=f"answered ({len(ok)})")

@@ -209,7 +209,7 @@ def render_root_script(salt_call, pillar, state_id, target):
 
 def test_check_script_never_stops_keepalived_and_asks_haproxys_monitor_uri(salt_call, tmp_path):
     script, _ = check_script(salt_call, tmp_path, answer_timeout=0.5)
-    code = "".join(l for l in script.read_text().splitlines() if not l.lstrip().startswith("#"))
+    code = "".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith("#"))
     assert "keepalived" not in code
     assert "curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-health" in code
 
