@@ -252,7 +252,9 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     time.sleep(1.0)  # good answers before the failure
     problems = []
     breaker = _Background(holder, "havip.inject", [failure],
-                          {"duration": move_budget + 2.0}, timeout=move_budget + 30)
+                          # a link stays down until the probe is over: its
+                          # return (the old holder preempting) is not the failover
+                          {"duration": seconds + 1.0}, timeout=seconds + 30)
     injected_at = time.time()
     breaker.start()
     if failure != "link_down":

@@ -326,7 +326,7 @@ def test_failover_test_reports_the_move_and_the_restore(runner, monkeypatch):
     assert report["holders before"] == report["holders after"] == "VI_1: svr1"
     assert "retcode" not in runner.__context__
     injects = [call for call in cluster.calls if call[1] == "havip.inject"]
-    assert injects == [(["svr1"], "havip.inject", ["kill_haproxy"], {"duration": pytest.approx(6.2)})]
+    assert injects == [(["svr1"], "havip.inject", ["kill_haproxy"], {"duration": pytest.approx(9.2)})]
     probe = next(call for call in cluster.calls if call[1] == "havip.probe")
     assert probe[0] == ["nginx1"]
     assert probe[3] == {"url": "http://192.168.100.10:9090/", "seconds": pytest.approx(8.2), "rate": 100}
