@@ -137,16 +137,9 @@ def switch_over(cluster, seed_style):
                 assert moved.returncode == 0, moved.stdout
         reports.append(report)
         if seed_style and away:
-            wait_stopped(cluster, PRIMARY)
+            cluster.keepalived_gone(PRIMARY)
     back_to_primary(cluster)
     return reports
-
-
-def wait_stopped(cluster, name):
-    host = cluster.host(name)
-    deadline = time.monotonic() + 10
-    while host.run(["pidof", "keepalived"], check=False).returncode == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
 
 
 def transitions_during(cluster, seconds, load=None):

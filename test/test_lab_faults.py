@@ -153,14 +153,8 @@ def test_a_pool_change_applied_under_load_costs_no_request(lab):
 
 
 def stop_keepalived(lab, name):
-    """Stop keepalived and wait for it to be gone (Debian's init script
-    does not wait)."""
-    host = lab.host(name)
-    host.run(["service", "keepalived", "stop"])
-    deadline = time.monotonic() + 10
-    while host.run(["pidof", "keepalived"], check=False).returncode == 0:
-        assert time.monotonic() < deadline, f"keepalived on {name} did not stop"
-        time.sleep(0.1)
+    lab.host(name).run(["service", "keepalived", "stop"])
+    assert lab.keepalived_gone(name), f"keepalived on {name} did not stop"
 
 
 def test_backup_booted_before_the_master_ends_on_the_preferred_holder(lab):

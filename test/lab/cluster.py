@@ -198,6 +198,17 @@ class Cluster:
         raise AssertionError(f"nginx on {name} does not start: "
                              + host.run(["nginx", "-t"], check=False).stderr)
 
+    def keepalived_gone(self, name, timeout=10):
+        """Wait for keepalived to be gone from a host (Debian's init script
+        does not wait on stop); True if it is."""
+        host = self.host(name)
+        deadline = time.monotonic() + timeout
+        while host.run(["pidof", "keepalived"], check=False).returncode == 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
+
     def vrrp_state(self, name):
         """(state, time of the change) keepalived's notify script recorded on a balancer."""
         host = self.host(name)
