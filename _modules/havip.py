@@ -211,12 +211,14 @@ def _check_stats(config):
     for key, forbidden in (("user", "':\n"), ("password", "'\n")):
         if any(c in str(stats[key]) for c in forbidden):
             raise _Invalid(f"stats:{key}", f"must not contain any of {forbidden!r}")
-    for key in ("uri", "monitor_uri"):
+    seen = {}
+    for key in ("uri", "monitor_uri", "backends_uri"):
         uri = _text(stats.get(key), f"stats:{key}")
         if not uri.startswith("/") or any(c.isspace() for c in uri):
             raise _Invalid(f"stats:{key}", f"must be a path starting with / and without spaces, got {uri!r}")
-    if stats["uri"] == stats["monitor_uri"]:
-        raise _Invalid("stats:monitor_uri", "must differ from stats:uri")
+        if uri in seen:
+            raise _Invalid(f"stats:{key}", f"must differ from stats:{seen[uri]}")
+        seen[uri] = key
 
 
 def _check_tuning(config):
@@ -231,8 +233,9 @@ def _check_tuning(config):
         raise _Invalid("keepalived:advert_int", f"must be a number of seconds, got {advert!r}")
     if version == 2 and advert != int(advert):
         raise _Invalid("keepalived:advert_int", "must be whole seconds with vrrp_version 2")
-    if not isinstance(keepalived.get("preempt"), bool):
-        raise _Invalid("keepalived:preempt", "must be true or false")
+    for key in ("preempt", "track_backends"):
+        if not isinstance(keepalived.get(key), bool):
+            raise _Invalid(f"keepalived:{key}", "must be true or false")
     _integer(keepalived.get("preempt_delay"), "keepalived:preempt_delay", 0, 1000)
     check = _mapping(keepalived.get("check"), "keepalived:check")
     for key in ("interval", "timeout", "fall", "rise"):

@@ -104,6 +104,24 @@ def kill_backend(cluster):
     return report
 
 
+def lose_link(cluster):
+    """The holder's link down long enough for its HAProxy to mark every
+    backend DOWN, then up again: the failover and the return."""
+    primary = cluster.host(PRIMARY)
+    with cluster.probe(seconds=10) as report:
+        time.sleep(1)
+        down = time.time()
+        primary.run(["ip", "link", "set", "eth0", "down"])
+        try:
+            time.sleep(3.5)
+            move = moved_after(cluster, BACKUP, down)
+        finally:
+            primary.run(["ip", "link", "set", "eth0", "up"])
+    report.update(move=move)
+    back_to_primary(cluster)
+    return report
+
+
 def change_pool(cluster, overrides, restart):
     """A backend out of the pool and back, each by pillar + state.apply on
     the balancers (the seed restarts HAProxy instead of reloading)."""
@@ -253,6 +271,9 @@ def test_bench(salt_factories, tmp_path_factory):
                          "move max": None if None in [h["move"] for h in hangs]
                          else max(h["move"] for h in hangs)})
             rows.append(row("nginx backend killed", config, [kill_backend(cluster) for _ in range(TRIALS)]))
+            links = [lose_link(cluster) for _ in range(3)]
+            rows.append(row("holder's link down 3.5 s, then up (failover + return)", config, links,
+                            [r["move"] for r in links]))
             rows.append(row("pool change applied (out and back)" + (" + restart" if overrides else ""),
                             config, [change_pool(cluster, overrides, restart=bool(overrides))]))
             moves = [r for _ in range(3) for r in switch_over(cluster, seed_style=bool(overrides))]

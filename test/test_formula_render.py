@@ -174,14 +174,18 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
     assert ("option httpchk GET /" in haproxy) == (mode == "http")
     assert "stats auth 'admin:change-me'" in haproxy
     for line in ("stats uri /status", "stats refresh 5s", "stats realm HAProxy\\ Statistics",
-                 "bind *:1080"):
+                 "bind *:1080", "timeout connect 100ms",
+                 "http-request return status 200 if { path /havip-backends } { nbsrv(havip_backends) ge 1 }"):
         assert line in haproxy
 
     keepalived = texts["keepalived.conf"]
     for line in ("state BACKUP", "priority 150", "virtual_router_id 51", "interface hvtvip0",
                  "192.168.100.10/24 dev hvtvip0", "enable_script_security",
                  f'script "{tmp_path / "check_script"}"', f'notify "{tmp_path / "notify_script"}"',
-                 f'file "{tmp_path / "standby"}"', "havip_standby"):
+                 f'file "{tmp_path / "standby"}"', "havip_standby",
+                 # Priorities 150 and 100: without a backend UP, 150 ranks below 100.
+                 "/usr/bin/curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-backends", "weight -51",
+                 "        havip_check_backends\n"):
         assert line in keepalived
     assert "state MASTER" not in keepalived
     assert "listen 8080;" in texts["nginx-site.conf"]

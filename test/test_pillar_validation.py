@@ -85,6 +85,10 @@ BAD_PILLARS = {
         set_key("keepalived:check:answer_timeout", 1), "havip:keepalived:check:answer_timeout"),
     "check timeout shorter than a check": (set_key("keepalived:check:timeout", 1), "havip:keepalived:check:timeout"),
     "monitor uri the stats uri": (set_key("stats:monitor_uri", "/status"), "havip:stats:monitor_uri"),
+    "backends uri the monitor uri": (
+        set_key("stats:backends_uri", "/havip-health"), "havip:stats:backends_uri"),
+    "backends uri without a slash": (set_key("stats:backends_uri", "up"), "havip:stats:backends_uri"),
+    "track backends not a switch": (set_key("keepalived:track_backends", "yes"), "havip:keepalived:track_backends"),
     "check interval": (set_key("keepalived:check:interval", 0), "havip:keepalived:check:interval"),
     "priority on a backend": (set_key("nodes:nginx1:priority", 10), "havip:nodes:nginx1:priority"),
     "balancers without backends": (

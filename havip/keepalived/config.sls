@@ -64,6 +64,7 @@ havip-keepalived-config-file:
         check_script: {{ lookup.keepalived.check_script }}
         notify_script: {{ lookup.keepalived.notify_script }}
         standby_file: {{ lookup.keepalived.standby_file }}
+        backends_url: http://127.0.0.1:{{ havip.stats.port }}{{ havip.stats.backends_uri }}
     - check_cmd: keepalived -t -f
     - require:
       - pkg: havip-keepalived-pkg
