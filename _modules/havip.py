@@ -30,7 +30,7 @@ TOP_KEYS = {
     "firewall", "selinux", "lookup",
 }
 NODE_KEYS = {"roles", "address", "priority", "page"}
-VIP_KEYS = {"address", "interface", "virtual_router_id", "auth_pass"}
+VIP_KEYS = {"address", "interface", "virtual_router_id", "auth_pass", "priorities", "unicast"}
 # keepalived instance names double as file names (the notify script's state).
 VIP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # Written by the formula (havip/facts.sls): the validated configuration.
@@ -142,7 +142,31 @@ def _check_vip(name, vip):
     }
     if "auth_pass" in vip:
         entry["auth_pass"] = _text(vip["auth_pass"], f"{key}:auth_pass")
+    entry["unicast"] = vip.get("unicast", False)
+    if not isinstance(entry["unicast"], bool):
+        raise _Invalid(f"{key}:unicast", f"must be true or false, got {entry['unicast']!r}")
     return entry
+
+
+def _vrrp_rank(address, priority):
+    """VRRP's order: the higher priority wins, then the higher address."""
+    return priority, int(ipaddress.ip_address(address))
+
+
+def _vip_priorities(name, vip, nodes, balancers):
+    """Each balancer's priority for one VIP (``priorities`` overrides the
+    node's), and the balancers in VRRP's order of preference."""
+    key = f"vips:{name}:priorities"
+    overrides = _mapping(vip.get("priorities") or {}, key)
+    for node in overrides:
+        if str(node) not in balancers:
+            raise _Invalid(f"{key}:{node}", f"is not a balancer (balancers: {', '.join(balancers)})")
+    priorities = {
+        node: _integer(overrides[node], f"{key}:{node}", 1, 254) if node in overrides else nodes[node]["priority"]
+        for node in balancers
+    }
+    order = sorted(balancers, key=lambda n: _vrrp_rank(nodes[n]["address"], priorities[n]), reverse=True)
+    return priorities, order
 
 
 def _check_nodes(config):
@@ -157,13 +181,18 @@ def _check_nodes(config):
     return checked, roles
 
 
-def _check_vips(config, balancers):
+def _check_vips(config, nodes, balancers):
     vips = _mapping(config.get("vips") or {}, "vips")
     if balancers and not vips:
         raise _Invalid("vips", f"balancers ({', '.join(balancers)}) need at least one VIP")
     if vips and not balancers:
         raise _Invalid("vips", "no node has the role balancer to hold these VIPs")
-    checked = {str(name): _check_vip(str(name), vip) for name, vip in vips.items()}
+    checked = {}
+    for name, vip in vips.items():
+        entry = checked[str(name)] = _check_vip(str(name), vip)
+        entry["priorities"], entry["order"] = _vip_priorities(str(name), vip, nodes, balancers)
+        if entry["unicast"]:
+            _check_unicast_peers(entry, nodes, balancers)
     router_ids, addresses = {}, {}
     for entry in checked.values():
         rid = (entry["interface"], entry["family"], entry["virtual_router_id"])
@@ -177,6 +206,23 @@ def _check_vips(config, balancers):
         if other != entry["name"]:
             raise _Invalid(f"vips:{entry['name']}:address", f"{entry['address']} is also vips:{other}'s")
     return checked
+
+
+def _check_unicast_peers(vip, nodes, balancers):
+    """Unicast VRRP talks between the balancers' addresses, which must be of
+    the VIP's family."""
+    for name in balancers:
+        if ipaddress.ip_address(nodes[name]["address"]).version != vip["family"]:
+            raise _Invalid(f"vips:{vip['name']}:unicast",
+                           f"needs IPv{vip['family']} balancer addresses, and {name}'s is"
+                           f" {nodes[name]['address']}")
+
+
+def _check_vip_versions(config, vips):
+    if config["keepalived"]["vrrp_version"] == 2:
+        for vip in vips.values():
+            if vip["family"] == 6:
+                raise _Invalid(f"vips:{vip['name']}:address", "an IPv6 VIP needs keepalived:vrrp_version 3")
 
 
 def _check_ports(config, nodes):
@@ -276,7 +322,9 @@ def validate(config, minion_id=None):
     - ``nodes``: every node normalised (``name``, ``roles``, ``address``,
       ``priority`` for balancers)
     - ``vips``: every VIP normalised (``address`` without prefix, ``cidr``,
-      ``family``, ``interface``, ``virtual_router_id``)
+      ``family``, ``interface``, ``virtual_router_id``, ``unicast``), with
+      ``priorities`` (every balancer's priority for it) and ``order`` (the
+      balancers from the most to the least preferred holder)
     - ``vip_families``: the IP versions (4, 6) of the VIPs
     - ``backends`` / ``balancers``: the nodes with that role, sorted by name
     - ``roles``: the roles of ``minion_id`` (empty if it is not a node)
@@ -295,9 +343,10 @@ def validate(config, minion_id=None):
     balancers = sorted(roles.get("balancer", []))
     if balancers and not roles.get("backend"):
         raise _Invalid("nodes", "balancers need at least one node with the role backend")
-    vips = _check_vips(config, balancers)
+    vips = _check_vips(config, nodes, balancers)
     _check_ports(config, nodes)
     _check_tuning(config)
+    _check_vip_versions(config, vips)
     if balancers:
         _check_stats(config)
     me = nodes.get(str(minion_id)) if minion_id is not None else None
@@ -492,7 +541,7 @@ def _balancer_status(facts):
             "held": vip["address"] in held,
             "state": state if keepalived else "STOPPED",
             "since": None if since is None else round(since, 3),
-            "priority": facts["node"]["priority"],
+            "priority": vip["priorities"][facts["node"]["name"]],
         }
     return {
         "vips": vips,
@@ -712,16 +761,9 @@ def standby(timeout=None):
             "seconds": round(time.monotonic() - start, 3)}
 
 
-def _vrrp_rank(node):
-    """VRRP's order of balancers: priority, then the higher address."""
-    return node["priority"], int(ipaddress.ip_address(node["address"]))
-
-
 def _preferred_vips(facts):
     """The VIPs this balancer should hold when every balancer is in service."""
-    if max(facts["balancers"], key=_vrrp_rank)["name"] != facts["node"]["name"]:
-        return []
-    return sorted(facts["vips"])
+    return sorted(name for name, vip in facts["vips"].items() if vip["order"][0] == facts["node"]["name"])
 
 
 def resume(timeout=None):

@@ -8,7 +8,6 @@ The cluster is discovered from what the formula deployed on the minions
 ``havip.check``), so nothing here needs the pillar.
 """
 
-import ipaddress
 import threading
 import time
 
@@ -62,12 +61,10 @@ def _holders(config, statuses):
 
 
 def _preferred(config, usable):
-    """The balancer that should hold the VIPs: the highest priority among
-    ``usable`` (ties: the higher address wins, as in VRRP)."""
-    nodes = [n for n in config["balancers"] if n["name"] in usable]
-    if not nodes:
-        return None
-    return max(nodes, key=lambda n: (n["priority"], int(ipaddress.ip_address(n["address"]))))["name"]
+    """{vip: the balancer that should hold it}: the most preferred (the VIP's
+    ``order``, as keepalived ranks priorities) among ``usable``."""
+    return {name: next((b for b in vip["order"] if b in usable), None)
+            for name, vip in sorted(config["vips"].items())}
 
 
 def _survey(config):
@@ -87,8 +84,9 @@ def _survey(config):
             problems.append(f"split brain: VIP {vip} ({address}) is held by {' and '.join(names_holding)}")
         elif not names_holding:
             problems.append(f"VIP {vip} ({address}) has no holder")
-        elif config["keepalived"]["preempt"] and preferred and names_holding[0] != preferred:
-            problems.append(f"VIP {vip} ({address}) is held by {names_holding[0]}, not by the preferred {preferred}")
+        elif config["keepalived"]["preempt"] and preferred[vip] and names_holding[0] != preferred[vip]:
+            problems.append(f"VIP {vip} ({address}) is held by {names_holding[0]},"
+                            f" not by the preferred {preferred[vip]}")
     for vip, names_holding in holders.items():
         if len(names_holding) == 1 and not set(usable) - set(names_holding):
             problems.append(f"no other healthy balancer could take over VIP {vip} from {names_holding[0]}")
@@ -117,9 +115,9 @@ def status(tgt="*"):
         return _fail({}, str(exc))
     survey = _survey(config)
     report = {
-        "vips": {vip: {"address": config["vips"][vip]["address"], "holders": holders}
+        "vips": {vip: {"address": config["vips"][vip]["address"], "holders": holders,
+                       "preferred": survey["preferred"][vip]}
                  for vip, holders in survey["holders"].items()},
-        "preferred": survey["preferred"],
         "nodes": {name: "healthy" + (" (standby)" if check["standby"] else "") if check["healthy"]
                   else "unhealthy: " + "; ".join(check["reasons"])
                   for name, check in sorted(survey["checks"].items())},

@@ -91,7 +91,8 @@ def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
     zone = states["havip-firewall-zone"]
     assert zone["fun"] == "firewalld.present" and zone["name"] == "public"
     assert sorted(zone["ports"]) == ["1080/tcp", "9090/tcp"]
-    assert zone["rich_rules"] == ['rule family="ipv4" protocol value="vrrp" accept']
+    # VRRP from the peer balancer only.
+    assert zone["rich_rules"] == ['rule family="ipv4" source address="192.168.100.14" protocol value="vrrp" accept']
     assert zone["prune_ports"] is False
     assert states["havip-firewall-service-running"]["name"] == "firewalld"
     boolean = states["havip-selinux-boolean-haproxy_connect_any"]
@@ -99,6 +100,14 @@ def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
     assert not any("selinux.mode" == f or "setenforce" in str(a) for f, a in
                    ((args["fun"], args) for args in states.values()))
     assert "provider" not in states["havip-haproxy-service-running"]
+
+
+def test_redhat_balancer_takes_ipv6_vrrp_adverts_from_link_local_sources(salt_call):
+    pillar = seed_pillar()
+    pillar["havip"]["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 51}
+    zone = salt_call("svr1", REDHAT_GRAINS).show_sls(pillar)["havip-firewall-zone"]
+    assert zone["rich_rules"] == ['rule family="ipv4" source address="192.168.100.14" protocol value="vrrp" accept',
+                                  'rule family="ipv6" source address="fe80::/10" protocol value="vrrp" accept']
 
 
 def test_redhat_backend_gets_epel_first_and_its_port_opened(salt_call):
@@ -184,11 +193,36 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
                  f'script "{tmp_path / "check_script"}"', f'notify "{tmp_path / "notify_script"}"',
                  f'file "{tmp_path / "standby"}"', "havip_standby",
                  # Priorities 150 and 100: without a backend UP, 150 ranks below 100.
-                 "/usr/bin/curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-backends", "weight -51",
-                 "        havip_check_backends\n"):
+                 "/usr/bin/curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-backends", "        havip_check_backends weight -51\n"):
         assert line in keepalived
     assert "state MASTER" not in keepalived
     assert "listen 8080;" in texts["nginx-site.conf"]
+
+
+def instances(keepalived_conf):
+    """{instance name: its block's text} of a keepalived.conf."""
+    blocks = keepalived_conf.split("vrrp_instance ")[1:]
+    return {block.split()[0]: block for block in blocks}
+
+
+def test_each_vip_gets_its_own_priority_and_unicast_peers_where_asked(salt_call, netns_with, tmp_path):
+    pillar = lab_pillar("tcp", tmp_path)
+    pillar["havip"]["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "hvtvip0",
+                                       "virtual_router_id": 52, "priorities": {"svr2": 200}, "unicast": True}
+    minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
+    states = minion.show_sls(pillar)
+    install_keepalived_scripts(minion, states, tmp_path)
+    result, text = render_config(minion, states, "havip-keepalived-config-file", tmp_path / "keepalived.conf")
+    assert result["result"] is True, result  # keepalived -t accepts it
+    vi_1, vi_2 = instances(text)["VI_1"], instances(text)["VI_2"]
+    assert "priority 150" in vi_1 and "unicast" not in vi_1
+    assert "priority 150" in vi_2
+    assert "unicast_src_ip 192.168.100.13" in vi_2
+    assert "unicast_peer {\n        192.168.100.14\n    }" in vi_2
+    # svr1 without backends must rank below svr2 (200) on VI_2, and below svr2 (100) on VI_1.
+    assert "havip_check_backends weight -51" in vi_1 and "havip_check_backends weight -51" in vi_2
+    _, haproxy = render_config(minion, states, "havip-haproxy-config-file", tmp_path / "haproxy.cfg")
+    assert "bind 192.168.100.10:9090" in haproxy and "bind 192.168.100.20:9090" in haproxy
 
 
 def check_script(salt_call, tmp_path, answer_timeout=0):

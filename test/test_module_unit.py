@@ -22,6 +22,7 @@ from test.saltcall import REPO, seed_pillar
 
 VIP = "192.168.100.10"
 SVR1 = "192.168.100.13"
+SVR2 = "192.168.100.14"
 STATS_CSV = (
     "# pxname,svname,status\n"
     "havip_backends,FRONTEND,OPEN\n"
@@ -270,6 +271,20 @@ def test_validate_derives_roles_backends_and_balancers(havip):
     assert [n["name"] for n in config["balancers"]] == ["svr1", "svr2"]
     assert config["vips"]["VI_1"]["address"] == "192.168.100.10"
     assert config["vips"]["VI_1"]["cidr"] == "192.168.100.10/24"
+
+
+def test_validate_ranks_the_balancers_of_each_vip_by_its_own_priorities(havip):
+    config = merged_seed()
+    config["nodes"]["svr3"] = {"roles": ["balancer"], "address": "192.168.100.15"}  # priority 100
+    config["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32",
+                              "virtual_router_id": 52, "priorities": {"svr2": 200}}
+    vips = havip.validate(config, "svr1")["vips"]
+    assert vips["VI_1"]["priorities"] == {"svr1": 150, "svr2": 100, "svr3": 100}
+    # Equal priorities: the higher address wins, as in VRRP.
+    assert vips["VI_1"]["order"] == ["svr1", "svr3", "svr2"]
+    assert vips["VI_2"]["priorities"] == {"svr1": 150, "svr2": 200, "svr3": 100}
+    assert vips["VI_2"]["order"] == ["svr2", "svr1", "svr3"]
+    assert vips["VI_2"]["unicast"] is False
 
 
 def test_validate_gives_an_unlisted_minion_no_roles(havip):
@@ -583,6 +598,18 @@ def test_resume_on_a_lower_priority_balancer_does_not_wait_for_the_vip(havip, de
     result = havip.resume()
     assert result["moved"] == []
     assert result["changed"] is True
+    assert rig.standby_value() == "0"
+
+
+def test_resume_waits_only_for_the_vips_this_balancer_is_preferred_for(havip, deploy):
+    def second_vip_prefers_svr2(config):
+        config["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32",
+                                  "virtual_router_id": 52, "priorities": {"svr2": 200}}
+    rig = deploy("svr2", second_vip_prefers_svr2)
+    rig.set_standby(1)
+    rig.host.addresses = [[SVR2], [SVR2, "192.168.100.20"]]
+    result = havip.resume()
+    assert result["moved"] == ["VI_2"]
     assert rig.standby_value() == "0"
 
 

@@ -79,6 +79,16 @@ BAD_PILLARS = {
     "vrrp version": (set_key("keepalived:vrrp_version", 4), "havip:keepalived:vrrp_version"),
     "sub-second advert with VRRPv2": (
         lambda havip: havip["keepalived"].update(vrrp_version=2, advert_int=0.5), "havip:keepalived:advert_int"),
+    "vip priority for a backend": (set_key("vips:VI_1:priorities", {"nginx1": 150}), "havip:vips:VI_1:priorities:nginx1"),
+    "vip priority 255": (set_key("vips:VI_1:priorities", {"svr2": 255}), "havip:vips:VI_1:priorities:svr2"),
+    "unicast not a switch": (set_key("vips:VI_1:unicast", "yes"), "havip:vips:VI_1:unicast"),
+    "unicast IPv6 VIP between IPv4 balancers": (
+        second_vip(address="fd00:100::10/64", unicast=True), "havip:vips:VI_2:unicast"),
+    "IPv6 VIP with VRRPv2": (
+        lambda havip: (havip["keepalived"].update(vrrp_version=2, advert_int=1),
+                       havip["vips"].update(VI_2={"address": "fd00:100::10/64", "interface": "ens32",
+                                                  "virtual_router_id": 52})),
+        "havip:vips:VI_2:address"),
     "auth with VRRPv3": (set_key("vips:VI_1:auth_pass", "s3cret"), "havip:vips:VI_1:auth_pass"),
     "check watch not a switch": (set_key("keepalived:check:watch", "yes"), "havip:keepalived:check:watch"),
     "answer timeout not below the interval": (

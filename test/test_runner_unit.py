@@ -62,12 +62,13 @@ class Cluster:
         if name not in BALANCERS:
             return {"roles": ["backend"], "vips": {},
                     "nginx": {"running": True, "answering": True, "url": "http://x/"}}
-        held = name in self.holders["VI_1"]
-        return {"roles": ["balancer"],
-                "vips": {"VI_1": {"address": VIP, "interface": "ens32", "held": held,
-                                  "state": self.states.get(name, "MASTER" if held else "BACKUP"),
-                                  "since": 1_700_000_000.0, "priority": 100}},
-                "standby": name in self.standby}
+        vips = {}
+        for vip, entry in self.config["vips"].items():
+            held = name in self.holders[vip]
+            vips[vip] = {"address": entry["address"], "interface": "ens32", "held": held,
+                         "state": self.states.get(name, "MASTER" if held else "BACKUP"),
+                         "since": 1_700_000_000.0, "priority": entry["priorities"][name]}
+        return {"roles": ["balancer"], "vips": vips, "standby": name in self.standby}
 
     def check(self, name):
         reasons = self.reasons.get(name, [])
@@ -108,14 +109,31 @@ def test_status_of_a_healthy_cluster(runner, cluster):
     report = runner.status()
     assert report["result"] is True
     assert report["comment"].startswith("every VIP has exactly one holder, the preferred one")
-    assert report["vips"] == {"VI_1": {"address": VIP, "holders": ["svr1"]}}
-    assert report["preferred"] == "svr1"
+    assert report["vips"] == {"VI_1": {"address": VIP, "holders": ["svr1"], "preferred": "svr1"}}
+    assert report["vips"]["VI_1"]["preferred"] == "svr1"
     assert report["nodes"] == {name: "healthy" for name in NODES}
     assert report["problems"] == []
     assert "retcode" not in runner.__context__
     assert cluster.config_calls == ["*"]
     assert sorted(cluster.funs()) == ["havip.check", "havip.status"]
     assert all(minions == list(NODES) for minions, _, _, _ in cluster.calls)
+
+
+def two_vips_one_per_balancer(config):
+    config["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32", "virtual_router_id": 52,
+                              "priorities": {"svr2": 200}}
+
+
+def test_status_wants_each_vip_on_its_own_preferred_balancer(runner):
+    cluster = Cluster(runner, facts(two_vips_one_per_balancer))
+    cluster.holders = {"VI_1": ["svr1"], "VI_2": ["svr2"]}
+    report = runner.status()
+    assert report["result"] is True, report
+    assert {vip: entry["preferred"] for vip, entry in report["vips"].items()} == {"VI_1": "svr1", "VI_2": "svr2"}
+    cluster.holders = {"VI_1": ["svr1"], "VI_2": ["svr1"]}
+    report = runner.status()
+    assert report["result"] is False
+    assert report["comment"] == "VIP VI_2 (192.168.100.20) is held by svr1, not by the preferred svr2"
 
 
 def test_status_detects_split_brain(runner, cluster):
@@ -159,7 +177,7 @@ def test_status_when_only_the_backup_is_unhealthy_no_one_could_take_over(runner,
     assert "svr2: HAProxy is not running" in report["problems"]
     assert "no other healthy balancer could take over VIP VI_1 from svr1" in report["comment"]
     assert report["nodes"]["svr2"] == "unhealthy: HAProxy is not running"
-    assert report["preferred"] == "svr1"
+    assert report["vips"]["VI_1"]["preferred"] == "svr1"
     assert runner.__context__["retcode"] == 1
 
 
@@ -175,7 +193,7 @@ def test_status_prefers_the_backup_while_the_master_is_on_standby(runner, cluste
     cluster.standby.add("svr1")
     cluster.holders["VI_1"] = ["svr2"]
     report = runner.status()
-    assert report["preferred"] == "svr2"
+    assert report["vips"]["VI_1"]["preferred"] == "svr2"
     assert report["problems"] == ["no other healthy balancer could take over VIP VI_1 from svr2"]
 
 

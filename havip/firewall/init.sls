@@ -12,8 +12,16 @@
 {%- endif %}
 {%- if 'balancer' in havip.roles %}
 {%-   do ports.extend([havip.frontend.port ~ '/tcp', havip.stats.port ~ '/tcp']) %}
+{#-   VRRP from the other balancers only: their addresses, and for IPv6
+      the link-local sources of multicast adverts. #}
+{%-   set peers = havip.balancers | rejectattr('name', 'equalto', havip.node.name)
+                  | map(attribute='address') | list %}
 {%-   for family in havip.vip_families %}
-{%-     do rich_rules.append('rule family="ipv' ~ family ~ '" protocol value="vrrp" accept') %}
+{%-     set sources = peers | select('match', '.*:' if family == 6 else '^[0-9.]+$') | list %}
+{%-     for source in sources + (['fe80::/10'] if family == 6 else []) %}
+{%-       do rich_rules.append('rule family="ipv' ~ family ~ '" source address="' ~ source
+                               ~ '" protocol value="vrrp" accept') %}
+{%-     endfor %}
 {%-   endfor %}
 {%- endif %}
 
