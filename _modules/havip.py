@@ -27,7 +27,7 @@ ROLES = ("backend", "balancer")
 MODES = ("tcp", "http")
 TOP_KEYS = {
     "nodes", "vips", "frontend", "backend", "stats", "haproxy", "keepalived",
-    "firewall", "selinux", "lookup",
+    "firewall", "selinux", "mine", "lookup",
 }
 NODE_KEYS = {"roles", "address", "priority", "page"}
 VIP_KEYS = {"address", "interface", "virtual_router_id", "auth_pass", "priorities", "unicast"}
@@ -37,6 +37,8 @@ VIP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 FACTS_FILE = "/etc/havip/havip.json"
 # The HAProxy backend section that holds the havip backend servers.
 HAPROXY_BACKEND = "havip_backends"
+# The Salt mine entry where a backend publishes its addresses (havip/mine.sls).
+MINE_FUNCTION = "havip_address"
 ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter", None)
 INJECTIONS = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
 
@@ -96,7 +98,34 @@ def _vip_address(value, key):
     return interface
 
 
-def _check_node(name, node, roles_seen):
+def _mine_args(config):
+    """network.ip_addrs' arguments for the addresses a backend publishes in
+    the Salt mine (havip:mine), or None when the mine is not used."""
+    mine = _mapping(config.get("mine"), "mine")
+    args = {}
+    if mine.get("network") is not None:
+        try:
+            args["cidr"] = str(ipaddress.ip_network(mine["network"]))
+        except (TypeError, ValueError):
+            raise _Invalid("mine:network", f"{mine['network']!r} is not a network like 10.0.0.0/24") from None
+    if mine.get("interface") is not None:
+        args["interface"] = _text(mine["interface"], "mine:interface")
+    return args or None
+
+
+def _discovered_address(name, mine_args, minion_id):
+    """A backend's address: this minion's own from its interfaces, another's
+    from the Salt mine; None if it has not published one yet."""
+    if name == minion_id:
+        found = __salt__["network.ip_addrs"](**mine_args)
+        if not found:
+            raise _Invalid(f"nodes:{name}:address", f"this minion has no address matching havip:mine {mine_args}")
+    else:
+        found = (__salt__["mine.get"](name, MINE_FUNCTION) or {}).get(name)
+    return found[0] if found else None
+
+
+def _check_node(name, node, roles_seen, mine_args, minion_id):
     key = f"nodes:{name}"
     node = _mapping(node, key)
     _unknown_keys(node, NODE_KEYS, key)
@@ -107,10 +136,14 @@ def _check_node(name, node, roles_seen):
         if role not in ROLES:
             raise _Invalid(f"{key}:roles", f"unknown role {role!r} (known: {', '.join(ROLES)})")
         roles_seen.setdefault(role, []).append(name)
-    if "address" not in node:
-        raise _Invalid(f"{key}:address", "is required")
-    address = _address(node["address"], f"{key}:address")
-    entry = {"name": name, "roles": sorted(set(roles)), "address": address}
+    if "address" in node:
+        address = _address(node["address"], f"{key}:address")
+    elif mine_args and "balancer" not in roles:
+        address = _discovered_address(name, mine_args, minion_id)
+    else:
+        raise _Invalid(f"{key}:address", "is required" + (
+            "" if "balancer" in roles else " (or set havip:mine to take it from the Salt mine)"))
+    entry = {"name": name, "roles": sorted(set(roles)), "address": address, "discovered": "address" not in node}
     if "balancer" in roles:
         entry["priority"] = _integer(node.get("priority", 100), f"{key}:priority", 1, 254)
     elif "priority" in node:
@@ -169,12 +202,15 @@ def _vip_priorities(name, vip, nodes, balancers):
     return priorities, order
 
 
-def _check_nodes(config):
+def _check_nodes(config, mine_args, minion_id):
     nodes = _mapping(config.get("nodes") or {}, "nodes")
     roles = {}
-    checked = {str(name): _check_node(str(name), node, roles) for name, node in nodes.items()}
+    checked = {str(name): _check_node(str(name), node, roles, mine_args, minion_id)
+               for name, node in nodes.items()}
     taken = {}
     for entry in checked.values():
+        if entry["address"] is None:
+            continue
         other = taken.setdefault(entry["address"], entry["name"])
         if other != entry["name"]:
             raise _Invalid(f"nodes:{entry['name']}:address", f"{entry['address']} is also {other}'s")
@@ -206,6 +242,14 @@ def _check_vips(config, nodes, balancers):
         if other != entry["name"]:
             raise _Invalid(f"vips:{entry['name']}:address", f"{entry['address']} is also vips:{other}'s")
     return checked
+
+
+def _check_discovered(nodes):
+    """A balancer needs every backend's address."""
+    for name, node in sorted(nodes.items()):
+        if node["address"] is None:
+            raise _Invalid(f"nodes:{name}:address",
+                           f"is not in the Salt mine yet ({MINE_FUNCTION}): apply havip on {name} first")
 
 
 def _check_unicast_peers(vip, nodes, balancers):
@@ -320,7 +364,10 @@ def validate(config, minion_id=None):
     The returned dict is ``config`` plus:
 
     - ``nodes``: every node normalised (``name``, ``roles``, ``address``,
-      ``priority`` for balancers)
+      ``priority`` for balancers, ``discovered``).  With ``mine`` set, a backend may omit
+      ``address``: it is taken from the Salt mine (``havip_address``), or
+      from this minion's interfaces for itself; a balancer refuses a backend
+      that has not published one yet, other minions leave it None.
     - ``vips``: every VIP normalised (``address`` without prefix, ``cidr``,
       ``family``, ``interface``, ``virtual_router_id``, ``unicast``), with
       ``priorities`` (every balancer's priority for it) and ``order`` (the
@@ -328,6 +375,8 @@ def validate(config, minion_id=None):
     - ``vip_families``: the IP versions (4, 6) of the VIPs
     - ``backends`` / ``balancers``: the nodes with that role, sorted by name
     - ``roles``: the roles of ``minion_id`` (empty if it is not a node)
+    - ``mine_function`` / ``mine_args``: where and how backends publish
+      their address (``mine_args`` None without ``mine``)
 
     CLI Example:
 
@@ -339,10 +388,13 @@ def validate(config, minion_id=None):
         config = json.loads(config)
     config = dict(_mapping(config, "<top>"))
     _unknown_keys(config, TOP_KEYS, "<top>")
-    nodes, roles = _check_nodes(config)
+    mine_args = _mine_args(config)
+    nodes, roles = _check_nodes(config, mine_args, minion_id)
     balancers = sorted(roles.get("balancer", []))
     if balancers and not roles.get("backend"):
         raise _Invalid("nodes", "balancers need at least one node with the role backend")
+    if str(minion_id) in balancers:
+        _check_discovered(nodes)
     vips = _check_vips(config, nodes, balancers)
     _check_ports(config, nodes)
     _check_tuning(config)
@@ -360,6 +412,8 @@ def validate(config, minion_id=None):
         roles=me["roles"] if me else [],
         facts_file=FACTS_FILE,
         haproxy_backend=HAPROXY_BACKEND,
+        mine_function=MINE_FUNCTION,
+        mine_args=mine_args,
     )
     return config
 

@@ -55,6 +55,17 @@ def test_debian_backend_gets_nginx_and_its_page_only(salt_call):
     assert states["havip-facts-file"]["dataset"]["roles"] == ["backend"]
 
 
+def test_a_backend_without_an_address_publishes_its_own_in_the_salt_mine(salt_call):
+    pillar = seed_pillar()
+    pillar["havip"]["mine"] = {"network": "0.0.0.0/0"}  # any address this test machine has
+    del pillar["havip"]["nodes"]["nginx2"]["address"]
+    states = salt_call("nginx2", DEBIAN_GRAINS).show_sls(pillar)
+    send = states["havip-mine-address"]
+    assert send["fun"] == "module.run"
+    assert send["mine.send"] == ["havip_address", {"mine_function": "network.ip_addrs"}, {"cidr": "0.0.0.0/0"}]
+    assert "havip-mine-address" not in salt_call("nginx1", DEBIAN_GRAINS).show_sls(pillar)
+
+
 def test_page_can_be_overridden_per_node(salt_call):
     pillar = seed_pillar()
     pillar["havip"]["nodes"]["nginx1"]["page"] = "nginx--1"

@@ -7,6 +7,7 @@ cluster and failing loudly on a broken one.  The seed's topology, one
 cluster for the whole file; every test leaves it as it found it.
 """
 
+import copy
 import re
 
 import pytest
@@ -98,6 +99,32 @@ def test_failover_test_passes_on_a_healthy_cluster_and_reports_figures(healthy, 
     failed, total = map(int, re.match(r"(\d+) of (\d+)", report["failed requests"]).groups())
     assert total > 300 and failed < total / 2
     assert "10.99.0.0/16 via 192.168.100.1" in healthy.host(PRIMARY).run(["ip", "route"]).stdout
+
+
+def test_a_backend_without_an_address_is_found_through_the_salt_mine(healthy):
+    """Adding a backend: the new minion with the role applies (and publishes
+    its address), then the balancers apply."""
+    pillar = copy.deepcopy(SEED.pillar)
+    pillar["havip"]["mine"] = {"network": "192.168.100.0/24"}
+    del pillar["havip"]["nodes"]["nginx2"]["address"]
+    assert healthy.salt("nginx2", "mine.flush").returncode == 0
+    healthy.set_pillar(pillar)
+    try:
+        before = healthy.config_digests()
+        early = healthy.apply(PRIMARY)
+        assert early.returncode != 0
+        assert "havip:nodes:nginx2:address: is not in the Salt mine yet" in early.stdout
+        assert healthy.config_digests() == before
+        assert healthy.apply("nginx2").returncode == 0
+        assert healthy.apply("svr*").returncode == 0
+        config = healthy.host(PRIMARY).run(["cat", "/etc/haproxy/haproxy.cfg"]).stdout
+        assert "server nginx2 192.168.100.12:80" in config
+        answers = {healthy.client_get(SEED.frontend_url)[1] for _ in range(4)}
+        assert answers == {"nginx1", "nginx2"}
+        again = healthy.apply("nginx2")
+        assert not [s for s in again.data.values() if s.get("changes")], again.stdout
+    finally:
+        healthy.set_pillar(SEED.pillar)
 
 
 def test_failover_test_fails_when_keepalived_is_stopped_on_the_only_backup(healthy):

@@ -287,6 +287,58 @@ def test_validate_ranks_the_balancers_of_each_vip_by_its_own_priorities(havip):
     assert vips["VI_2"]["unicast"] is False
 
 
+def seed_with_nginx2_in_the_mine(mine):
+    """The seed with nginx2's address left to the Salt mine; ``mine`` is
+    what mine.get answers per minion."""
+    havip_mine_calls = []
+
+    def mine_get(tgt, fun):
+        havip_mine_calls.append((tgt, fun))
+        return {tgt: mine[tgt]} if tgt in mine else {}
+    config = merged_seed()
+    config["mine"] = {"network": "192.168.100.0/24", "interface": None}
+    del config["nodes"]["nginx2"]["address"]
+    return config, mine_get, havip_mine_calls
+
+
+def test_validate_takes_a_backends_address_from_the_salt_mine(havip):
+    config, mine_get, calls = seed_with_nginx2_in_the_mine({"nginx2": ["192.168.100.12"]})
+    havip.__salt__ = {"mine.get": mine_get}
+    nodes = havip.validate(config, "svr1")["nodes"]
+    assert nodes["nginx2"]["address"] == "192.168.100.12"
+    assert nodes["nginx2"]["discovered"] is True and nodes["nginx1"]["discovered"] is False
+    assert calls == [("nginx2", "havip_address")]
+
+
+def test_validate_on_the_backend_itself_takes_its_address_from_its_interfaces(havip):
+    config, mine_get, calls = seed_with_nginx2_in_the_mine({})
+    asked = []
+    havip.__salt__ = {"mine.get": mine_get,
+                      "network.ip_addrs": lambda **kw: asked.append(kw) or ["192.168.100.12"]}
+    config = havip.validate(config, "nginx2")
+    assert config["node"]["address"] == "192.168.100.12"
+    assert asked == [{"cidr": "192.168.100.0/24"}] and calls == []
+    assert config["mine_args"] == {"cidr": "192.168.100.0/24"}
+
+
+def test_a_balancer_refuses_a_backend_that_has_not_published_its_address(havip):
+    config, mine_get, _ = seed_with_nginx2_in_the_mine({})
+    havip.__salt__ = {"mine.get": mine_get}
+    with pytest.raises(CommandExecutionError, match="havip:nodes:nginx2:address: is not in the Salt mine yet"
+                                                    r" \(havip_address\): apply havip on nginx2 first"):
+        havip.validate(config, "svr1")
+    # Another backend does not need it.
+    assert havip.validate(config, "nginx1")["nodes"]["nginx2"]["address"] is None
+
+
+def test_a_balancer_always_needs_its_address_in_the_pillar(havip):
+    config, mine_get, _ = seed_with_nginx2_in_the_mine({})
+    del config["nodes"]["svr2"]["address"]
+    havip.__salt__ = {"mine.get": mine_get}
+    with pytest.raises(CommandExecutionError, match="havip:nodes:svr2:address: is required$"):
+        havip.validate(config, "svr1")
+
+
 def test_validate_gives_an_unlisted_minion_no_roles(havip):
     assert havip.validate(merged_seed(), "elsewhere")["roles"] == []
 

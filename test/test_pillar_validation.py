@@ -79,6 +79,7 @@ BAD_PILLARS = {
     "vrrp version": (set_key("keepalived:vrrp_version", 4), "havip:keepalived:vrrp_version"),
     "sub-second advert with VRRPv2": (
         lambda havip: havip["keepalived"].update(vrrp_version=2, advert_int=0.5), "havip:keepalived:advert_int"),
+    "mine network not a network": (set_key("mine:network", "eth0"), "havip:mine:network"),
     "vip priority for a backend": (set_key("vips:VI_1:priorities", {"nginx1": 150}), "havip:vips:VI_1:priorities:nginx1"),
     "vip priority 255": (set_key("vips:VI_1:priorities", {"svr2": 255}), "havip:vips:VI_1:priorities:svr2"),
     "unicast not a switch": (set_key("vips:VI_1:unicast", "yes"), "havip:vips:VI_1:unicast"),

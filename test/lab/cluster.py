@@ -52,12 +52,19 @@ class Topology:
 
     @property
     def vip(self):
-        return next(iter(self.pillar["havip"]["vips"].values()))["address"].split("/")[0]
+        """The address of the first VIP."""
+        return self.vip_address(next(iter(self.pillar["havip"]["vips"])))
+
+    def vip_address(self, name):
+        return self.pillar["havip"]["vips"][name]["address"].split("/")[0]
 
     @property
     def frontend_url(self):
+        return self.url_of(self.vip)
+
+    def url_of(self, address):
         port = self.pillar["havip"].get("frontend", {}).get("port", 9090)
-        return f"http://{self.vip}:{port}/"
+        return f"http://{f'[{address}]' if ':' in address else address}:{port}/"
 
 
 def _topology(name, nodes, vip, vrid, client="client", **havip):
@@ -81,6 +88,30 @@ SEED = _topology(
         "svr2": {"roles": ["balancer"], "address": "192.168.100.14", "priority": 100},
     },
     vip="192.168.100.10", vrid=51, frontend={"port": 9090, "mode": "tcp"},
+)
+
+# Active-active: three VIPs on one frontend, each preferring a balancer of
+# its own; VI_B speaks unicast VRRP, VI_6 is IPv6 (VRRPv3).
+ACTIVE = Topology(
+    "active",
+    {"web1": "192.168.100.41", "web2": "192.168.100.42", "lb1": "192.168.100.43",
+     "lb2": "192.168.100.44", "client": "192.168.100.20"},
+    "client",
+    {"havip": {
+        "nodes": {
+            "web1": {"roles": ["backend"], "address": "192.168.100.41"},
+            "web2": {"roles": ["backend"], "address": "192.168.100.42"},
+            "lb1": {"roles": ["balancer"], "address": "192.168.100.43", "priority": 150},
+            "lb2": {"roles": ["balancer"], "address": "192.168.100.44", "priority": 100},
+        },
+        "vips": {
+            "VI_A": {"address": "192.168.100.45/24", "interface": "eth0", "virtual_router_id": 71},
+            "VI_B": {"address": "192.168.100.46/24", "interface": "eth0", "virtual_router_id": 72,
+                     "priorities": {"lb2": 200}, "unicast": True},
+            "VI_6": {"address": "fd00:100::45/64", "interface": "eth0", "virtual_router_id": 73},
+        },
+        "stats": {"password": "lab-only-active"},
+    }},
 )
 
 TRIO_HTTP = _topology(
@@ -146,17 +177,18 @@ class Cluster:
         self.pillar_file.write_text(yaml.safe_dump(pillar))
         self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*")
 
-    def vip_holders(self):
-        """Balancers whose eth0 carries the VIP now, read with `ip addr`."""
-        vip = self.topology.vip
+    def vip_holders(self, vip=None):
+        """Balancers whose eth0 carries the VIP (name; default: the first)
+        now, read with `ip addr`."""
+        address = self.topology.vip_address(vip) if vip else self.topology.vip
         return sorted(
             name for name in self.topology.with_role("balancer")
-            if f" {vip}/" in self.host(name).run(["ip", "-o", "-4", "addr", "show"]).stdout
+            if f" {address}/" in self.host(name).run(["ip", "-o", "addr", "show"]).stdout
         )
 
-    def wait_for_holders(self, expected, timeout=20):
+    def wait_for_holders(self, expected, timeout=20, vip=None):
         deadline = time.monotonic() + timeout
-        while (holders := self.vip_holders()) != expected and time.monotonic() < deadline:
+        while (holders := self.vip_holders(vip)) != expected and time.monotonic() < deadline:
             time.sleep(0.1)
         return holders
 

@@ -1,7 +1,8 @@
 """Namespace lab: Linux namespaces as "hosts" on one machine (stdlib only).
 
 Every host is a network namespace ``<prefix>-<host>`` (``eth0`` with its
-address, ``lo``; no default route) wired to a bridge ``br0`` in the switch
+address and an IPv6 twin in fd00:100::/64 - 192.168.100.11 is fd00:100::11 -
+``lo``; no default route) wired to a bridge ``br0`` in the switch
 namespace ``<prefix>-sw``.  The root namespace joins the bridge through the
 veth ``<prefix>-gw`` (the gateway address), so a salt-master there reaches
 the minions.  Each host runs ``hostinit.py`` as PID 1 of its own PID, mount
@@ -154,6 +155,14 @@ def known_prefixes():
     return sorted(p for p in found | {"hvl"} if re.fullmatch(PREFIX_RE, p))
 
 
+IPV6_PREFIX = "fd00:100::"
+
+
+def ipv6_twin(address):
+    """The host's IPv6 address: the last IPv4 octet as the last group."""
+    return IPV6_PREFIX + address.rsplit(".", 1)[1]
+
+
 class Host:
     """One lab host; ``pid`` is its init's PID in the root PID namespace."""
 
@@ -161,6 +170,7 @@ class Host:
         self.name = name
         self.iface = iface  # address with prefix length, e.g. "192.168.100.11/24"
         self.address = iface.split("/")[0]
+        self.address6 = ipv6_twin(self.address)
         self.netns = netns
         self.pid = None
         self.start = None  # start time of pid, guards against PID reuse
@@ -312,6 +322,7 @@ class Lab:
             _sh(*sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.netns)
             _sh(*sw, "link", "set", port, "alias", h.name, "master", "br0", "up")
             _sh("ip", "-n", h.netns, "addr", "add", h.iface, "dev", "eth0")
+            _sh("ip", "-n", h.netns, "addr", "add", f"{h.address6}/64", "dev", "eth0", "nodad")
             _sh("ip", "-n", h.netns, "link", "set", "eth0", "up")
 
     def _start_hosts(self):
