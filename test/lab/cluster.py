@@ -20,11 +20,13 @@ from test.lab.lab import Lab
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GATEWAY = "192.168.100.1"
-HAPROXY_PIDFILE = "/run/haproxy.pid"
-KEEPALIVED_PIDFILES = ("/run/keepalived.pid", "/run/vrrp.pid")
-VRRP_STATE = "/run/havip/vrrp/VI_1"
-CONFIG_FILES = ("/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf",
-                "/etc/nginx/conf.d/havip.conf", "/etc/keepalived/havip-check-haproxy")
+# The Debian paths the formula uses (its defaults' lookup), not restated here.
+LOOKUP = yaml.safe_load((REPO / "havip" / "parameters" / "defaults.yaml").read_text())["havip"]["lookup"]
+HAPROXY_PIDFILE = LOOKUP["haproxy"]["pidfile"]
+KEEPALIVED_PIDFILES = tuple(LOOKUP["keepalived"]["pidfiles"])
+VRRP_STATE = LOOKUP["keepalived"]["state_dir"] + "/VI_1"
+CONFIG_FILES = (LOOKUP["haproxy"]["config"], LOOKUP["keepalived"]["config"],
+                LOOKUP["nginx"]["site_file"], LOOKUP["keepalived"]["check_script"])
 
 
 @dataclasses.dataclass
