@@ -35,10 +35,11 @@ PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
 BACKENDS = SEED.with_role("backend")
 
 # The seed tutorial: VRRPv2, adverts every 1 s, a `pidof haproxy` check every
-# 1 s with fall 1 / rise 2; HAProxy with CentOS 7's defaults and `check`'s
-# defaults (inter 2s fall 3 rise 2); changes applied by restarting HAProxy.
+# 1 s with fall 1 / rise 2 and nothing else tracked; HAProxy with CentOS 7's
+# defaults and `check`'s defaults (inter 2s fall 3 rise 2); changes applied
+# by restarting HAProxy.
 SEED_BASELINE = {
-    "keepalived": {"vrrp_version": 2, "advert_int": 1,
+    "keepalived": {"vrrp_version": 2, "advert_int": 1, "track_backends": False,
                    "check": {"watch": False, "answer_timeout": 0}},
     "backend": {"check": {"inter": "2s", "fall": 3, "rise": 2}},
     "haproxy": {"defaults": ["log global", "option dontlognull", "option redispatch", "retries 3",
