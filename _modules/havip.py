@@ -542,14 +542,19 @@ def _stats_socket(facts):
     return None
 
 
-def _servers(stats_csv):
-    """{server: status} of the havip backend servers in HAProxy's CSV stats."""
+def _server_rows(stats_csv):
+    """{server: its row} of the havip backend servers in HAProxy's CSV stats."""
     rows = csv.DictReader(io.StringIO(stats_csv.lstrip("# ")))
     return {
-        row["svname"]: row["status"]
+        row["svname"]: row
         for row in rows
         if row.get("pxname") == HAPROXY_BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")
     }
+
+
+def _servers(stats_csv):
+    """{server: status} of the havip backend servers in HAProxy's CSV stats."""
+    return {name: row["status"] for name, row in _server_rows(stats_csv).items()}
 
 
 def _runtime_api(path, command, timeout=2.0):
@@ -851,6 +856,119 @@ def resume(timeout=None):
             "seconds": round(time.monotonic() - start, 3)}
 
 
+# ---- rolling deploys: a backend server out of rotation and back ------------
+
+
+def _server_socket(function, server):
+    """The runtime API socket of this balancer's HAProxy, for ``server``, one
+    of the havip backend servers."""
+    facts = _balancer_facts(function)
+    known = [node["name"] for node in facts["backends"]]
+    if server not in known:
+        raise CommandExecutionError(
+            f"havip.{function}: unknown backend server {server!r} (known: {', '.join(known)})")
+    path = _stats_socket(facts)
+    if path is None:
+        raise CommandExecutionError(f"havip.{function}: no `stats socket` line in havip:haproxy:global")
+    return path
+
+
+def _ask_haproxy(path, command):
+    try:
+        return _runtime_api(path, command)
+    except OSError as exc:
+        raise CommandExecutionError(f"havip: HAProxy's runtime API ({path}) did not answer: {exc}") from None
+
+
+def _server_row(path, server):
+    """``show stat``'s row of one havip backend server."""
+    rows = _server_rows(_ask_haproxy(path, "show stat"))
+    if server not in rows:
+        raise CommandExecutionError(f"havip: HAProxy has no server {server} in {HAPROXY_BACKEND}")
+    return rows[server]
+
+
+def _sessions(path, server):
+    return int(_server_row(path, server)["scur"] or 0)
+
+
+def _set_server_state(path, server, state):
+    command = f"set server {HAPROXY_BACKEND}/{server} state {state}"
+    answer = _ask_haproxy(path, command).strip()
+    if answer:
+        raise CommandExecutionError(f"havip: HAProxy refused `{command}`: {answer}")
+
+
+def _wait_limit(function, timeout):
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        raise CommandExecutionError(f"havip.{function}: timeout must be above 0 and at most 3600 s,"
+                                    f" got {timeout!r}")
+    return float(timeout)
+
+
+def drain(server, timeout=30):
+    """
+    Take backend server ``server`` out of this balancer's rotation: HAProxy's
+    runtime API sets it to ``drain`` (no new connections; its health checks
+    go on), and this returns once it has no session left (``scur`` 0 in
+    ``show stat``), with the time it took.
+
+    Refuses, changing nothing, when no other backend server is UP in this
+    HAProxy: nothing would be left to answer.  Raises an error if sessions
+    remain after ``timeout`` seconds; the server then stays drained.  The
+    drain lasts until :py:func:`ready`, or until HAProxy reloads or restarts
+    (the runtime state is not kept across them).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr1 havip.drain nginx1
+        salt 'svr*' havip.drain nginx1 timeout=120
+    """
+    budget = _wait_limit("drain", timeout)
+    path = _server_socket("drain", server)
+    others = {name: state for name, state in _servers(_ask_haproxy(path, "show stat")).items()
+              if name != server}
+    if not any(state.startswith("UP") for state in others.values()):
+        listing = ", ".join(f"{name} {state}" for name, state in sorted(others.items()))
+        raise CommandExecutionError(
+            f"havip.drain: refused, no other backend server is UP here ({listing or 'none'});"
+            f" draining {server} would leave none to answer")
+    start = time.monotonic()
+    _set_server_state(path, server, "drain")
+    if not _wait_until(lambda: _sessions(path, server) == 0, budget, interval=0.1):
+        raise CommandExecutionError(
+            f"havip.drain: {server} still has {_sessions(path, server)} sessions after {budget:.1f} s;"
+            f" it stays drained (havip.ready {server} puts it back)")
+    return {"server": server, "state": "drain", "seconds": round(time.monotonic() - start, 3)}
+
+
+def ready(server, timeout=30):
+    """
+    Put backend server ``server`` back into this balancer's rotation after
+    :py:func:`drain` (HAProxy's runtime state ``ready``) and return once
+    HAProxy sees it UP - its health checks pass - with the time it took.
+    Raises an error if it is not UP within ``timeout`` seconds; it is in
+    rotation all the same, and gets traffic once its checks pass.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr1 havip.ready nginx1
+    """
+    budget = _wait_limit("ready", timeout)
+    path = _server_socket("ready", server)
+    start = time.monotonic()
+    _set_server_state(path, server, "ready")
+    if not _wait_until(lambda: _server_row(path, server)["status"].startswith("UP"), budget, interval=0.1):
+        raise CommandExecutionError(
+            f"havip.ready: {server} is in rotation again but not UP after {budget:.1f} s"
+            f" ({_server_row(path, server)['status']}): its health checks fail")
+    return {"server": server, "state": "ready", "seconds": round(time.monotonic() - start, 3)}
+
+
 # ---- measuring and breaking ---------------------------------------------------
 
 
@@ -900,12 +1018,13 @@ def summarize(url, started, seconds, requests, timeline=False):
     return report
 
 
-def measure(url, seconds, rate, timeout, timeline=False):
+def measure(url, seconds, rate, timeout, timeline=False, stop=None):
     """Send a request to ``url`` every 1/rate s for ``seconds`` s, each on
     its own (a slow or lost request does not hold up the next), and
     summarize what a client saw (the loop behind :py:func:`probe`); with
     ``timeline`` also every request as [seconds after the start, answered
-    (1) or not (0)]."""
+    (1) or not (0)].  ``stop``, if given, is asked before each request and
+    ends the run early when it returns True."""
     period = 1.0 / rate
     count = int(seconds * rate)
     started, start = time.time(), time.monotonic()
@@ -914,6 +1033,8 @@ def measure(url, seconds, rate, timeout, timeline=False):
         pending = []
         for index in range(count):
             time.sleep(max(0.0, start + index * period - time.monotonic()))
+            if stop is not None and stop():
+                break
             pending.append((time.monotonic() - start, pool.submit(_fetch_body, url, timeout)))
     requests = [[sent, future.result()] for sent, future in pending]
     return summarize(url, started, time.monotonic() - start, requests, timeline)
@@ -924,7 +1045,7 @@ def _frontend_url(facts):
     return _url(vip["address"], facts["frontend"]["port"])
 
 
-def probe(url=None, seconds=10, rate=100, timeout=0.2):
+def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None):
     """
     Request ``url`` from this minion ``rate`` times a second for ``seconds``
     seconds - on a fixed schedule, each request with its own ``timeout`` -
@@ -935,7 +1056,10 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2):
     response body).
 
     ``url`` defaults to the frontend on the first VIP of the havip
-    configuration deployed here.
+    configuration deployed here.  With ``stop_file`` the probe ends early,
+    as soon as that file exists on this minion: a caller that cannot know
+    how long it needs the probe (the ``havip.deploy`` runner) starts it for
+    long and creates the file when done.
 
     CLI Example:
 
@@ -949,7 +1073,8 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2):
                                    ("timeout", timeout, 0.01, 60)):
         if not isinstance(value, (int, float)) or not low <= value <= high:
             raise CommandExecutionError(f"havip.probe: {name} must be from {low} to {high}, got {value!r}")
-    return measure(url, float(seconds), float(rate), float(timeout))
+    stop = (lambda: os.path.exists(stop_file)) if stop_file else None
+    return measure(url, float(seconds), float(rate), float(timeout), stop=stop)
 
 
 def _service(facts, name, action):

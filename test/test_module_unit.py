@@ -757,9 +757,9 @@ def test_probe_rejects_bad_arguments(havip, kwargs, name):
 
 def test_probe_defaults_to_the_frontend_on_the_first_vip(havip, lb, monkeypatch):
     seen = []
-    monkeypatch.setattr(havip, "measure", lambda *args: seen.append(args) or {"ok": True})
+    monkeypatch.setattr(havip, "measure", lambda *args, stop: seen.append((*args, stop)) or {"ok": True})
     assert havip.probe(seconds=5, rate=10) == {"ok": True}
-    assert seen == [("http://192.168.100.10:9090/", 5.0, 10.0, 0.2)]
+    assert seen == [("http://192.168.100.10:9090/", 5.0, 10.0, 0.2, None)]
 
 
 # ---- inject -----------------------------------------------------------------
