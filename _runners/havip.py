@@ -1,15 +1,18 @@
 """
-havip, cluster-wide: who holds each VIP, is every node healthy, and a live
-failover test that measures and fails loudly.  Used by ``salt-run`` and by
-the orchestrate files ``havip.failover_test``.
+havip, cluster-wide: who holds each VIP, is every node healthy, a live
+failover test that measures and fails loudly, and a rolling deploy that
+loses no request.  Used by ``salt-run`` and by the orchestrate files
+``havip.failover_test`` and ``havip.deploy``.
 
 The cluster is discovered from what the formula deployed on the minions
 (``havip.config``); the minions answer for themselves (``havip.status``,
 ``havip.check``), so nothing here needs the pillar.
 """
 
+import collections
 import threading
 import time
+import uuid
 
 import salt.client
 
@@ -28,10 +31,15 @@ def _local():
     return salt.client.get_local_client(__opts__["conf_file"])
 
 
+def _answers(minions, fun, arg=(), kwarg=None, timeout=CALL_TIMEOUT):
+    """{minion: return} of the minions that answered, errors included."""
+    return _local().cmd(list(minions), fun, arg=list(arg), kwarg=kwarg or {},
+                        tgt_type="list", timeout=timeout)
+
+
 def _call(minions, fun, arg=(), kwarg=None, timeout=CALL_TIMEOUT):
     """{minion: return} of the minions that answered with data (not an error)."""
-    answers = _local().cmd(list(minions), fun, arg=list(arg), kwarg=kwarg or {},
-                           tgt_type="list", timeout=timeout)
+    answers = _answers(minions, fun, arg, kwarg, timeout)
     return {name: ret for name, ret in answers.items() if isinstance(ret, dict)}
 
 
@@ -193,13 +201,13 @@ def _show(holders):
     return ", ".join(f"{vip}: {' + '.join(names) or 'none'}" for vip, names in holders.items())
 
 
-def _pick_client(config, client):
+def _pick_client(config, client, pillar_key="failover_test:client"):
     if client:
         return client
     others = [name for name, node in sorted(config["nodes"].items()) if "balancer" not in node["roles"]]
     if not others:
         raise ValueError("every node is a balancer: name the probing minion"
-                         " (pillar failover_test:client)")
+                         f" (pillar {pillar_key})")
     return others[0]
 
 
@@ -292,4 +300,277 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     if problems:
         return _fail(report, "failover test FAILED: " + "; ".join(problems))
     report.update(result=True, comment=f"failover test passed: {failure} on {holder}")
+    return report
+
+
+# ---- rolling deploy -----------------------------------------------------------
+
+# havip.probe's longest run: a deploy starts its probes for that long and
+# ends them through a stop file when the rollout is over.
+PROBE_LIMIT = 3600
+# Seconds of probing before the first step (the probe's job must reach the client).
+PROBE_LEAD = 2.0
+# Seconds a drained server may keep sessions, and a readied one take to be UP.
+SERVER_TIMEOUT = 30
+APPLY_TIMEOUT = 300
+# Seconds the cluster may take to look healthy after the last step.
+SETTLE_TIMEOUT = 10
+
+# One step of a rollout: ``fun`` on every one of ``targets``.
+_Step = collections.namedtuple("_Step", "label targets fun arg kwarg timeout")
+
+
+def _frontend_url(config, vip):
+    address = config["vips"][vip]["address"]
+    return f"http://{f'[{address}]' if ':' in address else address}:{config['frontend']['port']}/"
+
+
+def _error_line(text):
+    """The line of a minion's error message that says what went wrong: the
+    first, or a traceback's last (the exception)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if "Traceback (most recent call last)" in text else lines[0]
+
+
+def _error_text(answer):
+    """A minion's error answer (a message, or a list of them such as render
+    errors) on one line."""
+    texts = [str(text) for text in (answer if isinstance(answer, list) else [answer])]
+    return "; ".join(_error_line(text) for text in texts if text.strip()) or repr(answer)
+
+
+class _Probe(threading.Thread):
+    """``havip.probe`` of ``url`` from ``client`` for as long as the rollout
+    takes: started for PROBE_LIMIT s, ended by creating its stop file."""
+
+    def __init__(self, client, url, rate):
+        super().__init__(daemon=True)
+        self.client, self.url, self.rate = client, url, rate
+        self.stop_file = f"/tmp/havip-deploy-{uuid.uuid4().hex}.stop"
+        self.answer = None
+
+    def run(self):
+        kwarg = {"url": self.url, "seconds": PROBE_LIMIT, "rate": self.rate, "stop_file": self.stop_file}
+        self.answer = _answers([self.client], "havip.probe", kwarg=kwarg,
+                               timeout=PROBE_LIMIT + 30).get(self.client)
+
+    def stop(self):
+        """End the probe; returns its problem, None if every request it sent
+        was answered."""
+        ended_early = not self.is_alive()
+        if not ended_early:
+            _answers([self.client], "file.touch", [self.stop_file])
+            self.join(CALL_TIMEOUT)
+        return self._problem(ended_early)
+
+    def _problem(self, ended_early):
+        seen = self.answer
+        where = f"the probe of {self.url} on {self.client}"
+        if self.is_alive():
+            return f"{where} did not stop"
+        if not isinstance(seen, dict):
+            return f"{where} failed: {'no answer' if seen is None else _error_text(seen)}"
+        if ended_early:
+            return f"{where} ended after {seen['seconds']:.0f} s, before the rollout did"
+        if seen["failed"]:
+            return (f"{seen['failed']} of {seen['total']} requests to {self.url} failed"
+                    f" (longest outage {seen['longest_outage']:.2f} s)")
+        return None
+
+
+def _rollout_order(config, holders):
+    """The nodes in rollout order: those that are only backends, then the
+    balancers holding no VIP, then those holding VIPs (by name within each
+    group); and the set of those holding VIPs."""
+    holding = {name for names in holders.values() for name in names}
+    backends = [name for name, node in sorted(config["nodes"].items()) if "balancer" not in node["roles"]]
+    balancers = [node["name"] for node in config["balancers"]]
+    return (backends + [b for b in balancers if b not in holding]
+            + [b for b in balancers if b in holding]), holding
+
+
+def _switch_timeout(config):
+    """Seconds a standby or resume call may take: its own budget (4 adverts
+    + preempt_delay + 2 s) and a salt round trip."""
+    keepalived = config["keepalived"]
+    return 4 * float(keepalived["advert_int"]) + keepalived["preempt_delay"] + 2.0 + CALL_TIMEOUT
+
+
+def _node_steps(config, name, holds):
+    """One node's steps: its backend server drained on every balancer, its
+    VIPs moved away, the apply and the check, then back in reverse order."""
+    balancers = [node["name"] for node in config["balancers"]]
+    on = ", ".join(balancers)
+    server = {"timeout": SERVER_TIMEOUT}
+    backend = "backend" in config["nodes"][name]["roles"]
+    steps = []
+    if backend:
+        steps.append(_Step(f"drain {name} on {on}", balancers, "havip.drain", [name], server,
+                           SERVER_TIMEOUT + CALL_TIMEOUT))
+    if holds:
+        steps.append(_Step(f"standby {name}", [name], "havip.standby", [], {}, _switch_timeout(config)))
+    steps.append(_Step(f"apply {name}", [name], "state.apply", ["havip"], {}, APPLY_TIMEOUT))
+    steps.append(_Step(f"check {name}", [name], "havip.check", [], {}, CALL_TIMEOUT))
+    if holds:
+        steps.append(_Step(f"resume {name}", [name], "havip.resume", [], {}, _switch_timeout(config)))
+    if backend:
+        steps.append(_Step(f"ready {name} on {on}", balancers, "havip.ready", [name], server,
+                           SERVER_TIMEOUT + CALL_TIMEOUT))
+    return steps
+
+
+def _apply_problem(states):
+    """The states that failed in a ``state.apply`` return, earliest first."""
+    failed = sorted((state for state in states.values() if not state.get("result")),
+                    key=lambda state: state.get("__run_num__", 0))
+    return "; ".join(f"{state.get('__id__')} failed ({str(state.get('comment')).strip().splitlines()[0]})"
+                     for state in failed) or None
+
+
+def _step_problem(fun, answer):
+    """Why a minion's answer to a rollout step is a failure, or None."""
+    if answer is None:
+        return "did not answer"
+    if not isinstance(answer, dict):
+        return _error_text(answer)
+    if fun == "state.apply":
+        return _apply_problem(answer)
+    if fun == "havip.check" and not answer["healthy"]:
+        return "unhealthy: " + "; ".join(answer["reasons"])
+    return None
+
+
+def _run_step(step):
+    """(None or why the step failed, the targets where it went through)."""
+    answers = _answers(step.targets, step.fun, step.arg, step.kwarg, step.timeout)
+    problems = {name: _step_problem(step.fun, answers.get(name)) for name in step.targets}
+    failed = "; ".join(f"{name}: {problem}" for name, problem in problems.items() if problem)
+    return failed or None, [name for name, problem in problems.items() if not problem]
+
+
+def _left_behind(name, done, failed, went_through):
+    """What a node is left with when its ``failed`` step stopped the rollout
+    after its ``done`` steps (``went_through``: where the failed step did)."""
+    ran = {step.fun for step in done} | {failed.fun}
+    drain = next((step.targets for step in done if step.fun == "havip.drain"),
+                 went_through if failed.fun == "havip.drain" else [])
+    notes = []
+    if drain and "havip.ready" not in ran:
+        notes.append(f"{name} stays drained on {', '.join(drain)} (havip.ready {name} there puts it back)")
+    if "havip.standby" in {step.fun for step in done} and "havip.resume" not in ran:
+        notes.append(f"{name} stays on standby (havip.resume on {name} ends it)")
+    return notes
+
+
+def _roll_out(config, order, holding, steps):
+    """Run every node's steps in ``order``, appending "label: seconds" to
+    ``steps``.  Stops at the first failing step; returns why it failed,
+    what that node is left with and which nodes were left untouched, or
+    None when every step passed."""
+    for index, name in enumerate(order):
+        done = []
+        for step in _node_steps(config, name, name in holding):
+            start = time.monotonic()
+            problem, went_through = _run_step(step)
+            steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else ""))
+            if problem:
+                untouched = order[index + 1:]
+                return "; ".join([f"step '{step.label}' failed: {problem}", "stopped there",
+                                  *_left_behind(name, done, step, went_through)]
+                                 + ([f"untouched: {', '.join(untouched)}"] if untouched else []))
+            done.append(step)
+    return None
+
+
+def _settled(tgt, report):
+    """None once every node is healthy and each VIP on its preferred holder
+    (polled for up to SETTLE_TIMEOUT s), else why not."""
+    config = _config(tgt)  # the configuration just deployed
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while (survey := _survey(config))["problems"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    report["holders after"] = _show(survey["holders"])
+    if survey["problems"]:
+        return "final check failed: " + "; ".join(survey["problems"])
+    return None
+
+
+def _under_probes(probes, rollout):
+    """Run ``rollout`` (it returns its problem or None) while the probes
+    run; returns every problem, the probes' too."""
+    for probe in probes:
+        probe.start()
+    try:
+        time.sleep(PROBE_LEAD)
+        if all(probe.is_alive() for probe in probes):
+            problem = rollout()
+        else:
+            problem = "nothing deployed: a probe is not running"
+    finally:
+        probe_problems = [probe.stop() for probe in probes]
+    return [p for p in [problem, *probe_problems] if p]
+
+
+def _deploy(config, tgt, client, rate, report):
+    """Pre-check, then the rollout under probes; returns the problems."""
+    before = _survey(config)
+    report["holders before"] = _show(before["holders"])
+    if before["problems"]:
+        return ["pre-check failed: " + "; ".join(before["problems"])]
+    order, holding = _rollout_order(config, before["holders"])
+    urls = [_frontend_url(config, vip) for vip in sorted(config["vips"])]
+    report.update(order=", ".join(order), probe=f"{', '.join(urls)} from {client}, {rate} requests/s each",
+                  steps=[])
+    probes = [_Probe(client, url, rate) for url in urls]
+    problems = _under_probes(
+        probes, lambda: _roll_out(config, order, holding, report["steps"]) or _settled(tgt, report))
+    seen = [probe.answer for probe in probes if isinstance(probe.answer, dict)]
+    if seen:
+        report["failed requests"] = f"{sum(s['failed'] for s in seen)} of {sum(s['total'] for s in seen)}"
+    return problems
+
+
+def deploy(client=None, rate=100, tgt="*"):
+    """
+    A rolling deploy of the havip pillar as it is now: ``state.apply havip``
+    on one node at a time, each taken out of service first, checked after
+    and put back, while ``client`` (default: the first node that is not a
+    balancer) probes the frontend on every VIP at ``rate`` requests/s.
+
+    1. pre-check, as :py:func:`status`;
+    2. the nodes that are only backends, by name: drained on every balancer
+       (``havip.drain``), applied, checked (``havip.check``), readied on
+       every balancer (``havip.ready``);
+    3. the balancers holding no VIP: applied, checked;
+    4. the balancers holding VIPs: ``havip.standby`` (the VIPs move away),
+       applied, checked, ``havip.resume``;
+    5. every node healthy and each VIP on its preferred holder; every probe
+       request answered.
+
+    A node that is backend and balancer goes with the balancers, drained
+    first and readied last.
+
+    The first failing step stops the rollout: the nodes after it are left
+    untouched, a backend whose apply or check failed stays drained, a
+    balancer stays on standby; the comment says which step failed, why, and
+    what is left so.  Any failure (a failed probe request too) makes
+    ``salt-run`` exit 1.  Returns every step with its duration.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run havip.deploy
+        salt-run havip.deploy client=client1
+    """
+    report = {}
+    try:
+        config = _config(tgt)
+        client = _pick_client(config, client, "deploy:client")
+    except ValueError as exc:
+        return _fail(report, str(exc))
+    problems = _deploy(config, tgt, client, rate, report)
+    if problems:
+        return _fail(report, "rolling deploy FAILED: " + "; ".join(problems))
+    report.update(result=True, comment=f"rolling deploy done: {report['order']}; no request failed")
     return report

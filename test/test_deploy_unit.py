@@ -1,17 +1,24 @@
 """
 Fast tier: the rolling deploy - the module's ``havip.drain``/``havip.ready``
-on a fake HAProxy runtime API, and its probe's stop file.
+on a fake HAProxy runtime API, its probe's stop file, and the runner's
+``havip.deploy`` with every salt call faked: the order of the steps, the
+stop at the first failing one, and what it reports.
 """
+
+import threading
 
 import pytest
 from salt.exceptions import CommandExecutionError
 
-# Fixtures of the module's own tests.
+# Fixtures and fakes of the module's and the runner's own tests.
+from test.saltcall import DEBIAN_GRAINS
 from test.test_module_unit import backend, dead_pid, deploy, havip, lb  # noqa: F401
+from test.test_runner_unit import Cluster, FakeTime, facts, runner, two_vips_one_per_balancer  # noqa: F401
 
 SOCKET = "/run/haproxy/admin.sock"
 DRAIN = "set server havip_backends/nginx1 state drain"
 READY = "set server havip_backends/nginx1 state ready"
+URL = "http://192.168.100.10:9090/"
 
 
 def stat_csv(**servers):
@@ -161,3 +168,342 @@ def test_probe_ends_early_once_its_stop_file_exists(havip, tmp_path, monkeypatch
     report = havip.probe(url="http://vip/", seconds=60, rate=50, stop_file=str(stop_file))
     assert 3 <= report["total"] <= 10 and report["failed"] == 0
     assert report["seconds"] < 5
+
+
+# ---- the runner: havip.deploy ---------------------------------------------------
+
+
+def probe_report(url, failed=0):
+    return {"url": url, "started": 1_700_000_000.0, "seconds": 42.0, "total": 4200, "failed": failed,
+            "first_failure": 20.0 if failed else None, "last_failure": 20.0 if failed else None,
+            "longest_outage": 0.01 if failed else 0.0, "recovered": True, "backends": {}}
+
+
+PAGE_FILE_FAILED = {
+    "file_|-havip-facts-file_|-/etc/havip/havip.json_|-serialize": {
+        "__id__": "havip-facts-file", "result": True, "comment": "File is in the correct state",
+        "__run_num__": 0},
+    "file_|-havip-nginx-page-file_|-/var/www/html/index.html_|-managed": {
+        "__id__": "havip-nginx-page-file", "result": False, "__run_num__": 4,
+        "comment": "Unable to manage file: [Errno 30] Read-only file system\n(details)"},
+}
+
+
+class DeployCluster(Cluster):
+    """The Cluster's minions, answering the rollout's calls too.  The probe
+    runs until its stop file is touched; standby and resume move the VIPs
+    as keepalived would; any (function, minion) in ``errors`` answers that
+    error instead."""
+
+    def __init__(self, runner, config=None):
+        super().__init__(runner, config)
+        runner._answers = self.answers
+        self.errors = {}
+        self.failed_applies = set()       # their state.apply fails the page file
+        self.broken_by_apply = {}         # node -> reasons its check gives after its apply
+        self.resume_brings_back = True
+        self.probe_failed = 0
+        self.probe_runs_out = False       # the probe ends by itself at once
+        self.stops = {}                   # stop file -> threading.Event
+        self.probes = []                  # (client, kwarg) of every havip.probe call
+        self.touched = []
+        self.rollout = []                 # (minions, fun, arg) of every other call through _answers
+
+    def answers(self, minions, fun, arg=(), kwarg=None, timeout=10):
+        minions = list(minions)
+        if fun not in ("havip.probe", "file.touch"):
+            self.rollout.append((minions, fun, list(arg)))
+        return {name: self.answer(name, fun, arg, kwarg) for name in minions if name not in self.silent}
+
+    def answer(self, name, fun, arg, kwarg):
+        if (fun, name) in self.errors:
+            return self.errors[(fun, name)]
+        if fun == "havip.probe":
+            return self.probe(name, kwarg)
+        if fun == "file.touch":
+            self.touched.append(arg[0])
+            self.stops.setdefault(arg[0], threading.Event()).set()
+            return True
+        if fun in ("havip.drain", "havip.ready"):
+            return {"server": arg[0], "state": fun.split(".")[1], "seconds": 0.1}
+        if fun == "havip.standby":
+            return self.standby_answer(name)
+        if fun == "havip.resume":
+            return self.resume_answer(name)
+        if fun == "state.apply":
+            return self.apply(name)
+        return super().answer(name, fun, arg, kwarg)
+
+    def probe(self, name, kwarg):
+        self.probes.append((name, kwarg))
+        if not self.probe_runs_out:
+            assert self.stops.setdefault(kwarg["stop_file"], threading.Event()).wait(5), "probe never stopped"
+        return probe_report(kwarg["url"], self.probe_failed)
+
+    def standby_answer(self, name):
+        moved = [vip for vip, names in self.holders.items() if name in names]
+        for vip in moved:
+            self.holders[vip] = [next(b for b in self.config["vips"][vip]["order"] if b != name)]
+        self.standby.add(name)
+        return {"standby": True, "changed": True, "moved": moved, "seconds": 0.2}
+
+    def resume_answer(self, name):
+        self.standby.discard(name)
+        preferred = [vip for vip, entry in self.config["vips"].items() if entry["order"][0] == name]
+        for vip in preferred if self.resume_brings_back else []:
+            self.holders[vip] = [name]
+        return {"standby": False, "changed": True, "moved": preferred, "seconds": 0.2}
+
+    def apply(self, name):
+        if name in self.failed_applies:
+            return PAGE_FILE_FAILED
+        self.reasons[name] = self.broken_by_apply.get(name, [])
+        return {"file_|-havip-facts-file_|-/etc/havip/havip.json_|-serialize": {
+            "__id__": "havip-facts-file", "result": True, "comment": "updated", "__run_num__": 0}}
+
+
+@pytest.fixture
+def cluster(runner, monkeypatch):
+    monkeypatch.setattr(runner, "time", FakeTime())
+    return DeployCluster(runner)
+
+
+def steps_of(name, balancers=("svr1", "svr2")):
+    """The calls that roll out a backend."""
+    return [(list(balancers), "havip.drain", [name]), ([name], "state.apply", ["havip"]),
+            ([name], "havip.check", []), (list(balancers), "havip.ready", [name])]
+
+
+def steps_of_idle(balancer):
+    return [([balancer], "state.apply", ["havip"]), ([balancer], "havip.check", [])]
+
+
+def steps_of_holder(balancer):
+    return [([balancer], "havip.standby", []), ([balancer], "state.apply", ["havip"]),
+            ([balancer], "havip.check", []), ([balancer], "havip.resume", [])]
+
+
+def labels(report):
+    return [step.rsplit(": ", 1)[0] for step in report["steps"]]
+
+
+def test_deploy_rolls_backends_then_the_idle_balancer_then_the_holder_each_out_of_service(runner, cluster):
+    report = runner.deploy(client="client")
+    assert report["result"] is True, report["comment"]
+    assert report["comment"] == "rolling deploy done: nginx1, nginx2, svr2, svr1; no request failed"
+    assert cluster.rollout == (steps_of("nginx1") + steps_of("nginx2") + steps_of_idle("svr2")
+                               + steps_of_holder("svr1"))
+    assert labels(report) == [
+        "drain nginx1 on svr1, svr2", "apply nginx1", "check nginx1", "ready nginx1 on svr1, svr2",
+        "drain nginx2 on svr1, svr2", "apply nginx2", "check nginx2", "ready nginx2 on svr1, svr2",
+        "apply svr2", "check svr2",
+        "standby svr1", "apply svr1", "check svr1", "resume svr1"]
+    assert report["order"] == "nginx1, nginx2, svr2, svr1"
+    assert report["holders before"] == report["holders after"] == "VI_1: svr1"
+    assert report["failed requests"] == "0 of 4200"
+    assert report["probe"] == f"{URL} from client, 100 requests/s each"
+    assert "retcode" not in runner.__context__
+
+
+def test_deploy_probes_from_the_client_for_the_whole_rollout_and_stops_the_probe_after(runner, cluster):
+    runner.deploy(client="client")
+    ((client, kwarg),) = cluster.probes
+    assert client == "client"
+    assert kwarg["url"] == URL and kwarg["rate"] == 100 and kwarg["seconds"] == runner.PROBE_LIMIT
+    assert cluster.touched == [kwarg["stop_file"]]
+    assert kwarg["stop_file"].startswith("/tmp/havip-deploy-")
+
+
+def test_deploy_passes_the_drain_and_ready_timeout_to_the_balancers(runner, cluster, monkeypatch):
+    calls = []
+    answers = cluster.answers
+    monkeypatch.setattr(runner, "_answers", lambda minions, fun, arg=(), kwarg=None, timeout=10:
+                        calls.append((fun, kwarg, timeout)) or answers(minions, fun, arg, kwarg, timeout))
+    runner.deploy(client="client")
+    server_calls = {(fun, kwarg["timeout"], timeout) for fun, kwarg, timeout in calls
+                    if fun in ("havip.drain", "havip.ready")}
+    assert server_calls == {("havip.drain", 30, 40), ("havip.ready", 30, 40)}
+
+
+def test_deploy_moves_each_holders_vips_away_before_applying_it(runner, monkeypatch):
+    monkeypatch.setattr(runner, "time", FakeTime())
+    cluster = DeployCluster(runner, facts(two_vips_one_per_balancer))
+    cluster.holders = {"VI_1": ["svr1"], "VI_2": ["svr2"]}
+    report = runner.deploy(client="client")
+    assert report["result"] is True, report["comment"]
+    assert cluster.rollout == (steps_of("nginx1") + steps_of("nginx2") + steps_of_holder("svr1")
+                               + steps_of_holder("svr2"))
+    assert report["holders after"] == "VI_1: svr1, VI_2: svr2"
+    # one probe per VIP
+    assert sorted(kwarg["url"] for _, kwarg in cluster.probes) == [URL, "http://192.168.100.20:9090/"]
+    assert report["failed requests"] == "0 of 8400"
+
+
+def test_deploy_drains_a_node_that_is_backend_and_balancer_but_applies_it_with_the_balancers(runner, monkeypatch):
+    def nginx1_balances_too(config):
+        config["nodes"]["nginx1"]["roles"] = ["backend", "balancer"]
+    monkeypatch.setattr(runner, "time", FakeTime())
+    cluster = DeployCluster(runner, facts(nginx1_balances_too))
+    report = runner.deploy(client="client")
+    assert report["result"] is True, report["comment"]
+    everyone = ("nginx1", "svr1", "svr2")
+    assert cluster.rollout == (steps_of("nginx2", everyone) + steps_of("nginx1", everyone)
+                               + steps_of_idle("svr2") + steps_of_holder("svr1"))
+
+
+def test_deploy_stops_at_a_failed_backend_apply_leaving_it_drained_and_the_rest_untouched(runner, cluster):
+    cluster.failed_applies.add("nginx1")
+    report = runner.deploy(client="client")
+    assert report["result"] is False
+    assert runner.__context__["retcode"] == 1
+    assert report["comment"] == (
+        "rolling deploy FAILED: step 'apply nginx1' failed: nginx1: havip-nginx-page-file failed"
+        " (Unable to manage file: [Errno 30] Read-only file system); stopped there;"
+        " nginx1 stays drained on svr1, svr2 (havip.ready nginx1 there puts it back);"
+        " untouched: nginx2, svr2, svr1")
+    assert cluster.rollout == steps_of("nginx1")[:2]
+    assert labels(report) == ["drain nginx1 on svr1, svr2", "apply nginx1"]
+    assert report["steps"][-1].endswith(" FAILED")
+    assert report["failed requests"] == "0 of 4200"
+    assert cluster.touched  # the probe was stopped all the same
+
+
+def test_deploy_stops_at_a_failed_check_of_a_holder_leaving_it_on_standby(runner, cluster):
+    cluster.broken_by_apply["svr1"] = ["HAProxy is not running"]
+    report = runner.deploy(client="client")
+    assert report["result"] is False
+    assert report["comment"] == (
+        "rolling deploy FAILED: step 'check svr1' failed: svr1: unhealthy: HAProxy is not running;"
+        " stopped there; svr1 stays on standby (havip.resume on svr1 ends it)")
+    assert cluster.rollout[-1] == (["svr1"], "havip.check", [])
+    assert "havip.resume" not in [fun for _, fun, _ in cluster.rollout]
+
+
+def test_deploy_stopped_by_a_refused_drain_says_where_the_backend_is_drained(runner, cluster):
+    cluster.errors[("havip.drain", "svr2")] = (
+        "ERROR executing 'havip.drain': havip.drain: refused, no other backend server is UP here"
+        " (nginx2 DOWN); draining nginx1 would leave none to answer")
+    report = runner.deploy(client="client")
+    assert report["comment"] == (
+        "rolling deploy FAILED: step 'drain nginx1 on svr1, svr2' failed: svr2: ERROR executing"
+        " 'havip.drain': havip.drain: refused, no other backend server is UP here (nginx2 DOWN);"
+        " draining nginx1 would leave none to answer; stopped there;"
+        " nginx1 stays drained on svr1 (havip.ready nginx1 there puts it back);"
+        " untouched: nginx2, svr2, svr1")
+    assert cluster.rollout == steps_of("nginx1")[:1]
+
+
+def test_deploy_stopped_by_a_failed_ready_does_not_call_the_backend_drained(runner, cluster):
+    cluster.errors[("havip.ready", "svr2")] = (
+        "ERROR executing 'havip.ready': havip.ready: nginx1 is in rotation again but not UP after 30.0 s"
+        " (DOWN): its health checks fail")
+    report = runner.deploy(client="client")
+    assert report["result"] is False
+    assert "step 'ready nginx1 on svr1, svr2' failed: svr2: ERROR executing 'havip.ready'" in report["comment"]
+    assert "stays drained" not in report["comment"]
+    assert report["comment"].endswith("stopped there; untouched: nginx2, svr2, svr1")
+
+
+def test_deploy_fails_when_the_probe_saw_a_failed_request_though_every_step_passed(runner, cluster):
+    cluster.probe_failed = 1
+    report = runner.deploy(client="client")
+    assert report["result"] is False
+    assert runner.__context__["retcode"] == 1
+    assert report["comment"] == (
+        f"rolling deploy FAILED: 1 of 4200 requests to {URL} failed (longest outage 0.01 s)")
+    assert len(report["steps"]) == 14
+    assert report["failed requests"] == "1 of 4200"
+
+
+def test_deploy_fails_when_the_cluster_is_not_healthy_after_the_last_step(runner, cluster):
+    cluster.resume_brings_back = False
+    report = runner.deploy(client="client")
+    assert report["result"] is False
+    assert report["comment"] == ("rolling deploy FAILED: final check failed: VIP VI_1 (192.168.100.10)"
+                                 " is held by svr2, not by the preferred svr1")
+    assert report["holders after"] == "VI_1: svr2"
+
+
+def test_deploy_stops_at_a_failed_pre_check_before_probing_or_touching_anything(runner, cluster):
+    cluster.holders["VI_1"] = ["svr1", "svr2"]
+    report = runner.deploy(client="client")
+    assert report["result"] is False
+    assert report["comment"].startswith("rolling deploy FAILED: pre-check failed: split brain")
+    assert cluster.rollout == [] and cluster.probes == []
+
+
+class ProbesEndFirst(FakeTime):
+    """FakeTime whose sleep first waits for the probes' threads to end."""
+
+    def __init__(self, runner):
+        super().__init__()
+        self.runner = runner
+
+    def sleep(self, seconds):
+        for thread in threading.enumerate():
+            if isinstance(thread, self.runner._Probe):
+                thread.join(5)
+        super().sleep(seconds)
+
+
+def test_deploy_touches_nothing_when_the_probe_does_not_start(runner, monkeypatch):
+    monkeypatch.setattr(runner, "time", ProbesEndFirst(runner))
+    cluster = DeployCluster(runner)
+    cluster.errors[("havip.probe", "client")] = (
+        "Passed invalid arguments to havip.probe: probe() got an unexpected keyword argument 'stop_file'\n"
+        "\n    Request ``url`` from this minion ...\n")
+    report = runner.deploy(client="client")
+    assert report["result"] is False
+    assert report["comment"] == (
+        "rolling deploy FAILED: nothing deployed: a probe is not running;"
+        f" the probe of {URL} on client failed: Passed invalid arguments to havip.probe:"
+        " probe() got an unexpected keyword argument 'stop_file'")
+    assert cluster.rollout == [] and cluster.touched == []
+    assert report["steps"] == []
+
+
+def test_a_probe_that_ended_before_the_rollout_is_a_failure(runner, cluster):
+    cluster.probe_runs_out = True
+    probe = runner._Probe("client", URL, 100)
+    probe.start()
+    probe.join(5)
+    assert probe.stop() == f"the probe of {URL} on client ended after 42 s, before the rollout did"
+    assert cluster.touched == []
+
+
+def test_deploy_on_a_cluster_of_balancers_only_asks_for_the_deploy_client_pillar(runner):
+    def all_balancers(config):
+        for name in ("nginx1", "nginx2"):
+            config["nodes"][name]["roles"] = ["backend", "balancer"]
+    cluster = DeployCluster(runner, facts(all_balancers))
+    report = runner.deploy()
+    assert report["comment"] == "every node is a balancer: name the probing minion (pillar deploy:client)"
+    assert cluster.calls == [] and cluster.rollout == []
+
+
+@pytest.mark.parametrize("answer, line", [
+    ("ERROR executing 'havip.standby': havip.standby: refused",
+     "ERROR executing 'havip.standby': havip.standby: refused"),
+    ("Passed invalid arguments to havip.drain: drain() missing 1 required positional argument\n\n    Usage",
+     "Passed invalid arguments to havip.drain: drain() missing 1 required positional argument"),
+    ("The minion function caused an exception: Traceback (most recent call last):\n  File \"x\", line 1\n"
+     "KeyError: 'scur'\n", "KeyError: 'scur'"),
+    (["Rendering SLS 'base:havip' failed: Jinja error: havip pillar: havip:nodes:svr1:priority: bad\n; line 3"],
+     "Rendering SLS 'base:havip' failed: Jinja error: havip pillar: havip:nodes:svr1:priority: bad"),
+], ids=["message", "invalid-arguments", "traceback", "render-errors"])
+def test_a_minions_error_is_reported_by_the_line_that_says_what_went_wrong(runner, answer, line):
+    assert runner._error_text(answer) == line
+
+
+# ---- the orchestrate: havip/deploy.sls ------------------------------------------
+
+
+def test_the_orchestrate_runs_the_deploy_after_the_status_pre_check_with_the_deploy_pillar(salt_call):
+    pillar = {"deploy": {"client": "client1", "rate": 50, "unknown": 1}}
+    states = salt_call("master", DEBIAN_GRAINS).show_sls(pillar, sls="havip.deploy")
+    assert states["havip-deploy-precheck"] == {"fun": "salt.runner", "name": "havip.status", "order": 10000}
+    run = states["havip-deploy-run"]
+    assert {key: run[key] for key in ("fun", "name", "client", "rate", "require")} == {
+        "fun": "salt.runner", "name": "havip.deploy", "client": "client1", "rate": 50,
+        "require": [{"salt": "havip-deploy-precheck"}]}
+    assert "unknown" not in run
