@@ -201,6 +201,11 @@ def _show(holders):
     return ", ".join(f"{vip}: {' + '.join(names) or 'none'}" for vip, names in holders.items())
 
 
+def _frontend_url(config, vip):
+    address = config["vips"][vip]["address"]
+    return f"http://{f'[{address}]' if ':' in address else address}:{config['frontend']['port']}/"
+
+
 def _pick_client(config, client, pillar_key="failover_test:client"):
     if client:
         return client
@@ -247,8 +252,7 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
         return _fail(report, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})")
     holder = before["holders"][vip][0]
     move_budget, restore_budget = _budgets(config, failure)
-    address = config["vips"][vip]["address"]
-    url = f"http://{f'[{address}]' if ':' in address else address}:{config['frontend']['port']}/"
+    url = _frontend_url(config, vip)
     report.update(failure=f"{failure} on {holder}", probe=f"{url} from {client}, {rate} requests/s")
 
     seconds = 1.0 + move_budget + 3.0
@@ -318,11 +322,6 @@ SETTLE_TIMEOUT = 10
 
 # One step of a rollout: ``fun`` on every one of ``targets``.
 _Step = collections.namedtuple("_Step", "label targets fun arg kwarg timeout")
-
-
-def _frontend_url(config, vip):
-    address = config["vips"][vip]["address"]
-    return f"http://{f'[{address}]' if ':' in address else address}:{config['frontend']['port']}/"
 
 
 def _error_line(text):
