@@ -8,7 +8,7 @@ VRRP multicast dropped by nft, the unicast VIP still fails over.
 
 import pytest
 
-from test.lab.cluster import ACTIVE, running_cluster
+from test.lab.cluster import ACTIVE, deployed_cluster
 
 pytestmark = pytest.mark.lab
 
@@ -38,9 +38,7 @@ def held_by(expected):
 
 @pytest.fixture(scope="module")
 def cluster(salt_factories, tmp_path_factory):
-    with running_cluster(salt_factories, ACTIVE, tmp_path_factory.mktemp("pillar")) as c:
-        applied = c.apply()
-        assert applied.returncode == 0, applied.stdout
+    with deployed_cluster(salt_factories, ACTIVE, tmp_path_factory) as c:
         yield c
 
 

@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from test.lab.cluster import HAPROXY_PIDFILE, LOOKUP, REPO, SEED, running_cluster
+from test.lab.cluster import HAPROXY_PIDFILE, LOOKUP, REPO, SEED, deployed_cluster
 
 pytestmark = pytest.mark.lab
 
@@ -32,10 +32,7 @@ DEFAULT_LINES = yaml.safe_load((REPO / "havip" / "parameters" / "defaults.yaml")
 
 @pytest.fixture(scope="module")
 def cluster(salt_factories, tmp_path_factory):
-    with running_cluster(salt_factories, SEED, tmp_path_factory.mktemp("pillar")) as c:
-        applied = c.apply()
-        assert applied.returncode == 0, applied.stdout
-        assert c.wait_for_holders([PRIMARY]) == [PRIMARY]
+    with deployed_cluster(salt_factories, SEED, tmp_path_factory) as c:
         yield c
 
 

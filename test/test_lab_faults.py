@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, running_cluster
+from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, deployed_cluster
 
 pytestmark = pytest.mark.lab
 
@@ -23,9 +23,7 @@ BACKENDS = SEED.with_role("backend")
 
 @pytest.fixture(scope="module")
 def cluster(salt_factories, tmp_path_factory):
-    with running_cluster(salt_factories, SEED, tmp_path_factory.mktemp("pillar")) as c:
-        applied = c.apply()
-        assert applied.returncode == 0, applied.stdout
+    with deployed_cluster(salt_factories, SEED, tmp_path_factory) as c:
         yield c
 
 

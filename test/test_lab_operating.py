@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from test.lab.cluster import SEED, running_cluster
+from test.lab.cluster import SEED, deployed_cluster
 
 pytestmark = pytest.mark.lab
 
@@ -26,10 +26,7 @@ CUT_RULES = """table inet havip_lab_cut {
 
 @pytest.fixture(scope="module")
 def cluster(salt_factories, tmp_path_factory):
-    with running_cluster(salt_factories, SEED, tmp_path_factory.mktemp("pillar")) as c:
-        applied = c.apply()
-        assert applied.returncode == 0, applied.stdout
-        assert c.wait_for_holders([PRIMARY]) == [PRIMARY]
+    with deployed_cluster(salt_factories, SEED, tmp_path_factory) as c:
         yield c
 
 

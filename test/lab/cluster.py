@@ -328,3 +328,15 @@ def running_cluster(salt_factories, topology, pillar_dir):
                 synced = cluster.run("saltutil.sync_runners")
                 assert synced.returncode == 0, synced
                 yield cluster
+
+
+@contextlib.contextmanager
+def deployed_cluster(salt_factories, topology, tmp_path_factory):
+    """running_cluster after `state.apply havip` on every minion, with the
+    first VIP on its preferred balancer."""
+    with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar")) as cluster:
+        applied = cluster.apply()
+        assert applied.returncode == 0, applied.stdout
+        preferred = [topology.preferred_balancer]
+        assert cluster.wait_for_holders(preferred) == preferred
+        yield cluster
