@@ -342,9 +342,9 @@ class _Probe(threading.Thread):
     """``havip.probe`` of ``url`` from ``client`` for as long as the rollout
     takes: started for PROBE_LIMIT s, ended by creating its stop file."""
 
-    def __init__(self, client, url, rate):
+    def __init__(self, client, url, rate, max_failed=0):
         super().__init__(daemon=True)
-        self.client, self.url, self.rate = client, url, rate
+        self.client, self.url, self.rate, self.max_failed = client, url, rate, max_failed
         self.stop_file = f"/tmp/havip-deploy-{uuid.uuid4().hex}.stop"
         self.answer = None
 
@@ -371,7 +371,7 @@ class _Probe(threading.Thread):
             return f"{where} failed: {'no answer' if seen is None else _error_text(seen)}"
         if ended_early:
             return f"{where} ended after {seen['seconds']:.0f} s, before the rollout did"
-        if seen["failed"]:
+        if seen["failed"] > self.max_failed:
             return (f"{seen['failed']} of {seen['total']} requests to {self.url} failed"
                     f" (longest outage {seen['longest_outage']:.2f} s)")
         return None
@@ -510,7 +510,7 @@ def _under_probes(probes, rollout):
     return [p for p in [problem, *probe_problems] if p]
 
 
-def _deploy(config, tgt, client, rate, report):
+def _deploy(config, tgt, client, rate, max_failed, report):
     """Pre-check, then the rollout under probes; returns the problems."""
     before = _survey(config)
     report["holders before"] = _show(before["holders"])
@@ -520,7 +520,7 @@ def _deploy(config, tgt, client, rate, report):
     urls = [_frontend_url(config, vip) for vip in sorted(config["vips"])]
     report.update(order=", ".join(order), probe=f"{', '.join(urls)} from {client}, {rate} requests/s each",
                   steps=[])
-    probes = [_Probe(client, url, rate) for url in urls]
+    probes = [_Probe(client, url, rate, max_failed) for url in urls]
     problems = _under_probes(
         probes, lambda: _roll_out(config, order, holding, report["steps"]) or _settled(tgt, report))
     seen = [probe.answer for probe in probes if isinstance(probe.answer, dict)]
@@ -529,7 +529,7 @@ def _deploy(config, tgt, client, rate, report):
     return problems
 
 
-def deploy(client=None, rate=100, tgt="*"):
+def deploy(client=None, rate=100, max_failed=0, tgt="*"):
     """
     A rolling deploy of the havip pillar as it is now: ``state.apply havip``
     on one node at a time, each taken out of service first, checked after
@@ -553,7 +553,8 @@ def deploy(client=None, rate=100, tgt="*"):
     untouched, a backend whose apply or check failed stays drained, a
     balancer stays on standby; the comment says which step failed, why, and
     what is left so.  Any failure (a failed probe request too) makes
-    ``salt-run`` exit 1.  Returns every step with its duration.
+    ``salt-run`` exit 1; ``max_failed`` failed requests per VIP are
+    tolerated (default 0).  Returns every step with its duration.
 
     CLI Example:
 
@@ -568,8 +569,11 @@ def deploy(client=None, rate=100, tgt="*"):
         client = _pick_client(config, client, "deploy:client")
     except ValueError as exc:
         return _fail(report, str(exc))
-    problems = _deploy(config, tgt, client, rate, report)
+    problems = _deploy(config, tgt, client, rate, max_failed, report)
     if problems:
         return _fail(report, "rolling deploy FAILED: " + "; ".join(problems))
-    report.update(result=True, comment=f"rolling deploy done: {report['order']}; no request failed")
+    failed = report["failed requests"]
+    report.update(result=True, comment=f"rolling deploy done: {report['order']}; " + (
+        "no request failed" if failed.startswith("0 of") else
+        f"{failed} requests failed (max_failed: {max_failed} per VIP)"))
     return report

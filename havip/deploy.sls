@@ -14,7 +14,8 @@
 # standby) and salt-run exits 1.
 #
 # deploy pillar keys (all optional): client (the probing minion; default:
-# the first node that is not a balancer), rate (requests/s per VIP).
+# the first node that is not a balancer), rate (requests/s per VIP),
+# max_failed (failed probe requests per VIP tolerated; default 0).
 # Needs the runner and the module: salt-run saltutil.sync_runners,
 # salt '*' saltutil.sync_modules
 {%- set deploy = salt['pillar.get']('deploy', {}) %}
@@ -26,7 +27,7 @@ havip-deploy-precheck:
 havip-deploy-run:
   salt.runner:
     - name: havip.deploy
-{%- for key in ('client', 'rate') if key in deploy %}
+{%- for key in ('client', 'rate', 'max_failed') if key in deploy %}
     - {{ key }}: {{ deploy[key] | json }}
 {%- endfor %}
     - require:

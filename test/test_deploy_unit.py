@@ -507,3 +507,11 @@ def test_the_orchestrate_runs_the_deploy_after_the_status_pre_check_with_the_dep
         "fun": "salt.runner", "name": "havip.deploy", "client": "client1", "rate": 50,
         "require": [{"salt": "havip-deploy-precheck"}]}
     assert "unknown" not in run
+
+
+@pytest.mark.parametrize("max_failed, problem", [
+    (0, f"1 of 500 requests to {URL} failed (longest outage 0.01 s)"), (1, None)])
+def test_a_probe_fails_the_deploy_only_above_max_failed_requests(runner, max_failed, problem):
+    probe = runner._Probe("client", URL, 100, max_failed)
+    probe.answer = {"failed": 1, "total": 500, "longest_outage": 0.01, "seconds": 5.0}
+    assert probe._problem(ended_early=False) == problem
