@@ -1,6 +1,6 @@
 """Smoke tests of the namespace lab: network, identity, packages, processes, teardown.
 
-Run as root:  /tmp/probe-venv/bin/python -m pytest test/lab/test_lab_smoke.py -v
+Run as root:  .venv/bin/python -m pytest test/lab/test_lab_smoke.py -v
 (add -s to see the timings).  The module's lab uses prefix ``hvls`` on
 192.168.123.0/24; the labs built to test teardown use ``hvlt`` on 192.168.124.0/24.
 """
