@@ -1,5 +1,6 @@
 """Shared fixtures of havip's test tiers."""
 
+import os
 import subprocess
 import uuid
 
@@ -44,14 +45,26 @@ def salt_call(tmp_path):
     return make
 
 
+def _remove_orphaned_throwaway_netns():
+    """Throwaway namespaces are named hvt-<pid of the pytest that made
+    them>-...; a run killed before its teardown leaves them behind.  Remove
+    those whose pytest is gone (a live run's are left alone)."""
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    for name in names:
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "hvt" and parts[1].isdigit() and not os.path.exists(f"/proc/{parts[1]}"):
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
 @pytest.fixture
 def netns_with(request):
     """Factory: a throwaway network namespace holding the named interfaces
     (keepalived -t insists that a VRRP interface exists)."""
+    _remove_orphaned_throwaway_netns()
     made = []
 
     def make(*interfaces):
-        name = f"hvt-{uuid.uuid4().hex[:8]}"
+        name = f"hvt-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         subprocess.run(["ip", "netns", "add", name], check=True)
         made.append(name)
         for index, interface in enumerate(interfaces):
