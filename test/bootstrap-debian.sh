@@ -42,3 +42,9 @@ for pkg in $DAEMONS; do
     file="${pkg}_$(echo "$version" | sed 's/:/%3a/')_${arch}.deb"
     [ -s "$file" ] || apt-get download -q "$pkg=$version"
 done
+# A host's `pkg.installed` installs Recommends too (keepalived's ipvsadm):
+# those not installed here must be in the cache as well.
+recommended=$(apt-cache depends --no-depends --no-pre-depends --no-suggests --no-conflicts \
+    --no-breaks --no-replaces --no-enhances $DAEMONS | awk '$1 == "Recommends:" {print $2}' | sort -u)
+absent=$(missing $recommended)
+[ -z "$absent" ] || apt-get install -y -q --download-only --no-install-recommends $absent

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from test.lab.lab import LAB_ROOT
 from test.saltcall import SaltCall
 
 
@@ -33,8 +34,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def salt_factories_config():
     """Keep salt-factories' files out of /tmp (lab hosts mount their own
-    tmpfs there) and out of the repo."""
-    return {"root_dir": "/var/lib/havip-lab/salt-factories"}
+    tmpfs there) and out of the repo.  salt-factories makes only the last
+    directory of the path: its parent is made here, for a lab test run on
+    its own on a fresh machine."""
+    LAB_ROOT.mkdir(parents=True, exist_ok=True)
+    return {"root_dir": str(LAB_ROOT / "salt-factories")}
 
 
 @pytest.fixture
