@@ -16,6 +16,7 @@ import json
 import os
 import re
 import socket
+import struct
 import time
 import urllib.request
 
@@ -41,6 +42,21 @@ HAPROXY_BACKEND = "havip_backends"
 MINE_FUNCTION = "havip_address"
 ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter", None)
 INJECTIONS = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
+# havip.linger keeps VIPs here; havip.relay's nftables table (ip and ip6).
+LINGER_DEVICE = "lo"
+RELAY_TABLE = "havip_relay"
+# The TCP packets havip.relay passes on: those of connections conntrack did
+# not see begin - an ACK it picks up mid-stream (new), a FIN or an RST it
+# cannot (invalid).
+RELAYED = ("tcp flags & syn == 0 ct state new", "tcp flags & (fin | rst) != 0 tcp flags & syn == 0 ct state invalid")
+# What keeps a balancer from announcing the VIPs it keeps on lo (the formula
+# sets them; havip.linger refuses IPv4 VIPs without them).
+ARP_SYSCTLS = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}
+PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
+# TCP states (/proc/net/tcp) that are no connection in use: TIME_WAIT, CLOSE, LISTEN.
+IDLE_TCP_STATES = {"06", "07", "0A"}
+# havip.release: seconds without a connection on the lingering VIPs.
+RELEASE_QUIET = 1.0
 
 
 def __virtual__():
@@ -377,6 +393,8 @@ def validate(config, minion_id=None):
     - ``roles``: the roles of ``minion_id`` (empty if it is not a node)
     - ``mine_function`` / ``mine_args``: where and how backends publish
       their address (``mine_args`` None without ``mine``)
+    - ``arp_sysctls``: what balancers with IPv4 VIPs set so that a VIP kept
+      on ``lo`` (:py:func:`linger`) is not announced
 
     CLI Example:
 
@@ -414,6 +432,7 @@ def validate(config, minion_id=None):
         haproxy_backend=HAPROXY_BACKEND,
         mine_function=MINE_FUNCTION,
         mine_args=mine_args,
+        arp_sysctls=dict(ARP_SYSCTLS),
     )
     return config
 
@@ -491,17 +510,26 @@ def _running(pidfiles):
     return any(_alive(pid) for pid in _pids(pidfiles))
 
 
-def _held_addresses():
-    """Every address configured on this host, as strings without prefix."""
+def _addresses():
+    """{interface: {address (no prefix): its `ip -j addr` entry}} of this host."""
     out = _run(["ip", "-j", "addr", "show"])
     if out["retcode"] != 0:
         raise CommandExecutionError(f"havip: 'ip -j addr show' failed: {out['stderr']}")
     return {
-        str(ipaddress.ip_address(info["local"]))
+        link["ifname"]: {str(ipaddress.ip_address(info["local"])): info
+                         for info in link.get("addr_info", []) if "local" in info}
         for link in json.loads(out["stdout"] or "[]")
-        for info in link.get("addr_info", [])
-        if "local" in info
     }
+
+
+def _held(vip, addresses):
+    """Is ``vip`` on its interface here (where keepalived puts it)?"""
+    return vip["address"] in addresses.get(vip["interface"], {})
+
+
+def _lingering(vip, addresses):
+    """Is ``vip`` kept on LINGER_DEVICE here (:py:func:`linger`)?"""
+    return vip["address"] in addresses.get(LINGER_DEVICE, {})
 
 
 def _vrrp_state(state_dir, name):
@@ -589,7 +617,7 @@ def _haproxy_status(facts):
 
 def _balancer_status(facts):
     lookup = facts["lookup"]
-    held = _held_addresses()
+    addresses = _addresses()
     keepalived = _running(lookup["keepalived"]["pidfiles"])
     vips = {}
     for name, vip in sorted(facts["vips"].items()):
@@ -597,7 +625,8 @@ def _balancer_status(facts):
         vips[name] = {
             "address": vip["address"],
             "interface": vip["interface"],
-            "held": vip["address"] in held,
+            "held": _held(vip, addresses),
+            "lingering": _lingering(vip, addresses),
             "state": state if keepalived else "STOPPED",
             "since": None if since is None else round(since, 3),
             "priority": vip["priorities"][facts["node"]["name"]],
@@ -607,6 +636,7 @@ def _balancer_status(facts):
         "standby": _standby_value(lookup) != 0,
         "keepalived": {"running": keepalived},
         "haproxy": _haproxy_status(facts),
+        "relay": _relays(),
     }
 
 
@@ -651,12 +681,14 @@ def status():
       ``held`` (the address is on this host now), ``state`` (keepalived's
       MASTER/BACKUP/FAULT as its notify script recorded it; STOPPED when
       keepalived does not run), ``since`` (time of that change, seconds
-      since the epoch) and ``priority``
+      since the epoch), ``priority`` and ``lingering`` (kept on ``lo`` by
+      :py:func:`linger`)
     - ``standby`` (balancers): True between ``havip.standby`` and
       ``havip.resume``
     - ``keepalived`` (balancers): ``running``
     - ``haproxy`` (balancers): ``running``, ``config_valid`` (``haproxy -c``)
       and ``backends``, each backend server's status from the runtime API
+    - ``relay`` (balancers): {VIP: address} of :py:func:`relay`
     - ``nginx`` (backends): ``running``, ``answering`` (HTTP 200 on the
       backend port) and the ``url`` asked
 
@@ -695,6 +727,10 @@ def _balancer_problems(report):
             f"VRRP instance {name} is in FAULT"
             for name, vip in report["vips"].items() if vip["state"] == "FAULT"
         )
+    problems.extend(f"VIP {name} is still kept on {LINGER_DEVICE} by havip.linger (havip.release ends it)"
+                    for name, vip in report["vips"].items() if vip["lingering"])
+    problems.extend(f"packets to VIP {name} are still relayed to {address} (havip.unrelay ends it)"
+                    for name, address in sorted(report["relay"].items()))
     return problems
 
 
@@ -715,7 +751,8 @@ def check():
 
     A balancer is healthy when keepalived and HAProxy run, HAProxy's
     configuration is valid, its runtime API answers with at least one backend
-    server UP, and no VRRP instance is in FAULT (unless it is on standby).
+    server UP, no VRRP instance is in FAULT (unless it is on standby), and
+    no handover is left half done (a VIP lingering, a relay).
     A backend is healthy when nginx runs and answers 200.
 
     CLI Example:
@@ -747,8 +784,8 @@ def _move_budget(facts):
 
 
 def _held_vips(facts):
-    held = _held_addresses()
-    return sorted(name for name, vip in facts["vips"].items() if vip["address"] in held)
+    addresses = _addresses()
+    return sorted(name for name, vip in facts["vips"].items() if _held(vip, addresses))
 
 
 def _wait_until(predicate, timeout, interval=0.02):
@@ -854,6 +891,264 @@ def resume(timeout=None):
         )
     return {"standby": False, "changed": True, "moved": expected,
             "seconds": round(time.monotonic() - start, 3)}
+
+
+# ---- handing VIPs over without losing a connection ---------------------------
+#
+# When a VIP moves, a client's connection that is in flight at that moment
+# sends its first packets to the old holder and its next ones to the new
+# holder, which does not know it and resets it (or the old holder has
+# already dropped the address and the client times out).  A planned move
+# (``salt-run havip.standby``/``havip.resume``, the rolling deploy) avoids
+# both: the old holder keeps the VIPs as local addresses (linger), the new
+# one passes the packets of connections it does not know back to it (relay),
+# and both end once the old holder's connections are done (release, unrelay).
+
+
+def _sysctl(name):
+    with open(f"/proc/sys/{name.replace('.', '/')}", encoding="utf-8") as handle:
+        return int(handle.read().split()[0])
+
+
+def _arp_guard(function, vips):
+    """A VIP kept on ``lo`` must not be announced: with arp_ignore 0 this
+    balancer would answer ARP for it, with arp_announce 0 it could use it
+    as the source of its own ARP requests (the formula sets both)."""
+    if not any(vip["family"] == 4 for vip in vips):
+        return
+    settings = {name: _sysctl(name) for name in ARP_SYSCTLS}
+    wrong = [f"{name} = {value}" for name, value in settings.items() if value < ARP_SYSCTLS[name]]
+    if wrong:
+        raise CommandExecutionError(
+            f"havip.{function}: refused, {' and '.join(wrong)}: this balancer would announce the VIPs"
+            " it keeps (run state.apply havip, which sets "
+            + ", ".join(f"{name} = {value}" for name, value in ARP_SYSCTLS.items()) + ")")
+
+
+def _named_vips(function, facts, names):
+    unknown = sorted(set(names) - set(facts["vips"]))
+    if unknown:
+        raise CommandExecutionError(
+            f"havip.{function}: unknown VIP {unknown[0]!r} (known: {', '.join(sorted(facts['vips']))})")
+    return {name: facts["vips"][name] for name in sorted(names)}
+
+
+def _own_address(vip, addresses, facts):
+    """This balancer's address on the VIP's interface and of its family,
+    where a peer can send the VIP's packets: a global one before a
+    link-local one, never a VIP."""
+    vip_addresses = {other["address"] for other in facts["vips"].values()}
+    candidates = [(info.get("scope") != "global", info.get("secondary", False), address)
+                  for address, info in addresses.get(vip["interface"], {}).items()
+                  if address not in vip_addresses and ipaddress.ip_address(address).version == vip["family"]]
+    if not candidates:
+        raise CommandExecutionError(
+            f"havip.linger: no IPv{vip['family']} address of this balancer on {vip['interface']}"
+            " for the peers to relay to")
+    return min(candidates)[2]
+
+
+def _host_prefix(vip):
+    return f"{vip['address']}/{32 if vip['family'] == 4 else 128}"
+
+
+def linger(vips=None):
+    """
+    Before this balancer hands VIPs over (``havip.standby`` here, or
+    ``havip.resume`` on a peer): keep serving the connections it has on
+    them.  Each VIP of ``vips`` (names; default: every VIP held here) is
+    added to ``lo`` as a host address, where keepalived does not remove it
+    when the VIP leaves, so the connections in flight go on here - their
+    packets that reach the new holder come back through its
+    :py:func:`relay` - until :py:func:`release`.  No neighbour is told the
+    address is here (arp_ignore and arp_announce, set by the formula).
+
+    Returns ``{"lingering": [names], "relay_to": {name: address}}``, the
+    address being this balancer's own on the VIP's interface, for
+    :py:func:`relay` on the peers.  Refuses, changing nothing, a VIP that is
+    not held here, or an IPv4 VIP while arp_ignore/arp_announce are not set.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr1 havip.linger
+        salt svr2 havip.linger '[VI_1]'
+    """
+    facts = _balancer_facts("linger")
+    addresses = _addresses()
+    chosen = _named_vips("linger", facts, vips if vips is not None else _held_vips(facts))
+    not_held = [name for name, vip in chosen.items() if not _held(vip, addresses)]
+    if not_held:
+        raise CommandExecutionError(f"havip.linger: refused, {', '.join(not_held)} is not held here")
+    _arp_guard("linger", chosen.values())
+    relay_to = {name: _own_address(vip, addresses, facts) for name, vip in chosen.items()}
+    for vip in chosen.values():
+        _ip(["addr", "replace", _host_prefix(vip), "dev", LINGER_DEVICE])
+    return {"lingering": sorted(chosen), "relay_to": relay_to}
+
+
+def _ip(args):
+    out = _run(["ip", *args])
+    if out["retcode"] != 0:
+        raise CommandExecutionError(f"havip: `ip {' '.join(args)}` failed: {out['stderr'].strip()}")
+
+
+def _connections(addresses):
+    """How many TCP connections this host has on ``addresses`` (local end),
+    from /proc/net/tcp and tcp6: every state but LISTEN, TIME_WAIT and
+    CLOSE (a handshake in progress counts)."""
+    count = 0
+    for path in PROC_NET_TCP:
+        try:
+            with open(path, encoding="ascii") as handle:
+                lines = handle.readlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] not in IDLE_TCP_STATES and _proc_address(fields[1]) in addresses:
+                count += 1
+    return count
+
+
+def _proc_address(field):
+    """The address of a /proc/net/tcp{,6} ``HEX:PORT`` field: 32-bit words
+    in host byte order."""
+    words = field.split(":")[0]
+    packed = b"".join(struct.pack("=I", int(words[i:i + 8], 16)) for i in range(0, len(words), 8))
+    address = ipaddress.ip_address(packed)
+    return str(getattr(address, "ipv4_mapped", None) or address)
+
+
+def release(timeout=30):
+    """
+    End :py:func:`linger`: once the lingering VIPs that have left this
+    balancer had no TCP connection here for 1 s (their clients are done),
+    remove them from ``lo``.  After ``timeout`` seconds they are removed all
+    the same and the connections left are cut (``cut`` counts them).  A VIP
+    held here again is removed from ``lo`` at once.
+
+    Returns ``{"released": [names], "seconds": ..., "cut": N}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr1 havip.release
+    """
+    facts = _balancer_facts("release")
+    budget = _wait_limit("release", timeout)
+    addresses = _addresses()
+    lingering = {name: vip for name, vip in facts["vips"].items() if _lingering(vip, addresses)}
+    gone = {vip["address"] for vip in lingering.values() if not _held(vip, addresses)}
+    start = time.monotonic()
+    cut = _quiet(gone, budget) if gone else 0
+    for vip in lingering.values():
+        _ip(["addr", "del", _host_prefix(vip), "dev", LINGER_DEVICE])
+    return {"released": sorted(lingering), "seconds": round(time.monotonic() - start, 3), "cut": cut}
+
+
+def _quiet(addresses, budget):
+    """Wait until ``addresses`` have had no connection for RELEASE_QUIET s,
+    at most ``budget`` s; returns how many connections are left."""
+    start = quiet_since = time.monotonic()
+    while (now := time.monotonic()) - quiet_since < RELEASE_QUIET and now - start < budget:
+        if _connections(addresses):
+            quiet_since = now
+        time.sleep(0.05)
+    return _connections(addresses)
+
+
+def _nft(script):
+    out = __salt__["cmd.run_all"](["nft", "-f", "-"], python_shell=False, ignore_retcode=True, stdin=script)
+    if out["retcode"] != 0:
+        raise CommandExecutionError(f"havip: nft refused the relay table: {out['stderr'].strip()}")
+
+
+def _relay_tables(rules):
+    """nft script: the relay tables replaced by ``rules`` ({family: [rule]})."""
+    lines = []
+    for family in ("ip", "ip6"):
+        lines += [f"table {family} {RELAY_TABLE}", f"delete table {family} {RELAY_TABLE}"]
+        if rules.get(family):
+            lines += [f"table {family} {RELAY_TABLE} {{", "    chain prerouting {",
+                      "        type filter hook prerouting priority 0; policy accept;",
+                      *(f"        {rule}" for rule in rules[family]), "    }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def relay(to):
+    """
+    While peers hand VIPs over to this balancer: pass the packets of the
+    connections it does not know - those a peer had when the VIP moved -
+    back to that peer, which still serves them (:py:func:`linger`), until
+    :py:func:`unrelay`.  ``to``: {VIP name: the peer's address}, as
+    ``havip.linger`` on the peer returned it; it replaces any relay before.
+
+    nftables (table ``havip_relay``, families ip and ip6) matches, per VIP,
+    the TCP packets to its address of connections conntrack has not seen
+    begin - an ACK it picks up as new, a FIN or RST it finds invalid -,
+    duplicates them to the peer on the VIP's interface and drops the
+    original; new connections (a SYN) stay here.  Refuses, changing
+    nothing, a VIP held here: its connections would be sent away.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr2 havip.relay '{VI_1: 192.168.100.13}'
+    """
+    facts = _balancer_facts("relay")
+    if not isinstance(to, dict):
+        raise CommandExecutionError(f"havip.relay: `to` must map VIP names to addresses, got {to!r}")
+    chosen = _named_vips("relay", facts, to)
+    addresses = _addresses()
+    held = [name for name, vip in chosen.items() if _held(vip, addresses)]
+    if held:
+        raise CommandExecutionError(f"havip.relay: refused, {', '.join(held)} is held here:"
+                                    " its connections would be sent away")
+    rules = {}
+    for name, vip in chosen.items():
+        family = "ip" if vip["family"] == 4 else "ip6"
+        peer = str(to[name])
+        if ipaddress.ip_address(peer).version != vip["family"]:
+            raise CommandExecutionError(f"havip.relay: {peer} is no IPv{vip['family']} address for {name}")
+        action = f"dup to {peer} device \"{vip['interface']}\" drop comment \"{name}\""
+        rules.setdefault(family, []).extend(
+            f"{family} daddr {vip['address']} {match} {action}" for match in RELAYED)
+    _nft(_relay_tables(rules))
+    return {"relay": {name: str(to[name]) for name in chosen}}
+
+
+def unrelay():
+    """
+    End :py:func:`relay`: every packet to a VIP is this balancer's again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr2 havip.unrelay
+    """
+    _balancer_facts("unrelay")
+    _nft(_relay_tables({}))
+    return {"relay": {}}
+
+
+def _relays():
+    """{VIP name: address} of the relay rules in place (none without nft)."""
+    relays = {}
+    for family in ("ip", "ip6"):
+        out = _run(["nft", "-j", "list", "table", family, RELAY_TABLE])
+        if out["retcode"] != 0:
+            continue
+        for item in json.loads(out["stdout"] or "{}").get("nftables", []):
+            rule = item.get("rule")
+            if rule and "comment" in rule:
+                dup = next((expr["dup"] for expr in rule["expr"] if "dup" in expr), {})
+                relays[rule["comment"]] = dup.get("addr")
+    return relays
 
 
 # ---- rolling deploys: a backend server out of rotation and back ------------

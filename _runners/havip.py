@@ -307,6 +307,71 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     return report
 
 
+# ---- planned switchover -------------------------------------------------------
+
+
+def _planned(name, fun, tgt):
+    """The report of ``fun`` (havip.standby or havip.resume) on balancer
+    ``name`` as a handover."""
+    verb = fun.split(".")[1]
+    report = {"balancer": name}
+    try:
+        config = _config(tgt)
+    except ValueError as exc:
+        return _fail(report, str(exc))
+    balancers = [node["name"] for node in config["balancers"]]
+    if name not in balancers:
+        return _fail(report, f"{name!r} is not a balancer (balancers: {', '.join(balancers)})")
+    start = time.monotonic()
+    problem, notes = _move(config, _Step(f"{verb} {name}", [name], fun, [], {}, _switch_timeout(config)))
+    report.update(seconds=round(time.monotonic() - start, 1), handover=notes)
+    if problem:
+        return _fail(report, f"{verb} {name} FAILED: {problem}")
+    report.update(result=True, comment=f"{verb} {name} done" + (": no connection lost in the move" if notes
+                                                             else ": no VIP had to move"))
+    return report
+
+
+def standby(name, tgt="*"):
+    """
+    Planned maintenance on balancer ``name``, losing no connection:
+    ``havip.standby`` there - its VIPs move to the other balancers and stay
+    away, across re-applies and restarts, until :py:func:`resume` - as a
+    handover.  ``name`` keeps serving the connections it has on its VIPs
+    (``havip.linger``), the other balancers pass the packets of those
+    connections back to it (``havip.relay``), and once they are done
+    (``havip.release``, at most 30 s) the relays end (``havip.unrelay``).
+    ``salt name havip.standby`` alone moves the VIPs too, but a connection
+    in flight at that moment may be reset.
+
+    Exits non-zero when a step fails; the comment says which and why.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run havip.standby svr1
+    """
+    return _planned(name, "havip.standby", tgt)
+
+
+def resume(name, tgt="*"):
+    """
+    End :py:func:`standby` of balancer ``name``: ``havip.resume`` there as
+    a handover - with preemption on, the balancers holding the VIPs that
+    ``name`` is preferred for keep serving the connections they have on
+    them while ``name`` takes them back, and ``name`` passes those
+    connections' packets to them until they are done.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run havip.resume svr1
+    """
+    return _planned(name, "havip.resume", tgt)
+
+
 # ---- rolling deploy -----------------------------------------------------------
 
 # havip.probe's longest run: a deploy starts its probes for that long and
@@ -319,6 +384,12 @@ SERVER_TIMEOUT = 30
 APPLY_TIMEOUT = 300
 # Seconds the cluster may take to look healthy after the last step.
 SETTLE_TIMEOUT = 10
+
+# Seconds a VIP's old holder may go on serving the connections it had when
+# the VIP moved (havip.release's timeout).
+LINGER_TIMEOUT = 30
+# The steps that move VIPs: run as a handover (_move).
+MOVES = ("havip.standby", "havip.resume")
 
 # One step of a rollout: ``fun`` on every one of ``targets``.
 _Step = collections.namedtuple("_Step", "label targets fun arg kwarg timeout")
@@ -440,11 +511,80 @@ def _step_problem(fun, answer):
 
 
 def _run_step(step):
-    """(None or why the step failed, the targets where it went through)."""
+    """(None or why the step failed, {target where it went through: its answer})."""
     answers = _answers(step.targets, step.fun, step.arg, step.kwarg, step.timeout)
     problems = {name: _step_problem(step.fun, answers.get(name)) for name in step.targets}
     failed = "; ".join(f"{name}: {problem}" for name, problem in problems.items() if problem)
-    return failed or None, [name for name, problem in problems.items() if not problem]
+    return failed or None, {name: answers[name] for name, problem in problems.items() if not problem}
+
+
+def _call_step(targets, fun, arg=(), timeout=CALL_TIMEOUT):
+    """A one-off step; its problem names the function."""
+    problem, answers = _run_step(_Step(fun, targets, fun, list(arg), {}, timeout))
+    return (f"{fun}: {problem}" if problem else None), answers
+
+
+def _givers(config, name, fun):
+    """{balancer: [VIPs]} that ``fun`` (havip.standby or havip.resume) on
+    balancer ``name`` is about to move away from them: for standby the VIPs
+    ``name`` holds, for resume (with preemption) those it is preferred for,
+    from their holders now."""
+    balancers = [node["name"] for node in config["balancers"]]
+    holders = _holders(config, _call(balancers, "havip.status"))
+    if fun == "havip.standby":
+        moving = [vip for vip, names in holders.items() if name in names]
+        return {name: moving} if moving else {}
+    givers = {}
+    if config["keepalived"]["preempt"]:
+        for vip, names in holders.items():
+            for holder in names:
+                if config["vips"][vip]["order"][0] == name and holder != name:
+                    givers.setdefault(holder, []).append(vip)
+    return givers
+
+
+def _handover(config, step, givers):
+    """Run ``step`` (havip.standby or havip.resume of one balancer) so that
+    no connection is lost: ``givers`` ({balancer: [VIPs it hands over]})
+    keep those VIPs for the connections they have (havip.linger), every
+    other balancer relays the packets of connections it does not know to
+    them (havip.relay), the step moves the VIPs, then the givers release
+    them once those connections are done (havip.release) and the relays end
+    (havip.unrelay).  Returns (problem or None, {giver: its release})."""
+    takers = [node["name"] for node in config["balancers"] if node["name"] not in givers]
+    lingering, relay_to, problem = [], {}, None
+    for giver, vips in sorted(givers.items()):
+        problem, answers = _call_step([giver], "havip.linger", [vips])
+        if problem:
+            break
+        lingering.append(giver)
+        relay_to.update(answers[giver]["relay_to"])
+    else:
+        problem, _ = _call_step(takers, "havip.relay", [relay_to])
+        if not problem:
+            problem, _ = _run_step(step)
+    released = {}
+    cleanup = []
+    if lingering:
+        trouble, released = _call_step(lingering, "havip.release", [LINGER_TIMEOUT], LINGER_TIMEOUT + CALL_TIMEOUT)
+        cleanup.append(trouble)
+    cleanup.append(_call_step(takers, "havip.unrelay")[0])
+    problems = [p for p in [problem, *cleanup] if p]
+    return "; ".join(problems) or None, released
+
+
+def _move(config, step):
+    """``step`` (havip.standby or havip.resume of one balancer), as a
+    handover when it moves VIPs; (problem or None, notes on the handover)."""
+    (name,) = step.targets
+    givers = _givers(config, name, step.fun)
+    if not givers:
+        return _run_step(step)[0], []
+    problem, released = _handover(config, step, givers)
+    notes = [f"{giver} served its connections on {', '.join(givers[giver])} {answer['seconds']:.1f} s more"
+             + (f", then cut {answer['cut']}" if answer["cut"] else "")
+             for giver, answer in sorted(released.items())]
+    return problem, notes
 
 
 def _left_behind(name, done, failed, went_through):
@@ -462,16 +602,23 @@ def _left_behind(name, done, failed, went_through):
 
 
 def _roll_out(config, order, holding, steps):
-    """Run every node's steps in ``order``, appending "label: seconds" to
-    ``steps``.  Stops at the first failing step; returns why it failed,
-    what that node is left with and which nodes were left untouched, or
-    None when every step passed."""
+    """Run every node's steps in ``order`` (a standby or resume as a
+    handover), appending "label: seconds" to ``steps``.  Stops at the first
+    failing step; returns why it failed, what that node is left with and
+    which nodes were left untouched, or None when every step passed."""
     for index, name in enumerate(order):
         done = []
         for step in _node_steps(config, name, name in holding):
             start = time.monotonic()
-            problem, went_through = _run_step(step)
-            steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else ""))
+            notes = []
+            if step.fun in MOVES:
+                problem, notes = _move(config, step)
+                went_through = [] if problem else step.targets
+            else:
+                problem, answers = _run_step(step)
+                went_through = list(answers)
+            steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else "")
+                         + "".join(f" ({note})" for note in notes))
             if problem:
                 untouched = order[index + 1:]
                 return "; ".join([f"step '{step.label}' failed: {problem}", "stopped there",

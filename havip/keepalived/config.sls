@@ -38,6 +38,20 @@ havip-keepalived-notify-script-file:
     - require:
       - pkg: havip-keepalived-pkg
 
+{#- A balancer keeps the VIPs it hands over on lo for a moment (havip.linger):
+    it must neither answer ARP for them there nor use them as the source of
+    its own ARP requests. #}
+{%- if 4 in havip.vip_families %}
+{%-   for name, value in havip.arp_sysctls | dictsort %}
+
+havip-keepalived-sysctl-{{ name.split('.')[-1] | replace('_', '-') }}:
+  sysctl.present:
+    - name: {{ name }}
+    - value: {{ value }}
+    - config: {{ lookup.sysctl_file }}
+{%-   endfor %}
+{%- endif %}
+
 {#- Created "in service" once; afterwards only havip.standby/resume write it,
     so a planned standby survives re-applies and restarts. #}
 havip-keepalived-standby-file:
