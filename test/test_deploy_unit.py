@@ -208,6 +208,7 @@ class DeployCluster(Cluster):
         self.probes = []                  # (client, kwarg) of every havip.probe call
         self.touched = []
         self.rollout = []                 # (minions, fun, arg) of every other call through _answers
+        self.cut = {}                     # giver -> connections its havip.release cuts
 
     def answers(self, minions, fun, arg=(), kwarg=None, timeout=10):
         minions = list(minions)
@@ -226,6 +227,14 @@ class DeployCluster(Cluster):
             return True
         if fun in ("havip.drain", "havip.ready"):
             return {"server": arg[0], "state": fun.split(".")[1], "seconds": 0.1}
+        if fun == "havip.linger":
+            return {"lingering": arg[0], "relay_to": {vip: self.address(name) for vip in arg[0]}}
+        if fun == "havip.relay":
+            return {"relay": arg[0]}
+        if fun == "havip.release":
+            return {"released": ["VI_1"], "seconds": 1.0, "cut": self.cut.get(name, 0)}
+        if fun == "havip.unrelay":
+            return {"relay": {}}
         if fun == "havip.standby":
             return self.standby_answer(name)
         if fun == "havip.resume":
@@ -233,6 +242,9 @@ class DeployCluster(Cluster):
         if fun == "state.apply":
             return self.apply(name)
         return super().answer(name, fun, arg, kwarg)
+
+    def address(self, name):
+        return self.config["nodes"][name]["address"]
 
     def probe(self, name, kwarg):
         self.probes.append((name, kwarg))
@@ -278,9 +290,23 @@ def steps_of_idle(balancer):
     return [([balancer], "state.apply", ["havip"]), ([balancer], "havip.check", [])]
 
 
-def steps_of_holder(balancer):
-    return [([balancer], "havip.standby", []), ([balancer], "state.apply", ["havip"]),
-            ([balancer], "havip.check", []), ([balancer], "havip.resume", [])]
+ADDRESS = {"svr1": "192.168.100.13", "svr2": "192.168.100.14"}
+
+
+def handover(fun, mover, giver, takers, vips=("VI_1",)):
+    """The calls of ``fun`` on ``mover`` as a handover of ``vips`` from
+    ``giver`` (havip.linger, havip.release) with ``takers`` relaying."""
+    return [([giver], "havip.linger", [list(vips)]),
+            (list(takers), "havip.relay", [{vip: ADDRESS[giver] for vip in vips}]),
+            ([mover], fun, []), ([giver], "havip.release", [30]), (list(takers), "havip.unrelay", [])]
+
+
+def steps_of_holder(balancer, peer="svr2", vips=("VI_1",), others=None):
+    """A holder's steps; ``others``: the balancers other than it (default: its peer)."""
+    others = others or [peer]
+    return (handover("havip.standby", balancer, balancer, others, vips)
+            + [([balancer], "state.apply", ["havip"]), ([balancer], "havip.check", [])]
+            + handover("havip.resume", balancer, peer, [b for b in [*others, balancer] if b != peer], vips))
 
 
 def labels(report):
@@ -298,6 +324,8 @@ def test_deploy_rolls_backends_then_the_idle_balancer_then_the_holder_each_out_o
         "drain nginx2 on svr1, svr2", "apply nginx2", "check nginx2", "ready nginx2 on svr1, svr2",
         "apply svr2", "check svr2",
         "standby svr1", "apply svr1", "check svr1", "resume svr1"]
+    assert report["steps"][-4].endswith(" s (svr1 served its connections on VI_1 1.0 s more)")
+    assert report["steps"][-1].endswith(" s (svr2 served its connections on VI_1 1.0 s more)")
     assert report["order"] == "nginx1, nginx2, svr2, svr1"
     assert report["holders before"] == report["holders after"] == "VI_1: svr1"
     assert report["failed requests"] == "0 of 4200"
@@ -331,8 +359,8 @@ def test_deploy_moves_each_holders_vips_away_before_applying_it(runner, monkeypa
     cluster.holders = {"VI_1": ["svr1"], "VI_2": ["svr2"]}
     report = runner.deploy(client="client")
     assert report["result"] is True, report["comment"]
-    assert cluster.rollout == (steps_of("nginx1") + steps_of("nginx2") + steps_of_holder("svr1")
-                               + steps_of_holder("svr2"))
+    assert cluster.rollout == (steps_of("nginx1") + steps_of("nginx2") + steps_of_holder("svr1", "svr2", ["VI_1"])
+                               + steps_of_holder("svr2", "svr1", ["VI_2"]))
     assert report["holders after"] == "VI_1: svr1, VI_2: svr2"
     # one probe per VIP
     assert sorted(kwarg["url"] for _, kwarg in cluster.probes) == [URL, "http://192.168.100.20:9090/"]
@@ -348,7 +376,7 @@ def test_deploy_drains_a_node_that_is_backend_and_balancer_but_applies_it_with_t
     assert report["result"] is True, report["comment"]
     everyone = ("nginx1", "svr1", "svr2")
     assert cluster.rollout == (steps_of("nginx2", everyone) + steps_of("nginx1", everyone)
-                               + steps_of_idle("svr2") + steps_of_holder("svr1"))
+                               + steps_of_idle("svr2") + steps_of_holder("svr1", others=["nginx1", "svr2"]))
 
 
 def test_deploy_stops_at_a_failed_backend_apply_leaving_it_drained_and_the_rest_untouched(runner, cluster):

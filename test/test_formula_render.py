@@ -26,11 +26,16 @@ def funs(states):
 def test_debian_balancer_gets_haproxy_and_keepalived_through_init_scripts(salt_call):
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
     assert states["havip-haproxy-pkg"]["pkgs"] == ["haproxy"]
-    assert states["havip-keepalived-pkg"]["pkgs"] == ["keepalived", "curl"]
+    assert states["havip-keepalived-pkg"]["pkgs"] == ["keepalived", "curl", "nftables"]
     assert states["havip-haproxy-config-file"]["name"] == "/etc/haproxy/haproxy.cfg"
     assert states["havip-haproxy-config-file"]["check_cmd"] == "haproxy -c -q -f"
     assert states["havip-keepalived-config-file"]["check_cmd"] == "keepalived -t -f"
     assert states["havip-haproxy-sysctl-nonlocal-bind-ipv4"]["name"] == "net.ipv4.ip_nonlocal_bind"
+    # A VIP kept on lo for a handover (havip.linger) is not announced by ARP.
+    sysctls = {states[f"havip-keepalived-sysctl-{name}"]["name"]: states[f"havip-keepalived-sysctl-{name}"]["value"]
+               for name in ("arp-ignore", "arp-announce")}
+    assert sysctls == {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}
+    assert states["havip-keepalived-sysctl-arp-ignore"]["config"] == "/etc/sysctl.d/60-havip.conf"
     for service in ("haproxy", "keepalived"):
         running = states[f"havip-{service}-service-running"]
         assert running["provider"] == [{"service": "debian_service"}, {"service": "havip_sysv"}]

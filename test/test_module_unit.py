@@ -89,12 +89,16 @@ def merged_seed():
     return merge(defaults, seed_pillar()["havip"])
 
 
-def ip_addr_json(*addresses):
+def ip_addr_json(*addresses, lo=()):
+    """`ip -j addr show`: ``addresses`` on ens32 (IPv6 ones starting with
+    fe80 are link-local), ``lo`` besides 127.0.0.1 on lo."""
+    def info(address, prefixlen):
+        return {"family": "inet6" if ":" in address else "inet", "local": address, "prefixlen": prefixlen,
+                "scope": "link" if address.startswith("fe80") else "global"}
     return json.dumps([
-        {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
-        {"ifname": "ens32", "addr_info": [
-            {"family": "inet6" if ":" in a else "inet", "local": a, "prefixlen": 24}
-            for a in addresses]},
+        {"ifname": "lo", "addr_info": [info("127.0.0.1", 8) | {"scope": "host"}]
+         + [info(a, 128 if ":" in a else 32) for a in lo]},
+        {"ifname": "ens32", "addr_info": [info(a, 64 if ":" in a else 24) for a in addresses]},
     ])
 
 
@@ -107,8 +111,12 @@ class FakeHost:
 
     def __init__(self):
         self.calls = []
-        # Successive answers of `ip -j addr show`; the last one repeats.
+        # Successive addresses of ens32 in `ip -j addr show`; the last one repeats.
         self.addresses = [[SVR1, VIP]]
+        self.lo = set()              # what `ip addr replace/del ... dev lo` left there
+        self.nft_scripts = []        # every script `nft -f -` was given
+        self.nft_retcode = 0
+        self.nft_tables = {}         # family -> `nft -j list table` answer of the relay table
         self.ip_retcode = 0
         self.haproxy_config_valid = True
         self.routes = []
@@ -119,14 +127,23 @@ class FakeHost:
     def salt(self):
         return {"cmd.run_all": self.run_all, "service.stop": self.service_stop}
 
-    def run_all(self, cmd, python_shell=True, ignore_retcode=False):
+    def run_all(self, cmd, python_shell=True, ignore_retcode=False, stdin=None):
         assert python_shell is False, cmd
         self.calls.append(list(cmd))
         if cmd == ["ip", "-j", "addr", "show"]:
             if self.ip_retcode:
                 return done(retcode=self.ip_retcode, stderr="boom")
             current = self.addresses.pop(0) if len(self.addresses) > 1 else self.addresses[0]
-            return done(ip_addr_json(*current))
+            return done(ip_addr_json(*current, lo=sorted(self.lo)))
+        if cmd[:3] in (["ip", "addr", "replace"], ["ip", "addr", "del"]) and cmd[4:] == ["dev", "lo"]:
+            (self.lo.add if cmd[2] == "replace" else self.lo.discard)(cmd[3].split("/")[0])
+            return done()
+        if cmd == ["nft", "-f", "-"]:
+            self.nft_scripts.append(stdin)
+            return done(retcode=self.nft_retcode, stderr="Error: syntax error" if self.nft_retcode else "")
+        if cmd[:4] == ["nft", "-j", "list", "table"]:
+            table = self.nft_tables.get(cmd[4])
+            return done(json.dumps(table)) if table else done(retcode=1, stderr="No such file or directory")
         if cmd[:4] == ["haproxy", "-c", "-q", "-f"]:
             return done(retcode=0 if self.haproxy_config_valid else 1, stderr="[ALERT] bad")
         if cmd[:5] == ["ip", "-j", "route", "show", "dev"]:
@@ -387,12 +404,13 @@ def test_status_raises_when_the_facts_file_is_missing(havip):
 def test_status_of_a_master_balancer_holding_the_vip(havip, lb):
     assert havip.status() == {
         "roles": ["balancer"],
-        "vips": {"VI_1": {"address": VIP, "interface": "ens32", "held": True,
+        "vips": {"VI_1": {"address": VIP, "interface": "ens32", "held": True, "lingering": False,
                           "state": "MASTER", "since": 1_700_000_000, "priority": 150}},
         "standby": False,
         "keepalived": {"running": True},
         "haproxy": {"running": True, "config_valid": True,
                     "backends": {"nginx1": "UP", "nginx2": "DOWN"}},
+        "relay": {},
     }
     assert lb.api_calls == [("/run/haproxy/admin.sock", "show stat")]
     assert lb.host.commands("haproxy") == [["haproxy", "-c", "-q", "-f", lb.lookup["haproxy"]["config"]]]
