@@ -1,14 +1,17 @@
 """
 Lab tier: operating a deployed cluster - `havip.status`/`havip.check` on the
 minions, the cluster view `salt-run havip.status`, planned switchover with
-`havip.standby`/`havip.resume`, and the live failover test
+`havip.standby`/`havip.resume` (on a minion, and as a handover that keeps
+connections by `salt-run`), and the live failover test
 `salt-run state.orchestrate havip.failover_test` passing on a healthy
 cluster and failing loudly on a broken one.  The seed's topology, one
 cluster for the whole file; every test leaves it as it found it.
 """
 
+import concurrent.futures
 import copy
 import re
+import time
 
 import pytest
 
@@ -173,6 +176,37 @@ def test_standby_and_resume_move_the_vip_both_ways_losing_at_most_one_request(he
     assert back["failed"] <= 1 and back["total"] > 500, back
     print(f"\nstandby: {moved.data['seconds']} s, {away['failed']}/{away['total']} failed; "
           f"resume: {resumed.data['seconds']} s, {back['failed']}/{back['total']} failed")
+
+
+def test_a_connection_open_across_a_handover_goes_on_and_one_across_a_plain_standby_is_reset(healthy):
+    """`salt-run havip.standby`/`havip.resume`: the old holder serves the
+    connections it had until they end (linger + relay); `salt svr1
+    havip.standby` alone moves the VIP under them."""
+    for fun, giver, taker in (("havip.standby", PRIMARY, BACKUP), ("havip.resume", BACKUP, PRIMARY)):
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            with healthy.connection() as request:
+                first = request()
+                assert "answer" in first, first
+                move = pool.submit(healthy.run, fun, PRIMARY)
+                assert healthy.wait_for_holders([taker]) == [taker]
+                assert healthy.salt(giver, "havip.status").data["vips"]["VI_1"]["lingering"] is True
+                time.sleep(0.5)
+                again = request()
+                assert again.get("port") == first["port"] and again["answer"] in SEED.with_role("backend"), again
+            # The move ends once the connection has (havip.release).
+            report = move.result(timeout=60).data
+        print(f"\n{fun}: {report}")
+        assert report["result"] is True, report["comment"]
+        (note,) = report["handover"]
+        assert re.fullmatch(rf"{giver} served its connections on VI_1 [\d.]+ s more", note), note
+        assert seconds(note.split(" more")[0].rsplit(" on VI_1 ", 1)[1]) >= 1.0
+        assert healthy.salt(giver, "havip.status").data["vips"]["VI_1"]["lingering"] is False
+        assert healthy.salt(taker, "havip.status").data["relay"] == {}
+
+    with healthy.connection() as request:
+        assert "answer" in request()
+        assert healthy.salt(PRIMARY, "havip.standby").returncode == 0
+        assert "error" in request()  # the new holder never saw the connection
 
 
 def test_standby_refuses_when_no_other_balancer_serves(healthy):

@@ -180,12 +180,14 @@ class Cluster:
         self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*")
 
     def vip_holders(self, vip=None):
-        """Balancers whose eth0 carries the VIP (name; default: the first)
-        now, read with `ip addr`."""
-        address = self.topology.vip_address(vip) if vip else self.topology.vip
+        """Balancers whose VIP interface carries the VIP (name; default: the
+        first) now, read with `ip addr` (not lo, where havip.linger keeps it)."""
+        name = vip or next(iter(self.topology.pillar["havip"]["vips"]))
+        address = self.topology.vip_address(name)
+        interface = self.topology.pillar["havip"]["vips"][name]["interface"]
         return sorted(
-            name for name in self.topology.with_role("balancer")
-            if f" {address}/" in self.host(name).run(["ip", "-o", "addr", "show"]).stdout
+            balancer for balancer in self.topology.with_role("balancer")
+            if f" {address}/" in self.host(balancer).run(["ip", "-o", "addr", "show", "dev", interface]).stdout
         )
 
     def wait_for_holders(self, expected, timeout=20, vip=None):
@@ -268,6 +270,26 @@ class Cluster:
         out = self.host(self.topology.client).run(cmd + [url], check=False).stdout
         body, _, code = out.rpartition("\n")
         return int(code or 0), body.strip()
+
+    @contextlib.contextmanager
+    def connection(self, url=None):
+        """One HTTP connection from the client to the frontend on the VIP,
+        open while the block runs; yields a function that sends a request
+        on it and returns {"answer": body, "port": local port} or
+        {"error": ...} (test/lab/keepalive.py)."""
+        proc = self.host(self.topology.client).popen(
+            [sys.executable, "-m", "test.lab.keepalive", url or self.topology.frontend_url],
+            cwd=str(REPO), stdin=-1, stdout=-1, text=True)
+
+        def request():
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            return json.loads(proc.stdout.readline())
+        try:
+            yield request
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=10)
 
     @contextlib.contextmanager
     def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False):
