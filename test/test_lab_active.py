@@ -6,6 +6,9 @@ balancer's VIPs move to the other one and come back when it returns; with
 VRRP multicast dropped by nft, the unicast VIP still fails over.
 """
 
+import contextlib
+import re
+
 import pytest
 
 from test.lab.cluster import ACTIVE, deployed_cluster
@@ -96,3 +99,25 @@ def test_with_vrrp_multicast_dropped_the_unicast_vip_still_fails_over(lab):
     finally:
         for host in balancers:
             host.run(["nft", "delete", "table", "inet", "havip_lab_multicast"], check=False)
+
+
+@pytest.mark.parametrize("balancer", ["lb1", "lb2"])
+def test_handovers_of_a_balancers_vips_lose_no_request_on_any_vip(lab, balancer):
+    """`salt-run havip.standby`, then `havip.resume`: the IPv6 and the
+    unicast VIP included, and the VIPs that do not move lose nothing either."""
+    mine = sorted(vip for vip, holder in PREFERRED.items() if holder == balancer)
+    other = next(name for name in ("lb1", "lb2") if name != balancer)
+    with contextlib.ExitStack() as stack:
+        probes = {vip: stack.enter_context(lab.probe(seconds=12, url=url(vip))) for vip in sorted(PREFERRED)}
+        away = lab.run("havip.standby", balancer)
+        assert away.returncode == 0, away.stdout
+        moved = {vip: other for vip in mine}
+        assert holders(lab, moved, timeout=1) == held_by(moved)
+        back = lab.run("havip.resume", balancer)
+        assert back.returncode == 0, back.stdout
+    for report, giver in ((away, balancer), (back, other)):
+        (note,) = report.data["handover"]
+        assert re.fullmatch(rf"{giver} served its connections on {', '.join(mine)} [\d.]+ s more", note), note
+    for vip, report in probes.items():
+        assert report["failed"] == 0 and report["total"] > 1000, (vip, report)
+    assert holders(lab, PREFERRED, timeout=1) == held_by(PREFERRED)
