@@ -11,6 +11,7 @@ MASTER transition (keepalived's notify script) minus the moment of the
 fault.  Writes bench-results/results.{md,json} and timeline.png.
 
     make bench            # HAVIP_BENCH_TRIALS=7 HAVIP_BENCH_SOAK=300 HAVIP_BENCH_STRESS=120
+                          # HAVIP_BENCH_MOVES=40 HAVIP_BENCH_DEPLOYS=8
 """
 
 import copy
@@ -30,6 +31,9 @@ pytestmark = pytest.mark.bench
 TRIALS = int(os.environ.get("HAVIP_BENCH_TRIALS", "7"))
 SOAK = float(os.environ.get("HAVIP_BENCH_SOAK", "300"))
 STRESS = float(os.environ.get("HAVIP_BENCH_STRESS", "120"))
+# Planned VIP moves (havip defaults, each way) and rolling deploys.
+MOVES = int(os.environ.get("HAVIP_BENCH_MOVES", "40"))
+DEPLOYS = int(os.environ.get("HAVIP_BENCH_DEPLOYS", "8"))
 OUT = REPO / "bench-results"
 PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
 BACKENDS = SEED.with_role("backend")
@@ -140,23 +144,45 @@ def change_pool(cluster, overrides, restart):
     return report
 
 
-def switch_over(cluster, seed_style):
-    """A planned move away from the holder and back: havip.standby/resume,
-    or the seed's way (stop keepalived on the holder, start it again)."""
-    reports = []
-    for away in (True, False):
-        with cluster.probe(seconds=8) as report:
-            time.sleep(1)
-            if seed_style:
-                command = ["service", "keepalived", "stop" if away else "start"]
-                cluster.host(PRIMARY).run(command)
+def switch_over(cluster, how):
+    """A planned move away from the holder and back, under one probe:
+    ``how`` "handover" (salt-run havip.standby/resume), "minion" (salt svr1
+    havip.standby/resume) or "seed" (stop keepalived on the holder, start
+    it again)."""
+    with cluster.probe(seconds=9 if how == "handover" else 6) as report:
+        time.sleep(1)
+        for away in (True, False):
+            if how == "seed":
+                cluster.host(PRIMARY).run(["service", "keepalived", "stop" if away else "start"])
                 cluster.wait_for_holders([BACKUP] if away else [PRIMARY], timeout=6)
+                if away:
+                    cluster.keepalived_gone(PRIMARY)
             else:
-                moved = cluster.salt(PRIMARY, "havip.standby" if away else "havip.resume")
+                fun = "havip.standby" if away else "havip.resume"
+                moved = cluster.run(fun, PRIMARY) if how == "handover" else cluster.salt(PRIMARY, fun)
                 assert moved.returncode == 0, moved.stdout
-        reports.append(report)
-        if seed_style and away:
-            cluster.keepalived_gone(PRIMARY)
+    back_to_primary(cluster)
+    return report
+
+
+def rolling_deploys(cluster, count):
+    """`salt-run state.orchestrate havip.deploy` ``count`` times, each
+    rolling out a new page on every backend; the deploy's own probe (the
+    client, 100 requests/s) counts the failed requests."""
+    reports = []
+    for version in range(count):
+        pillar = pillar_of({})
+        for name in BACKENDS:
+            pillar["havip"]["nodes"][name]["page"] = f"{name} bench-{version}"
+        cluster.set_pillar(pillar)
+        result = cluster.run("state.orchestrate", "havip.deploy",
+                             f"pillar={json.dumps({'deploy': {'client': SEED.client}})}", _timeout=900)
+        (states,) = result.data["data"].values()
+        (deployed,) = [s["changes"]["return"] for s in states.values() if s["__id__"] == "havip-deploy-run"]
+        failed, total = map(int, deployed["failed requests"].split(" of "))
+        reports.append({"failed": failed, "total": total, "longest_outage": None})
+    cluster.set_pillar(pillar_of({}))
+    assert cluster.apply().returncode == 0
     back_to_primary(cluster)
     return reports
 
@@ -277,9 +303,16 @@ def test_bench(salt_factories, tmp_path_factory):
                             [r["move"] for r in links]))
             rows.append(row("pool change applied (out and back)" + (" + restart" if overrides else ""),
                             config, [change_pool(cluster, overrides, restart=bool(overrides))]))
-            moves = [r for _ in range(3) for r in switch_over(cluster, seed_style=bool(overrides))]
-            rows.append(row("planned switchover, per move" +
-                            (" (stop/start keepalived)" if overrides else " (standby/resume)"), config, moves))
+            if overrides:
+                cycles = [switch_over(cluster, "seed") for _ in range(3)]
+                rows.append(row("planned switchover away and back (stop/start keepalived)", config, cycles))
+            else:
+                for how, what in (("handover", "salt-run havip.standby/resume"),
+                                  ("minion", "salt svr1 havip.standby/resume")):
+                    cycles = [switch_over(cluster, how) for _ in range(MOVES // 2)]
+                    rows.append(row(f"planned switchover away and back ({what})", config, cycles))
+                rows.append(row("rolling deploy (salt-run state.orchestrate havip.deploy)", config,
+                                rolling_deploys(cluster, DEPLOYS)))
             print(f"\n{config}: done", flush=True)
         deploy(cluster, {})
         stability[f"idle soak {SOAK:.0f} s"] = transitions_during(cluster, SOAK)

@@ -126,6 +126,15 @@ def test_redhat_balancer_takes_ipv6_vrrp_adverts_from_link_local_sources(salt_ca
                                   'rule family="ipv6" source address="fe80::/10" protocol value="vrrp" accept']
 
 
+def test_a_balancer_of_ipv6_vips_only_leaves_the_arp_sysctls_alone(salt_call):
+    pillar = seed_pillar()
+    pillar["havip"]["vips"] = {"VI_6": {"address": "fd00:100::10/64", "interface": "ens32",
+                                        "virtual_router_id": 51}}
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)
+    assert states["havip-haproxy-sysctl-nonlocal-bind-ipv6"]["name"] == "net.ipv6.ip_nonlocal_bind"
+    assert not any(state.startswith("havip-keepalived-sysctl") for state in states)
+
+
 def test_redhat_backend_gets_epel_first_and_its_port_opened(salt_call):
     pillar = seed_pillar()
     pillar["havip"]["backend"] = {"port": 8081}
