@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import socket
 import struct
 import time
@@ -48,7 +49,8 @@ RELAY_TABLE = "havip_relay"
 # The TCP packets havip.relay passes on: those of connections conntrack did
 # not see begin - an ACK it picks up mid-stream (new), a FIN or an RST it
 # cannot (invalid).
-RELAYED = ("tcp flags & syn == 0 ct state new", "tcp flags & (fin | rst) != 0 tcp flags & syn == 0 ct state invalid")
+RELAYED = ("tcp flags & syn == 0 ct state new",
+           "tcp flags & (fin | rst) != 0 tcp flags & syn == 0 ct state invalid")
 # What keeps a balancer from announcing the VIPs it keeps on lo (the formula
 # sets them; havip.linger refuses IPv4 VIPs without them).
 ARP_SYSCTLS = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}
@@ -1112,7 +1114,11 @@ def relay(to):
     for name, vip in chosen.items():
         family = "ip" if vip["family"] == 4 else "ip6"
         peer = str(to[name])
-        if ipaddress.ip_address(peer).version != vip["family"]:
+        try:
+            version = ipaddress.ip_address(peer).version
+        except ValueError:
+            version = None
+        if version != vip["family"]:
             raise CommandExecutionError(f"havip.relay: {peer} is no IPv{vip['family']} address for {name}")
         action = f"dup to {peer} device \"{vip['interface']}\" drop comment \"{name}\""
         rules.setdefault(family, []).extend(
@@ -1139,7 +1145,7 @@ def unrelay():
 def _relays():
     """{VIP name: address} of the relay rules in place (none without nft)."""
     relays = {}
-    for family in ("ip", "ip6"):
+    for family in ("ip", "ip6") if shutil.which("nft") else ():
         out = _run(["nft", "-j", "list", "table", family, RELAY_TABLE])
         if out["retcode"] != 0:
             continue

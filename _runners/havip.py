@@ -552,7 +552,7 @@ def _handover(config, step, givers):
     them once those connections are done (havip.release) and the relays end
     (havip.unrelay).  Returns (problem or None, {giver: its release})."""
     takers = [node["name"] for node in config["balancers"] if node["name"] not in givers]
-    lingering, relay_to, problem = [], {}, None
+    lingering, relay_to, relayed, problem = [], {}, False, None
     for giver, vips in sorted(givers.items()):
         problem, answers = _call_step([giver], "havip.linger", [vips])
         if problem:
@@ -560,17 +560,17 @@ def _handover(config, step, givers):
         lingering.append(giver)
         relay_to.update(answers[giver]["relay_to"])
     else:
+        relayed = True  # undone on every taker, also where it failed
         problem, _ = _call_step(takers, "havip.relay", [relay_to])
         if not problem:
             problem, _ = _run_step(step)
-    released = {}
-    cleanup = []
+    problems, released = [problem], {}
     if lingering:
         trouble, released = _call_step(lingering, "havip.release", [LINGER_TIMEOUT], LINGER_TIMEOUT + CALL_TIMEOUT)
-        cleanup.append(trouble)
-    cleanup.append(_call_step(takers, "havip.unrelay")[0])
-    problems = [p for p in [problem, *cleanup] if p]
-    return "; ".join(problems) or None, released
+        problems.append(trouble)
+    if relayed:
+        problems.append(_call_step(takers, "havip.unrelay")[0])
+    return "; ".join(p for p in problems if p) or None, released
 
 
 def _move(config, step):

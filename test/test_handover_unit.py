@@ -208,6 +208,7 @@ def test_relay_refuses_a_vip_held_here_and_changes_nothing(havip, lb):
 
 @pytest.mark.parametrize("to, problem", [
     ({"VI_1": "fd00::13"}, r"fd00::13 is no IPv4 address for VI_1"),
+    ({"VI_1": "svr1"}, r"svr1 is no IPv4 address for VI_1"),
     ({"VI_9": SVR1}, r"unknown VIP 'VI_9' \(known: VI_1\)"),
     (["VI_1"], r"`to` must map VIP names to addresses, got \['VI_1'\]"),
 ])
@@ -245,6 +246,12 @@ def test_status_shows_a_relay_in_place_and_the_check_calls_it_left_over(havip, s
     assert havip.status()["relay"] == {"VI_1": SVR1}
     assert havip.check()["reasons"] == [
         "packets to VIP VI_1 are still relayed to 192.168.100.13 (havip.unrelay ends it)"]
+
+
+def test_status_without_nft_shows_no_relay_and_runs_no_nft(havip, svr2, monkeypatch):
+    monkeypatch.setattr(havip.shutil, "which", lambda name: None)
+    assert havip.status()["relay"] == {}
+    assert svr2.host.commands("nft") == []
 
 
 # ---- the runner: havip.standby / havip.resume -----------------------------------
@@ -300,7 +307,7 @@ def test_a_refused_linger_stops_the_handover_before_anything_moves(runner, clust
     assert report["result"] is False and runner.__context__["retcode"] == 1
     assert report["comment"] == ("standby svr1 FAILED: havip.linger: svr1: ERROR executing 'havip.linger':"
                                  " havip.linger: refused, net.ipv4.conf.all.arp_ignore = 0")
-    assert cluster.rollout == [(["svr1"], "havip.linger", [["VI_1"]]), (["svr2"], "havip.unrelay", [])]
+    assert cluster.rollout == [(["svr1"], "havip.linger", [["VI_1"]])]
     assert cluster.holders == {"VI_1": ["svr1"]}
 
 

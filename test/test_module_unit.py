@@ -186,6 +186,8 @@ class Rig:
         self.facts_file.write_text(json.dumps(facts))
         monkeypatch.setattr(havip, "FACTS_FILE", str(self.facts_file))
         havip.__grains__["id"] = minion
+        # The commands the module looks for are there (nft).
+        monkeypatch.setattr(havip.shutil, "which", lambda name: f"/usr/sbin/{name}")
 
         self.host = FakeHost()
         havip.__salt__ = self.host.salt
