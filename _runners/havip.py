@@ -689,7 +689,8 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*"):
        every balancer (``havip.ready``);
     3. the balancers holding no VIP: applied, checked;
     4. the balancers holding VIPs: ``havip.standby`` (the VIPs move away),
-       applied, checked, ``havip.resume``;
+       applied, checked, ``havip.resume``; both moves are handovers, as in
+       :py:func:`standby`, so no connection in flight is lost;
     5. every node healthy and each VIP on its preferred holder; every probe
        request answered.
 
