@@ -680,7 +680,7 @@ def status():
 
     - ``roles``: this minion's roles
     - ``vips`` (balancers): for every VIP ``address``, ``interface``,
-      ``held`` (the address is on this host now), ``state`` (keepalived's
+      ``held`` (the address is on its interface now), ``state`` (keepalived's
       MASTER/BACKUP/FAULT as its notify script recorded it; STOPPED when
       keepalived does not run), ``since`` (time of that change, seconds
       since the epoch), ``priority`` and ``lingering`` (kept on ``lo`` by
