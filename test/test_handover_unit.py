@@ -10,7 +10,7 @@ from salt.exceptions import CommandExecutionError
 
 # Fixtures and fakes of the module's, the runner's and the deploy's own tests.
 from test.test_deploy_unit import DeployCluster, handover
-from test.test_module_unit import SVR1, SVR2, VIP, deploy, dead_pid, havip, lb, peer_serves  # noqa: F401
+from test.test_module_unit import SVR1, SVR2, VIP, dead_pid, deploy, havip, in_service, lb, peer_serves  # noqa: F401
 from test.test_runner_unit import FakeTime, facts, runner  # noqa: F401
 
 VIP6 = "fd00::10"
@@ -26,21 +26,15 @@ NO_RELAY = ("table ip havip_relay\ndelete table ip havip_relay\n"
 
 @pytest.fixture
 def arp_set(havip, monkeypatch):
-    """The ARP sysctls as the formula sets them; returns what was read."""
-    read = []
+    """The ARP sysctls as the formula sets them."""
     values = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}
-    monkeypatch.setattr(havip, "_sysctl", lambda name: read.append(name) or values[name])
-    return values
+    monkeypatch.setattr(havip, "_sysctl", values.__getitem__)
 
 
 @pytest.fixture
 def svr2(deploy):
     """svr2, the backup: in service, not holding the VIP."""
-    rig = deploy("svr2")
-    rig.haproxy()
-    rig.keepalived()
-    rig.vrrp("BACKUP 100\n")
-    rig.set_standby(0)
+    rig = in_service(deploy("svr2"), "BACKUP 100\n")
     rig.host.addresses = [[SVR2]]
     return rig
 

@@ -248,15 +248,20 @@ def deploy(havip, tmp_path, monkeypatch, dead_pid):
     return make
 
 
+def in_service(rig, vrrp):
+    """A balancer's Rig with HAProxy and keepalived running, in ``vrrp``
+    (its state file), not on standby."""
+    rig.haproxy()
+    rig.keepalived()
+    rig.vrrp(vrrp)
+    rig.set_standby(0)
+    return rig
+
+
 @pytest.fixture
 def lb(deploy):
     """svr1, the preferred balancer, healthy: MASTER holding the VIP."""
-    rig = deploy("svr1")
-    rig.haproxy()
-    rig.keepalived()
-    rig.vrrp("MASTER 150\n")
-    rig.set_standby(0)
-    return rig
+    return in_service(deploy("svr1"), "MASTER 150\n")
 
 
 @pytest.fixture
