@@ -47,4 +47,4 @@ done
 recommended=$(apt-cache depends --no-depends --no-pre-depends --no-suggests --no-conflicts \
     --no-breaks --no-replaces --no-enhances $DAEMONS | awk '$1 == "Recommends:" {print $2}' | sort -u)
 absent=$(missing $recommended)
-[ -z "$absent" ] || apt-get install -y -q --download-only --no-install-recommends $absent
+[ -z "$absent" ] || apt-get install -y -qq --download-only --no-install-recommends $absent
