@@ -19,6 +19,23 @@ DEBIAN_GRAINS = {"os_family": "Debian", "os": "Debian", "osmajorrelease": 12, "i
 REDHAT_GRAINS = {"os_family": "RedHat", "os": "CentOS", "osmajorrelease": 7, "init": "systemd"}
 
 
+# What Salt's file server needs of the repo.  file_roots gets a directory of
+# links to just these: the roots backend walks all of a file root on every
+# call, and the repo holds virtualenvs (hundreds of MB each).
+FORMULA_DIRS = ("havip", "_modules", "_runners")
+
+
+def formula_root(path):
+    """``path`` made a file root holding the formula only (links into the
+    repo); returns it."""
+    path = pathlib.Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name in FORMULA_DIRS:
+        if not (path / name).is_symlink():
+            (path / name).symlink_to(REPO / name)
+    return path
+
+
 def seed_pillar():
     """The pillar.example shipped with the formula (the seed's topology)."""
     return yaml.safe_load((REPO / "pillar.example").read_text())
@@ -35,7 +52,7 @@ class SaltCall:
         config = {
             "id": minion_id,
             "file_client": "local",
-            "file_roots": {"base": [str(REPO)]},
+            "file_roots": {"base": [str(formula_root(self.root / "formula"))]},
             "module_dirs": [str(REPO / "_modules")],
             "root_dir": str(self.root / "root"),
             "enable_fqdns_grains": False,

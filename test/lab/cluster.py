@@ -17,6 +17,7 @@ import yaml
 from saltfactories.daemons.minion import SaltMinion
 
 from test.lab.lab import Lab
+from test.saltcall import formula_root
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GATEWAY = "192.168.100.1"
@@ -330,7 +331,7 @@ def running_cluster(salt_factories, topology, pillar_dir):
             f"havip-master-{topology.name}",
             overrides={
                 "interface": GATEWAY,
-                "file_roots": {"base": [str(REPO)]},
+                "file_roots": {"base": [str(formula_root(factories_root / "formula"))]},
                 "pillar_roots": {"base": [str(pillar_dir)]},
                 "enable_fqdns_grains": False,
             },
