@@ -26,13 +26,16 @@ FORMULA_DIRS = ("havip", "_modules", "_runners")
 
 
 def formula_root(path):
-    """``path`` made a file root holding the formula only (links into the
-    repo); returns it."""
+    """``path`` made a file root holding the formula only (links into this
+    repo, also where an earlier run's point into another checkout);
+    returns it."""
     path = pathlib.Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for name in FORMULA_DIRS:
-        if not (path / name).is_symlink():
-            (path / name).symlink_to(REPO / name)
+        link = path / name
+        if not link.is_symlink() or link.readlink() != REPO / name:
+            link.unlink(missing_ok=True)
+            link.symlink_to(REPO / name)
     return path
 
 

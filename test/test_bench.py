@@ -175,11 +175,8 @@ def rolling_deploys(cluster, count):
         for name in BACKENDS:
             pillar["havip"]["nodes"][name]["page"] = f"{name} bench-{version}"
         cluster.set_pillar(pillar)
-        result = cluster.run("state.orchestrate", "havip.deploy",
-                             f"pillar={json.dumps({'deploy': {'client': SEED.client}})}", _timeout=900)
-        (states,) = result.data["data"].values()
-        (deployed,) = [s["changes"]["return"] for s in states.values() if s["__id__"] == "havip-deploy-run"]
-        failed, total = map(int, deployed["failed requests"].split(" of "))
+        _, steps = cluster.orchestrate("deploy", timeout=900, client=SEED.client)
+        failed, total = map(int, steps["havip-deploy-run"]["failed requests"].split(" of "))
         reports.append({"failed": failed, "total": total, "longest_outage": None})
     cluster.set_pillar(pillar_of({}))
     assert cluster.apply().returncode == 0

@@ -9,7 +9,6 @@ healthy, on the seed's pillar.
 """
 
 import copy
-import json
 import re
 import time
 
@@ -66,13 +65,8 @@ def healthy(cluster):
 
 
 def deploy(cluster, **pillar):
-    """`salt-run state.orchestrate havip.deploy` with the deploy pillar
-    given.  Returns (ProcessResult, {state id: the runner's return of that
-    step})."""
-    args = [f"pillar={json.dumps({'deploy': pillar})}"] if pillar else []
-    result = cluster.run("state.orchestrate", "havip.deploy", *args, _timeout=900)
-    (states,) = result.data["data"].values()
-    return result, {s["__id__"]: s["changes"].get("return") for s in states.values()}
+    """`salt-run state.orchestrate havip.deploy` with the deploy pillar given."""
+    return cluster.orchestrate("deploy", timeout=900, **pillar)
 
 
 def changed_pillar(timeout_client, version):

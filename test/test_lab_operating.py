@@ -86,7 +86,7 @@ def test_failover_test_passes_on_a_healthy_cluster_and_reports_figures(healthy, 
     # A route through the VIP interface that only the link_down restore brings back.
     route = ["10.99.0.0/16", "via", "192.168.100.1", "dev", "eth0"]
     healthy.host(PRIMARY).run(["ip", "route", "replace", *route])
-    result, steps = healthy.failover_test(failure=failure, client=SEED.client)
+    result, steps = healthy.orchestrate("failover_test", failure=failure, client=SEED.client)
     report = steps["havip-failover-test-run"]
     print(f"\nfailover_test {failure}: {report}")
     assert result.returncode == 0, result.stdout
@@ -129,7 +129,7 @@ def test_a_backend_without_an_address_is_found_through_the_salt_mine(healthy):
 
 def test_failover_test_fails_when_keepalived_is_stopped_on_the_only_backup(healthy):
     healthy.host(BACKUP).run(["service", "keepalived", "stop"])
-    result, steps = healthy.failover_test()
+    result, steps = healthy.orchestrate("failover_test")
     assert result.returncode != 0
     problems = steps["havip-failover-test-precheck"]["problems"]
     assert f"{BACKUP}: keepalived is not running" in problems
@@ -143,7 +143,7 @@ def test_failover_test_reports_split_brain_when_vrrp_is_cut_and_the_cluster_heal
     backup.run(CUT, input=CUT_RULES)
     try:
         assert healthy.wait_for_holders([PRIMARY, BACKUP]) == [PRIMARY, BACKUP]
-        result, steps = healthy.failover_test()
+        result, steps = healthy.orchestrate("failover_test")
         assert result.returncode != 0
         assert "split brain: VIP VI_1 (192.168.100.10) is held by svr1 and svr2" in \
             steps["havip-failover-test-precheck"]["problems"]

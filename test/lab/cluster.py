@@ -163,12 +163,12 @@ class Cluster:
         """A `salt-run` call on the master; .data is the runner's return."""
         return self.salt_run_cli.run(function, *args, **kwargs)
 
-    def failover_test(self, **pillar):
-        """`salt-run state.orchestrate havip.failover_test` with the
-        failover_test pillar given.  Returns (ProcessResult, {state id: the
-        runner's return of that step})."""
-        args = [f"pillar={json.dumps({'failover_test': pillar})}"] if pillar else []
-        result = self.run("state.orchestrate", "havip.failover_test", *args, _timeout=300)
+    def orchestrate(self, name, timeout=300, **pillar):
+        """`salt-run state.orchestrate havip.<name>` (failover_test, deploy)
+        with the pillar key of that name given.  Returns (ProcessResult,
+        {state id: the runner's return of that step})."""
+        args = [f"pillar={json.dumps({name: pillar})}"] if pillar else []
+        result = self.run("state.orchestrate", f"havip.{name}", *args, _timeout=timeout)
         (states,) = result.data["data"].values()
         return result, {s["__id__"]: s["changes"].get("return") for s in states.values()}
 
@@ -346,8 +346,12 @@ def running_cluster(salt_factories, topology, pillar_dir):
                 for minion in minions:
                     stack.enter_context(minion.started(start_timeout=90))
                 cluster = Cluster(topology, lab, master, minions)
-                synced = cluster.salt("*", "saltutil.sync_modules")
+                synced = cluster.salt("*", "saltutil.sync_modules", "refresh=False")
                 assert synced.returncode == 0, synced
+                # Loaded before the first job that needs them (sync_modules'
+                # own refresh does not wait for the minion to reload).
+                refreshed = cluster.salt("*", "saltutil.refresh_modules", "async=False")
+                assert refreshed.returncode == 0, refreshed
                 synced = cluster.run("saltutil.sync_runners")
                 assert synced.returncode == 0, synced
                 yield cluster
