@@ -42,6 +42,8 @@ HAPROXY_BACKEND = "havip_backends"
 # The Salt mine entry where a backend publishes its addresses (havip/mine.sls).
 MINE_FUNCTION = "havip_address"
 ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter", None)
+# An HAProxy time: a number, in milliseconds unless a unit follows.
+HAPROXY_TIME = r"\d+(?:us|ms|s|m|h|d)?"
 INJECTIONS = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
 # havip.linger keeps VIPs here; havip.relay's nftables table (ip and ip6).
 LINGER_DEVICE = "lo"
@@ -364,6 +366,9 @@ def _check_tuning(config):
         if with_auth:
             raise _Invalid(f"vips:{with_auth[0]}:auth_pass", "VRRPv3 has no authentication (vrrp_version 3)")
     backend_check = _mapping(config["backend"].get("check"), "backend:check")
+    if not re.fullmatch(HAPROXY_TIME, str(backend_check.get("inter"))):
+        raise _Invalid("backend:check:inter",
+                       f"must be an HAProxy time such as 1s or 500ms, got {backend_check.get('inter')!r}")
     for key in ("fall", "rise"):
         _integer(backend_check.get(key), f"backend:check:{key}", 1, 1000)
     if backend_check.get("on_error") not in ON_ERROR:

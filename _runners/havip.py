@@ -10,6 +10,7 @@ The cluster is discovered from what the formula deployed on the minions
 """
 
 import collections
+import re
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ __virtualname__ = "havip"
 FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
 # One salt round trip to a minion: the polls below never wait longer.
 CALL_TIMEOUT = 10
+HAPROXY_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def __virtual__():
@@ -102,6 +104,20 @@ def _survey(config):
             "checks": checks, "statuses": statuses, "problems": problems}
 
 
+def _servers_up(config, statuses):
+    """{balancer: the backend servers its HAProxy has UP}."""
+    return {b["name"]: sorted(server for server, state in (statuses[b["name"]]["haproxy"]["backends"] or {}).items()
+                              if state.startswith("UP"))
+            for b in config["balancers"] if b["name"] in statuses}
+
+
+def _servers_not_back(before, now):
+    """'nginx1 not UP on svr1' for every server UP before that is not now."""
+    return [f"{server} not UP on {name} (it was before the test)"
+            for name, servers in sorted(before.items())
+            for server in servers if server not in now.get(name, [])]
+
+
 def status(tgt="*"):
     """
     The cluster at a glance: the holders of every VIP, the preferred holder,
@@ -143,14 +159,23 @@ def _budgets(config, failure):
     from the configured timers: detection (health check interval x fall +
     timeout, for HAProxy failures), a backup's master-down interval (3
     adverts + skew < 4 adverts) and 1 s for the transition itself; restoring
-    adds the check's rise and the preempt delay."""
+    adds the check's rise, the preempt delay, and HAProxy's rise of the
+    backend servers (a link that came back)."""
     keepalived = config["keepalived"]
     check = keepalived["check"]
     advert = float(keepalived["advert_int"])
     detect = check["interval"] * check["fall"] + check["timeout"] if failure.endswith("haproxy") else 0
     move = detect + 4 * advert + 1.0
-    restore = check["interval"] * check["rise"] + check["timeout"] + keepalived["preempt_delay"] + 4 * advert + 2.0
+    servers = config["backend"]["check"]
+    restore = (check["interval"] * check["rise"] + check["timeout"] + keepalived["preempt_delay"] + 4 * advert + 2.0
+               + _haproxy_seconds(servers["inter"]) * servers["rise"])
     return move, restore
+
+
+def _haproxy_seconds(value):
+    """Seconds of an HAProxy time (havip.validate checked it): 1s, 500ms, 2000 (ms)."""
+    number, unit = re.fullmatch(r"(\d+)(us|ms|s|m|h|d)?", str(value)).groups()
+    return int(number) * HAPROXY_UNITS[unit or "ms"]
 
 
 class _Background(threading.Thread):
@@ -178,9 +203,11 @@ def _wait_for_holder(candidates, vip, timeout):
     return None, None
 
 
-def _restore(config, holder, expected, budget):
+def _restore(config, holder, expected, servers_up, budget):
     """`state.apply havip` on the broken balancer, then wait for the cluster
-    to look as it did before.  Returns (seconds, problem or None)."""
+    to look as it did before: the ``expected`` holders, and every backend
+    server UP on each balancer that was (``servers_up``).  Returns (seconds,
+    problem or None)."""
     start = time.monotonic()
     applied = _call([holder], "state.apply", ["havip"], timeout=300).get(holder)
     if not isinstance(applied, dict) or not all(s.get("result") for s in applied.values()):
@@ -188,12 +215,13 @@ def _restore(config, holder, expected, budget):
     deadline = time.monotonic() + budget
     while True:
         survey = _survey(config)
-        if survey["holders"] == expected and not survey["problems"]:
+        problems = survey["problems"] + _servers_not_back(servers_up, _servers_up(config, survey["statuses"]))
+        if survey["holders"] == expected and not problems:
             return time.monotonic() - start, None
         if time.monotonic() > deadline:
             return time.monotonic() - start, (
                 f"cluster not restored within {budget:.1f} s of the apply: holders "
-                f"{_show(survey['holders'])}" + "".join(f"; {p}" for p in survey["problems"]))
+                f"{_show(survey['holders'])}" + "".join(f"; {p}" for p in problems))
         time.sleep(0.5)
 
 
@@ -296,7 +324,7 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     expected = dict(before["holders"])
     if new_holder and not config["keepalived"]["preempt"]:
         expected[vip] = [new_holder]  # without preemption the VIP stays where it went
-    took, problem = _restore(config, holder, expected, restore_budget)
+    took, problem = _restore(config, holder, expected, _servers_up(config, before["statuses"]), restore_budget)
     report["restored after"] = f"{took:.1f} s (apply + budget {restore_budget:.1f} s)"
     report["holders after"] = _show(_survey(config)["holders"])
     if problem:

@@ -99,6 +99,11 @@ def test_failover_test_passes_on_a_healthy_cluster_and_reports_figures(healthy, 
     failed, total = map(int, re.match(r"(\d+) of (\d+)", report["failed requests"]).groups())
     assert total > 300 and failed < total / 2
     assert "10.99.0.0/16 via 192.168.100.1" in healthy.host(PRIMARY).run(["ip", "route"]).stdout
+    # Restored means every backend server is UP again on every balancer (a
+    # link that came back needs HAProxy's rise checks first).
+    statuses = healthy.salt("svr*", "havip.status").data
+    assert {name: statuses[name]["haproxy"]["backends"] for name in SEED.with_role("balancer")} == {
+        name: {"nginx1": "UP", "nginx2": "UP"} for name in SEED.with_role("balancer")}
 
 
 def test_a_backend_without_an_address_is_found_through_the_salt_mine(healthy):

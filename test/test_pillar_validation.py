@@ -77,6 +77,7 @@ BAD_PILLARS = {
     "stats uri": (set_key("stats:uri", "status"), "havip:stats:uri"),
     "quote in password": (set_key("stats:password", "it's"), "havip:stats:password"),
     "vrrp version": (set_key("keepalived:vrrp_version", 4), "havip:keepalived:vrrp_version"),
+    "server check interval not an HAProxy time": (set_key("backend:check:inter", "1 s"), "havip:backend:check:inter"),
     "sub-second advert with VRRPv2": (
         lambda havip: havip["keepalived"].update(vrrp_version=2, advert_int=0.5), "havip:keepalived:advert_int"),
     "mine network not a network": (set_key("mine:network", "eth0"), "havip:mine:network"),

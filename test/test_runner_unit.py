@@ -49,6 +49,7 @@ class Cluster:
         self.reasons = {}               # node -> reasons it is unhealthy
         self.standby = set()
         self.silent = set()
+        self.down = {}                  # balancer -> backend servers its HAProxy has DOWN
         self.calls = []
         self.config_calls = []
         runner._call = self.call
@@ -68,7 +69,9 @@ class Cluster:
             vips[vip] = {"address": entry["address"], "interface": "ens32", "held": held,
                          "state": self.states.get(name, "MASTER" if held else "BACKUP"),
                          "since": 1_700_000_000.0, "priority": entry["priorities"][name]}
-        return {"roles": ["balancer"], "vips": vips, "standby": name in self.standby}
+        servers = {server: "DOWN" if server in self.down.get(name, ()) else "UP" for server in ("nginx1", "nginx2")}
+        return {"roles": ["balancer"], "vips": vips, "standby": name in self.standby,
+                "haproxy": {"running": True, "backends": servers}}
 
     def check(self, name):
         reasons = self.reasons.get(name, [])
@@ -228,18 +231,20 @@ def test_status_fails_when_havip_is_deployed_nowhere(runner, monkeypatch):
     ("link_down", 1.2),
 ])
 def test_budgets_with_the_default_timers(runner, failure, move):
-    # restore: interval 1 x rise 2 + timeout 2 + preempt_delay 0 + 4 adverts + 2 s
-    assert runner._budgets(facts(), failure) == pytest.approx((move, 6.2))
+    # restore: interval 1 x rise 2 + timeout 2 + preempt_delay 0 + 4 adverts
+    # + 2 s, + HAProxy's server checks inter 1s x rise 2
+    assert runner._budgets(facts(), failure) == pytest.approx((move, 8.2))
 
 
 def test_budgets_follow_the_configured_timers(runner):
     def slow(config):
         config["keepalived"].update(advert_int=2, preempt_delay=5)
         config["keepalived"]["check"].update(interval=2, fall=3, timeout=3, rise=4)
+        config["backend"]["check"].update(inter="1500ms", rise=3)
     config = facts(slow)
-    # move: 2 x 3 + 3 + 4 x 2 + 1; restore: 2 x 4 + 3 + 5 + 4 x 2 + 2
-    assert runner._budgets(config, "kill_haproxy") == (18.0, 26.0)
-    assert runner._budgets(config, "kill_keepalived") == (9.0, 26.0)
+    # move: 2 x 3 + 3 + 4 x 2 + 1; restore: 2 x 4 + 3 + 5 + 4 x 2 + 2 + 1.5 x 3
+    assert runner._budgets(config, "kill_haproxy") == (18.0, 30.5)
+    assert runner._budgets(config, "kill_keepalived") == (9.0, 30.5)
 
 
 def test_pick_client_takes_the_first_node_that_is_not_a_balancer(runner):
@@ -357,4 +362,45 @@ def test_failover_test_fails_when_no_balancer_takes_the_vip_over(runner, monkeyp
     report = runner.failover_test()
     assert report["result"] is False
     assert "VIP VI_1 not on another balancer within 4.2 s" in report["comment"]
+    assert runner.__context__["retcode"] == 1
+
+
+class LinkDownCluster(FailoverCluster):
+    """The failure also costs svr1's HAProxy its view of nginx1; after the
+    apply nginx1 rises again on the ``rises_after``-th status call (never
+    when None)."""
+
+    def __init__(self, runner, rises_after):
+        super().__init__(runner)
+        self.rises_after = rises_after
+        self.polls_after_apply = None
+
+    def answer(self, name, fun, arg, kwarg):
+        if fun == "havip.inject":
+            self.down["svr1"] = {"nginx1"}
+        if fun == "state.apply":
+            self.polls_after_apply = 0
+        if fun == "havip.status" and name == "svr1" and self.polls_after_apply is not None:
+            self.polls_after_apply += 1
+            if self.polls_after_apply == self.rises_after:
+                self.down.pop("svr1")
+        return super().answer(name, fun, arg, kwarg)
+
+
+def test_failover_test_restore_waits_until_every_server_that_was_up_is_up_again(runner, monkeypatch):
+    monkeypatch.setattr(runner, "time", FakeTime())
+    cluster = LinkDownCluster(runner, rises_after=3)
+    report = runner.failover_test()
+    assert report["result"] is True, report["comment"]
+    assert cluster.polls_after_apply >= 3
+    assert report["restored after"] == "1.0 s (apply + budget 8.2 s)"
+
+
+def test_failover_test_fails_naming_a_server_still_down_after_the_restore_budget(runner, monkeypatch):
+    monkeypatch.setattr(runner, "time", FakeTime())
+    LinkDownCluster(runner, rises_after=None)
+    report = runner.failover_test()
+    assert report["result"] is False
+    assert "cluster not restored within 8.2 s of the apply" in report["comment"]
+    assert "nginx1 not UP on svr1 (it was before the test)" in report["comment"]
     assert runner.__context__["retcode"] == 1
