@@ -6,53 +6,76 @@ loses no request.  Used by ``salt-run`` and by the orchestrate files
 
 The cluster is discovered from what the formula deployed on the minions
 (``havip.config``); the minions answer for themselves (``havip.status``,
-``havip.check``), so nothing here needs the pillar.
+``havip.check``), so nothing here needs the pillar.  The reports are plain
+data (``--out=json``); ``comment`` says what they mean.
+
+This runner is the command surface: the work is done by the helpers in the
+formula's ``_utils/havip_*.py``, which ``salt-run saltutil.sync_all`` brings
+to the master.
 """
 
-import collections
-import re
 import threading
 import time
 import uuid
 
 import salt.client
 
-__virtualname__ = "havip"
+try:
+    import havip_facts
+    import havip_health
+    import havip_rollout
+except ImportError as missing:
+    HELPERS_MISSING = str(missing)
+else:
+    HELPERS_MISSING = None
 
-FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
-# One salt round trip to a minion: the polls below never wait longer.
-CALL_TIMEOUT = 10
-HAPROXY_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+__virtualname__ = "havip"
 
 
 def __virtual__():
+    if HELPERS_MISSING:
+        return (False, f"havip: its helpers (_utils/havip_*.py) are not on the master ({HELPERS_MISSING}):"
+                       " run salt-run saltutil.sync_all")
     return __virtualname__
 
 
-def _local():
-    return salt.client.get_local_client(__opts__["conf_file"])
+class _Minions:
+    """The minions, asked through one LocalClient; ``with`` closes it."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.client.destroy()
+
+    def answers(self, minions, fun, arg=(), kwarg=None, timeout=None):
+        """{minion: return} of the minions that answered, errors included."""
+        return self.client.cmd(list(minions), fun, arg=list(arg), kwarg=kwarg or {},
+                               tgt_type="list", timeout=timeout or havip_facts.CALL_TIMEOUT)
+
+    def call(self, minions, fun, arg=(), kwarg=None, timeout=None):
+        """{minion: return} of the minions that answered with data (not an error)."""
+        answers = self.answers(minions, fun, arg, kwarg, timeout)
+        return {name: ret for name, ret in answers.items() if isinstance(ret, dict)}
+
+    def config(self, tgt):
+        """The havip configuration deployed on the minions matching ``tgt``."""
+        answers = self.client.cmd(tgt, "havip.config", timeout=havip_facts.CALL_TIMEOUT)
+        configs = [ret for _, ret in sorted(answers.items()) if isinstance(ret, dict) and ret.get("nodes")]
+        if not configs:
+            raise ValueError(f"no minion matching {tgt!r} has havip deployed (run state.apply havip)")
+        balancers = [n["name"] for n in configs[0]["balancers"]]
+        # The balancers' own view wins over a backend that was applied earlier.
+        return next((c for c in configs if c["node"] and c["node"]["name"] in balancers), configs[0])
 
 
-def _answers(minions, fun, arg=(), kwarg=None, timeout=CALL_TIMEOUT):
-    """{minion: return} of the minions that answered, errors included."""
-    return _local().cmd(list(minions), fun, arg=list(arg), kwarg=kwarg or {},
-                        tgt_type="list", timeout=timeout)
-
-
-def _call(minions, fun, arg=(), kwarg=None, timeout=CALL_TIMEOUT):
-    """{minion: return} of the minions that answered with data (not an error)."""
-    answers = _answers(minions, fun, arg, kwarg, timeout)
-    return {name: ret for name, ret in answers.items() if isinstance(ret, dict)}
-
-
-def _config(tgt):
-    answers = _local().cmd(tgt, "havip.config", timeout=CALL_TIMEOUT)
-    configs = [ret for _, ret in sorted(answers.items()) if isinstance(ret, dict) and ret.get("nodes")]
-    if not configs:
-        raise ValueError(f"no minion matching {tgt!r} has havip deployed (run state.apply havip)")
-    balancers = [n["name"] for n in configs[0]["balancers"]]
-    # The balancers' own view wins over a backend that was applied earlier.
-    return next((c for c in configs if c["node"] and c["node"]["name"] in balancers), configs[0])
+def _connect():
+    """The minions, through a LocalClient of this run (or of this thread: a
+    LocalClient listens for its returns on its own)."""
+    return _Minions(salt.client.get_local_client(__opts__["conf_file"]))
 
 
 def _fail(report, reason):
@@ -61,61 +84,10 @@ def _fail(report, reason):
     return report
 
 
-def _holders(config, statuses):
-    """{vip: [balancers that have its address configured]}."""
-    return {
-        vip: sorted(name for name, status in statuses.items()
-                    if status.get("vips", {}).get(vip, {}).get("held"))
-        for vip in sorted(config["vips"])
-    }
-
-
-def _preferred(config, usable):
-    """{vip: the balancer that should hold it}: the most preferred (the VIP's
-    ``order``, as keepalived ranks priorities) among ``usable``."""
-    return {name: next((b for b in vip["order"] if b in usable), None)
-            for name, vip in sorted(config["vips"].items())}
-
-
-def _survey(config):
+def _survey(minions, config):
     """Status and health of every node, and the problems they add up to."""
     names = sorted(config["nodes"])
-    balancers = [n["name"] for n in config["balancers"]]
-    statuses = _call(names, "havip.status")
-    checks = _call(names, "havip.check")
-    problems = [f"{name} did not answer" for name in names if name not in checks]
-    problems += [f"{name}: {reason}" for name, check in sorted(checks.items()) for reason in check["reasons"]]
-    usable = [b for b in balancers if checks.get(b, {}).get("healthy") and not checks[b]["standby"]]
-    preferred = _preferred(config, usable)
-    holders = _holders(config, {b: statuses[b] for b in balancers if b in statuses})
-    for vip, names_holding in holders.items():
-        address = config["vips"][vip]["address"]
-        if len(names_holding) > 1:
-            problems.append(f"split brain: VIP {vip} ({address}) is held by {' and '.join(names_holding)}")
-        elif not names_holding:
-            problems.append(f"VIP {vip} ({address}) has no holder")
-        elif config["keepalived"]["preempt"] and preferred[vip] and names_holding[0] != preferred[vip]:
-            problems.append(f"VIP {vip} ({address}) is held by {names_holding[0]},"
-                            f" not by the preferred {preferred[vip]}")
-    for vip, names_holding in holders.items():
-        if len(names_holding) == 1 and not set(usable) - set(names_holding):
-            problems.append(f"no other healthy balancer could take over VIP {vip} from {names_holding[0]}")
-    return {"holders": holders, "preferred": preferred, "usable": usable,
-            "checks": checks, "statuses": statuses, "problems": problems}
-
-
-def _servers_up(config, statuses):
-    """{balancer: the backend servers its HAProxy has UP}."""
-    return {b["name"]: sorted(server for server, state in (statuses[b["name"]]["haproxy"]["backends"] or {}).items()
-                              if state.startswith("UP"))
-            for b in config["balancers"] if b["name"] in statuses}
-
-
-def _servers_not_back(before, now):
-    """'nginx1 not UP on svr1' for every server UP before that is not now."""
-    return [f"{server} not UP on {name} (it was before the test)"
-            for name, servers in sorted(before.items())
-            for server in servers if server not in now.get(name, [])]
+    return havip_health.survey(config, minions.call(names, "havip.status"), minions.call(names, "havip.check"))
 
 
 def status(tgt="*"):
@@ -133,18 +105,17 @@ def status(tgt="*"):
 
         salt-run havip.status
     """
-    try:
-        config = _config(tgt)
-    except ValueError as exc:
-        return _fail({}, str(exc))
-    survey = _survey(config)
+    with _connect() as minions:
+        try:
+            config = minions.config(tgt)
+        except ValueError as exc:
+            return _fail({}, str(exc))
+        survey = _survey(minions, config)
     report = {
         "vips": {vip: {"address": config["vips"][vip]["address"], "holders": holders,
                        "preferred": survey["preferred"][vip]}
                  for vip, holders in survey["holders"].items()},
-        "nodes": {name: "healthy" + (" (standby)" if check["standby"] else "") if check["healthy"]
-                  else "unhealthy: " + "; ".join(check["reasons"])
-                  for name, check in sorted(survey["checks"].items())},
+        "nodes": {name: havip_health.node_summary(check) for name, check in sorted(survey["checks"].items())},
         "problems": survey["problems"],
     }
     if survey["problems"]:
@@ -154,48 +125,28 @@ def status(tgt="*"):
     return report
 
 
-def _budgets(config, failure):
-    """Seconds the VIP may take to move, and the cluster to be restored,
-    from the configured timers: detection (health check interval x fall +
-    timeout, for HAProxy failures), a backup's master-down interval (3
-    adverts + skew < 4 adverts) and 1 s for the transition itself; restoring
-    adds the check's rise, the preempt delay, and HAProxy's rise of the
-    backend servers (a link that came back)."""
-    keepalived = config["keepalived"]
-    check = keepalived["check"]
-    advert = float(keepalived["advert_int"])
-    detect = check["interval"] * check["fall"] + check["timeout"] if failure.endswith("haproxy") else 0
-    move = detect + 4 * advert + 1.0
-    servers = config["backend"]["check"]
-    restore = (check["interval"] * check["rise"] + check["timeout"] + keepalived["preempt_delay"] + 4 * advert + 2.0
-               + _haproxy_seconds(servers["inter"]) * servers["rise"])
-    return move, restore
-
-
-def _haproxy_seconds(value):
-    """Seconds of an HAProxy time (havip.validate checked it): 1s, 500ms, 2000 (ms)."""
-    number, unit = re.fullmatch(r"(\d+)(us|ms|s|m|h|d)?", str(value)).groups()
-    return int(number) * HAPROXY_UNITS[unit or "ms"]
+# ---- failover test ------------------------------------------------------------
 
 
 class _Background(threading.Thread):
     """A salt call that runs while the test goes on; ``result`` after join()."""
 
-    def __init__(self, minion, fun, arg=(), kwarg=None, timeout=CALL_TIMEOUT):
+    def __init__(self, minion, fun, arg=(), kwarg=None, timeout=None):
         super().__init__(daemon=True)
         self.call = (minion, fun, arg, kwarg, timeout)
         self.result = None
 
     def run(self):
         minion, fun, arg, kwarg, timeout = self.call
-        self.result = _call([minion], fun, arg, kwarg, timeout).get(minion)
+        with _connect() as minions:
+            self.result = minions.call([minion], fun, arg, kwarg, timeout).get(minion)
 
 
-def _wait_for_holder(candidates, vip, timeout):
+def _wait_for_holder(minions, candidates, vip, timeout):
     """(name, since) of the first candidate that holds ``vip`` as MASTER."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for name, status in sorted(_call(candidates, "havip.status").items()):
+        for name, status in sorted(minions.call(candidates, "havip.status").items()):
             entry = status["vips"].get(vip, {})
             if entry.get("held") and entry.get("state") == "MASTER":
                 return name, entry["since"]
@@ -203,35 +154,27 @@ def _wait_for_holder(candidates, vip, timeout):
     return None, None
 
 
-def _restore(config, holder, expected, servers_up, budget):
+def _restore(minions, config, holder, expected, servers_up, budget):
     """`state.apply havip` on the broken balancer, then wait for the cluster
     to look as it did before: the ``expected`` holders, and every backend
     server UP on each balancer that was (``servers_up``).  Returns (seconds,
     problem or None)."""
     start = time.monotonic()
-    applied = _call([holder], "state.apply", ["havip"], timeout=300).get(holder)
+    applied = minions.call([holder], "state.apply", ["havip"], timeout=havip_rollout.APPLY_TIMEOUT).get(holder)
     if not isinstance(applied, dict) or not all(s.get("result") for s in applied.values()):
         return time.monotonic() - start, f"state.apply havip on {holder} failed"
     deadline = time.monotonic() + budget
     while True:
-        survey = _survey(config)
-        problems = survey["problems"] + _servers_not_back(servers_up, _servers_up(config, survey["statuses"]))
+        survey = _survey(minions, config)
+        problems = survey["problems"] + havip_health.servers_not_back(
+            servers_up, havip_health.servers_up(config, survey["statuses"]))
         if survey["holders"] == expected and not problems:
             return time.monotonic() - start, None
         if time.monotonic() > deadline:
             return time.monotonic() - start, (
                 f"cluster not restored within {budget:.1f} s of the apply: holders "
-                f"{_show(survey['holders'])}" + "".join(f"; {p}" for p in problems))
+                f"{havip_health.show(survey['holders'])}" + "".join(f"; {p}" for p in problems))
         time.sleep(0.5)
-
-
-def _show(holders):
-    return ", ".join(f"{vip}: {' + '.join(names) or 'none'}" for vip, names in holders.items())
-
-
-def _frontend_url(config, vip):
-    address = config["vips"][vip]["address"]
-    return f"http://{f'[{address}]' if ':' in address else address}:{config['frontend']['port']}/"
 
 
 def _pick_client(config, client, pillar_key="failover_test:client"):
@@ -242,6 +185,90 @@ def _pick_client(config, client, pillar_key="failover_test:client"):
         raise ValueError("every node is a balancer: name the probing minion"
                          f" (pillar {pillar_key})")
     return others[0]
+
+
+def _break_and_measure(minions, config, report, move_budget):
+    """Steps 2-4 of the failover test: break ``report["holder"]`` while the
+    client probes, wait for the VIP on another balancer; fills in the
+    figures, returns (the new holder or None, problems)."""
+    holder, vip, probing = report["holder"], report["vip"], report["probe"]
+    seconds = 1.0 + move_budget + 3.0
+    probe = _Background(probing["client"], "havip.probe",
+                        kwarg={"url": probing["url"], "seconds": seconds, "rate": probing["rate"]},
+                        timeout=seconds + 30)
+    probe.start()
+    time.sleep(1.0)  # good answers before the failure
+    problems = []
+    breaker = _Background(holder, "havip.inject", [report["failure"]],
+                          # a link stays down until the probe is over: its
+                          # return (the old holder preempting) is not the failover
+                          {"duration": seconds + 1.0}, timeout=seconds + 30)
+    injected_at = time.time()
+    breaker.start()
+    if report["failure"] != "link_down":
+        breaker.join()
+        if not breaker.result:
+            probe.join()
+            return None, [f"havip.inject {report['failure']} on {holder} failed"]
+        injected_at = breaker.result["at"]
+    others = [b["name"] for b in config["balancers"] if b["name"] != holder]
+    new_holder, since = _wait_for_holder(minions, others, vip, move_budget + 2.0)
+    if new_holder is None:
+        problems.append(f"VIP {vip} not on another balancer within {move_budget:.1f} s")
+    else:
+        moved = since - injected_at
+        report.update(new_holder=new_holder, vip_moved_after=round(moved, 2))
+        if moved > move_budget:
+            problems.append(f"VIP {vip} moved after {moved:.2f} s, over the budget of {move_budget:.1f} s")
+    probe.join()
+    seen = probe.result
+    if not seen:
+        problems.append(f"the probe on {probing['client']} returned nothing")
+    else:
+        report.update(client_visible_outage=round(seen["longest_outage"], 2),
+                      failed_requests=seen["failed"], requests=seen["total"])
+        failing_for = (seen["last_failure"] or 0) + seen["started"] - injected_at
+        if not seen["recovered"] or failing_for > move_budget + 1.0:
+            problems.append(f"traffic through {probing['url']} did not resume within {move_budget + 1.0:.1f} s")
+    breaker.join()
+    return new_holder, problems
+
+
+def _failover_test(minions, report, client, vip, rate, tgt):
+    """The failover test of :py:func:`failover_test`, filling in ``report``."""
+    failure = report["failure"]
+    try:
+        if failure not in havip_facts.FAILURES:
+            raise ValueError(f"unknown failure {failure!r} (known: {', '.join(havip_facts.FAILURES)})")
+        config = minions.config(tgt)
+        client = _pick_client(config, client)
+    except ValueError as exc:
+        return _fail(report, str(exc))
+    before = _survey(minions, config)
+    report["holders_before"] = before["holders"]
+    if before["problems"]:
+        return _fail(report, "pre-check failed: " + "; ".join(before["problems"]))
+    vip = vip or sorted(config["vips"])[0]
+    if vip not in config["vips"]:
+        return _fail(report, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})")
+    holder = before["holders"][vip][0]
+    move_budget, restore_budget = havip_facts.failover_budgets(config, failure)
+    report.update(vip=vip, holder=holder, move_budget=round(move_budget, 2),
+                  probe={"url": havip_facts.frontend_url(config, vip), "client": client, "rate": rate})
+    new_holder, problems = _break_and_measure(minions, config, report, move_budget)
+    expected = dict(before["holders"])
+    if new_holder and not config["keepalived"]["preempt"]:
+        expected[vip] = [new_holder]  # without preemption the VIP stays where it went
+    took, problem = _restore(minions, config, holder, expected,
+                             havip_health.servers_up(config, before["statuses"]), restore_budget)
+    report.update(restored_after=round(took, 1), restore_budget=round(restore_budget, 2),
+                  holders_after=_survey(minions, config)["holders"])
+    if problem:
+        problems.append(problem)
+    if problems:
+        return _fail(report, "failover test FAILED: " + "; ".join(problems))
+    report.update(result=True, comment=f"failover test passed: {failure} on {holder}")
+    return report
 
 
 def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="*"):
@@ -263,76 +290,8 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
         salt-run havip.failover_test
         salt-run havip.failover_test failure=link_down client=client1
     """
-    report = {"failure": failure}
-    try:
-        if failure not in FAILURES:
-            raise ValueError(f"unknown failure {failure!r} (known: {', '.join(FAILURES)})")
-        config = _config(tgt)
-        client = _pick_client(config, client)
-    except ValueError as exc:
-        return _fail(report, str(exc))
-    before = _survey(config)
-    report["holders before"] = _show(before["holders"])
-    if before["problems"]:
-        return _fail(report, "pre-check failed: " + "; ".join(before["problems"]))
-    vip = vip or sorted(config["vips"])[0]
-    if vip not in config["vips"]:
-        return _fail(report, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})")
-    holder = before["holders"][vip][0]
-    move_budget, restore_budget = _budgets(config, failure)
-    url = _frontend_url(config, vip)
-    report.update(failure=f"{failure} on {holder}", probe=f"{url} from {client}, {rate} requests/s")
-
-    seconds = 1.0 + move_budget + 3.0
-    probe = _Background(client, "havip.probe", kwarg={"url": url, "seconds": seconds, "rate": rate},
-                        timeout=seconds + 30)
-    probe.start()
-    time.sleep(1.0)  # good answers before the failure
-    problems = []
-    breaker = _Background(holder, "havip.inject", [failure],
-                          # a link stays down until the probe is over: its
-                          # return (the old holder preempting) is not the failover
-                          {"duration": seconds + 1.0}, timeout=seconds + 30)
-    injected_at = time.time()
-    breaker.start()
-    if failure != "link_down":
-        breaker.join()
-        if not breaker.result:
-            probe.join()
-            return _fail(report, f"havip.inject {failure} on {holder} failed")
-        injected_at = breaker.result["at"]
-    others = [b["name"] for b in config["balancers"] if b["name"] != holder]
-    new_holder, since = _wait_for_holder(others, vip, move_budget + 2.0)
-    if new_holder is None:
-        problems.append(f"VIP {vip} not on another balancer within {move_budget:.1f} s")
-    else:
-        moved = since - injected_at
-        report["VIP moved after"] = f"{moved:.2f} s ({holder} -> {new_holder}; budget {move_budget:.1f} s)"
-        if moved > move_budget:
-            problems.append(f"VIP {vip} moved after {moved:.2f} s, over the budget of {move_budget:.1f} s")
-    probe.join()
-    seen = probe.result
-    if not seen:
-        problems.append(f"the probe on {client} returned nothing")
-    else:
-        report["client-visible outage"] = f"{seen['longest_outage']:.2f} s"
-        report["failed requests"] = f"{seen['failed']} of {seen['total']}"
-        failing_for = (seen["last_failure"] or 0) + seen["started"] - injected_at
-        if not seen["recovered"] or failing_for > move_budget + 1.0:
-            problems.append(f"traffic through {url} did not resume within {move_budget + 1.0:.1f} s")
-    breaker.join()
-    expected = dict(before["holders"])
-    if new_holder and not config["keepalived"]["preempt"]:
-        expected[vip] = [new_holder]  # without preemption the VIP stays where it went
-    took, problem = _restore(config, holder, expected, _servers_up(config, before["statuses"]), restore_budget)
-    report["restored after"] = f"{took:.1f} s (apply + budget {restore_budget:.1f} s)"
-    report["holders after"] = _show(_survey(config)["holders"])
-    if problem:
-        problems.append(problem)
-    if problems:
-        return _fail(report, "failover test FAILED: " + "; ".join(problems))
-    report.update(result=True, comment=f"failover test passed: {failure} on {holder}")
-    return report
+    with _connect() as minions:
+        return _failover_test(minions, {"failure": failure}, client, vip, rate, tgt)
 
 
 # ---- planned switchover -------------------------------------------------------
@@ -343,15 +302,16 @@ def _planned(name, fun, tgt):
     ``name`` as a handover."""
     verb = fun.split(".")[1]
     report = {"balancer": name}
-    try:
-        config = _config(tgt)
-    except ValueError as exc:
-        return _fail(report, str(exc))
-    balancers = [node["name"] for node in config["balancers"]]
-    if name not in balancers:
-        return _fail(report, f"{name!r} is not a balancer (balancers: {', '.join(balancers)})")
-    start = time.monotonic()
-    problem, notes = _move(config, _Step(f"{verb} {name}", [name], fun, [], {}, _switch_timeout(config)))
+    with _connect() as minions:
+        try:
+            config = minions.config(tgt)
+        except ValueError as exc:
+            return _fail(report, str(exc))
+        balancers = [node["name"] for node in config["balancers"]]
+        if name not in balancers:
+            return _fail(report, f"{name!r} is not a balancer (balancers: {', '.join(balancers)})")
+        start = time.monotonic()
+        problem, notes = _move(minions, config, havip_rollout.move_step(config, name, fun))
     report.update(seconds=round(time.monotonic() - start, 1), handover=notes)
     if problem:
         return _fail(report, f"{verb} {name} FAILED: {problem}")
@@ -400,178 +360,22 @@ def resume(name, tgt="*"):
     return _planned(name, "havip.resume", tgt)
 
 
-# ---- rolling deploy -----------------------------------------------------------
-
-# havip.probe's longest run: a deploy starts its probes for that long and
-# ends them through a stop file when the rollout is over.
-PROBE_LIMIT = 3600
-# Seconds of probing before the first step (the probe's job must reach the client).
-PROBE_LEAD = 2.0
-# Seconds a drained server may keep sessions, and a readied one take to be UP.
-SERVER_TIMEOUT = 30
-APPLY_TIMEOUT = 300
-# Seconds the cluster may take to look healthy after the last step.
-SETTLE_TIMEOUT = 10
-
-# Seconds a VIP's old holder may go on serving the connections it had when
-# the VIP moved (havip.release's timeout).
-LINGER_TIMEOUT = 30
-# The steps that move VIPs: run as a handover (_move).
-MOVES = ("havip.standby", "havip.resume")
-
-# One step of a rollout: ``fun`` on every one of ``targets``.
-_Step = collections.namedtuple("_Step", "label targets fun arg kwarg timeout")
-
-
-def _error_line(text):
-    """The line of a minion's error message that says what went wrong: the
-    first, or a traceback's last (the exception)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if "Traceback (most recent call last)" in text else lines[0]
-
-
-def _error_text(answer):
-    """A minion's error answer (a message, or a list of them such as render
-    errors) on one line."""
-    texts = [str(text) for text in (answer if isinstance(answer, list) else [answer])]
-    return "; ".join(_error_line(text) for text in texts if text.strip()) or repr(answer)
-
-
-class _Probe(threading.Thread):
-    """``havip.probe`` of ``url`` from ``client`` for as long as the rollout
-    takes: started for PROBE_LIMIT s, ended by creating its stop file."""
-
-    def __init__(self, client, url, rate, max_failed=0):
-        super().__init__(daemon=True)
-        self.client, self.url, self.rate, self.max_failed = client, url, rate, max_failed
-        self.stop_file = f"/tmp/havip-deploy-{uuid.uuid4().hex}.stop"
-        self.answer = None
-
-    def run(self):
-        kwarg = {"url": self.url, "seconds": PROBE_LIMIT, "rate": self.rate, "stop_file": self.stop_file}
-        self.answer = _answers([self.client], "havip.probe", kwarg=kwarg,
-                               timeout=PROBE_LIMIT + 30).get(self.client)
-
-    def stop(self):
-        """End the probe; returns its problem, None if every request it sent
-        was answered."""
-        ended_early = not self.is_alive()
-        if not ended_early:
-            _answers([self.client], "file.touch", [self.stop_file])
-            self.join(CALL_TIMEOUT)
-        return self._problem(ended_early)
-
-    def _problem(self, ended_early):
-        seen = self.answer
-        where = f"the probe of {self.url} on {self.client}"
-        if self.is_alive():
-            return f"{where} did not stop"
-        if not isinstance(seen, dict):
-            return f"{where} failed: {'no answer' if seen is None else _error_text(seen)}"
-        if ended_early:
-            return f"{where} ended after {seen['seconds']:.0f} s, before the rollout did"
-        if seen["failed"] > self.max_failed:
-            return (f"{seen['failed']} of {seen['total']} requests to {self.url} failed"
-                    f" (longest outage {seen['longest_outage']:.2f} s)")
-        return None
-
-
-def _rollout_order(config, holders):
-    """The nodes in rollout order: those that are only backends, then the
-    balancers holding no VIP, then those holding VIPs (by name within each
-    group); and the set of those holding VIPs."""
-    holding = {name for names in holders.values() for name in names}
-    backends = [name for name, node in sorted(config["nodes"].items()) if "balancer" not in node["roles"]]
-    balancers = [node["name"] for node in config["balancers"]]
-    return (backends + [b for b in balancers if b not in holding]
-            + [b for b in balancers if b in holding]), holding
-
-
-def _switch_timeout(config):
-    """Seconds a standby or resume call may take: its own budget (4 adverts
-    + preempt_delay + 2 s) and a salt round trip."""
-    keepalived = config["keepalived"]
-    return 4 * float(keepalived["advert_int"]) + keepalived["preempt_delay"] + 2.0 + CALL_TIMEOUT
-
-
-def _node_steps(config, name, holds):
-    """One node's steps: its backend server drained on every balancer, its
-    VIPs moved away, the apply and the check, then back in reverse order."""
-    balancers = [node["name"] for node in config["balancers"]]
-    on = ", ".join(balancers)
-    server = {"timeout": SERVER_TIMEOUT}
-    backend = "backend" in config["nodes"][name]["roles"]
-    steps = []
-    if backend:
-        steps.append(_Step(f"drain {name} on {on}", balancers, "havip.drain", [name], server,
-                           SERVER_TIMEOUT + CALL_TIMEOUT))
-    if holds:
-        steps.append(_Step(f"standby {name}", [name], "havip.standby", [], {}, _switch_timeout(config)))
-    steps.append(_Step(f"apply {name}", [name], "state.apply", ["havip"], {}, APPLY_TIMEOUT))
-    steps.append(_Step(f"check {name}", [name], "havip.check", [], {}, CALL_TIMEOUT))
-    if holds:
-        steps.append(_Step(f"resume {name}", [name], "havip.resume", [], {}, _switch_timeout(config)))
-    if backend:
-        steps.append(_Step(f"ready {name} on {on}", balancers, "havip.ready", [name], server,
-                           SERVER_TIMEOUT + CALL_TIMEOUT))
-    return steps
-
-
-def _apply_problem(states):
-    """The states that failed in a ``state.apply`` return, earliest first."""
-    failed = sorted((state for state in states.values() if not state.get("result")),
-                    key=lambda state: state.get("__run_num__", 0))
-    return "; ".join(f"{state.get('__id__')} failed ({str(state.get('comment')).strip().splitlines()[0]})"
-                     for state in failed) or None
-
-
-def _step_problem(fun, answer):
-    """Why a minion's answer to a rollout step is a failure, or None."""
-    if answer is None:
-        return "did not answer"
-    if not isinstance(answer, dict):
-        return _error_text(answer)
-    if fun == "state.apply":
-        return _apply_problem(answer)
-    if fun == "havip.check" and not answer["healthy"]:
-        return "unhealthy: " + "; ".join(answer["reasons"])
-    return None
-
-
-def _run_step(step):
+def _run_step(minions, step):
     """(None or why the step failed, {target where it went through: its answer})."""
-    answers = _answers(step.targets, step.fun, step.arg, step.kwarg, step.timeout)
-    problems = {name: _step_problem(step.fun, answers.get(name)) for name in step.targets}
+    answers = minions.answers(step.targets, step.fun, step.arg, step.kwarg, step.timeout)
+    problems = {name: havip_rollout.step_problem(step.fun, answers.get(name)) for name in step.targets}
     failed = "; ".join(f"{name}: {problem}" for name, problem in problems.items() if problem)
     return failed or None, {name: answers[name] for name, problem in problems.items() if not problem}
 
 
-def _call_step(targets, fun, arg=(), timeout=CALL_TIMEOUT):
+def _call_step(minions, targets, fun, arg=(), timeout=None):
     """A one-off step; its problem names the function."""
-    problem, answers = _run_step(_Step(fun, targets, fun, list(arg), {}, timeout))
+    step = havip_rollout.Step(fun, targets, fun, list(arg), {}, timeout or havip_facts.CALL_TIMEOUT)
+    problem, answers = _run_step(minions, step)
     return (f"{fun}: {problem}" if problem else None), answers
 
 
-def _givers(config, name, fun):
-    """{balancer: [VIPs]} that ``fun`` (havip.standby or havip.resume) on
-    balancer ``name`` is about to move away from them: for standby the VIPs
-    ``name`` holds, for resume (with preemption) those it is preferred for,
-    from their holders now."""
-    balancers = [node["name"] for node in config["balancers"]]
-    holders = _holders(config, _call(balancers, "havip.status"))
-    if fun == "havip.standby":
-        moving = [vip for vip, names in holders.items() if name in names]
-        return {name: moving} if moving else {}
-    givers = {}
-    if config["keepalived"]["preempt"]:
-        for vip, names in holders.items():
-            for holder in names:
-                if config["vips"][vip]["order"][0] == name and holder != name:
-                    givers.setdefault(holder, []).append(vip)
-    return givers
-
-
-def _handover(config, step, givers):
+def _handover(minions, config, step, givers):
     """Run ``step`` (havip.standby or havip.resume of one balancer) so that
     no connection is lost: ``givers`` ({balancer: [VIPs it hands over]})
     keep those VIPs for the connections they have (havip.linger), every
@@ -582,88 +386,124 @@ def _handover(config, step, givers):
     takers = [node["name"] for node in config["balancers"] if node["name"] not in givers]
     lingering, relay_to, relayed, problem = [], {}, False, None
     for giver, vips in sorted(givers.items()):
-        problem, answers = _call_step([giver], "havip.linger", [vips])
+        problem, answers = _call_step(minions, [giver], "havip.linger", [vips])
         if problem:
             break
         lingering.append(giver)
         relay_to.update(answers[giver]["relay_to"])
     else:
         relayed = True  # undone on every taker, also where it failed
-        problem, _ = _call_step(takers, "havip.relay", [relay_to])
+        problem, _ = _call_step(minions, takers, "havip.relay", [relay_to])
         if not problem:
-            problem, _ = _run_step(step)
+            problem, _ = _run_step(minions, step)
     problems, released = [problem], {}
     if lingering:
-        trouble, released = _call_step(lingering, "havip.release", [LINGER_TIMEOUT], LINGER_TIMEOUT + CALL_TIMEOUT)
+        linger = havip_facts.WAIT_DEFAULT
+        trouble, released = _call_step(minions, lingering, "havip.release", [linger],
+                                       linger + havip_facts.CALL_TIMEOUT)
         problems.append(trouble)
     if relayed:
-        problems.append(_call_step(takers, "havip.unrelay")[0])
+        problems.append(_call_step(minions, takers, "havip.unrelay")[0])
     return "; ".join(p for p in problems if p) or None, released
 
 
-def _move(config, step):
+def _move(minions, config, step):
     """``step`` (havip.standby or havip.resume of one balancer), as a
     handover when it moves VIPs; (problem or None, notes on the handover)."""
     (name,) = step.targets
-    givers = _givers(config, name, step.fun)
+    balancers = [node["name"] for node in config["balancers"]]
+    held = havip_health.holders(config, minions.call(balancers, "havip.status"))
+    givers = havip_rollout.givers(config, name, step.fun, held)
     if not givers:
-        return _run_step(step)[0], []
-    problem, released = _handover(config, step, givers)
+        return _run_step(minions, step)[0], []
+    problem, released = _handover(minions, config, step, givers)
     notes = [f"{giver} served its connections on {', '.join(givers[giver])} {answer['seconds']:.1f} s more"
              + (f", then cut {answer['cut']}" if answer["cut"] else "")
              for giver, answer in sorted(released.items())]
     return problem, notes
 
 
-def _left_behind(name, done, failed, went_through):
-    """What a node is left with when its ``failed`` step stopped the rollout
-    after its ``done`` steps (``went_through``: where the failed step did)."""
-    ran = {step.fun for step in done} | {failed.fun}
-    drain = next((step.targets for step in done if step.fun == "havip.drain"),
-                 went_through if failed.fun == "havip.drain" else [])
-    notes = []
-    if drain and "havip.ready" not in ran:
-        notes.append(f"{name} stays drained on {', '.join(drain)} (havip.ready {name} there puts it back)")
-    if "havip.standby" in {step.fun for step in done} and "havip.resume" not in ran:
-        notes.append(f"{name} stays on standby (havip.resume on {name} ends it)")
-    return notes
+# ---- rolling deploy -----------------------------------------------------------
 
 
-def _roll_out(config, order, holding, steps):
+class _Probe(threading.Thread):
+    """``havip.probe`` of ``url`` from ``client`` for as long as the rollout
+    takes: started for WAIT_LIMIT s (the longest probe), ended by creating
+    its stop file through ``minions``."""
+
+    def __init__(self, minions, client, url, rate, max_failed=0):
+        super().__init__(daemon=True)
+        self.minions = minions
+        self.client, self.url, self.rate, self.max_failed = client, url, rate, max_failed
+        self.stop_file = f"/tmp/havip-deploy-{uuid.uuid4().hex}.stop"
+        self.answer = None
+
+    def run(self):
+        limit = havip_facts.WAIT_LIMIT
+        kwarg = {"url": self.url, "seconds": limit, "rate": self.rate, "stop_file": self.stop_file}
+        with _connect() as minions:
+            self.answer = minions.answers([self.client], "havip.probe", kwarg=kwarg,
+                                          timeout=limit + 30).get(self.client)
+
+    def stop(self):
+        """End the probe; returns its problem, None if every request it sent
+        was answered."""
+        ended_early = not self.is_alive()
+        if not ended_early:
+            self.minions.answers([self.client], "file.touch", [self.stop_file])
+            self.join(havip_facts.CALL_TIMEOUT)
+        return self._problem(ended_early)
+
+    def _problem(self, ended_early):
+        seen = self.answer
+        where = f"the probe of {self.url} on {self.client}"
+        if self.is_alive():
+            return f"{where} did not stop"
+        if not isinstance(seen, dict):
+            return f"{where} failed: {'no answer' if seen is None else havip_rollout.error_text(seen)}"
+        if ended_early:
+            return f"{where} ended after {seen['seconds']:.0f} s, before the rollout did"
+        if seen["failed"] > self.max_failed:
+            return (f"{seen['failed']} of {seen['total']} requests to {self.url} failed"
+                    f" (longest outage {seen['longest_outage']:.2f} s)")
+        return None
+
+
+def _roll_out(minions, config, order, holding, steps):
     """Run every node's steps in ``order`` (a standby or resume as a
     handover), appending "label: seconds" to ``steps``.  Stops at the first
     failing step; returns why it failed, what that node is left with and
     which nodes were left untouched, or None when every step passed."""
     for index, name in enumerate(order):
         done = []
-        for step in _node_steps(config, name, name in holding):
+        for step in havip_rollout.node_steps(config, name, name in holding):
             start = time.monotonic()
             notes = []
-            if step.fun in MOVES:
-                problem, notes = _move(config, step)
+            if step.fun in havip_rollout.MOVES:
+                problem, notes = _move(minions, config, step)
                 went_through = [] if problem else step.targets
             else:
-                problem, answers = _run_step(step)
+                problem, answers = _run_step(minions, step)
                 went_through = list(answers)
             steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else "")
                          + "".join(f" ({note})" for note in notes))
             if problem:
                 untouched = order[index + 1:]
                 return "; ".join([f"step '{step.label}' failed: {problem}", "stopped there",
-                                  *_left_behind(name, done, step, went_through)]
+                                  *havip_rollout.left_behind(name, done, step, went_through)]
                                  + ([f"untouched: {', '.join(untouched)}"] if untouched else []))
             done.append(step)
     return None
 
 
-def _settled(tgt, report):
+def _settled(minions, tgt, report):
     """None once every node is healthy and each VIP on its preferred holder
     (polled for up to SETTLE_TIMEOUT s), else why not."""
-    config = _config(tgt)  # the configuration just deployed
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    while (survey := _survey(config))["problems"] and time.monotonic() < deadline:
+    config = minions.config(tgt)  # the configuration just deployed
+    deadline = time.monotonic() + havip_rollout.SETTLE_TIMEOUT
+    while (survey := _survey(minions, config))["problems"] and time.monotonic() < deadline:
         time.sleep(0.5)
-    report["holders after"] = _show(survey["holders"])
+    report["holders_after"] = survey["holders"]
     if survey["problems"]:
         return "final check failed: " + "; ".join(survey["problems"])
     return None
@@ -675,7 +515,7 @@ def _under_probes(probes, rollout):
     for probe in probes:
         probe.start()
     try:
-        time.sleep(PROBE_LEAD)
+        time.sleep(havip_rollout.PROBE_LEAD)
         if all(probe.is_alive() for probe in probes):
             problem = rollout()
         else:
@@ -685,22 +525,21 @@ def _under_probes(probes, rollout):
     return [p for p in [problem, *probe_problems] if p]
 
 
-def _deploy(config, tgt, client, rate, max_failed, report):
+def _deploy(minions, config, tgt, client, rate, max_failed, report):
     """Pre-check, then the rollout under probes; returns the problems."""
-    before = _survey(config)
-    report["holders before"] = _show(before["holders"])
+    before = _survey(minions, config)
+    report["holders_before"] = before["holders"]
     if before["problems"]:
         return ["pre-check failed: " + "; ".join(before["problems"])]
-    order, holding = _rollout_order(config, before["holders"])
-    urls = [_frontend_url(config, vip) for vip in sorted(config["vips"])]
-    report.update(order=", ".join(order), probe=f"{', '.join(urls)} from {client}, {rate} requests/s each",
-                  steps=[])
-    probes = [_Probe(client, url, rate, max_failed) for url in urls]
-    problems = _under_probes(
-        probes, lambda: _roll_out(config, order, holding, report["steps"]) or _settled(tgt, report))
+    order, holding = havip_rollout.rollout_order(config, before["holders"])
+    urls = [havip_facts.frontend_url(config, vip) for vip in sorted(config["vips"])]
+    report.update(order=order, probe={"urls": urls, "client": client, "rate": rate}, steps=[])
+    probes = [_Probe(minions, client, url, rate, max_failed) for url in urls]
+    problems = _under_probes(probes, lambda: _roll_out(minions, config, order, holding, report["steps"])
+                             or _settled(minions, tgt, report))
     seen = [probe.answer for probe in probes if isinstance(probe.answer, dict)]
     if seen:
-        report["failed requests"] = f"{sum(s['failed'] for s in seen)} of {sum(s['total'] for s in seen)}"
+        report.update(failed_requests=sum(s["failed"] for s in seen), requests=sum(s["total"] for s in seen))
     return problems
 
 
@@ -740,16 +579,17 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*"):
         salt-run havip.deploy client=client1
     """
     report = {}
-    try:
-        config = _config(tgt)
-        client = _pick_client(config, client, "deploy:client")
-    except ValueError as exc:
-        return _fail(report, str(exc))
-    problems = _deploy(config, tgt, client, rate, max_failed, report)
+    with _connect() as minions:
+        try:
+            config = minions.config(tgt)
+            client = _pick_client(config, client, "deploy:client")
+        except ValueError as exc:
+            return _fail(report, str(exc))
+        problems = _deploy(minions, config, tgt, client, rate, max_failed, report)
     if problems:
         return _fail(report, "rolling deploy FAILED: " + "; ".join(problems))
-    failed = report["failed requests"]
-    report.update(result=True, comment=f"rolling deploy done: {report['order']}; " + (
-        "no request failed" if failed.startswith("0 of") else
-        f"{failed} requests failed (max_failed: {max_failed} per VIP)"))
+    failed = report["failed_requests"]
+    report.update(result=True, comment=f"rolling deploy done: {', '.join(report['order'])}; " + (
+        "no request failed" if not failed else
+        f"{failed} of {report['requests']} requests failed (max_failed: {max_failed} per VIP)"))
     return report

@@ -2,12 +2,17 @@
 
 import os
 import subprocess
+import sys
 import uuid
 
 import pytest
 
 from test.lab.lab import LAB_ROOT
-from test.saltcall import SaltCall
+from test.saltcall import REPO, SaltCall
+
+# The formula's helpers import each other by their plain names, as Salt's
+# loader lets them (it puts _utils on sys.path while it loads a module).
+sys.path.insert(0, str(REPO / "_utils"))
 
 
 ON_REQUEST = {"demo": "the `make demo` walk-through", "bench": "the `make bench` benchmark"}

@@ -22,7 +22,7 @@ REDHAT_GRAINS = {"os_family": "RedHat", "os": "CentOS", "osmajorrelease": 7, "in
 # What Salt's file server needs of the repo.  file_roots gets a directory of
 # links to just these: the roots backend walks all of a file root on every
 # call, and the repo holds virtualenvs (hundreds of MB each).
-FORMULA_DIRS = ("havip", "_modules", "_runners")
+FORMULA_DIRS = ("havip", "_modules", "_runners", "_utils")
 
 
 def formula_root(path):
@@ -57,6 +57,7 @@ class SaltCall:
             "file_client": "local",
             "file_roots": {"base": [str(formula_root(self.root / "formula"))]},
             "module_dirs": [str(REPO / "_modules")],
+            "utils_dirs": [str(REPO / "_utils")],
             "root_dir": str(self.root / "root"),
             "enable_fqdns_grains": False,
             "grains": grains,

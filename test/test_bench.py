@@ -176,7 +176,7 @@ def rolling_deploys(cluster, count):
             pillar["havip"]["nodes"][name]["page"] = f"{name} bench-{version}"
         cluster.set_pillar(pillar)
         _, steps = cluster.orchestrate("deploy", timeout=900, client=SEED.client)
-        failed, total = map(int, steps["havip-deploy-run"]["failed requests"].split(" of "))
+        failed, total = (steps["havip-deploy-run"][key] for key in ("failed_requests", "requests"))
         reports.append({"failed": failed, "total": total, "longest_outage": None})
     cluster.set_pillar(pillar_of({}))
     assert cluster.apply().returncode == 0

@@ -9,7 +9,6 @@ healthy, on the seed's pillar.
 """
 
 import copy
-import re
 import time
 
 import pytest
@@ -96,9 +95,8 @@ def labels(report):
 
 
 def requests(report):
-    """(failed, total) of the probe's figure 'F of T'."""
-    failed, total = re.fullmatch(r"(\d+) of (\d+)", report["failed requests"]).groups()
-    return int(failed), int(total)
+    """(failed, total) of the probe's requests."""
+    return report["failed_requests"], report["requests"]
 
 
 def backend_steps(name):
@@ -115,7 +113,7 @@ def test_a_rolling_deploy_brings_a_pillar_change_to_every_node_without_a_failed_
     assert result.returncode == 0, result.stdout
     assert report["result"] is True, report["comment"]
     failed, total = requests(report)
-    assert failed == 0 and total > 500, report["failed requests"]
+    assert failed == 0 and total > 500, report["failed_requests"]
     assert labels(report) == (
         [step for name in BACKENDS for step in backend_steps(name)]
         + [f"apply {BACKUP}", f"check {BACKUP}"]
@@ -158,7 +156,7 @@ def test_a_failing_apply_stops_the_deploy_there_and_a_rerun_after_the_fix_comple
     assert f"untouched: {untouched}, {BACKUP}, {PRIMARY}" in comment
     assert labels(report) == backend_steps(broken)[:2]
     failed, total = requests(report)
-    assert failed == 0 and total > 100, report["failed requests"]
+    assert failed == 0 and total > 100, report["failed_requests"]
     # Nothing after the failed step was touched: no balancer config, no page, no HAProxy reload.
     assert healthy.config_digests() == digests
     assert {n: page(healthy, n) for n in BACKENDS} == pages
@@ -172,7 +170,7 @@ def test_a_failing_apply_stops_the_deploy_there_and_a_rerun_after_the_fix_comple
     result, steps = deploy(healthy, client=SEED.client)
     report = steps["havip-deploy-run"]
     assert result.returncode == 0, result.stdout
-    assert requests(report)[0] == 0, report["failed requests"]
+    assert requests(report)[0] == 0, report["failed_requests"]
     assert {n: page(healthy, n) for n in BACKENDS} == {n: f"{n} v3" for n in BACKENDS}
     for name in BALANCERS:
         assert healthy.salt(name, "havip.status").data["haproxy"]["backends"] == {broken: "UP", untouched: "UP"}

@@ -346,13 +346,13 @@ def running_cluster(salt_factories, topology, pillar_dir):
                 for minion in minions:
                     stack.enter_context(minion.started(start_timeout=90))
                 cluster = Cluster(topology, lab, master, minions)
-                synced = cluster.salt("*", "saltutil.sync_modules", "refresh=False")
+                synced = cluster.salt("*", "saltutil.sync_all", "refresh=False")
                 assert synced.returncode == 0, synced
-                # Loaded before the first job that needs them (sync_modules'
+                # Loaded before the first job that needs them (sync_all's
                 # own refresh does not wait for the minion to reload).
                 refreshed = cluster.salt("*", "saltutil.refresh_modules", "async=False")
                 assert refreshed.returncode == 0, refreshed
-                synced = cluster.run("saltutil.sync_runners")
+                synced = cluster.run("saltutil.sync_all")
                 assert synced.returncode == 0, synced
                 yield cluster
 

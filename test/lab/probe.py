@@ -1,7 +1,7 @@
 """
 A client's view of the VIP, for lab tests that probe without Salt: the same
-measuring loop as ``havip.probe`` (``_modules/havip.py``), run inside a lab
-host:
+measuring loop as ``havip.probe`` (``_utils/havip_probe.py``), run inside a
+lab host:
 
     python3 -m test.lab.probe URL --seconds 10 --rate 100 [--timeout 0.2] [--timeline]
 
@@ -9,19 +9,13 @@ Prints "probe started" on stderr, then one JSON object on stdout when done.
 """
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import sys
 
-MODULE = pathlib.Path(__file__).resolve().parents[2] / "_modules" / "havip.py"
-
-
-def havip_module():
-    spec = importlib.util.spec_from_file_location("havip_module", MODULE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# The formula's helpers import each other by their plain names.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_utils"))
+import havip_probe  # noqa: E402
 
 
 def main(argv=None):
@@ -32,9 +26,8 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=0.2)
     parser.add_argument("--timeline", action="store_true", help="also every request's time and outcome")
     args = parser.parse_args(argv)
-    measure = havip_module().measure
     print("probe started", file=sys.stderr, flush=True)
-    report = measure(args.url, args.seconds, args.rate, args.timeout, timeline=args.timeline)
+    report = havip_probe.measure(args.url, args.seconds, args.rate, args.timeout, timeline=args.timeline)
     print(json.dumps(report), flush=True)
 
 

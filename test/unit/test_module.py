@@ -1,24 +1,28 @@
 """
-Fast tier: the havip execution module with mocked Salt dunders.
+Unit tests of the havip execution module (``_modules/havip.py``) with
+fake Salt dunders, over its real helpers.
 
 No daemon runs: the deployed facts file, the pid files, keepalived's state
 files and the standby file live in tmp_path; `cmd.run_all`, HAProxy's
-runtime API and HTTP are fakes.
+runtime API and HTTP are fakes.  The handovers (``havip.linger``,
+``release``, ``relay``, ``unrelay``) run on a fake host (``ip``, ``nft``
+and the TCP connections faked), ``havip.drain``/``havip.ready`` on a fake
+runtime API.
 """
 
-import copy
-import importlib.util
 import json
 import os
 import signal
 import subprocess
 import time
 
+import havip_facts
+import havip_haproxy
+import havip_host
+import havip_probe
+import havip_relay
 import pytest
-import yaml
 from salt.exceptions import CommandExecutionError
-
-from test.saltcall import REPO, seed_pillar
 
 VIP = "192.168.100.10"
 SVR1 = "192.168.100.13"
@@ -40,53 +44,21 @@ ALL_DOWN_CSV = (
 PEER_STATS_URL = "http://192.168.100.14:1080/status;csv"
 
 
-def load_module():
-    spec = importlib.util.spec_from_file_location("havip_module", REPO / "_modules" / "havip.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _no_network(*args, **kwargs):
     raise AssertionError(f"unexpected network access {args} {kwargs}")
 
 
 @pytest.fixture
-def havip(tmp_path, monkeypatch):
-    module = load_module()
+def havip(surface, tmp_path, monkeypatch):
+    module = surface("module")
     module.__grains__ = {"kernel": "Linux", "id": "svr1"}
     module.__salt__ = {}
     module.__context__ = {}
     # Never the real /etc/havip/havip.json, never a real socket or URL.
-    monkeypatch.setattr(module, "FACTS_FILE", str(tmp_path / "nothing-deployed.json"))
-    module._runtime_api = _no_network
-    module._get = _no_network
+    monkeypatch.setattr(havip_facts, "FACTS_FILE", str(tmp_path / "nothing-deployed.json"))
+    monkeypatch.setattr(havip_haproxy, "runtime_api", _no_network)
+    monkeypatch.setattr(havip_probe, "get", _no_network)
     return module
-
-
-@pytest.fixture(scope="session")
-def dead_pid():
-    """The pid of a process that has exited and was reaped."""
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
-def merge(base, over):
-    """Recursive dict merge (lists replace), like slsutil.merge in map.jinja."""
-    merged = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def merged_seed():
-    """The seed pillar merged over the defaults the way map.jinja does."""
-    defaults = yaml.safe_load((REPO / "havip" / "parameters" / "defaults.yaml").read_text())["havip"]
-    return merge(defaults, seed_pillar()["havip"])
 
 
 def ip_addr_json(*addresses, lo=()):
@@ -166,9 +138,8 @@ class FakeHost:
 class Rig:
     """One minion with havip deployed in tmp_path and every outside effect faked."""
 
-    def __init__(self, havip, tmp_path, monkeypatch, dead_pid, minion, edit=None):
+    def __init__(self, havip, tmp_path, monkeypatch, dead_pid, config, minion, edit=None):
         self.havip, self.dead_pid = havip, dead_pid
-        config = merged_seed()
         if edit:
             edit(config)
         facts = havip.validate(config, minion)
@@ -184,19 +155,19 @@ class Rig:
         self.facts, self.lookup = facts, lookup
         self.facts_file = tmp_path / "havip.json"
         self.facts_file.write_text(json.dumps(facts))
-        monkeypatch.setattr(havip, "FACTS_FILE", str(self.facts_file))
+        monkeypatch.setattr(havip_facts, "FACTS_FILE", str(self.facts_file))
         havip.__grains__["id"] = minion
         # The commands the module looks for are there (nft).
-        monkeypatch.setattr(havip.shutil, "which", lambda name: f"/usr/sbin/{name}")
+        monkeypatch.setattr(havip_relay.shutil, "which", lambda name: f"/usr/sbin/{name}")
 
         self.host = FakeHost()
         havip.__salt__ = self.host.salt
         self.stats = STATS_CSV          # the runtime API's answer (or an exception)
         self.api_calls = []
-        havip._runtime_api = self.runtime_api
+        monkeypatch.setattr(havip_haproxy, "runtime_api", self.runtime_api)
         self.http = {}                  # url -> (status, body) or exception
         self.http_calls = []
-        havip._get = self.get
+        monkeypatch.setattr(havip_probe, "get", self.get)
 
     def runtime_api(self, path, command, timeout=2.0):
         self.api_calls.append((path, command))
@@ -241,10 +212,10 @@ class Rig:
 
 
 @pytest.fixture
-def deploy(havip, tmp_path, monkeypatch, dead_pid):
+def deploy(havip, tmp_path, monkeypatch, dead_pid, merged_seed):
     """Factory: a Rig for the given minion id (and an optional config edit)."""
     def make(minion, edit=None):
-        return Rig(havip, tmp_path, monkeypatch, dead_pid, minion, edit)
+        return Rig(havip, tmp_path, monkeypatch, dead_pid, merged_seed(), minion, edit)
     return make
 
 
@@ -277,7 +248,7 @@ def peer_serves(rig, csv=STATS_CSV):
     rig.http[PEER_STATS_URL] = (200, csv)
 
 
-# ---- __virtual__ and validate -----------------------------------------------
+# ---- __virtual__ and validate (the pillar's checks: test_havip_pillar.py) ----
 
 
 def test_virtual_refuses_non_linux_with_a_reason(havip):
@@ -287,45 +258,25 @@ def test_virtual_refuses_non_linux_with_a_reason(havip):
     assert havip.__virtual__() == "havip"
 
 
-def test_validate_derives_roles_backends_and_balancers(havip):
-    config = havip.validate(merged_seed(), "svr1")
-    assert config["roles"] == ["balancer"]
-    assert config["node"]["priority"] == 150
-    assert [n["name"] for n in config["backends"]] == ["nginx1", "nginx2"]
-    assert [n["name"] for n in config["balancers"]] == ["svr1", "svr2"]
-    assert config["vips"]["VI_1"]["address"] == "192.168.100.10"
-    assert config["vips"]["VI_1"]["cidr"] == "192.168.100.10/24"
+@pytest.fixture
+def seed_with_nginx2_in_the_mine(merged_seed):
+    """Factory: the seed with nginx2's address left to the Salt mine;
+    ``mine`` is what mine.get answers per minion."""
+    return lambda mine: with_nginx2_in_the_mine(merged_seed(), mine)
 
 
-def test_validate_ranks_the_balancers_of_each_vip_by_its_own_priorities(havip):
-    config = merged_seed()
-    config["nodes"]["svr3"] = {"roles": ["balancer"], "address": "192.168.100.15"}  # priority 100
-    config["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32",
-                              "virtual_router_id": 52, "priorities": {"svr2": 200}}
-    vips = havip.validate(config, "svr1")["vips"]
-    assert vips["VI_1"]["priorities"] == {"svr1": 150, "svr2": 100, "svr3": 100}
-    # Equal priorities: the higher address wins, as in VRRP.
-    assert vips["VI_1"]["order"] == ["svr1", "svr3", "svr2"]
-    assert vips["VI_2"]["priorities"] == {"svr1": 150, "svr2": 200, "svr3": 100}
-    assert vips["VI_2"]["order"] == ["svr2", "svr1", "svr3"]
-    assert vips["VI_2"]["unicast"] is False
-
-
-def seed_with_nginx2_in_the_mine(mine):
-    """The seed with nginx2's address left to the Salt mine; ``mine`` is
-    what mine.get answers per minion."""
+def with_nginx2_in_the_mine(config, mine):
     havip_mine_calls = []
 
     def mine_get(tgt, fun):
         havip_mine_calls.append((tgt, fun))
         return {tgt: mine[tgt]} if tgt in mine else {}
-    config = merged_seed()
     config["mine"] = {"network": "192.168.100.0/24", "interface": None}
     del config["nodes"]["nginx2"]["address"]
     return config, mine_get, havip_mine_calls
 
 
-def test_validate_takes_a_backends_address_from_the_salt_mine(havip):
+def test_validate_takes_a_backends_address_from_the_salt_mine(havip, seed_with_nginx2_in_the_mine):
     config, mine_get, calls = seed_with_nginx2_in_the_mine({"nginx2": ["192.168.100.12"]})
     havip.__salt__ = {"mine.get": mine_get}
     nodes = havip.validate(config, "svr1")["nodes"]
@@ -334,7 +285,7 @@ def test_validate_takes_a_backends_address_from_the_salt_mine(havip):
     assert calls == [("nginx2", "havip_address")]
 
 
-def test_validate_on_the_backend_itself_takes_its_address_from_its_interfaces(havip):
+def test_validate_on_the_backend_itself_takes_its_address_from_its_interfaces(havip, seed_with_nginx2_in_the_mine):
     config, mine_get, calls = seed_with_nginx2_in_the_mine({})
     asked = []
     havip.__salt__ = {"mine.get": mine_get,
@@ -345,7 +296,7 @@ def test_validate_on_the_backend_itself_takes_its_address_from_its_interfaces(ha
     assert config["mine_args"] == {"cidr": "192.168.100.0/24"}
 
 
-def test_a_balancer_refuses_a_backend_that_has_not_published_its_address(havip):
+def test_a_balancer_refuses_a_backend_that_has_not_published_its_address(havip, seed_with_nginx2_in_the_mine):
     config, mine_get, _ = seed_with_nginx2_in_the_mine({})
     havip.__salt__ = {"mine.get": mine_get}
     with pytest.raises(CommandExecutionError, match="havip:nodes:nginx2:address: is not in the Salt mine yet"
@@ -355,7 +306,7 @@ def test_a_balancer_refuses_a_backend_that_has_not_published_its_address(havip):
     assert havip.validate(config, "nginx1")["nodes"]["nginx2"]["address"] is None
 
 
-def test_a_balancer_always_needs_its_address_in_the_pillar(havip):
+def test_a_balancer_always_needs_its_address_in_the_pillar(havip, seed_with_nginx2_in_the_mine):
     config, mine_get, _ = seed_with_nginx2_in_the_mine({})
     del config["nodes"]["svr2"]["address"]
     havip.__salt__ = {"mine.get": mine_get}
@@ -363,19 +314,8 @@ def test_a_balancer_always_needs_its_address_in_the_pillar(havip):
         havip.validate(config, "svr1")
 
 
-def test_validate_gives_an_unlisted_minion_no_roles(havip):
-    assert havip.validate(merged_seed(), "elsewhere")["roles"] == []
-
-
-def test_validate_accepts_json_from_the_command_line(havip):
+def test_validate_accepts_json_from_the_command_line(havip, merged_seed):
     assert havip.validate(json.dumps(merged_seed()), "nginx1")["roles"] == ["backend"]
-
-
-def test_validate_errors_are_command_execution_errors(havip):
-    config = merged_seed()
-    config["nodes"]["svr1"]["priority"] = 300
-    with pytest.raises(CommandExecutionError, match="havip:nodes:svr1:priority"):
-        havip.validate(config, "svr1")
 
 
 # ---- config -----------------------------------------------------------------
@@ -705,68 +645,6 @@ def test_balancer_functions_refuse_on_a_backend(havip, backend, call):
         call(havip)
 
 
-# ---- measure / probe --------------------------------------------------------
-
-
-def requests_every(period, answers):
-    """[sent, body] of requests sent every ``period`` s from 0."""
-    return [[index * period, body] for index, body in enumerate(answers)]
-
-
-def test_summarize_counts_failures_and_the_longest_outage_of_a_recovered_run(havip):
-    requests = requests_every(0.25, ["nginx1", "nginx2", None, None, None, "nginx1", "nginx2", "nginx1"])
-    report = havip.summarize("http://vip:9090/", 1000.0, 2.0, requests)
-    assert report == {
-        "url": "http://vip:9090/",
-        "started": 1000.0,
-        "seconds": 2.0,
-        "total": 8,
-        "failed": 3,
-        "first_failure": 0.5,
-        "last_failure": 1.0,
-        # from the first failed request (.5 s) to the next answered one (1.25 s)
-        "longest_outage": 0.75,
-        "recovered": True,
-        "backends": {"nginx1": 3, "nginx2": 2},
-    }
-
-
-def test_summarize_reports_an_outage_lasting_to_the_end_as_not_recovered(havip):
-    requests = requests_every(0.25, [None, "nginx1", None, None, "nginx2", None])
-    report = havip.summarize("http://vip/", 1000.0, 1.5, requests)
-    assert (report["total"], report["failed"]) == (6, 4)
-    assert (report["first_failure"], report["last_failure"]) == (0.0, 1.25)
-    # outages: 0 -> .25 (.25 s); .5 -> 1.0 (.5 s); 1.25 -> the end at 1.5 (.25 s)
-    assert report["longest_outage"] == 0.5
-    assert report["recovered"] is False
-    assert report["backends"] == {"nginx1": 1, "nginx2": 1}
-
-
-def test_summarize_without_failures_and_with_a_timeline(havip):
-    report = havip.summarize("http://vip/", 1000.0, 1.0, requests_every(0.25, ["a"] * 4), timeline=True)
-    assert (report["failed"], report["first_failure"], report["last_failure"]) == (0, None, None)
-    assert report["longest_outage"] == 0.0
-    assert report["recovered"] is True
-    assert report["backends"] == {"a": 4}
-    assert report["timeline"] == [[0.0, 1], [0.25, 1], [0.5, 1], [0.75, 1]]
-
-
-def test_measure_keeps_its_schedule_while_requests_hang(havip, monkeypatch):
-    """A lost request (it waits its whole timeout) does not delay the next."""
-    def fetch(url, timeout):
-        if fetch.calls.append(url) or len(fetch.calls) == 2:
-            time.sleep(timeout)
-            return None
-        return "nginx1"
-    fetch.calls = []
-    monkeypatch.setattr(havip, "_fetch_body", fetch)
-    report = havip.measure("http://vip/", 0.5, 20, 0.3)
-    assert (report["total"], report["failed"]) == (10, 1)
-    assert report["first_failure"] == report["last_failure"]
-    assert report["first_failure"] < 0.1  # the 2nd request, sent at 0.05 s
-    assert report["longest_outage"] < 0.1  # until the 3rd, sent on time
-
-
 @pytest.mark.parametrize("kwargs, name", [
     ({"seconds": 0}, "seconds"),
     ({"seconds": 3601}, "seconds"),
@@ -782,7 +660,7 @@ def test_probe_rejects_bad_arguments(havip, kwargs, name):
 
 def test_probe_defaults_to_the_frontend_on_the_first_vip(havip, lb, monkeypatch):
     seen = []
-    monkeypatch.setattr(havip, "measure", lambda *args, stop: seen.append((*args, stop)) or {"ok": True})
+    monkeypatch.setattr(havip_probe, "measure", lambda *args, stop: seen.append((*args, stop)) or {"ok": True})
     assert havip.probe(seconds=5, rate=10) == {"ok": True}
     assert seen == [("http://192.168.100.10:9090/", 5.0, 10.0, 0.2, None)]
 
@@ -879,3 +757,374 @@ def test_inject_stop_haproxy_uses_salts_service_module_under_systemd(havip, lb):
     havip.inject("stop_haproxy")
     assert lb.host.stopped == ["haproxy"]
     assert lb.host.calls == []
+
+
+# ---- rolling deploys: havip.drain / havip.ready ----------------------------------
+
+SOCKET = "/run/haproxy/admin.sock"
+DRAIN = "set server havip_backends/nginx1 state drain"
+READY = "set server havip_backends/nginx1 state ready"
+
+
+def stat_csv(**servers):
+    """`show stat` CSV with the havip backend servers as name=(status, scur)."""
+    rows = [f"havip_backends,{name},{scur},{status}" for name, (status, scur) in servers.items()]
+    return "\n".join(["# pxname,svname,scur,status", "havip_backends,FRONTEND,0,OPEN", *rows,
+                      "havip_backends,BACKEND,0,UP", "stats,FRONTEND,0,OPEN"]) + "\n"
+
+
+class RuntimeApi:
+    """HAProxy's runtime API: `show stat` answers the next of ``stats`` (the
+    last one repeats), `set server` answers ``answer`` (empty: done); with
+    ``error`` every command raises it."""
+
+    def __init__(self, *stats, answer="\n", error=None):
+        self.stats = list(stats)
+        self.answer = answer
+        self.error = error
+        self.calls = []
+
+    def __call__(self, path, command, timeout=2.0):
+        self.calls.append((path, command))
+        if self.error:
+            raise self.error
+        if command == "show stat":
+            return self.stats.pop(0) if len(self.stats) > 1 else self.stats[0]
+        return self.answer
+
+    def commands(self):
+        assert {path for path, _ in self.calls} <= {SOCKET}
+        return [command for _, command in self.calls]
+
+
+@pytest.fixture
+def api(havip, monkeypatch):
+    """Factory: installs a RuntimeApi as the module's runtime API (after the
+    Rig has put its own)."""
+    def install(*stats, **kwargs):
+        fake = RuntimeApi(*stats, **kwargs)
+        monkeypatch.setattr(havip_haproxy, "runtime_api", fake)
+        return fake
+    return install
+
+
+# ---- havip.drain / havip.ready --------------------------------------------------
+
+
+def test_drain_sets_the_server_to_drain_and_returns_once_its_sessions_ended(havip, lb, api):
+    fake = api(stat_csv(nginx1=("UP", 3), nginx2=("UP", 1)),
+               stat_csv(nginx1=("DRAIN", 2), nginx2=("UP", 2)),
+               stat_csv(nginx1=("DRAIN", 0), nginx2=("UP", 3)))
+    result = havip.drain("nginx1")
+    assert fake.commands() == ["show stat", DRAIN, "show stat", "show stat"]
+    assert result["server"] == "nginx1" and result["state"] == "drain"
+    assert 0.1 <= result["seconds"] < 2  # one poll while 2 sessions were left
+
+
+def test_drain_refuses_when_no_other_server_is_up_and_changes_nothing(havip, lb, api):
+    fake = api(stat_csv(nginx1=("UP", 5), nginx2=("DOWN", 0)))
+    refused = (r"^havip.drain: refused, no other backend server is UP here \(nginx2 DOWN\);"
+               r" draining nginx1 would leave none to answer$")
+    with pytest.raises(CommandExecutionError, match=refused):
+        havip.drain("nginx1")
+    assert fake.commands() == ["show stat"]
+
+
+def test_drain_raises_when_sessions_outlast_the_timeout_and_the_server_stays_drained(havip, lb, api):
+    fake = api(stat_csv(nginx1=("DRAIN", 2), nginx2=("UP", 0)))
+    with pytest.raises(CommandExecutionError, match=r"nginx1 still has 2 sessions after 0.3 s;"
+                                                    r" it stays drained \(havip.ready nginx1 puts it back\)"):
+        havip.drain("nginx1", timeout=0.3)
+    assert fake.commands().count(DRAIN) == 1
+    assert READY not in fake.commands()
+
+
+def test_drain_names_haproxys_answer_when_it_refuses_the_command(havip, lb, api):
+    api(stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)), answer="Permission denied.\n")
+    with pytest.raises(CommandExecutionError, match=rf"HAProxy refused `{DRAIN}`: Permission denied.$"):
+        havip.drain("nginx1")
+
+
+@pytest.mark.parametrize("function", ["drain", "ready"])
+def test_drain_and_ready_raise_when_the_runtime_api_does_not_answer(havip, lb, api, function):
+    api(error=ConnectionRefusedError("[Errno 111] Connection refused"))
+    with pytest.raises(CommandExecutionError, match=r"HAProxy's runtime API \(/run/haproxy/admin.sock\)"
+                                                    r" did not answer: \[Errno 111\] Connection refused"):
+        getattr(havip, function)("nginx1")
+
+
+@pytest.mark.parametrize("function", ["drain", "ready"])
+def test_drain_and_ready_refuse_an_unknown_server_without_asking_haproxy(havip, lb, api, function):
+    fake = api(stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)))
+    with pytest.raises(CommandExecutionError, match=rf"^havip.{function}: unknown backend server 'nginx9'"
+                                                    r" \(known: nginx1, nginx2\)$"):
+        getattr(havip, function)("nginx9")
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize("function", ["drain", "ready"])
+def test_drain_and_ready_refuse_on_a_backend(havip, backend, function):
+    with pytest.raises(CommandExecutionError, match="nginx1 is not a balancer"):
+        getattr(havip, function)("nginx2")
+
+
+@pytest.mark.parametrize("function", ["drain", "ready"])
+@pytest.mark.parametrize("timeout", [0, -1, 3601, "30", True])
+def test_drain_and_ready_reject_a_bad_timeout(havip, lb, api, function, timeout):
+    fake = api(stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)))
+    with pytest.raises(CommandExecutionError, match=rf"havip.{function}: timeout must be above 0 and at most"):
+        getattr(havip, function)("nginx1", timeout=timeout)
+    assert fake.calls == []
+
+
+def test_drain_without_a_stats_socket_line_names_the_pillar_key(havip, deploy):
+    def no_socket(config):
+        config["haproxy"]["global"] = ["daemon"]
+    deploy("svr1", no_socket)
+    with pytest.raises(CommandExecutionError, match="no `stats socket` line in havip:haproxy:global"):
+        havip.drain("nginx1")
+
+
+def test_ready_sets_the_server_ready_and_returns_once_haproxy_sees_it_up(havip, lb, api):
+    fake = api(stat_csv(nginx1=("DOWN 1/2", 0), nginx2=("UP", 0)),
+               stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)))
+    result = havip.ready("nginx1")
+    assert fake.commands() == [READY, "show stat", "show stat"]
+    assert result["server"] == "nginx1" and result["state"] == "ready"
+
+
+def test_ready_raises_naming_the_status_when_the_server_does_not_come_up(havip, lb, api):
+    api(stat_csv(nginx1=("DOWN", 0), nginx2=("UP", 0)))
+    with pytest.raises(CommandExecutionError, match=r"^havip.ready: nginx1 is in rotation again but not UP"
+                                                    r" after 0.3 s \(DOWN\): its health checks fail$"):
+        havip.ready("nginx1", timeout=0.3)
+
+
+def test_probe_ends_early_once_its_stop_file_exists(havip, tmp_path, monkeypatch):
+    stop_file = tmp_path / "stop"
+
+    def fetch(url, timeout):
+        fetch.calls += 1
+        if fetch.calls == 3:
+            stop_file.touch()
+        return "nginx1"
+    fetch.calls = 0
+    monkeypatch.setattr(havip_probe, "fetch_body", fetch)
+    report = havip.probe(url="http://vip/", seconds=60, rate=50, stop_file=str(stop_file))
+    assert 3 <= report["total"] <= 10 and report["failed"] == 0
+    assert report["seconds"] < 5
+
+
+# ---- handovers -------------------------------------------------------------------
+
+VIP6 = "fd00::10"
+RELAY_RULES = (
+    'ip daddr 192.168.100.10 tcp flags & syn == 0 ct state new'
+    ' dup to 192.168.100.13 device "ens32" drop comment "VI_1"',
+    'ip daddr 192.168.100.10 tcp flags & (fin | rst) != 0 tcp flags & syn == 0 ct state invalid'
+    ' dup to 192.168.100.13 device "ens32" drop comment "VI_1"',
+)
+NO_RELAY = ("table ip havip_relay\ndelete table ip havip_relay\n"
+            "table ip6 havip_relay\ndelete table ip6 havip_relay\n")
+
+
+@pytest.fixture
+def arp_set(havip, monkeypatch):
+    """The ARP sysctls as the formula sets them."""
+    values = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}
+    monkeypatch.setattr(havip_host, "sysctl", values.__getitem__)
+
+
+@pytest.fixture
+def svr2(deploy):
+    """svr2, the backup: in service, not holding the VIP."""
+    rig = in_service(deploy("svr2"), "BACKUP 100\n")
+    rig.host.addresses = [[SVR2]]
+    return rig
+
+
+def with_vip6(config):
+    config["vips"]["VI_6"] = {"address": f"{VIP6}/64", "interface": "ens32", "virtual_router_id": 53}
+
+
+# ---- havip.linger ---------------------------------------------------------------
+
+
+def test_linger_keeps_each_held_vip_on_lo_and_names_the_address_peers_relay_to(havip, lb, arp_set):
+    assert havip.linger() == {"lingering": ["VI_1"], "relay_to": {"VI_1": SVR1}}
+    assert lb.host.commands("ip", "addr", "replace") == [["ip", "addr", "replace", f"{VIP}/32", "dev", "lo"]]
+    assert lb.host.lo == {VIP}
+
+
+def test_linger_refuses_a_vip_that_is_not_held_here_and_changes_nothing(havip, lb, arp_set):
+    lb.host.addresses = [[SVR1]]
+    with pytest.raises(CommandExecutionError, match=r"^havip.linger: refused, VI_1 is not held here$"):
+        havip.linger(["VI_1"])
+    assert lb.host.lo == set()
+
+
+def test_linger_refuses_an_unknown_vip(havip, lb, arp_set):
+    with pytest.raises(CommandExecutionError, match=r"havip.linger: unknown VIP 'VI_9' \(known: VI_1\)"):
+        havip.linger(["VI_9"])
+
+
+def test_linger_refuses_while_the_balancer_would_answer_arp_for_a_vip_on_lo(havip, lb, monkeypatch):
+    monkeypatch.setattr(havip_host, "sysctl", lambda name: 0)
+    with pytest.raises(CommandExecutionError, match=(
+            r"havip.linger: refused, net.ipv4.conf.all.arp_ignore = 0 and net.ipv4.conf.all.arp_announce = 0:"
+            r" this balancer would announce the VIPs it keeps \(run state.apply havip")):
+        havip.linger()
+    assert lb.host.lo == set()
+
+
+def test_linger_of_an_ipv6_vip_relays_to_a_global_address_before_a_link_local_one(havip, deploy, monkeypatch):
+    rig = deploy("svr1", with_vip6)
+    rig.host.addresses = [[SVR1, VIP, "fe80::13", "fd00::13", VIP6]]
+    monkeypatch.setattr(havip_host, "sysctl", lambda name: pytest.fail("no ARP for an IPv6 VIP"))
+    assert havip.linger(["VI_6"]) == {"lingering": ["VI_6"], "relay_to": {"VI_6": "fd00::13"}}
+    assert rig.host.lo == {VIP6}
+    assert rig.host.commands("ip", "addr", "replace") == [["ip", "addr", "replace", f"{VIP6}/128", "dev", "lo"]]
+
+
+def test_linger_needs_an_address_of_the_vips_family_on_its_interface(havip, deploy):
+    rig = deploy("svr1", with_vip6)
+    rig.host.addresses = [[SVR1, VIP, VIP6]]
+    with pytest.raises(CommandExecutionError, match="no IPv6 address of this balancer on ens32 for the peers"):
+        havip.linger(["VI_6"])
+    assert rig.host.lo == set()
+
+
+def test_a_vip_kept_on_lo_is_lingering_not_held_and_the_check_calls_it_left_over(havip, lb):
+    lb.host.addresses = [[SVR1]]
+    lb.host.lo = {VIP}
+    lb.vrrp("BACKUP 150\n")
+    vip = havip.status()["vips"]["VI_1"]
+    assert (vip["held"], vip["lingering"]) == (False, True)
+    assert havip.check()["reasons"] == ["VIP VI_1 is still kept on lo by havip.linger (havip.release ends it)"]
+
+
+def test_standby_waits_for_the_vip_to_leave_its_interface_whatever_lo_keeps(havip, lb):
+    peer_serves(lb)
+    lb.host.lo = {VIP}
+    lb.host.addresses = [[SVR1, VIP], [SVR1]]
+    assert havip.standby(timeout=2)["moved"] == ["VI_1"]
+
+
+# ---- havip.release --------------------------------------------------------------
+
+
+def counting(*counts):
+    """A fake havip_host.connections answering ``counts`` in turn (the last repeats)."""
+    answers = list(counts)
+
+    def connections(addresses):
+        assert addresses == {VIP}
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+    return connections
+
+
+def test_release_waits_until_the_vip_had_no_connection_for_a_second_then_drops_it(havip, lb, monkeypatch, fake_time):
+    lb.host.addresses = [[SVR1]]
+    lb.host.lo = {VIP}
+    clock = fake_time()
+    monkeypatch.setattr(havip, "time", clock)
+    monkeypatch.setattr(havip_host, "time", clock)
+    monkeypatch.setattr(havip_host, "connections", counting(2, 2, 1, 0))
+    result = havip.release()
+    assert result["released"] == ["VI_1"] and result["cut"] == 0
+    assert 1.0 < result["seconds"] < 1.3  # connections for 0.15 s, then 1 s without
+    assert lb.host.lo == set()
+    assert lb.host.commands("ip", "addr", "del") == [["ip", "addr", "del", f"{VIP}/32", "dev", "lo"]]
+
+
+def test_release_cuts_the_connections_left_after_the_timeout(havip, lb, monkeypatch, fake_time):
+    lb.host.addresses = [[SVR1]]
+    lb.host.lo = {VIP}
+    clock = fake_time()
+    monkeypatch.setattr(havip, "time", clock)
+    monkeypatch.setattr(havip_host, "time", clock)
+    monkeypatch.setattr(havip_host, "connections", counting(3))
+    result = havip.release(timeout=5)
+    assert result["cut"] == 3 and 5 <= result["seconds"] < 5.2
+    assert lb.host.lo == set()
+
+
+def test_release_drops_a_vip_held_here_again_at_once(havip, lb, monkeypatch):
+    lb.host.lo = {VIP}  # the move did not happen: the VIP is still on ens32
+    monkeypatch.setattr(havip_host, "connections", lambda addresses: pytest.fail("nothing to wait for"))
+    assert havip.release() == {"released": ["VI_1"], "seconds": 0.0, "cut": 0}
+    assert lb.host.lo == set()
+
+
+def test_release_without_a_lingering_vip_does_nothing(havip, lb):
+    assert havip.release() == {"released": [], "seconds": 0.0, "cut": 0}
+    assert lb.host.commands("ip", "addr", "del") == []
+
+
+# ---- havip.relay / havip.unrelay ------------------------------------------------
+
+
+def test_relay_passes_packets_of_connections_it_does_not_know_to_the_peer(havip, svr2):
+    assert havip.relay({"VI_1": SVR1}) == {"relay": {"VI_1": SVR1}}
+    (script,) = svr2.host.nft_scripts
+    lines = [line.strip() for line in script.splitlines()]
+    assert lines[:2] == ["table ip havip_relay", "delete table ip havip_relay"]
+    assert "type filter hook prerouting priority 0; policy accept;" in lines
+    assert [line for line in lines if line.startswith("ip daddr")] == list(RELAY_RULES)
+    # no IPv6 VIP: the ip6 table is gone
+    assert lines[-2:] == ["table ip6 havip_relay", "delete table ip6 havip_relay"]
+
+
+def test_relay_refuses_a_vip_held_here_and_changes_nothing(havip, lb):
+    with pytest.raises(CommandExecutionError, match=r"havip.relay: refused, VI_1 is held here:"
+                                                    r" its connections would be sent away"):
+        havip.relay({"VI_1": SVR2})
+    assert lb.host.nft_scripts == []
+
+
+@pytest.mark.parametrize("to, problem", [
+    ({"VI_1": "fd00::13"}, r"fd00::13 is no IPv4 address for VI_1"),
+    ({"VI_1": "svr1"}, r"svr1 is no IPv4 address for VI_1"),
+    ({"VI_9": SVR1}, r"unknown VIP 'VI_9' \(known: VI_1\)"),
+    (["VI_1"], r"`to` must map VIP names to addresses, got \['VI_1'\]"),
+])
+def test_relay_refuses_a_bad_target_and_changes_nothing(havip, svr2, to, problem):
+    with pytest.raises(CommandExecutionError, match=problem):
+        havip.relay(to)
+    assert svr2.host.nft_scripts == []
+
+
+def test_relay_names_nfts_complaint(havip, svr2):
+    svr2.host.nft_retcode = 1
+    with pytest.raises(CommandExecutionError, match=r"havip: nft refused the relay table: Error: syntax error"):
+        havip.relay({"VI_1": SVR1})
+
+
+def test_unrelay_removes_the_relay_tables_of_both_families(havip, svr2):
+    assert havip.unrelay() == {"relay": {}}
+    assert svr2.host.nft_scripts == [NO_RELAY]
+
+
+def relay_table(vip, address):
+    """`nft -j list table ip havip_relay` with one relay rule (nft 1.0.6)."""
+    return {"nftables": [
+        {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+        {"table": {"family": "ip", "name": "havip_relay", "handle": 1}},
+        {"chain": {"family": "ip", "table": "havip_relay", "name": "prerouting", "handle": 1}},
+        {"rule": {"family": "ip", "table": "havip_relay", "chain": "prerouting", "handle": 2, "comment": vip,
+                  "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
+                                      "right": VIP}},
+                           {"dup": {"addr": address, "dev": "ens32"}}, {"drop": None}]}}]}
+
+
+def test_status_shows_a_relay_in_place_and_the_check_calls_it_left_over(havip, svr2):
+    svr2.host.nft_tables["ip"] = relay_table("VI_1", SVR1)
+    assert havip.status()["relay"] == {"VI_1": SVR1}
+    assert havip.check()["reasons"] == [
+        "packets to VIP VI_1 are still relayed to 192.168.100.13 (havip.unrelay ends it)"]
+
+
+def test_status_without_nft_shows_no_relay_and_runs_no_nft(havip, svr2, monkeypatch):
+    monkeypatch.setattr(havip_relay.shutil, "which", lambda name: None)
+    assert havip.status()["relay"] == {}
+    assert svr2.host.commands("nft") == []

@@ -1,0 +1,115 @@
+"""
+The facts of a havip cluster that the execution module, the runner, the
+pillar validation and the tests share, each defined here once: where the
+formula puts things, the failures a test may inject, the limits of a wait,
+HAProxy's time syntax, the budgets of a VIP move, URLs and the preferred
+holders of the VIPs.
+
+Pure helpers: they take what they need as arguments (no Salt dunders).
+"""
+
+import re
+
+from salt.exceptions import CommandExecutionError
+
+# Written by the formula (havip/facts.sls): the validated configuration.
+FACTS_FILE = "/etc/havip/havip.json"
+# The HAProxy backend section that holds the havip backend servers.
+HAPROXY_BACKEND = "havip_backends"
+# The Salt mine entry where a backend publishes its addresses (havip/mine.sls).
+MINE_FUNCTION = "havip_address"
+# keepalived instance names double as file names (the notify script's state).
+VIP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# What keeps a balancer from announcing the VIPs it keeps on lo (the formula
+# sets them; havip.linger refuses IPv4 VIPs without them).
+ARP_SYSCTLS = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}
+# havip.linger keeps VIPs here.
+LINGER_DEVICE = "lo"
+
+# What havip.inject breaks, and so what the failover test may ask for.
+FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
+
+# Seconds a server may take to drain or be UP again, and a VIP's old holder
+# to finish its connections: the default of havip.drain, havip.ready and
+# havip.release, and what the rolling deploy gives them.
+WAIT_DEFAULT = 30
+# The longest wait or probe any havip function accepts (seconds).
+WAIT_LIMIT = 3600
+# One salt round trip to a minion: the runner's polls never wait longer.
+CALL_TIMEOUT = 10
+
+# An HAProxy time: a number, in milliseconds unless a unit follows.
+HAPROXY_TIME = r"\d+(?:us|ms|s|m|h|d)?"
+HAPROXY_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def haproxy_seconds(value):
+    """Seconds of an HAProxy time (the pillar validation checked it): 1s,
+    500ms, 2000 (ms)."""
+    number, unit = re.fullmatch(r"(\d+)(us|ms|s|m|h|d)?", str(value)).groups()
+    return int(number) * HAPROXY_UNITS[unit or "ms"]
+
+
+def wait_limit(function, timeout):
+    """``timeout`` as seconds (None: WAIT_DEFAULT), refused unless above 0
+    and at most WAIT_LIMIT."""
+    timeout = WAIT_DEFAULT if timeout is None else timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= WAIT_LIMIT:
+        raise CommandExecutionError(f"havip.{function}: timeout must be above 0 and at most {WAIT_LIMIT} s,"
+                                    f" got {timeout!r}")
+    return float(timeout)
+
+
+def master_down(keepalived):
+    """Seconds a backup takes to see the master gone: its master-down
+    interval, 3 adverts + skew (< 4 adverts)."""
+    return 4 * float(keepalived["advert_int"])
+
+
+def move_budget(keepalived):
+    """Seconds a planned VIP move (havip.standby, havip.resume) may take: a
+    backup's master-down interval, the preempt delay, and 2 s for the
+    transitions."""
+    return master_down(keepalived) + keepalived["preempt_delay"] + 2.0
+
+
+def failover_budgets(config, failure):
+    """Seconds the VIP may take to move, and the cluster to be restored,
+    after ``failure``, from the configured timers: detection (health check
+    interval x fall + timeout, for HAProxy failures), a backup's master-down
+    interval and 1 s for the transition itself; restoring adds the check's
+    rise, the preempt delay, and HAProxy's rise of the backend servers (a
+    link that came back)."""
+    keepalived = config["keepalived"]
+    check = keepalived["check"]
+    detect = check["interval"] * check["fall"] + check["timeout"] if failure.endswith("haproxy") else 0
+    move = detect + master_down(keepalived) + 1.0
+    servers = config["backend"]["check"]
+    restore = (check["interval"] * check["rise"] + check["timeout"] + keepalived["preempt_delay"]
+               + master_down(keepalived) + 2.0 + haproxy_seconds(servers["inter"]) * servers["rise"])
+    return move, restore
+
+
+def url(address, port, path="/"):
+    """An HTTP URL of ``address`` (an IPv6 one in brackets)."""
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{port}{path}"
+
+
+def frontend_url(config, vip=None):
+    """The URL of the frontend on ``vip`` (default: the first VIP)."""
+    vip = vip or sorted(config["vips"])[0]
+    return url(config["vips"][vip]["address"], config["frontend"]["port"])
+
+
+def preferred_vips(config, name):
+    """The VIPs balancer ``name`` should hold when every balancer is in
+    service (it comes first in their ``order``)."""
+    return sorted(vip for vip, entry in config["vips"].items() if entry["order"][0] == name)
+
+
+def preferred_holders(config, usable):
+    """{vip: the balancer that should hold it}: the most preferred (the VIP's
+    ``order``, as keepalived ranks priorities) among ``usable``."""
+    return {name: next((b for b in vip["order"] if b in usable), None)
+            for name, vip in sorted(config["vips"].items())}

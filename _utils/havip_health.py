@@ -1,0 +1,125 @@
+"""
+Health verdicts, side by side: a node's (``havip.check``: what is wrong
+with this minion, from its ``havip.status``) and the cluster's (the
+runner's ``havip.status``: the VIPs' holders against the preferred ones,
+every node's verdict, and whether another balancer could take over).
+
+Pure helpers: they judge the reports they are given (no Salt dunders).
+"""
+
+from havip_facts import LINGER_DEVICE, preferred_holders
+from havip_haproxy import any_up
+
+# ---- a node ---------------------------------------------------------------------
+
+
+def balancer_problems(report):
+    """What is wrong with a balancer, from its ``havip.status``."""
+    problems = []
+    if not report["keepalived"]["running"]:
+        problems.append("keepalived is not running")
+    haproxy = report["haproxy"]
+    if not haproxy["running"]:
+        problems.append("HAProxy is not running")
+    if not haproxy["config_valid"]:
+        problems.append("HAProxy's configuration does not pass `haproxy -c`")
+    if "error" in haproxy:
+        problems.append(haproxy["error"])
+    elif haproxy["running"] and not any_up(haproxy["backends"]):
+        servers = ", ".join(f"{k} {v}" for k, v in sorted(haproxy["backends"].items()))
+        problems.append(f"no backend server is UP in HAProxy ({servers or 'none'})")
+    if not report["standby"]:
+        problems.extend(
+            f"VRRP instance {name} is in FAULT"
+            for name, vip in report["vips"].items() if vip["state"] == "FAULT"
+        )
+    problems.extend(f"VIP {name} is still kept on {LINGER_DEVICE} by havip.linger (havip.release ends it)"
+                    for name, vip in report["vips"].items() if vip["lingering"])
+    problems.extend(f"packets to VIP {name} are still relayed to {address} (havip.unrelay ends it)"
+                    for name, address in sorted(report["relay"].items()))
+    return problems
+
+
+def backend_problems(nginx):
+    """What is wrong with a backend, from its ``havip.status``'s ``nginx``."""
+    if not nginx["running"]:
+        return ["nginx is not running"]
+    if not nginx["answering"]:
+        return [f"nginx does not answer 200 on {nginx['url']}"]
+    return []
+
+
+def node_verdict(report):
+    """``havip.check``'s verdict on a node's ``havip.status``."""
+    reasons = []
+    if "balancer" in report["roles"]:
+        reasons += balancer_problems(report)
+    if "backend" in report["roles"]:
+        reasons += backend_problems(report["nginx"])
+    return {"healthy": not reasons, "reasons": reasons, "standby": report.get("standby", False)}
+
+
+# ---- the cluster ----------------------------------------------------------------
+
+
+def holders(config, statuses):
+    """{vip: [balancers that have its address configured]}, from their
+    ``havip.status`` ({balancer: status})."""
+    return {
+        vip: sorted(name for name, status in statuses.items()
+                    if status.get("vips", {}).get(vip, {}).get("held"))
+        for vip in sorted(config["vips"])
+    }
+
+
+def survey(config, statuses, checks):
+    """The cluster's verdict from every node's ``havip.status`` and
+    ``havip.check`` (those that answered): the holders, the preferred
+    holders among the balancers in service, and the problems."""
+    names = sorted(config["nodes"])
+    balancers = [n["name"] for n in config["balancers"]]
+    problems = [f"{name} did not answer" for name in names if name not in checks]
+    problems += [f"{name}: {reason}" for name, check in sorted(checks.items()) for reason in check["reasons"]]
+    usable = [b for b in balancers if checks.get(b, {}).get("healthy") and not checks[b]["standby"]]
+    preferred = preferred_holders(config, usable)
+    held = holders(config, {b: statuses[b] for b in balancers if b in statuses})
+    for vip, names_holding in held.items():
+        address = config["vips"][vip]["address"]
+        if len(names_holding) > 1:
+            problems.append(f"split brain: VIP {vip} ({address}) is held by {' and '.join(names_holding)}")
+        elif not names_holding:
+            problems.append(f"VIP {vip} ({address}) has no holder")
+        elif config["keepalived"]["preempt"] and preferred[vip] and names_holding[0] != preferred[vip]:
+            problems.append(f"VIP {vip} ({address}) is held by {names_holding[0]},"
+                            f" not by the preferred {preferred[vip]}")
+    for vip, names_holding in held.items():
+        if len(names_holding) == 1 and not set(usable) - set(names_holding):
+            problems.append(f"no other healthy balancer could take over VIP {vip} from {names_holding[0]}")
+    return {"holders": held, "preferred": preferred, "usable": usable,
+            "checks": checks, "statuses": statuses, "problems": problems}
+
+
+def node_summary(check):
+    """A node's verdict in a word or a sentence, for the runner's report."""
+    if check["healthy"]:
+        return "healthy" + (" (standby)" if check["standby"] else "")
+    return "unhealthy: " + "; ".join(check["reasons"])
+
+
+def servers_up(config, statuses):
+    """{balancer: the backend servers its HAProxy has UP}."""
+    return {b["name"]: sorted(server for server, state in (statuses[b["name"]]["haproxy"]["backends"] or {}).items()
+                              if state.startswith("UP"))
+            for b in config["balancers"] if b["name"] in statuses}
+
+
+def servers_not_back(before, now):
+    """'nginx1 not UP on svr1' for every server UP before that is not now."""
+    return [f"{server} not UP on {name} (it was before the test)"
+            for name, servers in sorted(before.items())
+            for server in servers if server not in now.get(name, [])]
+
+
+def show(held):
+    """{vip: holders} on one line: 'VI_1: svr1, VI_2: none'."""
+    return ", ".join(f"{vip}: {' + '.join(names) or 'none'}" for vip, names in held.items())

@@ -1,0 +1,111 @@
+"""
+A client's view of a URL: HTTP GETs, and the probe behind ``havip.probe``
+(and the lab's probe) - a request at a fixed rate, each on its own, and a
+summary of what the client saw: failures, outages, answers per backend.
+
+Pure helpers (no Salt dunders); the lab imports this file as it is.
+"""
+
+import base64
+import concurrent.futures
+import time
+import urllib.request
+
+from havip_facts import WAIT_LIMIT
+from salt.exceptions import CommandExecutionError
+
+
+def get(url, timeout=2.0, auth=None):
+    """(status, body) of an HTTP GET; raises OSError (URLError) on failure."""
+    request = urllib.request.Request(url)
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, response.read().decode(errors="replace")
+
+
+def http_ok(url):
+    """Does ``url`` answer 200 within 2 s?"""
+    try:
+        return get(url)[0] == 200
+    except (OSError, ValueError):
+        return False
+
+
+def fetch_body(url, timeout):
+    """The response body (stripped), or None on any failure."""
+    try:
+        return get(url, timeout)[1].strip()
+    except (OSError, ValueError):
+        return None
+
+
+def summarize(url, started, seconds, requests, timeline=False):
+    """What a client saw, from ``requests``: [seconds after the start it was
+    sent, response body or None], in the order sent.
+
+    An outage is a run of failed requests; it lasts from the sending of its
+    first failed request to the sending of the first answered one after it
+    (to the end of the probe if none was), so its resolution is the probing
+    period."""
+    failures = [sent for sent, body in requests if body is None]
+    backends = {}
+    longest, outage_started = 0.0, None
+    for sent, body in requests:
+        if body is None:
+            outage_started = sent if outage_started is None else outage_started
+            continue
+        backends[body] = backends.get(body, 0) + 1
+        if outage_started is not None:
+            longest = max(longest, sent - outage_started)
+            outage_started = None
+    if outage_started is not None:
+        longest = max(longest, seconds - outage_started)
+    report = {
+        "url": url,
+        "started": round(started, 3),
+        "seconds": round(seconds, 3),
+        "total": len(requests),
+        "failed": len(failures),
+        "first_failure": round(failures[0], 3) if failures else None,
+        "last_failure": round(failures[-1], 3) if failures else None,
+        "longest_outage": round(longest, 3),
+        "recovered": outage_started is None,
+        "backends": backends,
+    }
+    if timeline:
+        report["timeline"] = [[round(sent, 4), int(body is not None)] for sent, body in requests]
+    return report
+
+
+def measure(url, seconds, rate, timeout, timeline=False, stop=None):
+    """Send a request to ``url`` every 1/rate s for ``seconds`` s, each on
+    its own (a slow or lost request does not hold up the next), and
+    summarize what a client saw (the loop behind ``havip.probe``); with
+    ``timeline`` also every request as [seconds after the start, answered
+    (1) or not (0)].  ``stop``, if given, is asked before each request and
+    ends the run early when it returns True."""
+    period = 1.0 / rate
+    count = int(seconds * rate)
+    started, start = time.time(), time.monotonic()
+    workers = int(rate * timeout) + 4
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        for index in range(count):
+            time.sleep(max(0.0, start + index * period - time.monotonic()))
+            if stop is not None and stop():
+                break
+            pending.append((time.monotonic() - start, pool.submit(fetch_body, url, timeout)))
+    requests = [[sent, future.result()] for sent, future in pending]
+    return summarize(url, started, time.monotonic() - start, requests, timeline)
+
+
+def probe_args(seconds, rate, timeout):
+    """``havip.probe``'s seconds, rate and timeout as floats, each refused
+    outside its range."""
+    for name, value, low, high in (("seconds", seconds, 0.1, WAIT_LIMIT), ("rate", rate, 0.1, 1000),
+                                   ("timeout", timeout, 0.01, 60)):
+        if not isinstance(value, (int, float)) or not low <= value <= high:
+            raise CommandExecutionError(f"havip.probe: {name} must be from {low} to {high}, got {value!r}")
+    return float(seconds), float(rate), float(timeout)

@@ -1,0 +1,139 @@
+"""
+The rolling deploy's plan (the runner's ``havip.deploy``), and how it
+judges the minions' answers: the order of the nodes, each node's steps, the
+balancers a VIP move takes VIPs from, what a failed step leaves behind, and
+a minion's error on one line.
+
+Pure helpers: they plan from the cluster's configuration and its holders,
+and judge the answers they are given; the runner makes the salt calls.
+"""
+
+import collections
+
+from havip_facts import CALL_TIMEOUT, WAIT_DEFAULT, move_budget, preferred_vips
+
+# Seconds of probing before the first step (the probe's job must reach the client).
+PROBE_LEAD = 2.0
+APPLY_TIMEOUT = 300
+# Seconds the cluster may take to look healthy after the last step.
+SETTLE_TIMEOUT = 10
+# The steps that move VIPs: run as a handover.
+MOVES = ("havip.standby", "havip.resume")
+
+# One step of a rollout: ``fun`` on every one of ``targets``.
+Step = collections.namedtuple("Step", "label targets fun arg kwarg timeout")
+
+
+def switch_timeout(config):
+    """Seconds a standby or resume call may take: its own budget and a salt
+    round trip."""
+    return move_budget(config["keepalived"]) + CALL_TIMEOUT
+
+
+def move_step(config, name, fun):
+    """``fun`` (havip.standby or havip.resume) of balancer ``name`` as a step."""
+    return Step(f"{fun.split('.')[1]} {name}", [name], fun, [], {}, switch_timeout(config))
+
+
+def rollout_order(config, held):
+    """The nodes in rollout order: those that are only backends, then the
+    balancers holding no VIP, then those holding VIPs (by name within each
+    group); and the set of those holding VIPs.  ``held``: {vip: holders}."""
+    holding = {name for names in held.values() for name in names}
+    backends = [name for name, node in sorted(config["nodes"].items()) if "balancer" not in node["roles"]]
+    balancers = [node["name"] for node in config["balancers"]]
+    return (backends + [b for b in balancers if b not in holding]
+            + [b for b in balancers if b in holding]), holding
+
+
+def node_steps(config, name, holds):
+    """One node's steps: its backend server drained on every balancer, its
+    VIPs moved away, the apply and the check, then back in reverse order."""
+    balancers = [node["name"] for node in config["balancers"]]
+    on = ", ".join(balancers)
+    server = {"timeout": WAIT_DEFAULT}
+    backend = "backend" in config["nodes"][name]["roles"]
+    steps = []
+    if backend:
+        steps.append(Step(f"drain {name} on {on}", balancers, "havip.drain", [name], server,
+                          WAIT_DEFAULT + CALL_TIMEOUT))
+    if holds:
+        steps.append(move_step(config, name, "havip.standby"))
+    steps.append(Step(f"apply {name}", [name], "state.apply", ["havip"], {}, APPLY_TIMEOUT))
+    steps.append(Step(f"check {name}", [name], "havip.check", [], {}, CALL_TIMEOUT))
+    if holds:
+        steps.append(move_step(config, name, "havip.resume"))
+    if backend:
+        steps.append(Step(f"ready {name} on {on}", balancers, "havip.ready", [name], server,
+                          WAIT_DEFAULT + CALL_TIMEOUT))
+    return steps
+
+
+def givers(config, name, fun, held):
+    """{balancer: [VIPs]} that ``fun`` (havip.standby or havip.resume) on
+    balancer ``name`` is about to move away from them: for standby the VIPs
+    ``name`` holds, for resume (with preemption) those it is preferred for,
+    from their holders now (``held``: {vip: holders})."""
+    if fun == "havip.standby":
+        moving = [vip for vip, names in held.items() if name in names]
+        return {name: moving} if moving else {}
+    found = {}
+    if config["keepalived"]["preempt"]:
+        preferred = preferred_vips(config, name)
+        for vip, names in held.items():
+            for holder in names:
+                if vip in preferred and holder != name:
+                    found.setdefault(holder, []).append(vip)
+    return found
+
+
+def left_behind(name, done, failed, went_through):
+    """What a node is left with when its ``failed`` step stopped the rollout
+    after its ``done`` steps (``went_through``: where the failed step did)."""
+    ran = {step.fun for step in done} | {failed.fun}
+    drain = next((step.targets for step in done if step.fun == "havip.drain"),
+                 went_through if failed.fun == "havip.drain" else [])
+    notes = []
+    if drain and "havip.ready" not in ran:
+        notes.append(f"{name} stays drained on {', '.join(drain)} (havip.ready {name} there puts it back)")
+    if "havip.standby" in {step.fun for step in done} and "havip.resume" not in ran:
+        notes.append(f"{name} stays on standby (havip.resume on {name} ends it)")
+    return notes
+
+
+# ---- the minions' answers ---------------------------------------------------------
+
+
+def error_line(text):
+    """The line of a minion's error message that says what went wrong: the
+    first, or a traceback's last (the exception)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if "Traceback (most recent call last)" in text else lines[0]
+
+
+def error_text(answer):
+    """A minion's error answer (a message, or a list of them such as render
+    errors) on one line."""
+    texts = [str(text) for text in (answer if isinstance(answer, list) else [answer])]
+    return "; ".join(error_line(text) for text in texts if text.strip()) or repr(answer)
+
+
+def apply_problem(states):
+    """The states that failed in a ``state.apply`` return, earliest first."""
+    failed = sorted((state for state in states.values() if not state.get("result")),
+                    key=lambda state: state.get("__run_num__", 0))
+    return "; ".join(f"{state.get('__id__')} failed ({str(state.get('comment')).strip().splitlines()[0]})"
+                     for state in failed) or None
+
+
+def step_problem(fun, answer):
+    """Why a minion's answer to a rollout step is a failure, or None."""
+    if answer is None:
+        return "did not answer"
+    if not isinstance(answer, dict):
+        return error_text(answer)
+    if fun == "state.apply":
+        return apply_problem(answer)
+    if fun == "havip.check" and not answer["healthy"]:
+        return "unhealthy: " + "; ".join(answer["reasons"])
+    return None
