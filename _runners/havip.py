@@ -25,18 +25,16 @@ try:
     import havip_health
     import havip_rollout
 except ImportError as missing:
-    HELPERS_MISSING = str(missing)
+    NOT_SYNCED = (False, f"havip: its helpers (_utils/havip_*.py) are not on the master ({missing}):"
+                         " run salt-run saltutil.sync_all")
 else:
-    HELPERS_MISSING = None
+    NOT_SYNCED = None
 
 __virtualname__ = "havip"
 
 
 def __virtual__():
-    if HELPERS_MISSING:
-        return (False, f"havip: its helpers (_utils/havip_*.py) are not on the master ({HELPERS_MISSING}):"
-                       " run salt-run saltutil.sync_all")
-    return __virtualname__
+    return NOT_SYNCED or __virtualname__
 
 
 class _Minions:

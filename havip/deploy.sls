@@ -16,8 +16,8 @@
 # deploy pillar keys (all optional): client (the probing minion; default:
 # the first node that is not a balancer), rate (requests/s per VIP),
 # max_failed (failed probe requests per VIP tolerated; default 0).
-# Needs the runner and the module: salt-run saltutil.sync_runners,
-# salt '*' saltutil.sync_modules
+# Needs the runner, the module and their helpers: salt-run saltutil.sync_all,
+# salt '*' saltutil.sync_all
 {%- set deploy = salt['pillar.get']('deploy', {}) %}
 
 havip-deploy-precheck:

@@ -9,7 +9,8 @@
 # failover_test pillar keys (all optional): failure (kill_haproxy |
 # stop_haproxy | kill_keepalived | link_down), client (the probing minion;
 # default: the first node that is not a balancer), vip, rate (requests/s).
-# Needs the runner: salt-run saltutil.sync_runners
+# Needs the runner, the module and their helpers: salt-run saltutil.sync_all,
+# salt '*' saltutil.sync_all
 {%- set test = salt['pillar.get']('failover_test', {}) %}
 
 havip-failover-test-precheck:

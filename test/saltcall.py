@@ -45,9 +45,12 @@ def seed_pillar():
 
 
 class SaltCall:
-    """A masterless minion config in ``root``; ``run`` calls one function."""
+    """A masterless minion config in ``root``; ``run`` calls one function.
+    The module and its helpers load from the repo; with ``synced`` only
+    once ``saltutil.sync_all`` has brought them from the file root, as on
+    a real minion."""
 
-    def __init__(self, root, minion_id, grains, netns=None):
+    def __init__(self, root, minion_id, grains, netns=None, synced=False):
         self.root = pathlib.Path(root)
         self.netns = netns
         conf = self.root / "conf"
@@ -56,12 +59,12 @@ class SaltCall:
             "id": minion_id,
             "file_client": "local",
             "file_roots": {"base": [str(formula_root(self.root / "formula"))]},
-            "module_dirs": [str(REPO / "_modules")],
-            "utils_dirs": [str(REPO / "_utils")],
             "root_dir": str(self.root / "root"),
             "enable_fqdns_grains": False,
             "grains": grains,
         }
+        if not synced:
+            config.update(module_dirs=[str(REPO / "_modules")], utils_dirs=[str(REPO / "_utils")])
         (conf / "minion").write_text(yaml.safe_dump(config))
 
     def run(self, function, *args, pillar=None, **kwargs):

@@ -102,6 +102,15 @@ def test_systemd_hosts_use_salts_default_service_module(salt_call):
     assert "provider" not in states["havip-haproxy-service-running"]
 
 
+def test_an_os_family_without_a_parameters_file_renders_with_the_defaults(salt_call):
+    grains = {**DEBIAN_GRAINS, "os_family": "Suse", "os": "SUSE"}
+    states = salt_call("svr1", grains).show_sls(seed_pillar())
+    # parameters/defaults.yaml alone: firewall managed, Debian's keepalived signature
+    assert states["havip-firewall-zone"]["fun"] == "firewalld.present"
+    assert states["havip-keepalived-service-running"]["sig"] == "/usr/sbin/keepalived"
+    assert states["havip-haproxy-pkg"]["pkgs"] == ["haproxy"]
+
+
 def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
     states = salt_call("svr1", REDHAT_GRAINS).show_sls(seed_pillar())
     zone = states["havip-firewall-zone"]

@@ -1013,6 +1013,15 @@ def test_standby_waits_for_the_vip_to_leave_its_interface_whatever_lo_keeps(havi
 # ---- havip.release --------------------------------------------------------------
 
 
+@pytest.fixture
+def clock(havip, monkeypatch, fake_time):
+    """One fake clock for the module and havip_host (havip.release's wait)."""
+    clock = fake_time()
+    monkeypatch.setattr(havip, "time", clock)
+    monkeypatch.setattr(havip_host, "time", clock)
+    return clock
+
+
 def counting(*counts):
     """A fake havip_host.connections answering ``counts`` in turn (the last repeats)."""
     answers = list(counts)
@@ -1023,12 +1032,9 @@ def counting(*counts):
     return connections
 
 
-def test_release_waits_until_the_vip_had_no_connection_for_a_second_then_drops_it(havip, lb, monkeypatch, fake_time):
+def test_release_waits_until_the_vip_had_no_connection_for_a_second_then_drops_it(havip, lb, monkeypatch, clock):
     lb.host.addresses = [[SVR1]]
     lb.host.lo = {VIP}
-    clock = fake_time()
-    monkeypatch.setattr(havip, "time", clock)
-    monkeypatch.setattr(havip_host, "time", clock)
     monkeypatch.setattr(havip_host, "connections", counting(2, 2, 1, 0))
     result = havip.release()
     assert result["released"] == ["VI_1"] and result["cut"] == 0
@@ -1037,12 +1043,9 @@ def test_release_waits_until_the_vip_had_no_connection_for_a_second_then_drops_i
     assert lb.host.commands("ip", "addr", "del") == [["ip", "addr", "del", f"{VIP}/32", "dev", "lo"]]
 
 
-def test_release_cuts_the_connections_left_after_the_timeout(havip, lb, monkeypatch, fake_time):
+def test_release_cuts_the_connections_left_after_the_timeout(havip, lb, monkeypatch, clock):
     lb.host.addresses = [[SVR1]]
     lb.host.lo = {VIP}
-    clock = fake_time()
-    monkeypatch.setattr(havip, "time", clock)
-    monkeypatch.setattr(havip_host, "time", clock)
     monkeypatch.setattr(havip_host, "connections", counting(3))
     result = havip.release(timeout=5)
     assert result["cut"] == 3 and 5 <= result["seconds"] < 5.2
