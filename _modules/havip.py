@@ -72,8 +72,6 @@ def validate(config, minion_id=None):
 
         salt-call havip.validate '{"nodes": {...}, "vips": {...}, ...}' minion_id=lb1
     """
-    if isinstance(config, str):
-        config = json.loads(config)
     return havip_pillar.validate(
         config, minion_id,
         ip_addrs=lambda **kwargs: __salt__["network.ip_addrs"](**kwargs),
@@ -329,30 +327,6 @@ def resume(timeout=None):
 # and both end once the old holder's connections are done (release, unrelay).
 
 
-def _arp_guard(function, vips):
-    """A VIP kept on ``lo`` must not be announced: with arp_ignore 0 this
-    balancer would answer ARP for it, with arp_announce 0 it could use it
-    as the source of its own ARP requests (the formula sets both)."""
-    if not any(vip["family"] == 4 for vip in vips):
-        return
-    wanted = havip_facts.ARP_SYSCTLS
-    settings = {name: havip_host.sysctl(name) for name in wanted}
-    wrong = [f"{name} = {value}" for name, value in settings.items() if value < wanted[name]]
-    if wrong:
-        raise CommandExecutionError(
-            f"havip.{function}: refused, {' and '.join(wrong)}: this balancer would announce the VIPs"
-            " it keeps (run state.apply havip, which sets "
-            + ", ".join(f"{name} = {value}" for name, value in wanted.items()) + ")")
-
-
-def _named_vips(function, facts, names):
-    unknown = sorted(set(names) - set(facts["vips"]))
-    if unknown:
-        raise CommandExecutionError(
-            f"havip.{function}: unknown VIP {unknown[0]!r} (known: {', '.join(sorted(facts['vips']))})")
-    return {name: facts["vips"][name] for name in sorted(names)}
-
-
 def linger(vips=None):
     """
     Before this balancer hands VIPs over (``havip.standby`` here, or
@@ -378,11 +352,11 @@ def linger(vips=None):
     """
     facts = _balancer_facts("linger")
     addresses = havip_host.addresses(_run)
-    chosen = _named_vips("linger", facts, vips if vips is not None else _held_vips(facts))
+    chosen = havip_facts.named_vips("linger", facts, vips if vips is not None else _held_vips(facts))
     not_held = [name for name, vip in chosen.items() if not havip_host.held(vip, addresses)]
     if not_held:
         raise CommandExecutionError(f"havip.linger: refused, {', '.join(not_held)} is not held here")
-    _arp_guard("linger", chosen.values())
+    havip_host.arp_guard("linger", chosen.values())
     relay_to = {name: havip_relay.own_address(vip, addresses, facts) for name, vip in chosen.items()}
     for vip in chosen.values():
         havip_host.ip(_run, ["addr", "replace", havip_host.host_prefix(vip), "dev", havip_facts.LINGER_DEVICE])
@@ -441,7 +415,7 @@ def relay(to):
     facts = _balancer_facts("relay")
     if not isinstance(to, dict):
         raise CommandExecutionError(f"havip.relay: `to` must map VIP names to addresses, got {to!r}")
-    chosen = _named_vips("relay", facts, to)
+    chosen = havip_facts.named_vips("relay", facts, to)
     addresses = havip_host.addresses(_run)
     held = [name for name, vip in chosen.items() if havip_host.held(vip, addresses)]
     if held:
@@ -600,9 +574,9 @@ def inject(failure="kill_haproxy", duration=5):
     """
     facts = _balancer_facts("inject")
     lookup = facts["lookup"]
-    if failure not in havip_facts.FAILURES:
-        raise CommandExecutionError(
-            f"havip.inject: unknown failure {failure!r} (known: {', '.join(havip_facts.FAILURES)})")
+    unknown = havip_facts.unknown_failure(failure)
+    if unknown:
+        raise CommandExecutionError(f"havip.inject: {unknown}")
     at = time.time()
     if failure == "kill_haproxy":
         havip_host.kill([lookup["haproxy"]["pidfile"]], "HAProxy")

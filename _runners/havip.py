@@ -62,12 +62,7 @@ class _Minions:
     def config(self, tgt):
         """The havip configuration deployed on the minions matching ``tgt``."""
         answers = self.client.cmd(tgt, "havip.config", timeout=havip_facts.CALL_TIMEOUT)
-        configs = [ret for _, ret in sorted(answers.items()) if isinstance(ret, dict) and ret.get("nodes")]
-        if not configs:
-            raise ValueError(f"no minion matching {tgt!r} has havip deployed (run state.apply havip)")
-        balancers = [n["name"] for n in configs[0]["balancers"]]
-        # The balancers' own view wins over a backend that was applied earlier.
-        return next((c for c in configs if c["node"] and c["node"]["name"] in balancers), configs[0])
+        return havip_facts.deployed_config(answers, tgt)
 
 
 def _connect():
@@ -109,13 +104,7 @@ def status(tgt="*"):
         except ValueError as exc:
             return _fail({}, str(exc))
         survey = _survey(minions, config)
-    report = {
-        "vips": {vip: {"address": config["vips"][vip]["address"], "holders": holders,
-                       "preferred": survey["preferred"][vip]}
-                 for vip, holders in survey["holders"].items()},
-        "nodes": {name: havip_health.node_summary(check) for name, check in sorted(survey["checks"].items())},
-        "problems": survey["problems"],
-    }
+    report = havip_health.cluster_view(config, survey)
     if survey["problems"]:
         return _fail(report, "; ".join(survey["problems"]))
     report.update(result=True, comment="every VIP has exactly one holder, the preferred one;"
@@ -175,20 +164,11 @@ def _restore(minions, config, holder, expected, servers_up, budget):
         time.sleep(0.5)
 
 
-def _pick_client(config, client, pillar_key="failover_test:client"):
-    if client:
-        return client
-    others = [name for name, node in sorted(config["nodes"].items()) if "balancer" not in node["roles"]]
-    if not others:
-        raise ValueError("every node is a balancer: name the probing minion"
-                         f" (pillar {pillar_key})")
-    return others[0]
-
-
 def _break_and_measure(minions, config, report, move_budget):
     """Steps 2-4 of the failover test: break ``report["holder"]`` while the
     client probes, wait for the VIP on another balancer; fills in the
-    figures, returns (the new holder or None, problems)."""
+    figures, returns (the new holder or None, problems), or None when the
+    failure could not be injected."""
     holder, vip, probing = report["holder"], report["vip"], report["probe"]
     seconds = 1.0 + move_budget + 3.0
     probe = _Background(probing["client"], "havip.probe",
@@ -207,7 +187,7 @@ def _break_and_measure(minions, config, report, move_budget):
         breaker.join()
         if not breaker.result:
             probe.join()
-            return None, [f"havip.inject {report['failure']} on {holder} failed"]
+            return None
         injected_at = breaker.result["at"]
     others = [b["name"] for b in config["balancers"] if b["name"] != holder]
     new_holder, since = _wait_for_holder(minions, others, vip, move_budget + 2.0)
@@ -236,10 +216,10 @@ def _failover_test(minions, report, client, vip, rate, tgt):
     """The failover test of :py:func:`failover_test`, filling in ``report``."""
     failure = report["failure"]
     try:
-        if failure not in havip_facts.FAILURES:
-            raise ValueError(f"unknown failure {failure!r} (known: {', '.join(havip_facts.FAILURES)})")
+        if unknown := havip_facts.unknown_failure(failure):
+            raise ValueError(unknown)
         config = minions.config(tgt)
-        client = _pick_client(config, client)
+        client = havip_facts.probing_client(config, client, "failover_test:client")
     except ValueError as exc:
         return _fail(report, str(exc))
     before = _survey(minions, config)
@@ -253,7 +233,10 @@ def _failover_test(minions, report, client, vip, rate, tgt):
     move_budget, restore_budget = havip_facts.failover_budgets(config, failure)
     report.update(vip=vip, holder=holder, move_budget=round(move_budget, 2),
                   probe={"url": havip_facts.frontend_url(config, vip), "client": client, "rate": rate})
-    new_holder, problems = _break_and_measure(minions, config, report, move_budget)
+    measured = _break_and_measure(minions, config, report, move_budget)
+    if measured is None:
+        return _fail(report, f"havip.inject {failure} on {holder} failed")
+    new_holder, problems = measured
     expected = dict(before["holders"])
     if new_holder and not config["keepalived"]["preempt"]:
         expected[vip] = [new_holder]  # without preemption the VIP stays where it went
@@ -415,10 +398,7 @@ def _move(minions, config, step):
     if not givers:
         return _run_step(minions, step)[0], []
     problem, released = _handover(minions, config, step, givers)
-    notes = [f"{giver} served its connections on {', '.join(givers[giver])} {answer['seconds']:.1f} s more"
-             + (f", then cut {answer['cut']}" if answer["cut"] else "")
-             for giver, answer in sorted(released.items())]
-    return problem, notes
+    return problem, havip_rollout.handover_notes(givers, released)
 
 
 # ---- rolling deploy -----------------------------------------------------------
@@ -453,18 +433,10 @@ class _Probe(threading.Thread):
         return self._problem(ended_early)
 
     def _problem(self, ended_early):
-        seen = self.answer
         where = f"the probe of {self.url} on {self.client}"
         if self.is_alive():
             return f"{where} did not stop"
-        if not isinstance(seen, dict):
-            return f"{where} failed: {'no answer' if seen is None else havip_rollout.error_text(seen)}"
-        if ended_early:
-            return f"{where} ended after {seen['seconds']:.0f} s, before the rollout did"
-        if seen["failed"] > self.max_failed:
-            return (f"{seen['failed']} of {seen['total']} requests to {self.url} failed"
-                    f" (longest outage {seen['longest_outage']:.2f} s)")
-        return None
+        return havip_rollout.probe_problem(self.answer, where, self.url, ended_early, self.max_failed)
 
 
 def _roll_out(minions, config, order, holding, steps):
@@ -580,7 +552,7 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*"):
     with _connect() as minions:
         try:
             config = minions.config(tgt)
-            client = _pick_client(config, client, "deploy:client")
+            client = havip_facts.probing_client(config, client, "deploy:client")
         except ValueError as exc:
             return _fail(report, str(exc))
         problems = _deploy(minions, config, tgt, client, rate, max_failed, report)

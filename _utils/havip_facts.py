@@ -10,6 +10,7 @@ Pure helpers: they take what they need as arguments (no Salt dunders).
 
 import re
 
+import salt.utils.network
 from salt.exceptions import CommandExecutionError
 
 # Written by the formula (havip/facts.sls): the validated configuration.
@@ -60,6 +61,23 @@ def wait_limit(function, timeout):
     return float(timeout)
 
 
+def unknown_failure(failure):
+    """Why ``failure`` is none of FAILURES, or None."""
+    if failure in FAILURES:
+        return None
+    return f"unknown failure {failure!r} (known: {', '.join(FAILURES)})"
+
+
+def named_vips(function, facts, names):
+    """{name: VIP} of the VIPs ``names``, refused if one is unknown
+    (``function`` names the caller)."""
+    unknown = sorted(set(names) - set(facts["vips"]))
+    if unknown:
+        raise CommandExecutionError(
+            f"havip.{function}: unknown VIP {unknown[0]!r} (known: {', '.join(sorted(facts['vips']))})")
+    return {name: facts["vips"][name] for name in sorted(names)}
+
+
 def master_down(keepalived):
     """Seconds a backup takes to see the master gone: its master-down
     interval, 3 adverts + skew (< 4 adverts)."""
@@ -91,15 +109,38 @@ def failover_budgets(config, failure):
 
 
 def url(address, port, path="/"):
-    """An HTTP URL of ``address`` (an IPv6 one in brackets)."""
-    host = f"[{address}]" if ":" in address else address
-    return f"http://{host}:{port}{path}"
+    """An HTTP URL of the IP ``address``, an IPv6 one in brackets (Salt's
+    ``ip_bracket``, as the templates' ``ipwrap`` filter)."""
+    return f"http://{salt.utils.network.ip_bracket(address)}:{port}{path}"
 
 
 def frontend_url(config, vip=None):
     """The URL of the frontend on ``vip`` (default: the first VIP)."""
     vip = vip or sorted(config["vips"])[0]
     return url(config["vips"][vip]["address"], config["frontend"]["port"])
+
+
+def deployed_config(answers, tgt):
+    """The cluster's configuration from the minions' ``havip.config``
+    answers ({minion: answer}): a balancer's, else any node's."""
+    configs = [ret for _, ret in sorted(answers.items()) if isinstance(ret, dict) and ret.get("nodes")]
+    if not configs:
+        raise ValueError(f"no minion matching {tgt!r} has havip deployed (run state.apply havip)")
+    balancers = [n["name"] for n in configs[0]["balancers"]]
+    # The balancers' own view wins over a backend that was applied earlier.
+    return next((c for c in configs if c["node"] and c["node"]["name"] in balancers), configs[0])
+
+
+def probing_client(config, client, pillar_key):
+    """The minion that probes: ``client``, else the first node that is not
+    a balancer (``pillar_key`` names where to set one)."""
+    if client:
+        return client
+    others = [name for name, node in sorted(config["nodes"].items()) if "balancer" not in node["roles"]]
+    if not others:
+        raise ValueError("every node is a balancer: name the probing minion"
+                         f" (pillar {pillar_key})")
+    return others[0]
 
 
 def preferred_vips(config, name):

@@ -106,6 +106,19 @@ def node_summary(check):
     return "unhealthy: " + "; ".join(check["reasons"])
 
 
+def cluster_view(config, surveyed):
+    """The runner's ``havip.status`` report of a :py:func:`survey`: each
+    VIP's address, holders and preferred holder, each node's verdict, the
+    problems."""
+    return {
+        "vips": {vip: {"address": config["vips"][vip]["address"], "holders": holders,
+                       "preferred": surveyed["preferred"][vip]}
+                 for vip, holders in surveyed["holders"].items()},
+        "nodes": {name: node_summary(check) for name, check in sorted(surveyed["checks"].items())},
+        "problems": surveyed["problems"],
+    }
+
+
 def servers_up(config, statuses):
     """{balancer: the backend servers its HAProxy has UP}."""
     return {b["name"]: sorted(server for server, state in (statuses[b["name"]]["haproxy"]["backends"] or {}).items()

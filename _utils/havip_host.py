@@ -14,7 +14,7 @@ import os
 import struct
 import time
 
-from havip_facts import LINGER_DEVICE
+from havip_facts import ARP_SYSCTLS, LINGER_DEVICE
 from salt.exceptions import CommandExecutionError
 
 PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
@@ -165,6 +165,21 @@ def write_standby(lookup, value):
 def sysctl(name):
     with open(f"/proc/sys/{name.replace('.', '/')}", encoding="utf-8") as handle:
         return int(handle.read().split()[0])
+
+
+def arp_guard(function, vips):
+    """A VIP kept on ``lo`` must not be announced: with arp_ignore 0 this
+    balancer would answer ARP for it, with arp_announce 0 it could use it
+    as the source of its own ARP requests (the formula sets both)."""
+    if not any(vip["family"] == 4 for vip in vips):
+        return
+    settings = {name: sysctl(name) for name in ARP_SYSCTLS}
+    wrong = [f"{name} = {value}" for name, value in settings.items() if value < ARP_SYSCTLS[name]]
+    if wrong:
+        raise CommandExecutionError(
+            f"havip.{function}: refused, {' and '.join(wrong)}: this balancer would announce the VIPs"
+            " it keeps (run state.apply havip, which sets "
+            + ", ".join(f"{name} = {value}" for name, value in ARP_SYSCTLS.items()) + ")")
 
 
 # ---- TCP connections ------------------------------------------------------------

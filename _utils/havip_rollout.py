@@ -101,6 +101,14 @@ def left_behind(name, done, failed, went_through):
     return notes
 
 
+def handover_notes(givers, released):
+    """What each giver did with the connections it kept (``released``:
+    {giver: its havip.release})."""
+    return [f"{giver} served its connections on {', '.join(givers[giver])} {answer['seconds']:.1f} s more"
+            + (f", then cut {answer['cut']}" if answer["cut"] else "")
+            for giver, answer in sorted(released.items())]
+
+
 # ---- the minions' answers ---------------------------------------------------------
 
 
@@ -136,4 +144,18 @@ def step_problem(fun, answer):
         return apply_problem(answer)
     if fun == "havip.check" and not answer["healthy"]:
         return "unhealthy: " + "; ".join(answer["reasons"])
+    return None
+
+
+def probe_problem(seen, where, url, ended_early, max_failed):
+    """Why the rollout's probe of ``url`` (``where``: which, from where)
+    failed it, from its answer ``seen``, or None; ``ended_early``: it was
+    over before the rollout."""
+    if not isinstance(seen, dict):
+        return f"{where} failed: {'no answer' if seen is None else error_text(seen)}"
+    if ended_early:
+        return f"{where} ended after {seen['seconds']:.0f} s, before the rollout did"
+    if seen["failed"] > max_failed:
+        return (f"{seen['failed']} of {seen['total']} requests to {url} failed"
+                f" (longest outage {seen['longest_outage']:.2f} s)")
     return None

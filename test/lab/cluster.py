@@ -13,6 +13,7 @@ import sys
 import time
 
 import attr
+import havip_facts
 import yaml
 from saltfactories.daemons.minion import SaltMinion
 
@@ -67,7 +68,7 @@ class Topology:
 
     def url_of(self, address):
         port = self.pillar["havip"].get("frontend", {}).get("port", 9090)
-        return f"http://{f'[{address}]' if ':' in address else address}:{port}/"
+        return havip_facts.url(address, port)
 
 
 def _topology(name, nodes, vip, vrid, client="client", **havip):

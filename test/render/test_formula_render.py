@@ -233,6 +233,18 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
     assert "listen 8080;" in texts["nginx-site.conf"]
 
 
+def test_haproxy_takes_ipv6_addresses_in_brackets(salt_call, tmp_path):
+    pillar = seed_pillar()
+    pillar["havip"]["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
+    pillar["havip"]["nodes"]["nginx2"]["address"] = "fd00:100::12"
+    minion = salt_call("svr1", DEBIAN_GRAINS)
+    states = minion.show_sls(pillar)
+    result, haproxy = render_config(minion, states, "havip-haproxy-config-file", tmp_path / "haproxy.cfg")
+    assert result["result"] is True, result  # haproxy -c accepts it
+    for line in ("bind 192.168.100.10:9090", "bind [fd00:100::10]:9090", "server nginx2 [fd00:100::12]:80"):
+        assert line in haproxy
+
+
 def instances(keepalived_conf):
     """{instance name: its block's text} of a keepalived.conf."""
     blocks = keepalived_conf.split("vrrp_instance ")[1:]

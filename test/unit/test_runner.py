@@ -217,20 +217,10 @@ def test_status_fails_when_havip_is_deployed_nowhere(runner, cluster, monkeypatc
     assert runner.__context__["retcode"] == 1
 
 
-def test_pick_client_takes_the_first_node_that_is_not_a_balancer(runner, facts):
-    assert runner._pick_client(facts(), None) == "nginx1"
-    assert runner._pick_client(facts(), "client1") == "client1"
-
-
 def all_balancers(config):
     config["nodes"]["nginx1"]["roles"] = ["backend", "balancer"]
     config["nodes"]["nginx2"]["roles"] = ["backend", "balancer"]
     config["backend"]["port"] = 8080
-
-
-def test_pick_client_asks_for_a_client_when_every_node_is_a_balancer(runner, facts):
-    with pytest.raises(ValueError, match=r"pillar failover_test:client"):
-        runner._pick_client(facts(all_balancers), None)
 
 
 # ---- failover_test ------------------------------------------------------------
@@ -310,6 +300,21 @@ def test_failover_test_reports_the_move_and_the_restore(runner, monkeypatch, fac
     assert probe[0] == ["nginx1"]
     assert probe[3] == {"url": "http://192.168.100.10:9090/", "seconds": pytest.approx(8.2), "rate": 100}
     assert (["svr1"], "state.apply", ["havip"], None) in cluster.calls
+
+
+def test_failover_test_stops_when_the_failure_cannot_be_injected(runner, monkeypatch, facts, fake_time):
+    class Refusing(FailoverCluster):
+        def answer(self, name, fun, arg, kwarg):
+            if fun == "havip.inject":
+                return "ERROR executing 'havip.inject': havip.inject: HAProxy is not running here"
+            return super().answer(name, fun, arg, kwarg)
+    monkeypatch.setattr(runner, "time", fake_time())
+    cluster = Refusing(runner, facts())
+    report = runner.failover_test()
+    assert report["result"] is False
+    assert report["comment"] == "havip.inject kill_haproxy on svr1 failed"
+    assert "state.apply" not in cluster.funs()
+    assert runner.__context__["retcode"] == 1
 
 
 class LinkDownCluster(FailoverCluster):

@@ -77,3 +77,27 @@ def test_wait_limit_names_the_function_and_the_limit():
     with pytest.raises(CommandExecutionError,
                        match=r"^havip.release: timeout must be above 0 and at most 3600 s, got 3601$"):
         havip_facts.wait_limit("release", 3601)
+
+
+def test_probing_client_is_the_one_named_or_the_first_node_that_is_not_a_balancer(facts):
+    assert havip_facts.probing_client(facts(), None, "failover_test:client") == "nginx1"
+    assert havip_facts.probing_client(facts(), "client1", "failover_test:client") == "client1"
+
+
+def test_probing_client_names_the_pillar_key_when_every_node_is_a_balancer(facts):
+    def all_balancers(config):
+        for name in ("nginx1", "nginx2"):
+            config["nodes"][name]["roles"] = ["backend", "balancer"]
+        config["backend"]["port"] = 8080
+    with pytest.raises(ValueError, match=r"pillar failover_test:client"):
+        havip_facts.probing_client(facts(all_balancers), None, "failover_test:client")
+
+
+def test_deployed_config_prefers_a_balancers_view(facts):
+    backend, balancer = facts(minion="nginx1"), facts(minion="svr2")
+    answers = {"client": "'havip.config' is not available.", "nginx1": backend, "svr2": balancer}
+    assert havip_facts.deployed_config(answers, "*") is balancer
+    assert havip_facts.deployed_config({"nginx1": backend}, "*") is backend
+    with pytest.raises(ValueError, match=r"^no minion matching 'lb\*' has havip deployed \(run state.apply havip\)$"):
+        havip_facts.deployed_config({"lb1": {}}, "lb*")
+
