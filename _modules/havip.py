@@ -367,9 +367,9 @@ def release(timeout=None):
     """
     End :py:func:`linger`: once the lingering VIPs that have left this
     balancer had no TCP connection here for 1 s (their clients are done),
-    remove them from ``lo``.  After ``timeout`` seconds (default 30) they are removed all
-    the same and the connections left are cut (``cut`` counts them).  A VIP
-    held here again is removed from ``lo`` at once.
+    remove them from ``lo``.  After ``timeout`` seconds (default 30) they
+    are removed all the same and the connections left are cut (``cut``
+    counts them).  A VIP held here again is removed from ``lo`` at once.
 
     Returns ``{"released": [names], "seconds": ..., "cut": N}``.
 
@@ -452,9 +452,9 @@ def drain(server, timeout=None):
 
     Refuses, changing nothing, when no other backend server is UP in this
     HAProxy: nothing would be left to answer.  Raises an error if sessions
-    remain after ``timeout`` seconds (default 30); the server then stays drained.  The
-    drain lasts until :py:func:`ready`, or until HAProxy reloads or restarts
-    (the runtime state is not kept across them).
+    remain after ``timeout`` seconds (default 30); the server then stays
+    drained.  The drain lasts until :py:func:`ready`, or until HAProxy
+    reloads or restarts (the runtime state is not kept across them).
 
     CLI Example:
 
@@ -475,9 +475,9 @@ def drain(server, timeout=None):
     start = time.monotonic()
     havip_haproxy.set_server_state(path, server, "drain")
     if not _wait_until(lambda: havip_haproxy.sessions(path, server) == 0, budget, interval=0.1):
-        raise CommandExecutionError(
-            f"havip.drain: {server} still has {havip_haproxy.sessions(path, server)} sessions after {budget:.1f} s;"
-            f" it stays drained (havip.ready {server} puts it back)")
+        left = havip_haproxy.sessions(path, server)
+        raise CommandExecutionError(f"havip.drain: {server} still has {left} sessions after {budget:.1f} s;"
+                                    f" it stays drained (havip.ready {server} puts it back)")
     return {"server": server, "state": "drain", "seconds": round(time.monotonic() - start, 3)}
 
 
@@ -486,8 +486,8 @@ def ready(server, timeout=None):
     Put backend server ``server`` back into this balancer's rotation after
     :py:func:`drain` (HAProxy's runtime state ``ready``) and return once
     HAProxy sees it UP - its health checks pass - with the time it took.
-    Raises an error if it is not UP within ``timeout`` seconds (default 30); it is in
-    rotation all the same, and gets traffic once its checks pass.
+    Raises an error if it is not UP within ``timeout`` seconds (default 30);
+    it is in rotation all the same, and gets traffic once its checks pass.
 
     CLI Example:
 

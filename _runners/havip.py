@@ -14,6 +14,7 @@ formula's ``_utils/havip_*.py``, which ``salt-run saltutil.sync_all`` brings
 to the master.
 """
 
+import contextlib
 import threading
 import time
 import uuid
@@ -38,16 +39,10 @@ def __virtual__():
 
 
 class _Minions:
-    """The minions, asked through one LocalClient; ``with`` closes it."""
+    """The minions, asked through a LocalClient."""
 
     def __init__(self, client):
         self.client = client
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.client.destroy()
 
     def answers(self, minions, fun, arg=(), kwarg=None, timeout=None):
         """{minion: return} of the minions that answered, errors included."""
@@ -65,10 +60,12 @@ class _Minions:
         return havip_facts.deployed_config(answers, tgt)
 
 
+@contextlib.contextmanager
 def _connect():
-    """The minions, through a LocalClient of this run (or of this thread: a
-    LocalClient listens for its returns on its own)."""
-    return _Minions(salt.client.get_local_client(__opts__["conf_file"]))
+    """The minions, through one LocalClient for this run (or this thread: a
+    LocalClient listens for its own returns), closed at the end."""
+    with salt.client.get_local_client(__opts__["conf_file"]) as client:
+        yield _Minions(client)
 
 
 def _fail(report, reason):

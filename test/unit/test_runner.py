@@ -120,6 +120,32 @@ def test_status_of_a_healthy_cluster(runner, cluster):
     assert all(minions == list(NODES) for minions, _, _, _ in cluster.calls)
 
 
+def test_a_run_asks_through_one_local_client_and_closes_it(surface, cluster, monkeypatch):
+    runner = surface("runner")
+    runner.__opts__ = {"conf_file": "/etc/salt/master"}
+    runner.__context__ = {}
+    clients = []
+
+    class LocalClient:
+        def __init__(self, conf_file):
+            self.conf_file, self.closed = conf_file, False
+            clients.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.closed = True
+
+        def cmd(self, tgt, fun, arg=(), kwarg=None, tgt_type="glob", timeout=None):
+            if fun == "havip.config":
+                return {"svr1": cluster.config(tgt)}
+            return {name: cluster.answer(name, fun, arg, kwarg) for name in tgt}
+    monkeypatch.setattr(runner.salt.client, "get_local_client", LocalClient)
+    assert runner.status()["result"] is True
+    assert [(client.conf_file, client.closed) for client in clients] == [("/etc/salt/master", True)]
+
+
 def two_vips_one_per_balancer(config):
     config["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32", "virtual_router_id": 52,
                               "priorities": {"svr2": 200}}
@@ -339,7 +365,8 @@ class LinkDownCluster(FailoverCluster):
         return super().answer(name, fun, arg, kwarg)
 
 
-def test_failover_test_restore_waits_until_every_server_that_was_up_is_up_again(runner, monkeypatch, facts, fake_time):
+def test_failover_test_restore_waits_until_every_server_that_was_up_is_up_again(
+        runner, monkeypatch, facts, fake_time):
     monkeypatch.setattr(runner, "time", fake_time())
     cluster = LinkDownCluster(runner, facts(), rises_after=3)
     report = runner.failover_test()
@@ -560,7 +587,8 @@ def test_deploy_moves_each_holders_vips_away_before_applying_it(runner, monkeypa
     assert (report["failed_requests"], report["requests"]) == (0, 8400)
 
 
-def test_deploy_drains_a_node_that_is_backend_and_balancer_but_applies_it_with_the_balancers(runner, monkeypatch, facts, fake_time):
+def test_deploy_drains_a_node_that_is_backend_and_balancer_but_applies_it_with_the_balancers(
+        runner, monkeypatch, facts, fake_time):
     def nginx1_balances_too(config):
         config["nodes"]["nginx1"]["roles"] = ["backend", "balancer"]
     monkeypatch.setattr(runner, "time", fake_time())
@@ -733,7 +761,8 @@ def test_runner_standby_of_a_balancer_holding_nothing_is_a_plain_standby(runner,
     assert deploying.rollout == [(["svr2"], "havip.standby", [])]
 
 
-def test_runner_resume_without_preemption_moves_nothing_and_hands_nothing_over(runner, monkeypatch, facts, fake_time):
+def test_runner_resume_without_preemption_moves_nothing_and_hands_nothing_over(
+        runner, monkeypatch, facts, fake_time):
     def no_preempt(config):
         config["keepalived"]["preempt"] = False
     monkeypatch.setattr(runner, "time", fake_time())
