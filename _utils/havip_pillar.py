@@ -379,9 +379,9 @@ def public(config):
     """``config`` without its secrets (SECRETS), for the states and
     havip.config."""
     config = dict(config)
-    config["stats"] = {k: v for k, v in config.get("stats", {}).items() if k != "password"}
+    config["stats"] = {k: v for k, v in (config.get("stats") or {}).items() if k != "password"}
     config["vips"] = {name: {k: v for k, v in vip.items() if k != "auth_pass"}
-                      for name, vip in config.get("vips", {}).items()}
+                      for name, vip in (config.get("vips") or {}).items()}
     return config
 
 
@@ -503,9 +503,9 @@ def _vip(name, vip, nodes, balancers):
         "interface": vip["interface"],
         "virtual_router_id": vip["virtual_router_id"],
         "unicast": vip.get("unicast", False),
+        # keepalived.conf reads auth_pass from the pillar (a secret).
+        "authenticated": "auth_pass" in vip,
     }
-    if "auth_pass" in vip:
-        entry["auth_pass"] = vip["auth_pass"]
     entry["priorities"], entry["order"] = _vip_priorities(name, vip, nodes, balancers)
     if entry["unicast"]:
         for node in balancers:

@@ -26,8 +26,10 @@ havip-haproxy-config-file:
     - template: jinja
     - user: root
     - group: {{ havip.lookup.haproxy.group }}
-    # it holds the stats password
+    # It holds the stats password: readable by HAProxy's group only, and no
+    # diff in Salt's output (the template reads the password from the pillar).
     - mode: '0640'
+    - show_changes: false
     - context:
         havip: {{ havip | json }}
     - check_cmd: haproxy -c -q -f

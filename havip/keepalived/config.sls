@@ -18,10 +18,7 @@ havip-keepalived-check-script-file:
     - group: root
     - mode: '0755'
     - context:
-        pidfile: {{ lookup.haproxy.pidfile }}
-        check: {{ havip.keepalived.check | json }}
-        watch_seconds: {{ havip.keepalived.check.interval - 0.1 }}
-        health_url: http://127.0.0.1:{{ havip.stats.port }}{{ havip.stats.monitor_uri }}
+        havip: {{ havip | json }}
     - require:
       - pkg: havip-keepalived-pkg
 
@@ -34,7 +31,7 @@ havip-keepalived-notify-script-file:
     - group: root
     - mode: '0755'
     - context:
-        state_dir: {{ lookup.keepalived.state_dir }}
+        havip: {{ havip | json }}
     - require:
       - pkg: havip-keepalived-pkg
 
@@ -71,14 +68,12 @@ havip-keepalived-config-file:
     - template: jinja
     - user: root
     - group: root
-    - mode: '0640'
+    # With VRRPv2 authentication it holds auth_pass: root only, and no diff
+    # in Salt's output (the template reads it from the pillar).
+    - mode: '0600'
+    - show_changes: {{ not havip.vips.values() | selectattr('authenticated') | list }}
     - context:
         havip: {{ havip | json }}
-        router_id: {{ grains['id'] | json }}
-        check_script: {{ lookup.keepalived.check_script }}
-        notify_script: {{ lookup.keepalived.notify_script }}
-        standby_file: {{ lookup.keepalived.standby_file }}
-        backends_url: http://127.0.0.1:{{ havip.stats.port }}{{ havip.stats.backends_uri }}
     - check_cmd: keepalived -t -f
     - require:
       - pkg: havip-keepalived-pkg
