@@ -5,24 +5,17 @@ the states get.
 """
 
 import copy
-import importlib.util
 import pathlib
+import sys
 
 import pytest
 import salt.utils.dictupdate
 import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "_utils" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pillar_lib = load("havip_pillar")
+sys.path.insert(0, str(REPO / "_utils"))  # as Salt's loader does
+import havip_contract as contract  # noqa: E402
+import havip_pillar as pillar_lib  # noqa: E402
 DEFAULTS = yaml.safe_load((REPO / "havip" / "parameters" / "defaults.yaml").read_text())["havip"]
 SEED = yaml.safe_load((REPO / "pillar.example").read_text())["havip"]
 SEED["stats"] = {"password": "a-long-random-one"}
@@ -200,7 +193,7 @@ def test_a_bad_pillar_is_refused_naming_the_key(case):
     edit, key = BAD_PILLARS[case]
     havip = copy.deepcopy(SEED)
     edit(havip)
-    with pytest.raises(pillar_lib.Invalid) as refused:
+    with pytest.raises(contract.Invalid) as refused:
         validate(havip)
     assert refused.value.key == key
     assert f"havip pillar: havip:{key}: " in str(refused.value)
@@ -209,7 +202,7 @@ def test_a_bad_pillar_is_refused_naming_the_key(case):
 def test_an_unknown_key_names_the_nearest_known_one():
     havip = copy.deepcopy(SEED)
     havip["keepalived"] = {"advert_interval": 1}
-    with pytest.raises(pillar_lib.Invalid, match="did you mean advert_int?"):
+    with pytest.raises(contract.Invalid, match="did you mean advert_int?"):
         validate(havip)
 
 
@@ -258,7 +251,7 @@ def discovered(**mine_section):
     ["192.168.100.12", "10.9.9.9"],
 ])
 def test_a_backend_address_from_the_mine_is_untrusted(published):
-    with pytest.raises(pillar_lib.Invalid) as refused:
+    with pytest.raises(contract.Invalid) as refused:
         validate(discovered(network="192.168.100.0/24"), mine_get=mine(published))
     assert refused.value.key == "nodes:nginx2:address (from the mine)"
 
@@ -269,7 +262,7 @@ def test_a_backend_address_from_the_mine_that_passes_is_used():
 
 
 def test_a_backend_that_published_nothing_yet_stops_the_balancer():
-    with pytest.raises(pillar_lib.Invalid, match="is not in the Salt mine yet"):
+    with pytest.raises(contract.Invalid, match="is not in the Salt mine yet"):
         validate(discovered(network="192.168.100.0/24"), mine_get=mine(None))
 
 
@@ -281,4 +274,28 @@ def test_a_backend_publishes_its_own_address_from_its_interfaces():
 
 
 def test_every_default_is_a_key_of_the_contract_and_passes_its_check():
-    pillar_lib.walk(pillar_lib.SPEC, DEFAULTS)
+    contract.walk(contract.SPEC, DEFAULTS)
+
+
+@pytest.mark.parametrize("grains,versions", [
+    ({"os_family": "RedHat", "os": "CentOS", "osmajorrelease": 7, "osrelease": "7.9"}, {}),
+    ({"os_family": "RedHat", "os": "Rocky", "osmajorrelease": 8, "osrelease": "8.9"}, {}),
+    ({"os_family": "Debian", "os": "Ubuntu", "osmajorrelease": 20, "osrelease": "20.04"}, {}),
+    ({"os_family": "Debian", "os": "Debian", "osmajorrelease": 11, "osrelease": "11"}, {}),
+    ({"os_family": "Debian", "os": "Debian", "osmajorrelease": 12}, {"haproxy": "2.2.9-2+deb11u6"}),
+    ({"os_family": "RedHat", "os": "AlmaLinux", "osmajorrelease": 9}, {"keepalived": "2.1.5-9.el9"}),
+])
+def test_a_platform_below_the_minimums_is_refused(grains, versions):
+    with pytest.raises(pillar_lib.CommandExecutionError, match="havip: .* (is not supported|is installed here)"):
+        pillar_lib.check_platform(grains, versions)
+
+
+@pytest.mark.parametrize("grains,versions", [
+    ({"os_family": "Debian", "os": "Debian", "osmajorrelease": 12}, {"haproxy": "2.6.12-1+deb12u4",
+                                                                     "keepalived": "1:2.2.7-1+b2"}),
+    ({"os_family": "Debian", "os": "Ubuntu", "osmajorrelease": 22}, {"haproxy": "", "keepalived": ""}),
+    ({"os_family": "RedHat", "os": "Rocky", "osmajorrelease": 9}, {"haproxy": "2.4.22-3.el9_3"}),
+    ({"os_family": "Suse", "os": "SUSE", "osmajorrelease": 15}, {}),
+])
+def test_a_supported_platform_passes(grains, versions):
+    pillar_lib.check_platform(grains, versions)

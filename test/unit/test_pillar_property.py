@@ -17,8 +17,6 @@ many pillars were tried.
 """
 
 import copy
-import ipaddress
-import pathlib
 import subprocess
 
 import pytest
@@ -29,7 +27,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test.unit.test_havip_pillar import DEFAULTS, REPO, pillar_lib
+from test.unit.test_havip_pillar import DEFAULTS, REPO, contract, pillar_lib
 
 TEMPLATES = REPO / "havip" / "files"
 DANGEROUS = "\n'\";$`# "
@@ -89,7 +87,7 @@ def pillars(draw):
         "vips": vips,
         "frontend": {"port": 9090, "mode": mode},
         "backend": {"port": 8080, "balance": draw(st.sampled_from(
-            [b for b in pillar_lib.BALANCE if mode == "http" or b != "uri"])),
+            [b for b in contract.BALANCE if mode == "http" or b != "uri"])),
             "http_check": {"path": draw(paths)}},
         "stats": {"password": draw(passwords.filter(lambda p: p.lower() not in pillar_lib.PLACEHOLDERS)),
                   "user": draw(st.from_regex(r"[A-Za-z0-9._-]{1,12}", fullmatch=True)),
@@ -228,10 +226,10 @@ def string_fields(havip):
 
 def contract_key(path):
     """The Key of the contract that a concrete key path falls under."""
-    spec, parts = pillar_lib.SPEC, path.split(":")
+    spec, parts = contract.SPEC, path.split(":")
     for part in parts:
-        spec = spec.spec if isinstance(spec, pillar_lib.Each) else spec[part]
-    return spec.name if isinstance(spec, pillar_lib.Each) else spec
+        spec = spec.spec if isinstance(spec, contract.Each) else spec[part]
+    return spec.name if isinstance(spec, contract.Each) else spec
 
 
 @st.composite
@@ -263,7 +261,7 @@ def test_a_dangerous_character_in_any_string_field_is_refused_naming_it_or_escap
     havip, key, char, escaped = mutation
     TRIED["mutated"] += 1
     if char not in escaped:
-        with pytest.raises(pillar_lib.Invalid) as refused:
+        with pytest.raises(contract.Invalid) as refused:
             validated(havip)
         assert refused.value.key == key, (refused.value.key, key, repr(char))
         return
