@@ -41,7 +41,9 @@ class Key:
     """One pillar key: ``doc`` what it means, ``accepts`` what is accepted
     (the reference and the error messages say it), ``test`` the check of a
     value, ``escaped`` characters accepted because they are escaped where
-    the value is written, ``secret`` never shown."""
+    the value is written, ``secret`` never shown, ``required`` when the key
+    must be given (ALWAYS: ``walk`` refuses its absence; otherwise the
+    checks across keys do)."""
 
     doc: str
     accepts: str
@@ -49,6 +51,7 @@ class Key:
     escaped: str = ""
     secret: bool = False
     nullable: bool = False
+    required: str = ""
 
     def check(self, value, key):
         if value is None and self.nullable:
@@ -62,9 +65,14 @@ class Each:
     """A mapping whose keys are names (``name`` accepts them) and whose
     values all follow ``spec``."""
 
-    what: str
+    doc: str
     name: Key
     spec: object
+    required: str = ""
+    placeholder: str = "<name>"
+
+
+ALWAYS = "yes"
 
 
 def _full(pattern):
@@ -112,8 +120,8 @@ def _seconds(value):
     return not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0
 
 
-def whole(doc, low, high):
-    return Key(doc, f"a whole number from {low} to {high}", _whole(low, high))
+def whole(doc, low, high, **kwargs):
+    return Key(doc, f"a whole number from {low} to {high}", _whole(low, high), **kwargs)
 
 
 def switch(doc):
@@ -171,31 +179,36 @@ def haproxy_lines(doc):
 
 
 SPEC = {
-    "nodes": Each("node", text("", NAME, "a name of letters, digits and _ . - (a minion id)"), {
+    "nodes": Each("every host of the cluster, by minion id",
+                  text("", NAME, "a name of letters, digits and _ . - (a minion id)"), {
         "roles": Key("`backend`, `balancer` or both: what the node runs (nginx; HAProxy and keepalived)",
                      "a non-empty list of backend and/or balancer",
-                     lambda value: isinstance(value, list) and bool(value) and set(value) <= set(ROLES)),
+                     lambda value: isinstance(value, list) and bool(value) and set(value) <= set(ROLES),
+                     required=ALWAYS),
         "address": Key("its address on the cluster network (a backend may take it from the mine, see "
-                       "`mine`)", "an IP address", is_address),
+                       "`mine`)", "an IP address", is_address,
+                       required="yes, but a backend may take it from the mine (`mine`)"),
         "priority": whole("balancers: the VRRP priority; the highest healthy balancer holds the VIPs",
                           1, 254),
         "page": Key("backends: the body of the page nginx serves (default: the minion id)",
                     "a non-empty string", lambda value: isinstance(value, str) and value.strip() != "",
                     escaped=" \"'#;$`\n<>&"),
-    }),
-    "vips": Each("VIP", text("", NAME, "a name of letters, digits and _ . - (a VRRP instance)"), {
+    }, required="on every minion that applies havip", placeholder="<id>"),
+    "vips": Each("the virtual IPs, a VRRP instance each",
+                 text("", NAME, "a name of letters, digits and _ . - (a VRRP instance)"), {
         "address": Key("the virtual IP, with its prefix length (`192.168.100.10/24`, `fd00::10/64`)",
-                       "an IP address with an optional /prefix", _is_interface_address),
+                       "an IP address with an optional /prefix", _is_interface_address, required=ALWAYS),
         "interface": text("the interface keepalived puts the VIP on (it must exist on every balancer)",
-                          INTERFACE, "an interface name (1-15 letters, digits and _ . -)"),
-        "virtual_router_id": whole("the VRRP router id, unique per network segment", 1, 255),
+                          INTERFACE, "an interface name (1-15 letters, digits and _ . -)", required=ALWAYS),
+        "virtual_router_id": whole("the VRRP router id, unique per network segment", 1, 255, required=ALWAYS),
         "auth_pass": text("VRRPv2 PASS authentication (secret)", r"[A-Za-z0-9._~+=@%^*,:/-]{1,8}",
                           "1 to 8 letters, digits or . _ ~ + = @ % ^ * , : / - (keepalived keeps 8)",
                           secret=True),
-        "priorities": Each("balancer", text("", NAME, "a balancer's name"),
-                           whole("this balancer's priority for this VIP", 1, 254)),
+        "priorities": Each("per-balancer priorities for this VIP (they override `nodes:<id>:priority`)",
+                           text("", NAME, "a balancer's name"),
+                           whole("this balancer's priority for this VIP", 1, 254), placeholder="<balancer>"),
         "unicast": switch("VRRP adverts to the other balancers' addresses instead of multicast"),
-    }),
+    }, required="with balancers"),
     "frontend": {
         "port": port("the port HAProxy's frontend listens on, on every VIP"),
         "mode": one_of("`tcp` (layer 4) or `http` (layer 7)", ("tcp", "http")),
@@ -225,7 +238,7 @@ SPEC = {
                      "1 to 64 letters, digits or . _ -"),
         "password": text("the stats page's password (required for balancers; no default; secret)",
                          r"[ -~]{8,128}", "8 to 128 printable ASCII characters", escaped=" \"'#;$`",
-                         secret=True),
+                         secret=True, required="with balancers"),
         "realm": text("the realm the browser shows at login", r"[A-Za-z0-9._()-]+(?: [A-Za-z0-9._()-]+)*",
                       "words of letters, digits and . _ ( ) - separated by single spaces", escaped=" "),
         "refresh": text("the stats page's refresh interval", HAPROXY_TIME, "an HAProxy time such as 5s"),
@@ -275,11 +288,12 @@ SPEC = {
         "manage": switch("set the SELinux booleans and ports havip needs (default on RedHat)"),
     },
     "lookup": {
-        "pkgs": Each("package list", text("", NAME, "a name"),
+        "pkgs": Each("packages per concern", text("", NAME, "a name"),
                      packages("packages per concern (nginx, haproxy, keepalived, repo, firewall, "
-                              "selinux)")),
-        "services": Each("service", text("", NAME, "a name"),
-                         unit("service names per daemon (nginx, haproxy, keepalived, firewall)")),
+                              "selinux)"), placeholder="<concern>"),
+        "services": Each("service names per daemon", text("", NAME, "a name"),
+                         unit("service names per daemon (nginx, haproxy, keepalived, firewall)"),
+                         placeholder="<daemon>"),
         "nginx": {
             "site_file": file("the nginx server file havip writes"),
             "pidfile": file("nginx's pid file"),
@@ -342,26 +356,41 @@ def walk(spec, value, key=""):
             walk(spec.spec, item, _join(key, name))
     else:
         _unknown(_mapping(value, key or "<top>"), spec, key)
+        for name, sub in spec.items():
+            if getattr(sub, "required", "") == ALWAYS and name not in value:
+                raise Invalid(_join(key, name), f"is required: {sub.accepts}")
         for name, item in value.items():
             walk(spec[name], item, _join(key, name))
 
 
 def keys(spec=SPEC, key=""):
-    """Every (key, Key) of the contract, ``*`` standing for a name."""
+    """Every (key, Key or Each) of the contract, ``<name>`` standing for
+    any name of an Each."""
     if isinstance(spec, Key):
         yield key, spec
     elif isinstance(spec, Each):
-        yield from keys(spec.spec, _join(key, "*"))
+        yield key, spec
+        yield from keys(spec.spec, _join(key, spec.placeholder))
     else:
         for name, sub in spec.items():
             yield from keys(sub, _join(key, name))
 
 
+def _without(value, parts):
+    """``value`` without the key at ``parts`` (a placeholder: every name)."""
+    if not isinstance(value, dict) or not parts:
+        return value
+    first, rest = parts[0], parts[1:]
+    if first.startswith("<"):
+        return {name: _without(item, rest) for name, item in value.items()}
+    if not rest:
+        return {name: item for name, item in value.items() if name != first}
+    return {**value, first: _without(value[first], rest)} if first in value else value
+
+
 def public(config):
-    """``config`` without its secrets (SECRETS), for the states and
-    havip.config."""
-    config = dict(config)
-    config["stats"] = {k: v for k, v in (config.get("stats") or {}).items() if k != "password"}
-    config["vips"] = {name: {k: v for k, v in vip.items() if k != "auth_pass"}
-                      for name, vip in (config.get("vips") or {}).items()}
+    """``config`` without the keys the contract calls secret."""
+    for key, spec in keys():
+        if getattr(spec, "secret", False):
+            config = _without(config, key.split(":"))
     return config

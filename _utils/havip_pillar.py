@@ -80,9 +80,7 @@ def _discovered_address(name, mine_args, minion_id, ip_addrs, mine_get):
 
 def _node(name, node, mine_args, minion_id, ip_addrs, mine_get):
     key = f"nodes:{name}"
-    roles = node.get("roles")
-    if roles is None:
-        raise Invalid(f"{key}:roles", f"is required: {SPEC['nodes'].spec['roles'].accepts}")
+    roles = node["roles"]
     if "address" in node:
         address = str(ipaddress.ip_address(node["address"]))
     elif mine_args and "balancer" not in roles:
@@ -139,9 +137,6 @@ def _vip_priorities(name, vip, nodes, balancers):
 
 def _vip(name, vip, nodes, balancers):
     key = f"vips:{name}"
-    for required in ("address", "interface", "virtual_router_id"):
-        if required not in vip:
-            raise Invalid(f"{key}:{required}", "is required")
     interface = ipaddress.ip_interface(vip["address"])
     entry = {
         "name": name,
