@@ -52,6 +52,9 @@ class Key:
     secret: bool = False
     nullable: bool = False
     required: str = ""
+    # The default of a key inside a named entry (defaults.yaml cannot hold
+    # those); the code takes it from here.
+    default: object = None
 
     def check(self, value, key):
         if value is None and self.nullable:
@@ -188,11 +191,11 @@ SPEC = {
         "address": Key("its address on the cluster network (a backend may take it from the mine, see "
                        "`mine`)", "an IP address", is_address,
                        required="yes, but a backend may take it from the mine (`mine`)"),
-        "priority": whole("balancers: the VRRP priority; the highest healthy balancer holds the VIPs",
-                          1, 254),
-        "page": Key("backends: the body of the page nginx serves (default: the minion id)",
-                    "a non-empty string", lambda value: isinstance(value, str) and value.strip() != "",
-                    escaped=" \"'#;$`\n<>&"),
+        "priority": whole("the VRRP priority; the highest healthy balancer holds the VIPs (no two"
+                          " balancers alike)", 1, 254, required="for balancers"),
+        "page": Key("backends: the body of the page nginx serves", "a non-empty string",
+                    lambda value: isinstance(value, str) and value.strip() != "",
+                    escaped=" \"'#;$`\n<>&", default="the minion id"),
     }, required="on every minion that applies havip", placeholder="<id>"),
     "vips": Each("the virtual IPs, a VRRP instance each",
                  text("", NAME, "a name of letters, digits and _ . - (a VRRP instance)"), {
@@ -207,7 +210,8 @@ SPEC = {
         "priorities": Each("per-balancer priorities for this VIP (they override `nodes:<id>:priority`)",
                            text("", NAME, "a balancer's name"),
                            whole("this balancer's priority for this VIP", 1, 254), placeholder="<balancer>"),
-        "unicast": switch("VRRP adverts to the other balancers' addresses instead of multicast"),
+        "unicast": Key("VRRP adverts to the other balancers' addresses instead of multicast",
+                       "true or false", _switch, default=False),
     }, required="with balancers"),
     "frontend": {
         "port": port("the port HAProxy's frontend listens on, on every VIP"),

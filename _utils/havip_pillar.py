@@ -90,7 +90,10 @@ def _node(name, node, mine_args, minion_id, ip_addrs, mine_get):
             "" if "balancer" in roles else " (or set havip:mine to take it from the Salt mine)"))
     entry = {"name": name, "roles": sorted(set(roles)), "address": address, "discovered": "address" not in node}
     if "balancer" in roles:
-        entry["priority"] = node.get("priority", 100)
+        if "priority" not in node:
+            raise Invalid(f"{key}:priority", "is required for a balancer (a whole number from 1 to 254, no two"
+                                             " balancers alike)")
+        entry["priority"] = node["priority"]
     elif "priority" in node:
         raise Invalid(f"{key}:priority", "only balancers have a priority")
     if "page" in node:
@@ -145,7 +148,7 @@ def _vip(name, vip, nodes, balancers):
         "family": interface.version,
         "interface": vip["interface"],
         "virtual_router_id": vip["virtual_router_id"],
-        "unicast": vip.get("unicast", False),
+        "unicast": vip.get("unicast", SPEC["vips"].spec["unicast"].default),
         # keepalived.conf reads auth_pass from the pillar (a secret).
         "authenticated": "auth_pass" in vip,
     }
