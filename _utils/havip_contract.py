@@ -218,6 +218,18 @@ SPEC = {
         "mode": one_of("`tcp` (layer 4) or `http` (layer 7)", ("tcp", "http")),
         "bind": Key("addresses the frontend binds; empty = every VIP", "a list of IP addresses",
                     _list_of(is_address)),
+        "tls": {
+            "port": port("TLS is served on this port of every VIP, beside frontend:port"),
+            "certificate": Key("PEM: the certificate (and its chain), then its private key; null = no TLS."
+                               " It must match its key and be valid now", "a PEM certificate chain and key,"
+                               " or null", lambda value: isinstance(value, str), nullable=True, secret=True),
+            "redirect": switch("http mode: plain requests on frontend:port get a 301 to https"),
+        },
+    },
+    "metrics": {
+        "port": Key("HAProxy's Prometheus exporter answers /metrics on this port of every balancer, and"
+                    " the VRRP state is published for prometheus-node-exporter; null = no metrics",
+                    "a whole number from 1 to 65535, or null", _whole(1, 65535), nullable=True),
     },
     "backend": {
         "port": port("the port nginx listens on, and HAProxy's servers"),
@@ -277,6 +289,8 @@ SPEC = {
         },
         "track_backends": switch("a balancer whose HAProxy sees no backend UP ranks below those "
                                  "that see one"),
+        "garp_master_refresh": whole("seconds between the gratuitous ARP / unsolicited NA a VIP's holder"
+                                     " repeats, so that a stale neighbour entry recovers (0 = never)", 0, 3600),
     },
     "mine": {
         "network": Key("backends without `address` publish their address on this network in the mine",
@@ -306,6 +320,7 @@ SPEC = {
         },
         "haproxy": {
             "config": file("HAProxy's config file"),
+            "certificate": file("where frontend:tls:certificate goes (root only)"),
             "group": text("the group HAProxy runs as (reads its config)", r"[a-z_][a-z0-9_-]{0,31}",
                           "a group name"),
             "pidfile": file("HAProxy's pid file (its master)"),
@@ -315,10 +330,14 @@ SPEC = {
             "check_script": file("the HAProxy check keepalived runs (root)"),
             "notify_script": file("the script keepalived runs on every VRRP transition (root)"),
             "state_dir": file("where the notify script records each instance's state"),
+            "events_dir": file("where the notify script queues transitions for the havip beacon"),
             "standby_file": file("havip.standby's flag (a keepalived track_file)"),
             "pidfiles": files("keepalived's pid files (main process, VRRP child)"),
         },
         "sysctl_file": file("the sysctl file havip's kernel settings go to"),
+        "metrics": {
+            "textfile_dir": file("where prometheus-node-exporter's textfile collector reads *.prom"),
+        },
         "selinux": {
             "booleans": Key("SELinux booleans set for balancers", "a list of boolean names",
                             _list_of(_full(r"[a-z_]{1,64}"))),

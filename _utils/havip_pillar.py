@@ -14,6 +14,7 @@ import re
 from salt.exceptions import CommandExecutionError
 
 from havip_contract import SPEC, Invalid, is_address, public, walk
+from havip_tls import check_certificate
 
 # Written by the formula (havip/facts.sls): the validated configuration.
 FACTS_FILE = "/etc/havip/havip.json"
@@ -205,16 +206,40 @@ def _check_keepalived(config, vips):
                       f"must be above the {longest:g} s a check may take (answer_timeout + watch)")
 
 
+def _listening_ports(config):
+    """{key: port} of every port a balancer listens on."""
+    ports = {"frontend:port": config["frontend"]["port"], "stats:port": config["stats"]["port"]}
+    if config["frontend"]["tls"]["certificate"] is not None:
+        ports["frontend:tls:port"] = config["frontend"]["tls"]["port"]
+    if config["metrics"]["port"] is not None:
+        ports["metrics:port"] = config["metrics"]["port"]
+    return ports
+
+
 def _check_ports(config, nodes):
-    ports = {key: config[section]["port"] for key, section in
-             (("frontend:port", "frontend"), ("backend:port", "backend"), ("stats:port", "stats"))}
-    if ports["frontend:port"] == ports["stats:port"]:
-        raise Invalid("stats:port", f"{ports['stats:port']} is also frontend:port")
+    ports = _listening_ports(config)
+    seen = {}
+    for key, number in ports.items():
+        other = seen.setdefault(number, key)
+        if other != key:
+            raise Invalid(key, f"{number} is also {other}")
     both = [n["name"] for n in nodes.values() if len(n["roles"]) == 2]
-    for key in ("frontend:port", "stats:port"):
-        if both and ports[key] == ports["backend:port"]:
-            raise Invalid("backend:port", f"{ports['backend:port']} is also {key}, and {both[0]} is backend"
-                                          " and balancer")
+    backend = config["backend"]["port"]
+    if both and backend in seen:
+        raise Invalid("backend:port", f"{backend} is also {seen[backend]}, and {both[0]} is backend and balancer")
+
+
+def _check_tls(config):
+    """The TLS certificate, when there is one: its serial and expiry go to
+    the states (the PEM itself does not)."""
+    tls = config["frontend"]["tls"]
+    if tls["redirect"] and config["frontend"]["mode"] != "http":
+        raise Invalid("frontend:tls:redirect", "needs frontend:mode http (a tcp frontend cannot redirect)")
+    if tls["certificate"] is None:
+        if tls["redirect"]:
+            raise Invalid("frontend:tls:redirect", "needs frontend:tls:certificate (there is no TLS to redirect to)")
+        return {"enabled": False}
+    return {"enabled": True, **check_certificate(tls["certificate"])}
 
 
 def _check_stats(config):
@@ -286,10 +311,12 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
     if me and "balancer" in me["roles"] and interfaces is not None:
         _check_interfaces(vips, interfaces)
     _check_ports(config, nodes)
+    tls = _check_tls(config)
     _check_keepalived(config, vips)
     _check_haproxy(config)
     if balancers:
         _check_stats(config)
+    config["frontend"] = {**config["frontend"], "tls": {**config["frontend"]["tls"], **tls}}
     config.update(
         nodes=nodes,
         vips=vips,

@@ -11,7 +11,8 @@
 {%-   if havip.firewall.manage %}{% do includes.append('.firewall') %}{% endif %}
 {%-   if 'backend' in havip.roles %}{% do includes.append('.nginx') %}{% endif %}
 {%-   if havip.node.discovered %}{% do includes.append('.mine') %}{% endif %}
-{%-   if 'balancer' in havip.roles %}{% do includes.extend(['.haproxy', '.keepalived']) %}{% endif %}
+{%-   if 'balancer' in havip.roles %}{% do includes.extend(['.haproxy', '.keepalived', '.events']) %}{% endif %}
+{%-   if 'balancer' in havip.roles and havip.metrics.port %}{% do includes.append('.metrics') %}{% endif %}
 
 include: {{ includes | json }}
 {%- elif not havip.nodes %}

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from test.unit.test_havip_pillar import DEFAULTS, REPO, contract, pillar_lib
+from test.unit.test_havip_tls import GOOD as CERTIFICATE
 
 TEMPLATES = REPO / "havip" / "files"
 DANGEROUS = "\n'\";$`# "
@@ -101,6 +102,11 @@ def pillars(draw):
     }
     if family == 6 or draw(st.booleans()):
         havip["mine"] = {"interface": draw(st.sampled_from(INTERFACES))}
+    if draw(st.booleans()):
+        havip["frontend"]["tls"] = {"certificate": CERTIFICATE, "redirect": mode == "http" and draw(st.booleans())}
+    if draw(st.booleans()):
+        havip["metrics"] = {"port": 9101}
+    havip["keepalived"]["garp_master_refresh"] = draw(st.integers(0, 60))
     return havip
 
 
@@ -145,9 +151,13 @@ def rendered(havip, root):
     havip = copy.deepcopy(havip)
     first = balancer_of(havip)
     havip["nodes"][first]["roles"] = ["backend", "balancer"]
-    lookup = havip.setdefault("lookup", {}).setdefault("keepalived", {})
-    lookup.update(check_script=str(root / "check"), notify_script=str(root / "notify"),
-                  standby_file=str(root / "standby"), state_dir=str(root / "vrrp"))
+    lookup = havip.setdefault("lookup", {})
+    lookup.setdefault("keepalived", {}).update(
+        check_script=str(root / "check"), notify_script=str(root / "notify"), standby_file=str(root / "standby"),
+        state_dir=str(root / "vrrp"), events_dir=str(root / "events"))
+    lookup.setdefault("haproxy", {})["certificate"] = str(root / "havip.pem")
+    lookup["metrics"] = {"textfile_dir": str(root / "metrics")}
+    (root / "havip.pem").write_text(havip["frontend"].get("tls", {}).get("certificate") or "")
     config = validated(havip, first)
     files = {}
     for template, target in (("haproxy.cfg.jinja", "haproxy.cfg"), ("keepalived.conf.jinja", "keepalived.conf"),
@@ -216,7 +226,7 @@ def string_fields(havip):
                 fields.append((key, ("rename", tree, name)))
             if isinstance(value, dict):
                 visit(value, key + ":")
-            elif isinstance(value, str):
+            elif isinstance(value, str) and key != "frontend:tls:certificate":
                 fields.append((key, ("set", tree, name)))
             elif isinstance(value, list) and value and isinstance(value[0], str):
                 fields.append((key, ("line", value, 0)))
