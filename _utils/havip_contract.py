@@ -329,6 +329,8 @@ SPEC = {
             "config": file("keepalived's config file"),
             "check_script": file("the HAProxy check keepalived runs (root)"),
             "notify_script": file("the script keepalived runs on every VRRP transition (root)"),
+            "handover_script": file("the handover the notify script runs (root)"),
+            "dropin": file("the systemd drop-in that orders keepalived after HAProxy"),
             "state_dir": file("where the notify script records each instance's state"),
             "events_dir": file("where the notify script queues transitions for the havip beacon"),
             "standby_file": file("havip.standby's flag (a keepalived track_file)"),

@@ -27,6 +27,13 @@ ARP_SYSCTLS = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announc
 # Passwords copied from examples and tutorials: refused.
 PLACEHOLDERS = {"change-me", "changeme", "change_me", "password", "passw0rd", "admin", "secret",
                 "s3cret", "haproxy", "123456", "12345678", "default", "example", "test"}
+# The Salt mine entry where a balancer publishes its interface addresses
+# (havip/mine.sls), for the other balancers to relay to (the handover).
+RELAY_FUNCTION = "havip_relay_addresses"
+# The handover (havip/files/handover.sh.jinja): a VIP's old holder keeps it
+# on lo at most RELEASE_MAX s for its connections; the new holder relays
+# their packets to it for SETTLE s.
+HANDOVER = {"release_max": 30, "settle": 35}
 # keepalived's weight (track_script, track_file) lies within -253..253.
 MAX_WEIGHT = 253
 # The oldest releases havip's configs work with: HAProxy 2.4 (`http-request
@@ -160,6 +167,46 @@ def _vip(name, vip, nodes, balancers):
                 raise Invalid(f"{key}:unicast", f"needs IPv{entry['family']} balancer addresses, and {node}'s"
                                                 f" is {nodes[node]['address']}")
     return entry
+
+
+def _interface_addresses(name, published, key):
+    """A balancer's published ``grains.item ip4_interfaces ip6_interfaces``
+    (untrusted): {interface: [addresses]}."""
+    found = {}
+    for grain in ("ip4_interfaces", "ip6_interfaces"):
+        table = published.get(grain, {}) if isinstance(published, dict) else None
+        if not isinstance(table, dict) or not all(
+                isinstance(addresses, list) and all(is_address(a) for a in addresses) for addresses in table.values()):
+            raise Invalid(key, f"{grain} must map interfaces to lists of IP addresses, got {table!r}")
+        for interface, addresses in table.items():
+            found.setdefault(str(interface), []).extend(addresses)
+    return found
+
+
+def _relay_address(vip, node, mine_get):
+    """Where the handover relays ``vip``'s packets for balancer ``node``: its
+    address on the VIP's interface and of the VIP's family, as it published
+    it in the mine (a global one first), else its node address if of that
+    family; None if neither is known."""
+    published = (mine_get(node["name"], RELAY_FUNCTION) or {}).get(node["name"]) if mine_get else None
+    if published is not None:
+        key = f"nodes:{node['name']}:address (from the mine, {RELAY_FUNCTION})"
+        candidates = [ipaddress.ip_address(a) for a in
+                      _interface_addresses(node["name"], published, key).get(vip["interface"], [])]
+        candidates = [a for a in candidates if a.version == vip["family"] and a != ipaddress.ip_address(vip["address"])]
+        if candidates:
+            return str(min(candidates, key=lambda a: (a.is_link_local, int(a))))
+    if ipaddress.ip_address(node["address"]).version == vip["family"]:
+        return node["address"]
+    return None
+
+
+def _relays(vips, nodes, balancers, me, mine_get):
+    """Each VIP's ``relay_to`` on this balancer: the other balancers'
+    addresses the handover relays to."""
+    for vip in vips.values():
+        relay_to = (_relay_address(vip, nodes[name], mine_get) for name in balancers if name != me["name"])
+        vip["relay_to"] = [address for address in relay_to if address]
 
 
 def _vips(config, nodes, balancers):
@@ -308,8 +355,10 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
                 raise Invalid(f"nodes:{name}:address",
                               f"is not in the Salt mine yet ({MINE_FUNCTION}): apply havip on {name} first")
     vips = _vips(config, nodes, balancers)
-    if me and "balancer" in me["roles"] and interfaces is not None:
-        _check_interfaces(vips, interfaces)
+    if me and "balancer" in me["roles"]:
+        _relays(vips, nodes, balancers, me, mine_get)
+        if interfaces is not None:
+            _check_interfaces(vips, interfaces)
     _check_ports(config, nodes)
     tls = _check_tls(config)
     _check_keepalived(config, vips)
@@ -328,6 +377,8 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         facts_file=FACTS_FILE,
         haproxy_backend=HAPROXY_BACKEND,
         mine_function=MINE_FUNCTION,
+        relay_function=RELAY_FUNCTION,
+        handover=dict(HANDOVER),
         mine_args=mine_args,
         arp_sysctls=dict(ARP_SYSCTLS),
     )

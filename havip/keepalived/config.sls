@@ -22,6 +22,20 @@ havip-keepalived-check-script-file:
     - require:
       - pkg: havip-keepalived-pkg
 
+havip-keepalived-handover-script-file:
+  file.managed:
+    - name: {{ lookup.keepalived.handover_script }}
+    - source: salt://{{ tplroot }}/files/handover.sh.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0755'
+    - context:
+        havip: {{ havip | json }}
+    - require:
+      - pkg: havip-keepalived-pkg
+      - pkg: havip-keepalived-tools-pkg
+
 havip-keepalived-notify-script-file:
   file.managed:
     - name: {{ lookup.keepalived.notify_script }}
@@ -34,8 +48,25 @@ havip-keepalived-notify-script-file:
         havip: {{ havip | json }}
     - require:
       - pkg: havip-keepalived-pkg
+      - file: havip-keepalived-handover-script-file
 
-{#- A balancer keeps the VIPs it hands over on lo for a moment (havip.linger):
+{#- keepalived starts after HAProxy and stops before it: at shutdown the VIPs
+    leave (priority 0, the peers take over at once) while HAProxy still
+    serves the connections in flight; at boot they come back once HAProxy
+    runs.  Salt's systemd module reloads systemd when a unit file changed. #}
+havip-keepalived-dropin-file:
+  file.managed:
+    - name: {{ lookup.keepalived.dropin }}
+    - makedirs: true
+    - mode: '0644'
+    - contents: |
+        # Managed by Salt (havip formula): local changes are overwritten.
+        [Unit]
+        After={{ lookup.services.haproxy }}.service
+    - require_in:
+      - service: havip-keepalived-service-running
+
+{#- A balancer keeps the VIPs it hands over on lo for a moment (handover):
     it must neither answer ARP for them there nor use them as the source of
     its own ARP requests. #}
 {%- if 4 in havip.vip_families %}

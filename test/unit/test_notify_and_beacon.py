@@ -19,8 +19,12 @@ from test.unit.test_pillar_property import render, validated
 def notify(tmp_path):
     havip = copy.deepcopy(SEED)
     havip["metrics"] = {"port": 9101}
-    havip["lookup"] = {"keepalived": {"state_dir": str(tmp_path / "vrrp"), "events_dir": str(tmp_path / "events")},
+    havip["lookup"] = {"keepalived": {"state_dir": str(tmp_path / "vrrp"), "events_dir": str(tmp_path / "events"),
+                                      "handover_script": str(tmp_path / "handover")},
                        "metrics": {"textfile_dir": str(tmp_path)}}
+    # The handover is havip-handover's (tested in the lab): here it only says what it was asked.
+    (tmp_path / "handover").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/handover.calls\n')
+    (tmp_path / "handover").chmod(0o755)
     script = tmp_path / "notify"
     script.write_text(render("notify.sh.jinja", validated(havip, "svr1"), havip))
 
@@ -38,6 +42,7 @@ def test_each_transition_is_recorded_queued_and_published(notify, tmp_path):
     notify("INSTANCE", "VI_1", "MASTER", "150")
     notify("GROUP", "G1", "FAULT", "0")  # groups are not VIPs
     assert (tmp_path / "vrrp" / "VI_1").read_text() == "MASTER 150\n"
+    assert (tmp_path / "handover.calls").read_text() == "give VI_1\nhold VI_1\n"
     queued = events(tmp_path)
     assert [(e["vip"], e["previous"], e["state"]) for e in queued] == [
         ("VI_1", "UNKNOWN", "BACKUP"), ("VI_1", "BACKUP", "MASTER")]

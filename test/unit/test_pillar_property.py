@@ -154,6 +154,7 @@ def rendered(havip, root):
     lookup = havip.setdefault("lookup", {})
     lookup.setdefault("keepalived", {}).update(
         check_script=str(root / "check"), notify_script=str(root / "notify"), standby_file=str(root / "standby"),
+        handover_script=str(root / "handover"),
         state_dir=str(root / "vrrp"), events_dir=str(root / "events"))
     lookup.setdefault("haproxy", {})["certificate"] = str(root / "havip.pem")
     lookup["metrics"] = {"textfile_dir": str(root / "metrics")}
@@ -162,7 +163,7 @@ def rendered(havip, root):
     files = {}
     for template, target in (("haproxy.cfg.jinja", "haproxy.cfg"), ("keepalived.conf.jinja", "keepalived.conf"),
                              ("nginx-site.conf.jinja", "site.conf"), ("check-haproxy.sh.jinja", "check"),
-                             ("notify.sh.jinja", "notify")):
+                             ("notify.sh.jinja", "notify"), ("handover.sh.jinja", "handover")):
         files[template] = root / target
         files[template].write_text(render(template, config, havip))
     for script in ("check", "notify"):
@@ -180,7 +181,8 @@ def daemon_problems(root, netns):
         "nginx -t": run("nginx", "-q", "-t", "-c", root / "nginx.conf"),
         "sh -n check": run("sh", "-n", root / "check"),
         "sh -n notify": run("sh", "-n", root / "notify"),
-        "shellcheck": run("shellcheck", "-s", "sh", root / "check", root / "notify"),
+        "sh -n handover": run("sh", "-n", root / "handover"),
+        "shellcheck": run("shellcheck", "-s", "sh", root / "check", root / "notify", root / "handover"),
     }
     return {name: (p.stdout + p.stderr)[-800:] for name, p in checks.items() if p.returncode}
 
