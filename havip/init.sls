@@ -10,7 +10,7 @@
 {%-   if havip.selinux.manage %}{% do includes.append('.selinux') %}{% endif %}
 {%-   if havip.firewall.manage %}{% do includes.append('.firewall') %}{% endif %}
 {%-   if 'backend' in havip.roles %}{% do includes.append('.nginx') %}{% endif %}
-{%-   if havip.node.discovered %}{% do includes.append('.mine') %}{% endif %}
+{%-   if havip.node.discovered or 'balancer' in havip.roles %}{% do includes.append('.mine') %}{% endif %}
 {%-   if 'balancer' in havip.roles %}{% do includes.extend(['.haproxy', '.keepalived', '.events']) %}{% endif %}
 {%-   if 'balancer' in havip.roles and havip.metrics.port %}{% do includes.append('.metrics') %}{% endif %}
 
