@@ -31,9 +31,8 @@ PLACEHOLDERS = {"change-me", "changeme", "change_me", "password", "passw0rd", "a
 # (havip/mine.sls), for the other balancers to relay to (the handover).
 RELAY_FUNCTION = "havip_relay_addresses"
 # The handover (havip/files/handover.sh.jinja): a VIP's old holder keeps it
-# on lo at most RELEASE_MAX s for its connections; the new holder relays
-# their packets to it for SETTLE s.
-HANDOVER = {"release_max": 30, "settle": 35}
+# on lo at most this long (seconds) for the connections it has.
+HANDOVER = {"release_max": 30}
 # keepalived's weight (track_script, track_file) lies within -253..253.
 MAX_WEIGHT = 253
 # The oldest releases havip's configs work with: HAProxy 2.4 (`http-request

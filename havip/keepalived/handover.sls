@@ -18,3 +18,12 @@ havip-keepalived-handover-sync:
     - unless: {{ script }} check
     - require:
       - service: havip-keepalived-service-running
+
+{#- New peers or addresses: every relay again. #}
+havip-keepalived-handover-apply:
+  cmd.run:
+    - name: {{ script }} apply
+    - onchanges:
+      - file: havip-keepalived-handover-script-file
+    - require:
+      - cmd: havip-keepalived-handover-sync
