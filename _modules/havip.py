@@ -43,11 +43,16 @@ def __virtual__():
 
 def validate(config, minion_id=None):
     """
-    Check a merged havip configuration (defaults, OS family, pillar) and return
-    it with the derived data the states use.  Any mistake raises an error whose
-    message names the pillar key, before any state has changed anything.
+    Check a merged havip configuration (defaults, OS family, pillar) against
+    the pillar contract (``_utils/havip_contract.py``, every key in
+    docs/pillar.md) and this minion's platform, and return it - without its
+    secrets - with the derived data the states use.  Any mistake raises an
+    error whose message names the pillar key, before any state has changed
+    anything.  A string from the Salt mine (a backend's address, a
+    balancer's interface addresses) is checked as the pillar is.
 
-    The returned dict is ``config`` plus:
+    The returned dict is ``config`` without ``stats:password``,
+    ``vips:<name>:auth_pass`` and ``frontend:tls:certificate``, plus:
 
     - ``nodes``: every node normalised (``name``, ``roles``, ``address``,
       ``priority`` for balancers, ``discovered``).  With ``mine`` set, a backend may omit
@@ -55,16 +60,19 @@ def validate(config, minion_id=None):
       from this minion's interfaces for itself; a balancer refuses a backend
       that has not published one yet, other minions leave it None.
     - ``vips``: every VIP normalised (``address`` without prefix, ``cidr``,
-      ``family``, ``interface``, ``virtual_router_id``, ``unicast``), with
-      ``priorities`` (every balancer's priority for it) and ``order`` (the
-      balancers from the most to the least preferred holder)
+      ``family``, ``interface``, ``virtual_router_id``, ``unicast``,
+      ``authenticated``), with ``priorities`` (every balancer's priority for
+      it), ``order`` (the balancers from the most to the least preferred
+      holder) and, on a balancer, ``relay_to`` (where the handover relays)
+    - ``frontend:tls``: ``enabled``, and the certificate's ``serial`` and
+      ``not_after``
     - ``vip_families``: the IP versions (4, 6) of the VIPs
     - ``backends`` / ``balancers``: the nodes with that role, sorted by name
-    - ``roles``: the roles of ``minion_id`` (empty if it is not a node)
-    - ``mine_function`` / ``mine_args``: where and how backends publish
-      their address (``mine_args`` None without ``mine``)
-    - ``arp_sysctls``: what balancers with IPv4 VIPs set so that a VIP kept
-      on ``lo`` (:py:func:`linger`) is not announced
+    - ``node`` / ``roles``: ``minion_id``'s node and roles (empty if it is
+      not a node)
+    - ``mine_function`` / ``mine_args`` / ``relay_function``: what nodes
+      publish in the Salt mine
+    - ``arp_sysctls``, ``handover``: what the handover needs
 
     CLI Example:
 
@@ -72,10 +80,23 @@ def validate(config, minion_id=None):
 
         salt-call havip.validate '{"nodes": {...}, "vips": {...}, ...}' minion_id=lb1
     """
+    if isinstance(config, str):
+        config = json.loads(config)
+    havip_pillar.check_platform(__grains__, {package: _installed(package) for package in havip_pillar.MINIMUM_VERSIONS})
     return havip_pillar.validate(
         config, minion_id,
         ip_addrs=lambda **kwargs: __salt__["network.ip_addrs"](**kwargs),
-        mine_get=lambda tgt, fun: __salt__["mine.get"](tgt, fun))
+        mine_get=lambda tgt, fun: __salt__["mine.get"](tgt, fun),
+        interfaces=list(__grains__.get("ip_interfaces", {})) or None)
+
+
+def _installed(package):
+    """The installed version of ``package``, '' if it is not (or the package
+    manager cannot say)."""
+    try:
+        return __salt__["pkg.version"](package)
+    except CommandExecutionError:
+        return ""
 
 
 # ---- what is deployed and running on this minion -------------------------
@@ -108,7 +129,7 @@ def config():
     """
     The havip configuration deployed on this minion by the last
     ``state.apply havip`` (defaults, OS family and pillar merged and
-    validated), without its secrets.
+    validated), without its secrets: the states never had them.
 
     CLI Example:
 
@@ -116,13 +137,7 @@ def config():
 
         salt '*' havip.config
     """
-    facts = _facts()
-    facts["stats"] = {k: v for k, v in facts["stats"].items() if k != "password"}
-    facts["vips"] = {
-        name: {k: v for k, v in vip.items() if k != "auth_pass"}
-        for name, vip in facts["vips"].items()
-    }
-    return facts
+    return _facts()
 
 
 def _balancer_status(facts):

@@ -19,8 +19,9 @@ FACTS_FILE = "/etc/havip/havip.json"
 HAPROXY_BACKEND = "havip_backends"
 # The Salt mine entry where a backend publishes its addresses (havip/mine.sls).
 MINE_FUNCTION = "havip_address"
-# keepalived instance names double as file names (the notify script's state).
-VIP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# ... and where a balancer publishes its interfaces' addresses, for the
+# other balancers' handover relays.
+RELAY_FUNCTION = "havip_relay_addresses"
 # What keeps a balancer from announcing the VIPs it keeps on lo (the formula
 # sets them; havip.linger refuses IPv4 VIPs without them).
 ARP_SYSCTLS = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}
@@ -40,14 +41,14 @@ WAIT_LIMIT = 3600
 CALL_TIMEOUT = 10
 
 # An HAProxy time: a number, in milliseconds unless a unit follows.
-HAPROXY_TIME = r"\d+(?:us|ms|s|m|h|d)?"
+HAPROXY_TIME = r"(\d{1,9})(us|ms|s|m|h|d)?"
 HAPROXY_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def haproxy_seconds(value):
     """Seconds of an HAProxy time (the pillar validation checked it): 1s,
     500ms, 2000 (ms)."""
-    number, unit = re.fullmatch(r"(\d+)(us|ms|s|m|h|d)?", str(value)).groups()
+    number, unit = re.fullmatch(HAPROXY_TIME, str(value)).groups()
     return int(number) * HAPROXY_UNITS[unit or "ms"]
 
 

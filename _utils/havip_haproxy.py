@@ -10,6 +10,7 @@ arguments (no Salt dunders).
 import csv
 import io
 import socket
+import urllib.error
 
 import havip_probe
 from havip_facts import HAPROXY_BACKEND, url
@@ -114,14 +115,16 @@ def status(facts, running, config_valid):
 
 
 def peer_health(facts, peer):
-    """None if ``peer``'s HAProxy serves (its stats page answers and shows a
-    backend server UP), else the reason why not."""
+    """None if ``peer``'s HAProxy serves: its stats:backends_uri answers 200
+    (a backend server is UP there).  It is asked without credentials, so the
+    stats password can change under a rolling deploy.  Else the reason why
+    not."""
     stats = facts["stats"]
-    page = url(peer["address"], stats["port"], stats["uri"].rstrip("/") + ";csv")
+    page = url(peer["address"], stats["port"], stats["backends_uri"])
     try:
-        states = servers(havip_probe.get(page, auth=(stats["user"], stats["password"]))[1])
+        havip_probe.get(page)
+    except urllib.error.HTTPError as exc:
+        return f"its HAProxy has no backend server UP ({page} answered {exc.code})"
     except (OSError, ValueError) as exc:
-        return f"its stats page {page} did not answer ({exc})"
-    if not any_up(states):
-        return "its HAProxy has no backend server UP"
+        return f"its HAProxy did not answer {page} ({exc})"
     return None

@@ -1,392 +1,399 @@
 """
-The havip pillar's validation: the merged configuration (defaults, OS
-family, pillar) checked key by key, every mistake refused with a message
-that names the pillar key, and returned with the derived data the states
-use.  ``havip.validate`` (the execution module) calls :py:func:`validate`
-for the formula's ``post-map.jinja``.
-
-Pure helpers: what the validation needs of the minion comes in as
-arguments (no Salt dunders).
+The checks across the keys of the havip pillar, and what the states derive
+from it.  ``validate`` takes the merged configuration (defaults <- OS family
+<- pillar), checks every key against the contract (havip_contract) and the
+keys against each other, and returns it without its secrets, with the
+derived data, or raises ``Invalid`` naming the key.  Data a minion published
+in the Salt mine passes the same checks as the pillar.  Pure: what is known
+of the minion (its id, interfaces, own addresses, the mine) is passed in.
 """
 
 import ipaddress
-import json
 import re
 
-from havip_facts import (
-    ARP_SYSCTLS,
-    FACTS_FILE,
-    HAPROXY_BACKEND,
-    HAPROXY_TIME,
-    MINE_FUNCTION,
-    VIP_NAME,
-)
 from salt.exceptions import CommandExecutionError
 
-ROLES = ("backend", "balancer")
-MODES = ("tcp", "http")
-TOP_KEYS = {
-    "nodes", "vips", "frontend", "backend", "stats", "haproxy", "keepalived",
-    "firewall", "selinux", "mine", "lookup",
-}
-NODE_KEYS = {"roles", "address", "priority", "page"}
-VIP_KEYS = {"address", "interface", "virtual_router_id", "auth_pass", "priorities", "unicast"}
-ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter", None)
+from havip_contract import SPEC, Invalid, is_address, public, walk
+from havip_facts import ARP_SYSCTLS, FACTS_FILE, HAPROXY_BACKEND, MINE_FUNCTION, RELAY_FUNCTION, WAIT_DEFAULT
+from havip_tls import check_certificate
+
+# Passwords copied from examples and tutorials: refused.
+PLACEHOLDERS = {"change-me", "changeme", "change_me", "password", "passw0rd", "admin", "secret",
+                "s3cret", "haproxy", "123456", "12345678", "default", "example", "test"}
+# keepalived's weight (track_script, track_file) lies within -253..253.
+MAX_WEIGHT = 253
+# The oldest releases havip's configs work with: HAProxy 2.4 (`http-request
+# return`, `disable-l7-retry`, its Prometheus exporter) and keepalived 2.2
+# (VRRPv3 sub-second adverts, track_file), and the oldest distribution
+# releases that ship them (by grain os, else os_family).
+MINIMUM_VERSIONS = {"haproxy": (2, 4), "keepalived": (2, 2)}
+MINIMUM_RELEASES = {"Debian": 12, "Ubuntu": 22, "RedHat": 9}
 
 
-class _Invalid(CommandExecutionError):
-    """A pillar value the formula refuses; the message names its key."""
-
-    def __init__(self, key, problem):
-        super().__init__(f"havip pillar: havip:{key}: {problem}")
+def _vrrp_rank(address, priority):
+    """VRRP's order: the higher priority wins (ties are refused)."""
+    return priority, int(ipaddress.ip_address(address))
 
 
-def _mapping(value, key):
-    if not isinstance(value, dict):
-        raise _Invalid(key, f"must be a mapping, got {value!r}")
-    return value
-
-
-def _unknown_keys(entry, allowed, key):
-    extra = sorted(set(entry) - allowed)
-    if extra:
-        raise _Invalid(f"{key}:{extra[0]}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
-
-def _integer(value, key, low, high):
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _Invalid(key, f"must be a whole number from {low} to {high}, got {value!r}")
-    return value
-
-
-def _text(value, key):
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid(key, "is required and must be a non-empty string")
-    return value
-
-
-def _address(value, key):
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise _Invalid(key, f"{value!r} is not an IP address") from None
-
-
-def _vip_address(value, key):
-    """A VIP is an address with an optional prefix length, e.g. 10.0.0.10/24."""
-    if not isinstance(value, str):
-        raise _Invalid(key, f"{value!r} is not an IP address")
-    try:
-        interface = ipaddress.ip_interface(value)
-    except ValueError:
-        raise _Invalid(key, f"{value!r} is not an IP address (with optional /prefix)") from None
-    return interface
-
-
-def _mine_args(config):
+def _mine_args(mine):
     """network.ip_addrs' arguments for the addresses a backend publishes in
     the Salt mine (havip:mine), or None when the mine is not used."""
-    mine = _mapping(config.get("mine"), "mine")
     args = {}
     if mine.get("network") is not None:
-        try:
-            args["cidr"] = str(ipaddress.ip_network(mine["network"]))
-        except (TypeError, ValueError):
-            raise _Invalid("mine:network", f"{mine['network']!r} is not a network like 10.0.0.0/24") from None
+        args["cidr"] = str(ipaddress.ip_network(mine["network"], strict=False))
     if mine.get("interface") is not None:
-        args["interface"] = _text(mine["interface"], "mine:interface")
+        args["interface"] = mine["interface"]
     return args or None
 
 
+def _published_address(name, published, mine_args):
+    """The address backend ``name`` published in the mine: untrusted, so it
+    must be a list of IP addresses inside havip:mine:network (when set)."""
+    key = f"nodes:{name}:address (from the mine)"
+    if not isinstance(published, list) or not all(is_address(item) for item in published):
+        raise Invalid(key, f"must be a list of IP addresses, got {published!r}")
+    network = mine_args.get("cidr")
+    outside = [item for item in published if network and ipaddress.ip_address(item) not in
+               ipaddress.ip_network(network)]
+    if outside:
+        raise Invalid(key, f"{outside[0]} is not in havip:mine:network {network}")
+    return str(ipaddress.ip_address(published[0])) if published else None
+
+
 def _discovered_address(name, mine_args, minion_id, ip_addrs, mine_get):
-    """A backend's address: this minion's own from its interfaces
-    (``ip_addrs``), another's from the Salt mine (``mine_get``); None if it
-    has not published one yet."""
+    """A backend's address: this minion's own from its interfaces, another's
+    from the Salt mine; None if it has not published one yet."""
     if name == minion_id:
         found = ip_addrs(**mine_args)
         if not found:
-            raise _Invalid(f"nodes:{name}:address", f"this minion has no address matching havip:mine {mine_args}")
-    else:
-        found = (mine_get(name, MINE_FUNCTION) or {}).get(name)
-    return found[0] if found else None
+            raise Invalid(f"nodes:{name}:address", f"this minion has no address matching havip:mine {mine_args}")
+        return str(ipaddress.ip_address(found[0]))
+    published = (mine_get(name, MINE_FUNCTION) or {}).get(name)
+    return None if published is None else _published_address(name, published, mine_args)
 
 
-def _check_node(name, node, roles_seen, mine_args, minion_id, ip_addrs, mine_get):
+def _node(name, node, mine_args, minion_id, ip_addrs, mine_get):
     key = f"nodes:{name}"
-    node = _mapping(node, key)
-    _unknown_keys(node, NODE_KEYS, key)
-    roles = node.get("roles")
-    if not isinstance(roles, list) or not roles:
-        raise _Invalid(f"{key}:roles", f"must be a non-empty list of {' / '.join(ROLES)}")
-    for role in roles:
-        if role not in ROLES:
-            raise _Invalid(f"{key}:roles", f"unknown role {role!r} (known: {', '.join(ROLES)})")
-        roles_seen.setdefault(role, []).append(name)
+    roles = node["roles"]
     if "address" in node:
-        address = _address(node["address"], f"{key}:address")
+        address = str(ipaddress.ip_address(node["address"]))
     elif mine_args and "balancer" not in roles:
         address = _discovered_address(name, mine_args, minion_id, ip_addrs, mine_get)
     else:
-        raise _Invalid(f"{key}:address", "is required" + (
+        raise Invalid(f"{key}:address", "is required" + (
             "" if "balancer" in roles else " (or set havip:mine to take it from the Salt mine)"))
     entry = {"name": name, "roles": sorted(set(roles)), "address": address, "discovered": "address" not in node}
     if "balancer" in roles:
-        entry["priority"] = _integer(node.get("priority", 100), f"{key}:priority", 1, 254)
+        if "priority" not in node:
+            raise Invalid(f"{key}:priority", "is required for a balancer (a whole number from 1 to 254, no two"
+                                             " balancers alike)")
+        entry["priority"] = node["priority"]
     elif "priority" in node:
-        raise _Invalid(f"{key}:priority", "only balancers have a priority")
+        raise Invalid(f"{key}:priority", "only balancers have a priority")
     if "page" in node:
-        entry["page"] = _text(node["page"], f"{key}:page")
+        entry["page"] = node["page"]
     return entry
 
 
-def _check_vip(name, vip):
+def _nodes(config, mine_args, minion_id, ip_addrs, mine_get):
+    nodes = {str(name): _node(str(name), node, mine_args, minion_id, ip_addrs, mine_get)
+             for name, node in (config.get("nodes") or {}).items()}
+    taken = {}
+    for entry in nodes.values():
+        if entry["address"] is None:
+            continue
+        other = taken.setdefault(entry["address"], entry["name"])
+        if other != entry["name"]:
+            raise Invalid(f"nodes:{entry['name']}:address", f"{entry['address']} is also {other}'s")
+    return nodes
+
+
+def _vip_priorities(name, vip, nodes, balancers):
+    """Each balancer's priority for one VIP (``priorities`` overrides the
+    node's), and the balancers from the most to the least preferred."""
+    key = f"vips:{name}:priorities"
+    overrides = {str(node): value for node, value in (vip.get("priorities") or {}).items()}
+    for node in overrides:
+        if node not in balancers:
+            raise Invalid(f"{key}:{node}", f"is not a balancer (balancers: {', '.join(balancers)})")
+    priorities = {node: overrides.get(node, nodes[node]["priority"]) for node in balancers}
+    seen = {}
+    for node in balancers:
+        other = seen.setdefault(priorities[node], node)
+        if other != node:
+            where = f"{key}:{node}" if node in overrides else f"nodes:{node}:priority"
+            raise Invalid(where, f"{priorities[node]} is also {other}'s priority for VIP {name}: keepalived"
+                                 " would break the tie by address; give every balancer its own priority")
+    spread = max(priorities.values()) - min(priorities.values()) if priorities else 0
+    if spread + 1 > MAX_WEIGHT:
+        raise Invalid(key, f"the balancers' priorities for {name} span {spread}: keepalived:track_backends"
+                           f" needs a weight of -{spread + 1}, beyond keepalived's -{MAX_WEIGHT}")
+    order = sorted(balancers, key=lambda n: _vrrp_rank(nodes[n]["address"], priorities[n]), reverse=True)
+    return priorities, order
+
+
+def _vip(name, vip, nodes, balancers):
     key = f"vips:{name}"
-    if not VIP_NAME.match(name):
-        raise _Invalid(key, "a VIP name may hold only letters, digits, '_', '.' and '-'")
-    vip = _mapping(vip, key)
-    _unknown_keys(vip, VIP_KEYS, key)
-    for required in ("address", "interface", "virtual_router_id"):
-        if required not in vip:
-            raise _Invalid(f"{key}:{required}", "is required")
-    interface = _vip_address(vip["address"], f"{key}:address")
+    interface = ipaddress.ip_interface(vip["address"])
     entry = {
         "name": name,
         "address": str(interface.ip),
         "cidr": interface.with_prefixlen,
         "family": interface.version,
-        "interface": _text(vip["interface"], f"{key}:interface"),
-        "virtual_router_id": _integer(
-            vip["virtual_router_id"], f"{key}:virtual_router_id", 1, 255
-        ),
+        "interface": vip["interface"],
+        "virtual_router_id": vip["virtual_router_id"],
+        "unicast": vip.get("unicast", SPEC["vips"].spec["unicast"].default),
+        # keepalived.conf reads auth_pass from the pillar (a secret).
+        "authenticated": "auth_pass" in vip,
     }
-    if "auth_pass" in vip:
-        entry["auth_pass"] = _text(vip["auth_pass"], f"{key}:auth_pass")
-    entry["unicast"] = vip.get("unicast", False)
-    if not isinstance(entry["unicast"], bool):
-        raise _Invalid(f"{key}:unicast", f"must be true or false, got {entry['unicast']!r}")
+    entry["priorities"], entry["order"] = _vip_priorities(name, vip, nodes, balancers)
+    if entry["unicast"]:
+        for node in balancers:
+            if ipaddress.ip_address(nodes[node]["address"]).version != entry["family"]:
+                raise Invalid(f"{key}:unicast", f"needs IPv{entry['family']} balancer addresses, and {node}'s"
+                                                f" is {nodes[node]['address']}")
     return entry
 
 
-def _vrrp_rank(address, priority):
-    """VRRP's order: the higher priority wins, then the higher address."""
-    return priority, int(ipaddress.ip_address(address))
+def _interface_addresses(name, published, key):
+    """A balancer's published ``grains.item ip4_interfaces ip6_interfaces``
+    (untrusted): {interface: [addresses]}."""
+    found = {}
+    for grain in ("ip4_interfaces", "ip6_interfaces"):
+        table = published.get(grain, {}) if isinstance(published, dict) else None
+        if not isinstance(table, dict) or not all(
+                isinstance(addresses, list) and all(is_address(a) for a in addresses) for addresses in table.values()):
+            raise Invalid(key, f"{grain} must map interfaces to lists of IP addresses, got {table!r}")
+        for interface, addresses in table.items():
+            found.setdefault(str(interface), []).extend(addresses)
+    return found
 
 
-def _vip_priorities(name, vip, nodes, balancers):
-    """Each balancer's priority for one VIP (``priorities`` overrides the
-    node's), and the balancers in VRRP's order of preference."""
-    key = f"vips:{name}:priorities"
-    overrides = _mapping(vip.get("priorities") or {}, key)
-    for node in overrides:
-        if str(node) not in balancers:
-            raise _Invalid(f"{key}:{node}", f"is not a balancer (balancers: {', '.join(balancers)})")
-    priorities = {
-        node: _integer(overrides[node], f"{key}:{node}", 1, 254) if node in overrides else nodes[node]["priority"]
-        for node in balancers
-    }
-    order = sorted(balancers, key=lambda n: _vrrp_rank(nodes[n]["address"], priorities[n]), reverse=True)
-    return priorities, order
+def _relay_address(vip, node, mine_get):
+    """Where the handover relays ``vip``'s packets for balancer ``node``: its
+    address on the VIP's interface and of the VIP's family, as it published
+    it in the mine (a global one first), else its node address if of that
+    family; None if neither is known."""
+    published = (mine_get(node["name"], RELAY_FUNCTION) or {}).get(node["name"]) if mine_get else None
+    if published is not None:
+        key = f"nodes:{node['name']}:address (from the mine, {RELAY_FUNCTION})"
+        candidates = [ipaddress.ip_address(a) for a in
+                      _interface_addresses(node["name"], published, key).get(vip["interface"], [])]
+        candidates = [a for a in candidates if a.version == vip["family"] and a != ipaddress.ip_address(vip["address"])]
+        if candidates:
+            return str(min(candidates, key=lambda a: (a.is_link_local, int(a))))
+    if ipaddress.ip_address(node["address"]).version == vip["family"]:
+        return node["address"]
+    return None
 
 
-def _check_nodes(config, mine_args, minion_id, ip_addrs, mine_get):
-    nodes = _mapping(config.get("nodes") or {}, "nodes")
-    roles = {}
-    checked = {str(name): _check_node(str(name), node, roles, mine_args, minion_id, ip_addrs, mine_get)
-               for name, node in nodes.items()}
-    taken = {}
-    for entry in checked.values():
-        if entry["address"] is None:
-            continue
-        other = taken.setdefault(entry["address"], entry["name"])
-        if other != entry["name"]:
-            raise _Invalid(f"nodes:{entry['name']}:address", f"{entry['address']} is also {other}'s")
-    return checked, roles
+def _relays(vips, nodes, balancers, me, mine_get):
+    """Each VIP's ``relay_to`` on this balancer: the other balancers'
+    addresses the handover relays to."""
+    for vip in vips.values():
+        relay_to = (_relay_address(vip, nodes[name], mine_get) for name in balancers if name != me["name"])
+        vip["relay_to"] = [address for address in relay_to if address]
 
 
-def _check_vips(config, nodes, balancers):
-    vips = _mapping(config.get("vips") or {}, "vips")
+def _vips(config, nodes, balancers):
+    vips = config.get("vips") or {}
     if balancers and not vips:
-        raise _Invalid("vips", f"balancers ({', '.join(balancers)}) need at least one VIP")
+        raise Invalid("vips", f"balancers ({', '.join(balancers)}) need at least one VIP")
     if vips and not balancers:
-        raise _Invalid("vips", "no node has the role balancer to hold these VIPs")
-    checked = {}
-    for name, vip in vips.items():
-        entry = checked[str(name)] = _check_vip(str(name), vip)
-        entry["priorities"], entry["order"] = _vip_priorities(str(name), vip, nodes, balancers)
-        if entry["unicast"]:
-            _check_unicast_peers(entry, nodes, balancers)
-    router_ids, addresses = {}, {}
+        raise Invalid("vips", "no node has the role balancer to hold these VIPs")
+    checked = {str(name): _vip(str(name), vip, nodes, balancers) for name, vip in vips.items()}
+    router_ids, addresses = {}, {node["address"]: f"nodes:{node['name']}" for node in nodes.values()}
     for entry in checked.values():
         rid = (entry["interface"], entry["family"], entry["virtual_router_id"])
         other = router_ids.setdefault(rid, entry["name"])
         if other != entry["name"]:
-            raise _Invalid(
-                f"vips:{entry['name']}:virtual_router_id",
-                f"{entry['virtual_router_id']} is already used by vips:{other} on {entry['interface']}",
-            )
-        other = addresses.setdefault(entry["address"], entry["name"])
-        if other != entry["name"]:
-            raise _Invalid(f"vips:{entry['name']}:address", f"{entry['address']} is also vips:{other}'s")
+            raise Invalid(f"vips:{entry['name']}:virtual_router_id",
+                          f"{entry['virtual_router_id']} is already used by vips:{other} on {entry['interface']}")
+        other = addresses.setdefault(entry["address"], f"vips:{entry['name']}")
+        if other != f"vips:{entry['name']}":
+            raise Invalid(f"vips:{entry['name']}:address", f"{entry['address']} is also {other}'s address")
     return checked
 
 
-def _check_discovered(nodes):
-    """A balancer needs every backend's address."""
-    for name, node in sorted(nodes.items()):
-        if node["address"] is None:
-            raise _Invalid(f"nodes:{name}:address",
-                           f"is not in the Salt mine yet ({MINE_FUNCTION}): apply havip on {name} first")
+def _check_keepalived(config, vips):
+    keepalived = config["keepalived"]
+    version, advert = keepalived["vrrp_version"], keepalived["advert_int"]
+    if version == 3 and not (0.01 <= advert <= 40.95 and abs(advert * 100 - round(advert * 100)) < 1e-9):
+        raise Invalid("keepalived:advert_int", f"must be 0.01-40.95 s in steps of 0.01 with vrrp_version 3,"
+                                               f" got {advert!r}")
+    if version == 2 and not (advert == int(advert) and 1 <= advert <= 255):
+        raise Invalid("keepalived:advert_int", f"must be whole seconds from 1 to 255 with vrrp_version 2,"
+                                               f" got {advert!r}")
+    for vip in vips.values():
+        if version == 3 and vip["authenticated"]:
+            raise Invalid(f"vips:{vip['name']}:auth_pass", "VRRPv3 has no authentication (vrrp_version 3)")
+        if version == 2 and vip["family"] == 6:
+            raise Invalid(f"vips:{vip['name']}:address", "an IPv6 VIP needs keepalived:vrrp_version 3")
+    check = keepalived["check"]
+    if not check["answer_timeout"] < check["interval"]:
+        raise Invalid("keepalived:check:answer_timeout", "must be a number of seconds from 0 to below"
+                      f" keepalived:check:interval, got {check['answer_timeout']!r}")
+    longest = check["answer_timeout"] + (check["interval"] - 0.1 if check["watch"] else 0)
+    if longest >= check["timeout"]:
+        raise Invalid("keepalived:check:timeout",
+                      f"must be above the {longest:g} s a check may take (answer_timeout + watch)")
 
 
-def _check_unicast_peers(vip, nodes, balancers):
-    """Unicast VRRP talks between the balancers' addresses, which must be of
-    the VIP's family."""
-    for name in balancers:
-        if ipaddress.ip_address(nodes[name]["address"]).version != vip["family"]:
-            raise _Invalid(f"vips:{vip['name']}:unicast",
-                           f"needs IPv{vip['family']} balancer addresses, and {name}'s is"
-                           f" {nodes[name]['address']}")
-
-
-def _check_vip_versions(config, vips):
-    if config["keepalived"]["vrrp_version"] == 2:
-        for vip in vips.values():
-            if vip["family"] == 6:
-                raise _Invalid(f"vips:{vip['name']}:address", "an IPv6 VIP needs keepalived:vrrp_version 3")
+def _listening_ports(config):
+    """{key: port} of every port a balancer listens on."""
+    ports = {"frontend:port": config["frontend"]["port"], "stats:port": config["stats"]["port"]}
+    if config["frontend"]["tls"]["certificate"] is not None:
+        ports["frontend:tls:port"] = config["frontend"]["tls"]["port"]
+    if config["metrics"]["port"] is not None:
+        ports["metrics:port"] = config["metrics"]["port"]
+    return ports
 
 
 def _check_ports(config, nodes):
-    frontend = _mapping(config.get("frontend"), "frontend")
-    backend = _mapping(config.get("backend"), "backend")
-    stats = _mapping(config.get("stats"), "stats")
-    ports = {
-        "frontend:port": _integer(frontend.get("port"), "frontend:port", 1, 65535),
-        "backend:port": _integer(backend.get("port"), "backend:port", 1, 65535),
-        "stats:port": _integer(stats.get("port"), "stats:port", 1, 65535),
-    }
-    if frontend.get("mode") not in MODES:
-        raise _Invalid("frontend:mode", f"must be one of {', '.join(MODES)}, got {frontend.get('mode')!r}")
-    if ports["frontend:port"] == ports["stats:port"]:
-        raise _Invalid("stats:port", f"{ports['stats:port']} is also frontend:port")
+    ports = _listening_ports(config)
+    seen = {}
+    for key, number in ports.items():
+        other = seen.setdefault(number, key)
+        if other != key:
+            raise Invalid(key, f"{number} is also {other}")
     both = [n["name"] for n in nodes.values() if len(n["roles"]) == 2]
-    for key in ("frontend:port", "stats:port"):
-        if both and ports[key] == ports["backend:port"]:
-            raise _Invalid(
-                "backend:port",
-                f"{ports['backend:port']} is also {key}, and {both[0]} is backend and balancer",
-            )
+    backend = config["backend"]["port"]
+    if both and backend in seen:
+        raise Invalid("backend:port", f"{backend} is also {seen[backend]}, and {both[0]} is backend and balancer")
+
+
+def _check_tls(config):
+    """The TLS certificate, when there is one: its serial and expiry go to
+    the states (the PEM itself does not)."""
+    tls = config["frontend"]["tls"]
+    if tls["redirect"] and config["frontend"]["mode"] != "http":
+        raise Invalid("frontend:tls:redirect", "needs frontend:mode http (a tcp frontend cannot redirect)")
+    if tls["certificate"] is None:
+        if tls["redirect"]:
+            raise Invalid("frontend:tls:redirect", "needs frontend:tls:certificate (there is no TLS to redirect to)")
+        return {"enabled": False}
+    return {"enabled": True, **check_certificate(tls["certificate"])}
 
 
 def _check_stats(config):
     stats = config["stats"]
-    _text(stats.get("user"), "stats:user")
     password = stats.get("password")
     if password is None or password == "":
-        raise _Invalid("stats:password", "is required (there is no default password)")
-    _text(password, "stats:password")
-    for key, forbidden in (("user", "':\n"), ("password", "'\n")):
-        if any(c in str(stats[key]) for c in forbidden):
-            raise _Invalid(f"stats:{key}", f"must not contain any of {forbidden!r}")
+        raise Invalid("stats:password", "is required (there is no default password)")
+    if password.lower() in PLACEHOLDERS:
+        raise Invalid("stats:password", "is a well-known placeholder: choose a password of your own")
     seen = {}
     for key in ("uri", "monitor_uri", "backends_uri"):
-        uri = _text(stats.get(key), f"stats:{key}")
-        if not uri.startswith("/") or any(c.isspace() for c in uri):
-            raise _Invalid(f"stats:{key}", f"must be a path starting with / and without spaces, got {uri!r}")
-        if uri in seen:
-            raise _Invalid(f"stats:{key}", f"must differ from stats:{seen[uri]}")
-        seen[uri] = key
+        other = seen.setdefault(stats[key], key)
+        if other != key:
+            raise Invalid(f"stats:{key}", f"must differ from stats:{other}")
 
 
-def _check_tuning(config):
-    """The optional timers and switches, where a wrong type would only show
-    up as a daemon refusing its config."""
-    keepalived = _mapping(config.get("keepalived"), "keepalived")
-    version = keepalived.get("vrrp_version")
-    if version not in (2, 3):
-        raise _Invalid("keepalived:vrrp_version", f"must be 2 or 3, got {version!r}")
-    advert = keepalived.get("advert_int")
-    if isinstance(advert, bool) or not isinstance(advert, (int, float)) or not 0 < advert <= 255:
-        raise _Invalid("keepalived:advert_int", f"must be a number of seconds, got {advert!r}")
-    if version == 2 and advert != int(advert):
-        raise _Invalid("keepalived:advert_int", "must be whole seconds with vrrp_version 2")
-    for key in ("preempt", "track_backends"):
-        if not isinstance(keepalived.get(key), bool):
-            raise _Invalid(f"keepalived:{key}", "must be true or false")
-    _integer(keepalived.get("preempt_delay"), "keepalived:preempt_delay", 0, 1000)
-    check = _mapping(keepalived.get("check"), "keepalived:check")
-    for key in ("interval", "timeout", "fall", "rise"):
-        _integer(check.get(key), f"keepalived:check:{key}", 1, 3600)
-    if not isinstance(check.get("watch"), bool):
-        raise _Invalid("keepalived:check:watch", "must be true or false")
-    answer = check.get("answer_timeout")
-    if isinstance(answer, bool) or not isinstance(answer, (int, float)) or not 0 <= answer < check["interval"]:
-        raise _Invalid("keepalived:check:answer_timeout",
-                       f"must be a number of seconds from 0 to below keepalived:check:interval, got {answer!r}")
-    longest = answer + (check["interval"] - 0.1 if check["watch"] else 0)
-    if longest >= check["timeout"]:
-        raise _Invalid("keepalived:check:timeout",
-                       f"must be above the {longest:g} s a check may take (answer_timeout + watch)")
-    if version == 3:
-        with_auth = sorted(name for name, vip in (config.get("vips") or {}).items()
-                           if isinstance(vip, dict) and "auth_pass" in vip)
-        if with_auth:
-            raise _Invalid(f"vips:{with_auth[0]}:auth_pass", "VRRPv3 has no authentication (vrrp_version 3)")
-    backend_check = _mapping(config["backend"].get("check"), "backend:check")
-    if not re.fullmatch(HAPROXY_TIME, str(backend_check.get("inter"))):
-        raise _Invalid("backend:check:inter",
-                       f"must be an HAProxy time such as 1s or 500ms, got {backend_check.get('inter')!r}")
-    for key in ("fall", "rise"):
-        _integer(backend_check.get(key), f"backend:check:{key}", 1, 1000)
-    if backend_check.get("on_error") not in ON_ERROR:
-        raise _Invalid("backend:check:on_error",
-                       f"must be one of {', '.join(map(str, ON_ERROR))}, got {backend_check.get('on_error')!r}")
-    for ip in config["frontend"].get("bind") or []:
-        _address(ip, "frontend:bind")
+def stats_socket(global_lines):
+    """The path of HAProxy's runtime API socket (`stats socket` in global)."""
+    for line in global_lines:
+        words = line.split()
+        if words[:2] == ["stats", "socket"] and len(words) > 2:
+            return words[2]
+    return None
 
 
+def _check_haproxy(config):
+    global_lines = config["haproxy"]["global"] + config["haproxy"]["global_extra"]
+    if not any(line.split()[:2] == ["stats", "socket"] and "level admin" in line for line in global_lines):
+        raise Invalid("haproxy:global", "needs a `stats socket <path> ... level admin` line: havip.status,"
+                                        " drain and ready use HAProxy's runtime API")
+    if config["backend"]["balance"] == "uri" and config["frontend"]["mode"] != "http":
+        raise Invalid("backend:balance", "uri needs frontend:mode http")
 
 
-def validate(config, minion_id=None, ip_addrs=None, mine_get=None):
-    """
-    Check a merged havip configuration and return it with the derived data
-    the states use (``havip.validate`` documents them); any mistake raises
-    an error whose message names the pillar key.
+def _check_interfaces(vips, interfaces):
+    """A balancer's VIP interfaces must exist on it (``interfaces``: its
+    interface names, from grains)."""
+    for vip in vips.values():
+        if vip["interface"] not in interfaces:
+            raise Invalid(f"vips:{vip['name']}:interface",
+                          f"{vip['interface']} does not exist on this balancer (it has {', '.join(sorted(interfaces))})")
 
-    ``ip_addrs(**network_ip_addrs_kwargs) -> list`` stands for Salt's
-    ``network.ip_addrs`` and ``mine_get(minion_id, function) -> dict`` for
-    ``mine.get``: they find the address of a backend that left it to the
-    Salt mine (``havip:mine``).
-    """
-    if isinstance(config, str):
-        config = json.loads(config)
-    config = dict(_mapping(config, "<top>"))
-    _unknown_keys(config, TOP_KEYS, "<top>")
-    mine_args = _mine_args(config)
-    nodes, roles = _check_nodes(config, mine_args, minion_id, ip_addrs, mine_get)
-    balancers = sorted(roles.get("balancer", []))
-    if balancers and not roles.get("backend"):
-        raise _Invalid("nodes", "balancers need at least one node with the role backend")
-    if str(minion_id) in balancers:
-        _check_discovered(nodes)
-    vips = _check_vips(config, nodes, balancers)
+
+def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=None):
+    """The merged configuration checked, without its secrets (the states
+    and havip.config never get them), plus what the states derive from it:
+    ``nodes`` and ``vips`` normalised (every VIP with ``priorities`` and
+    ``order``, the balancers from the most to the least preferred),
+    ``vip_families``, ``backends``/``balancers``, this minion's ``node`` and
+    ``roles``, ``mine_function``/``mine_args``, ``arp_sysctls``,
+    ``facts_file``, ``haproxy_backend``.  ``ip_addrs`` and ``mine_get`` stand
+    for network.ip_addrs and mine.get (needed with havip:mine),
+    ``interfaces`` for this minion's interface names (its grains)."""
+    walk(SPEC, config)
+    config = dict(config)
+    mine_args = _mine_args(config["mine"])
+    nodes = _nodes(config, mine_args, minion_id, ip_addrs, mine_get)
+    balancers = sorted(name for name, node in nodes.items() if "balancer" in node["roles"])
+    backends = sorted(name for name, node in nodes.items() if "backend" in node["roles"])
+    if balancers and not backends:
+        raise Invalid("nodes", "balancers need at least one node with the role backend")
+    me = nodes.get(str(minion_id)) if minion_id is not None else None
+    if me and "balancer" in me["roles"]:
+        for name in backends:
+            if nodes[name]["address"] is None:
+                raise Invalid(f"nodes:{name}:address",
+                              f"is not in the Salt mine yet ({MINE_FUNCTION}): apply havip on {name} first")
+    vips = _vips(config, nodes, balancers)
+    if me and "balancer" in me["roles"]:
+        _relays(vips, nodes, balancers, me, mine_get)
+        if interfaces is not None:
+            _check_interfaces(vips, interfaces)
     _check_ports(config, nodes)
-    _check_tuning(config)
-    _check_vip_versions(config, vips)
+    tls = _check_tls(config)
+    _check_keepalived(config, vips)
+    _check_haproxy(config)
     if balancers:
         _check_stats(config)
-    me = nodes.get(str(minion_id)) if minion_id is not None else None
+    config["frontend"] = {**config["frontend"], "tls": {**config["frontend"]["tls"], **tls}}
     config.update(
         nodes=nodes,
         vips=vips,
         vip_families=sorted({vip["family"] for vip in vips.values()}),
-        backends=[nodes[name] for name in sorted(roles.get("backend", []))],
+        backends=[nodes[name] for name in backends],
         balancers=[nodes[name] for name in balancers],
         node=me,
         roles=me["roles"] if me else [],
         facts_file=FACTS_FILE,
         haproxy_backend=HAPROXY_BACKEND,
         mine_function=MINE_FUNCTION,
+        relay_function=RELAY_FUNCTION,
+        # The handover (havip/files/handover.sh.jinja): a VIP's old holder
+        # keeps it on lo at most this long (seconds) for its connections.
+        handover={"release_max": WAIT_DEFAULT},
         mine_args=mine_args,
         arp_sysctls=dict(ARP_SYSCTLS),
     )
-    return config
+    return public(config)
+
+
+def _major_minor(version):
+    """(2, 6) of '2.6.12-1+deb12u4' or '2:2.2.7-1' (an epoch first)."""
+    match = re.match(r"(?:\d+:)?(\d+)\.(\d+)", version)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def check_platform(grains, versions):
+    """Refuse a platform below the minimums: the distribution release from
+    ``grains``, the installed HAProxy and keepalived from ``versions``
+    ({package: installed version, '' when not installed})."""
+    name = grains.get("os") if grains.get("os") in MINIMUM_RELEASES else grains.get("os_family")
+    release = grains.get("osmajorrelease")
+    if name in MINIMUM_RELEASES and isinstance(release, int) and release < MINIMUM_RELEASES[name]:
+        raise CommandExecutionError(
+            f"havip: {grains.get('os')} {grains.get('osrelease', release)} is not supported: havip needs"
+            " Debian 12, Ubuntu 22.04, RHEL 9 (or a rebuild of it) or newer"
+            f" (HAProxy >= {'.'.join(map(str, MINIMUM_VERSIONS['haproxy']))},"
+            f" keepalived >= {'.'.join(map(str, MINIMUM_VERSIONS['keepalived']))})")
+    for package, minimum in MINIMUM_VERSIONS.items():
+        found = _major_minor(versions.get(package) or "")
+        if found and found < minimum:
+            raise CommandExecutionError(
+                f"havip: {package} {versions[package]} is installed here; havip needs {package}"
+                f" >= {'.'.join(map(str, minimum))}")

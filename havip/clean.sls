@@ -1,15 +1,24 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Removes the havip stack from this minion: keepalived first (the VIPs leave
-# before HAProxy stops), then HAProxy, then nginx.  Firewall and SELinux
-# settings are left as they are.
+# Removes what `state.apply havip` installed for this minion's roles, in the
+# reverse order: the beacon and keepalived first (the VIPs leave before
+# HAProxy stops), then HAProxy and the VRRP metrics, then nginx, then the
+# deployed facts.  Left as they are, because other software may use them:
+# curl and nftables (lookup:pkgs:tools), prometheus-node-exporter, the EPEL
+# repository, firewalld and its rules, SELinux booleans and port policies,
+# the sysctl settings' live values (their file goes), and the Salt mine entry
+# of a backend (`salt <id> mine.delete havip_address`).
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
+{%- set includes = [] %}
+{%- if 'balancer' in havip.roles %}
+{%-   do includes.extend(['.events.clean', '.keepalived.clean', '.haproxy.clean', '.metrics.clean']) %}
+{%- endif %}
+{%- if 'backend' in havip.roles %}{% do includes.append('.nginx.clean') %}{% endif %}
+{%- if includes %}
 
-include:
-  - .keepalived.clean
-  - .haproxy.clean
-  - .nginx.clean
+include: {{ includes | json }}
+{%- endif %}
 
 havip-facts-clean:
   file.absent:

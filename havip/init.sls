@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# Every minion gets exactly the roles the pillar `havip:nodes` gives it.
+# Every minion gets exactly the roles the pillar `havip:nodes` gives it; one
+# that is not listed gets nothing, one without the havip pillar fails.
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
 {%- set includes = [] %}
@@ -9,10 +10,21 @@
 {%-   if havip.selinux.manage %}{% do includes.append('.selinux') %}{% endif %}
 {%-   if havip.firewall.manage %}{% do includes.append('.firewall') %}{% endif %}
 {%-   if 'backend' in havip.roles %}{% do includes.append('.nginx') %}{% endif %}
-{%-   if havip.node.discovered %}{% do includes.append('.mine') %}{% endif %}
-{%-   if 'balancer' in havip.roles %}{% do includes.extend(['.haproxy', '.keepalived']) %}{% endif %}
+{%-   if havip.node.discovered or 'balancer' in havip.roles %}{% do includes.append('.mine') %}{% endif %}
+{%-   if 'balancer' in havip.roles %}{% do includes.extend(['.haproxy', '.keepalived', '.events']) %}{% endif %}
+{%-   if 'balancer' in havip.roles and havip.metrics.port %}{% do includes.append('.metrics') %}{% endif %}
 
 include: {{ includes | json }}
+{%- elif not havip.nodes %}
+
+{#- Most likely the pillar top file does not target this minion: say so,
+    instead of succeeding with nothing done. #}
+havip-no-pillar:
+  test.fail_without_changes:
+    - name: >-
+        {{ grains['id'] }} has no havip pillar (havip:nodes is empty): if it belongs to a
+        havip cluster, assign the cluster's pillar to it in the pillar top file (and run
+        saltutil.refresh_pillar); if it does not, do not apply havip to it
 {%- else %}
 
 havip-not-a-node:

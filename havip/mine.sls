@@ -1,26 +1,46 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# A backend without an `address` in the pillar publishes its addresses in the
-# Salt mine (havip:mine picks the network and/or interface); balancers read
-# them from there on their next apply.  Sent only when the mine holds
-# something else, so a second apply changes nothing.
+# What a node publishes in the Salt mine for the others, each entry sent
+# only when the mine holds something else (a second apply changes nothing):
+#  - a backend without an `address` in the pillar: its addresses on
+#    havip:mine's network and/or interface (havip_address); balancers take
+#    its address from there;
+#  - a balancer: its interfaces' addresses (havip_relay_addresses); the
+#    other balancers' handover relays a VIP's packets to its address on the
+#    VIP's interface.
+# Listing them in the pillar's `mine_functions` (README, "Pillar") has them
+# in the mine before the first apply.
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- set current = salt['network.ip_addrs'](**havip.mine_args) %}
-{%- set published = salt['mine.get'](grains['id'], havip.mine_function).get(grains['id']) %}
-{%- if published != current %}
+{%- set entries = [] %}
+{%- if havip.node.discovered %}
+{%-   do entries.append((havip.mine_function, 'network.ip_addrs', havip.mine_args,
+                         salt['network.ip_addrs'](**havip.mine_args))) %}
+{%- endif %}
+{%- if 'balancer' in havip.roles %}
+{%-   set grains_args = {'args': ['ip4_interfaces', 'ip6_interfaces']} %}
+{%-   do entries.append((havip.relay_function, 'grains.item', grains_args,
+                         salt['grains.item']('ip4_interfaces', 'ip6_interfaces'))) %}
+{%- endif %}
+{%- for function, mine_function, args, current in entries %}
+{%-   set published = salt['mine.get'](grains['id'], function).get(grains['id']) %}
+{%-   if published != current %}
 
-havip-mine-address:
+havip-mine-{{ function | replace('_', '-') }}:
   module.run:
     - mine.send:
-      - {{ havip.mine_function }}
-      - mine_function: network.ip_addrs
-{%-   for key, value in havip.mine_args | dictsort %}
+      - {{ function }}
+      - mine_function: {{ mine_function }}
+{%-     for key, value in args | dictsort if key != 'args' %}
       - {{ key }}: {{ value | json }}
-{%-   endfor %}
-{%- else %}
+{%-     endfor %}
+{%-     for value in args.get('args', []) %}
+      - {{ value }}
+{%-     endfor %}
+{%-   else %}
 
-havip-mine-address:
+havip-mine-{{ function | replace('_', '-') }}:
   test.succeed_without_changes:
-    - name: {{ grains['id'] }} has published {{ current | join(', ') }} as {{ havip.mine_function }}
-{%- endif %}
+    - name: {{ grains['id'] }} has published its {{ function }}
+{%-   endif %}
+{%- endfor %}

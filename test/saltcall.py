@@ -15,8 +15,14 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SALT_CALL = pathlib.Path(sys.executable).with_name("salt-call")
 
-DEBIAN_GRAINS = {"os_family": "Debian", "os": "Debian", "osmajorrelease": 12, "init": "unknown"}
-REDHAT_GRAINS = {"os_family": "RedHat", "os": "CentOS", "osmajorrelease": 7, "init": "systemd"}
+# The interfaces a test minion claims to have (VIPs must be on one):
+# hvtmissing is claimed but absent from the throwaway netns, for a config
+# the pillar check passes and keepalived -t refuses.
+INTERFACES = {name: [] for name in ("lo", "ens32", "eth0", "hvtvip0", "hvtmissing")}
+DEBIAN_GRAINS = {"os_family": "Debian", "os": "Debian", "osmajorrelease": 12, "init": "systemd",
+                 "ip_interfaces": INTERFACES}
+REDHAT_GRAINS = {"os_family": "RedHat", "os": "Rocky", "osmajorrelease": 9, "init": "systemd",
+                 "ip_interfaces": INTERFACES}
 
 
 # What Salt's file server needs of the repo.  file_roots gets a directory of
@@ -39,9 +45,17 @@ def formula_root(path):
     return path
 
 
+# pillar.example leaves the stats password out on purpose (a copy must not
+# run with a known one): the tests give one of their own.
+TEST_PASSWORD = "tests-own-stats-password"
+
+
 def seed_pillar():
-    """The pillar.example shipped with the formula (the seed's topology)."""
-    return yaml.safe_load((REPO / "pillar.example").read_text())
+    """The pillar.example shipped with the formula (the seed's topology),
+    with the tests' stats password."""
+    pillar = yaml.safe_load((REPO / "pillar.example").read_text())
+    pillar["havip"]["stats"] = {"password": TEST_PASSWORD}
+    return pillar
 
 
 class SaltCall:

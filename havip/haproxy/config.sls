@@ -26,10 +26,39 @@ havip-haproxy-config-file:
     - template: jinja
     - user: root
     - group: {{ havip.lookup.haproxy.group }}
-    # it holds the stats password
+    # It holds the stats password: readable by HAProxy's group only, and no
+    # diff in Salt's output (the template reads the password from the pillar).
     - mode: '0640'
+    - show_changes: false
     - context:
         havip: {{ havip | json }}
     - check_cmd: haproxy -c -q -f
     - require:
       - pkg: havip-haproxy-pkg
+{%- if havip.frontend.tls.enabled %}
+      - file: havip-haproxy-certificate-file
+
+{#- The PEM comes straight from the pillar (contents_pillar): it never shows
+    in the rendered SLS, and show_changes keeps it out of Salt's output.
+    HAProxy reads it as root before it drops privileges.  A new certificate
+    reaches HAProxy by a reload (no connection lost). #}
+havip-haproxy-certificate-file:
+  file.managed:
+    - name: {{ havip.lookup.haproxy.certificate }}
+    - contents_pillar: havip:frontend:tls:certificate
+    - user: root
+    - group: root
+    - mode: '0600'
+    - show_changes: false
+    - require:
+      - pkg: havip-haproxy-pkg
+    - watch_in:
+      - service: havip-haproxy-service-running
+{%- else %}
+
+havip-haproxy-certificate-file:
+  file.absent:
+    - name: {{ havip.lookup.haproxy.certificate }}
+    - require:
+      - file: havip-haproxy-config-file
+{%- endif %}

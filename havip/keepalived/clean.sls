@@ -11,6 +11,15 @@ havip-keepalived-service-clean:
     - enable: false
     {{- service_args(havip.lookup, 'keepalived') }}
 
+{#- The handover's relays, conntrack table and VIPs kept on lo, also those
+    of a handover cut off halfway. #}
+havip-keepalived-handover-clean:
+  cmd.run:
+    - name: {{ havip.lookup.keepalived.handover_script }} clean
+    - onlyif: test -x {{ havip.lookup.keepalived.handover_script }}
+    - require:
+      - service: havip-keepalived-service-clean
+
 havip-keepalived-pkg-clean:
   pkg.removed:
     - pkgs: {{ havip.lookup.pkgs.keepalived | json }}
@@ -23,7 +32,11 @@ havip-keepalived-config-clean:
       - {{ havip.lookup.keepalived.config }}
       - {{ havip.lookup.keepalived.check_script }}
       - {{ havip.lookup.keepalived.notify_script }}
+      - {{ havip.lookup.keepalived.handover_script }}
+      - {{ havip.lookup.keepalived.dropin }}
+      - {{ havip.lookup.keepalived.events_dir }}
       - {{ havip.lookup.keepalived.standby_file }}
       - {{ havip.lookup.keepalived.state_dir }}
     - require:
       - pkg: havip-keepalived-pkg-clean
+      - cmd: havip-keepalived-handover-clean

@@ -18,12 +18,23 @@ havip-keepalived-check-script-file:
     - group: root
     - mode: '0755'
     - context:
-        pidfile: {{ lookup.haproxy.pidfile }}
-        check: {{ havip.keepalived.check | json }}
-        watch_seconds: {{ havip.keepalived.check.interval - 0.1 }}
-        health_url: http://127.0.0.1:{{ havip.stats.port }}{{ havip.stats.monitor_uri }}
+        havip: {{ havip | json }}
     - require:
       - pkg: havip-keepalived-pkg
+
+havip-keepalived-handover-script-file:
+  file.managed:
+    - name: {{ lookup.keepalived.handover_script }}
+    - source: salt://{{ tplroot }}/files/handover.sh.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0755'
+    - context:
+        havip: {{ havip | json }}
+    - require:
+      - pkg: havip-keepalived-pkg
+      - pkg: havip-keepalived-tools-pkg
 
 havip-keepalived-notify-script-file:
   file.managed:
@@ -34,11 +45,28 @@ havip-keepalived-notify-script-file:
     - group: root
     - mode: '0755'
     - context:
-        state_dir: {{ lookup.keepalived.state_dir }}
+        havip: {{ havip | json }}
     - require:
       - pkg: havip-keepalived-pkg
+      - file: havip-keepalived-handover-script-file
 
-{#- A balancer keeps the VIPs it hands over on lo for a moment (havip.linger):
+{#- keepalived starts after HAProxy and stops before it: at shutdown the VIPs
+    leave (priority 0, the peers take over at once) while HAProxy still
+    serves the connections in flight; at boot they come back once HAProxy
+    runs.  Salt's systemd module reloads systemd when a unit file changed. #}
+havip-keepalived-dropin-file:
+  file.managed:
+    - name: {{ lookup.keepalived.dropin }}
+    - makedirs: true
+    - mode: '0644'
+    - contents: |
+        # Managed by Salt (havip formula): local changes are overwritten.
+        [Unit]
+        After={{ lookup.services.haproxy }}.service
+    - require_in:
+      - service: havip-keepalived-service-running
+
+{#- A balancer keeps the VIPs it hands over on lo for a moment (handover):
     it must neither answer ARP for them there nor use them as the source of
     its own ARP requests. #}
 {%- if 4 in havip.vip_families %}
@@ -71,14 +99,12 @@ havip-keepalived-config-file:
     - template: jinja
     - user: root
     - group: root
-    - mode: '0640'
+    # With VRRPv2 authentication it holds auth_pass: root only, and no diff
+    # in Salt's output (the template reads it from the pillar).
+    - mode: '0600'
+    - show_changes: {{ not havip.vips.values() | selectattr('authenticated') | list }}
     - context:
         havip: {{ havip | json }}
-        router_id: {{ grains['id'] | json }}
-        check_script: {{ lookup.keepalived.check_script }}
-        notify_script: {{ lookup.keepalived.notify_script }}
-        standby_file: {{ lookup.keepalived.standby_file }}
-        backends_url: http://127.0.0.1:{{ havip.stats.port }}{{ havip.stats.backends_uri }}
     - check_cmd: keepalived -t -f
     - require:
       - pkg: havip-keepalived-pkg

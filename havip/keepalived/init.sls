@@ -5,3 +5,4 @@ include:
   - .install
   - .config
   - .service
+  - .handover

@@ -6,3 +6,8 @@
 havip-keepalived-pkg:
   pkg.installed:
     - pkgs: {{ havip.lookup.pkgs.keepalived | json }}
+
+{#- Left in place by havip.clean: other software uses them too. #}
+havip-keepalived-tools-pkg:
+  pkg.installed:
+    - pkgs: {{ havip.lookup.pkgs.tools | json }}

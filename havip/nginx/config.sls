@@ -32,11 +32,11 @@ havip-nginx-config-file:
     - template: jinja
     - mode: '0644'
     - context:
-        port: {{ havip.backend.port }}
-        webroot: {{ nginx.webroot }}
+        havip: {{ havip | json }}
     - check_cmd: >-
-        /bin/sh -c 'printf "pid %s.pid;\nevents {}\nhttp { include %s; }\n" "$1" "$1"
-        > "$1.main" && nginx -q -t -c "$1.main"; rc=$?; rm -f "$1.main" "$1.pid"; exit $rc'
+        /bin/sh -c 'd=$(mktemp -d) || exit 1;
+        printf "pid %s/pid;\nevents {}\nhttp { include %s; }\n" "$d" "$1" > "$d/main"
+        && nginx -q -t -c "$d/main"; rc=$?; rm -rf "$d"; exit $rc'
         havip-nginx-check
     - require:
       - pkg: havip-nginx-pkg

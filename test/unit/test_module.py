@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import urllib.error
 
 import havip_facts
 import havip_haproxy
@@ -40,7 +41,7 @@ ALL_DOWN_CSV = (
     "havip_backends,nginx2,DOWN\n"
     "havip_backends,BACKEND,DOWN\n"
 )
-PEER_STATS_URL = "http://192.168.100.14:1080/status;csv"
+PEER_HEALTH_URL = "http://192.168.100.14:1080/havip-backends"
 
 
 def _no_network(*args, **kwargs):
@@ -50,8 +51,9 @@ def _no_network(*args, **kwargs):
 @pytest.fixture
 def havip(surface, tmp_path, monkeypatch):
     module = surface("module")
-    module.__grains__ = {"kernel": "Linux", "id": "svr1"}
-    module.__salt__ = {}
+    module.__grains__ = {"kernel": "Linux", "id": "svr1", "os_family": "Debian", "os": "Debian", "osmajorrelease": 12}
+    # A Debian 12 minion with no daemon installed yet.
+    module.__salt__ = {"pkg.version": lambda name: "", "mine.get": lambda tgt, fun: {}}
     module.__context__ = {}
     # Never the real /etc/havip/havip.json, never a real socket or URL.
     monkeypatch.setattr(havip_facts, "FACTS_FILE", str(tmp_path / "nothing-deployed.json"))
@@ -243,8 +245,8 @@ def backend(deploy):
     return rig
 
 
-def peer_serves(rig, csv=STATS_CSV):
-    rig.http[PEER_STATS_URL] = (200, csv)
+def peer_serves(rig):
+    rig.http[PEER_HEALTH_URL] = (200, "")
 
 
 # ---- __virtual__ and validate (the pillar's checks: test_havip_pillar.py) ----
@@ -277,18 +279,19 @@ def with_nginx2_in_the_mine(config, mine):
 
 def test_validate_takes_a_backends_address_from_the_salt_mine(havip, seed_with_nginx2_in_the_mine):
     config, mine_get, calls = seed_with_nginx2_in_the_mine({"nginx2": ["192.168.100.12"]})
-    havip.__salt__ = {"mine.get": mine_get}
+    havip.__salt__.update({"mine.get": mine_get})
     nodes = havip.validate(config, "svr1")["nodes"]
     assert nodes["nginx2"]["address"] == "192.168.100.12"
     assert nodes["nginx2"]["discovered"] is True and nodes["nginx1"]["discovered"] is False
-    assert calls == [("nginx2", "havip_address")]
+    # ... and svr2's interface addresses for the handover's relay.
+    assert calls == [("nginx2", "havip_address"), ("svr2", "havip_relay_addresses")]
 
 
 def test_validate_on_the_backend_itself_takes_its_address_from_its_interfaces(havip, seed_with_nginx2_in_the_mine):
     config, mine_get, calls = seed_with_nginx2_in_the_mine({})
     asked = []
-    havip.__salt__ = {"mine.get": mine_get,
-                      "network.ip_addrs": lambda **kw: asked.append(kw) or ["192.168.100.12"]}
+    havip.__salt__.update({"mine.get": mine_get,
+                           "network.ip_addrs": lambda **kw: asked.append(kw) or ["192.168.100.12"]})
     config = havip.validate(config, "nginx2")
     assert config["node"]["address"] == "192.168.100.12"
     assert asked == [{"cidr": "192.168.100.0/24"}] and calls == []
@@ -297,7 +300,7 @@ def test_validate_on_the_backend_itself_takes_its_address_from_its_interfaces(ha
 
 def test_a_balancer_refuses_a_backend_that_has_not_published_its_address(havip, seed_with_nginx2_in_the_mine):
     config, mine_get, _ = seed_with_nginx2_in_the_mine({})
-    havip.__salt__ = {"mine.get": mine_get}
+    havip.__salt__.update({"mine.get": mine_get})
     with pytest.raises(CommandExecutionError, match="havip:nodes:nginx2:address: is not in the Salt mine yet"
                                                     r" \(havip_address\): apply havip on nginx2 first"):
         havip.validate(config, "svr1")
@@ -308,7 +311,7 @@ def test_a_balancer_refuses_a_backend_that_has_not_published_its_address(havip, 
 def test_a_balancer_always_needs_its_address_in_the_pillar(havip, seed_with_nginx2_in_the_mine):
     config, mine_get, _ = seed_with_nginx2_in_the_mine({})
     del config["nodes"]["svr2"]["address"]
-    havip.__salt__ = {"mine.get": mine_get}
+    havip.__salt__.update({"mine.get": mine_get})
     with pytest.raises(CommandExecutionError, match="havip:nodes:svr2:address: is required$"):
         havip.validate(config, "svr1")
 
@@ -415,10 +418,15 @@ def test_status_reports_a_runtime_api_error(havip, lb):
         "HAProxy's runtime API (/run/haproxy/admin.sock) did not answer: [Errno 111] Connection refused")
 
 
+def without_stats_socket(rig):
+    """The facts of a formula that did not yet insist on the stats socket."""
+    rig.facts["haproxy"]["global"] = ["daemon"]
+    rig.facts_file.write_text(json.dumps(rig.facts))
+
+
 def test_status_reports_a_missing_stats_socket_line(havip, deploy):
-    def no_socket(config):
-        config["haproxy"]["global"] = ["daemon"]
-    rig = deploy("svr1", no_socket)
+    rig = deploy("svr1")
+    without_stats_socket(rig)
     rig.haproxy()
     rig.keepalived()
     assert havip.status()["haproxy"]["error"] == "no `stats socket` line in havip:haproxy:global"
@@ -539,13 +547,14 @@ def test_check_raises_when_nothing_is_deployed(havip):
 def test_standby_refuses_when_no_peer_serves_and_leaves_the_standby_file(havip, lb):
     with pytest.raises(CommandExecutionError, match="no other healthy balancer") as error:
         havip.standby()
-    assert "svr2: its stats page http://192.168.100.14:1080/status;csv did not answer" in str(error.value)
+    assert "svr2: its HAProxy did not answer http://192.168.100.14:1080/havip-backends" in str(error.value)
     assert lb.standby_value() == "0"
-    assert lb.http_calls == [(PEER_STATS_URL, ("admin", "change-me"))]
+    # No credentials: the stats password may change under a rolling deploy.
+    assert lb.http_calls == [(PEER_HEALTH_URL, None)]
 
 
 def test_standby_refuses_when_the_peer_has_no_backend_up(havip, lb):
-    peer_serves(lb, ALL_DOWN_CSV)
+    lb.http[PEER_HEALTH_URL] = urllib.error.HTTPError(PEER_HEALTH_URL, 503, "Service Unavailable", {}, None)
     with pytest.raises(CommandExecutionError, match="svr2: its HAProxy has no backend server UP"):
         havip.standby()
     assert lb.standby_value() == "0"
@@ -877,9 +886,7 @@ def test_drain_and_ready_reject_a_bad_timeout(havip, lb, api, function, timeout)
 
 
 def test_drain_without_a_stats_socket_line_names_the_pillar_key(havip, deploy):
-    def no_socket(config):
-        config["haproxy"]["global"] = ["daemon"]
-    deploy("svr1", no_socket)
+    without_stats_socket(deploy("svr1"))
     with pytest.raises(CommandExecutionError, match="no `stats socket` line in havip:haproxy:global"):
         havip.drain("nginx1")
 

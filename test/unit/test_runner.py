@@ -244,8 +244,8 @@ def test_status_fails_when_havip_is_deployed_nowhere(runner, cluster, monkeypatc
 
 
 def all_balancers(config):
-    config["nodes"]["nginx1"]["roles"] = ["backend", "balancer"]
-    config["nodes"]["nginx2"]["roles"] = ["backend", "balancer"]
+    config["nodes"]["nginx1"].update(roles=["backend", "balancer"], priority=120)
+    config["nodes"]["nginx2"].update(roles=["backend", "balancer"], priority=110)
     config["backend"]["port"] = 8080
 
 
@@ -590,7 +590,7 @@ def test_deploy_moves_each_holders_vips_away_before_applying_it(runner, monkeypa
 def test_deploy_drains_a_node_that_is_backend_and_balancer_but_applies_it_with_the_balancers(
         runner, monkeypatch, facts, fake_time):
     def nginx1_balances_too(config):
-        config["nodes"]["nginx1"]["roles"] = ["backend", "balancer"]
+        config["nodes"]["nginx1"].update(roles=["backend", "balancer"], priority=90)
     monkeypatch.setattr(runner, "time", fake_time())
     cluster = DeployCluster(runner, facts(nginx1_balances_too))
     report = runner.deploy(client="client")
@@ -717,7 +717,7 @@ def test_a_probe_that_ended_before_the_rollout_is_a_failure(runner, deploying):
 def test_deploy_on_a_cluster_of_balancers_only_asks_for_the_deploy_client_pillar(runner, facts):
     def all_balancers(config):
         for name in ("nginx1", "nginx2"):
-            config["nodes"][name]["roles"] = ["backend", "balancer"]
+            config["nodes"][name].update(roles=["backend", "balancer"], priority={"nginx1": 120, "nginx2": 110}[name])
     cluster = DeployCluster(runner, facts(all_balancers))
     report = runner.deploy()
     assert report["comment"] == "every node is a balancer: name the probing minion (pillar deploy:client)"

@@ -87,7 +87,7 @@ def test_probing_client_is_the_one_named_or_the_first_node_that_is_not_a_balance
 def test_probing_client_names_the_pillar_key_when_every_node_is_a_balancer(facts):
     def all_balancers(config):
         for name in ("nginx1", "nginx2"):
-            config["nodes"][name]["roles"] = ["backend", "balancer"]
+            config["nodes"][name].update(roles=["backend", "balancer"], priority={"nginx1": 120, "nginx2": 110}[name])
         config["backend"]["port"] = 8080
     with pytest.raises(ValueError, match=r"pillar failover_test:client"):
         havip_facts.probing_client(facts(all_balancers), None, "failover_test:client")

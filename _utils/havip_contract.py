@@ -1,0 +1,420 @@
+"""
+The havip pillar contract, defined once: every key under ``havip:``, what it
+means and what it accepts (``SPEC``).  Every string that lands in a config
+file or a script is matched in full against what the daemon accepts, or
+escaped where it is written (``Key.escaped``); ``walk`` refuses unknown keys
+at every level, naming the nearest known one.  The pillar reference in the
+docs is generated from this table and parameters/defaults.yaml.
+""" 
+
+import dataclasses
+import difflib
+import ipaddress
+import re
+
+from havip_facts import HAPROXY_TIME
+from salt.exceptions import CommandExecutionError
+
+ROLES = ("backend", "balancer")
+# HAProxy's balance algorithms that take no argument; uri needs http mode.
+BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri")
+ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter")
+# The pillar keys holding secrets: never in the rendered SLS, state output or
+# havip.config (see ``public``); templates read them from the pillar.
+SECRETS = ("stats:password", "vips:*:auth_pass")
+
+
+class Invalid(CommandExecutionError):
+    """A pillar value the formula refuses; the message names its key."""
+
+    def __init__(self, key, problem):
+        super().__init__(f"havip pillar: havip:{key}: {problem}")
+        self.key = key
+
+
+# ---- what each key accepts -------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """One pillar key: ``doc`` what it means, ``accepts`` what is accepted
+    (the reference and the error messages say it), ``test`` the check of a
+    value, ``escaped`` characters accepted because they are escaped where
+    the value is written, ``secret`` never shown, ``required`` when the key
+    must be given (ALWAYS: ``walk`` refuses its absence; otherwise the
+    checks across keys do)."""
+
+    doc: str
+    accepts: str
+    test: object
+    escaped: str = ""
+    secret: bool = False
+    nullable: bool = False
+    required: str = ""
+    # The default of a key inside a named entry (defaults.yaml cannot hold
+    # those); the code takes it from here.
+    default: object = None
+
+    def check(self, value, key):
+        if value is None and self.nullable:
+            return
+        if not self.test(value):
+            raise Invalid(key, f"must be {self.accepts}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Each:
+    """A mapping whose keys are names (``name`` accepts them) and whose
+    values all follow ``spec``."""
+
+    doc: str
+    name: Key
+    spec: object
+    required: str = ""
+    placeholder: str = "<name>"
+
+
+ALWAYS = "yes"
+
+
+def _full(pattern):
+    compiled = re.compile(pattern)
+    return lambda value: isinstance(value, str) and compiled.fullmatch(value) is not None
+
+
+def _whole(low, high):
+    return lambda value: not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
+
+
+def _switch(value):
+    return isinstance(value, bool)
+
+
+def is_address(value):
+    try:
+        ipaddress.ip_address(value if isinstance(value, str) else "-")
+    except ValueError:
+        return False
+    return True
+
+
+def _is_interface_address(value):
+    try:
+        ipaddress.ip_interface(value if isinstance(value, str) else "-")
+    except ValueError:
+        return False
+    return True
+
+
+def _is_network(value):
+    try:
+        ipaddress.ip_network(value if isinstance(value, str) else "-")
+    except ValueError:
+        return False
+    return True
+
+
+def _list_of(test):
+    return lambda value: isinstance(value, list) and all(test(item) for item in value)
+
+
+def _seconds(value):
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0
+
+
+def whole(doc, low, high, **kwargs):
+    return Key(doc, f"a whole number from {low} to {high}", _whole(low, high), **kwargs)
+
+
+def switch(doc):
+    return Key(doc, "true or false", _switch)
+
+
+def one_of(doc, choices, nullable=False):
+    return Key(doc, "one of " + ", ".join(map(str, choices)) + (" or null" if nullable else ""),
+               lambda value: any(type(value) is type(c) and value == c for c in choices), nullable=nullable)
+
+
+def text(doc, pattern, accepts, **kwargs):
+    return Key(doc, accepts, _full(pattern), **kwargs)
+
+
+# Characters allowed in each kind of string (full match).
+NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
+PATH = r"/[A-Za-z0-9._~/-]{0,254}"
+FILE = r"(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)+"
+INTERFACE = r"(?!\.{1,2}$)[A-Za-z0-9_.-]{1,15}"
+PACKAGE = r"[a-z0-9][a-z0-9+.-]{0,127}"
+UNIT = r"[A-Za-z0-9_][A-Za-z0-9@._-]{0,127}"
+PORT = whole("", 1, 65535)
+
+URL_PATH = "a path: '/' then letters, digits and . _ ~ / -"
+
+
+def port(doc):
+    return whole(doc, 1, 65535)
+
+
+def path(doc):
+    return text(doc, PATH, URL_PATH)
+
+
+def file(doc):
+    return text(doc, FILE, "an absolute file path of letters, digits and . _ -")
+
+
+def files(doc):
+    return Key(doc, "a list of absolute file paths", _list_of(_full(FILE)))
+
+
+def packages(doc):
+    return Key(doc, "a list of package names", _list_of(_full(PACKAGE)))
+
+
+def unit(doc):
+    return text(doc, UNIT, "a service name (letters, digits and @ . _ -)")
+
+
+def haproxy_lines(doc):
+    return Key(doc, "a list of one-line strings (no control characters)",
+               _list_of(_full(r"[^\x00-\x1f\x7f]+")), escaped=" \"'#;$`")
+
+
+SPEC = {
+    "nodes": Each("every host of the cluster, by minion id",
+                  text("", NAME, "a name of letters, digits and _ . - (a minion id)"), {
+        "roles": Key("`backend`, `balancer` or both: what the node runs (nginx; HAProxy and keepalived)",
+                     "a non-empty list of backend and/or balancer",
+                     lambda value: isinstance(value, list) and bool(value) and set(value) <= set(ROLES),
+                     required=ALWAYS),
+        "address": Key("its address on the cluster network (a backend may take it from the mine, see "
+                       "`mine`)", "an IP address", is_address,
+                       required="yes, but a backend may take it from the mine (`mine`)"),
+        "priority": whole("the VRRP priority; the highest healthy balancer holds the VIPs (no two"
+                          " balancers alike)", 1, 254, required="for balancers"),
+        "page": Key("backends: the body of the page nginx serves", "a non-empty string",
+                    lambda value: isinstance(value, str) and value.strip() != "",
+                    escaped=" \"'#;$`\n<>&", default="the minion id"),
+    }, required="on every minion that applies havip", placeholder="<id>"),
+    "vips": Each("the virtual IPs, a VRRP instance each",
+                 text("", NAME, "a name of letters, digits and _ . - (a VRRP instance)"), {
+        "address": Key("the virtual IP, with its prefix length (`192.168.100.10/24`, `fd00::10/64`)",
+                       "an IP address with an optional /prefix", _is_interface_address, required=ALWAYS),
+        "interface": text("the interface keepalived puts the VIP on (it must exist on every balancer)",
+                          INTERFACE, "an interface name (1-15 letters, digits and _ . -)", required=ALWAYS),
+        "virtual_router_id": whole("the VRRP router id, unique per network segment", 1, 255, required=ALWAYS),
+        "auth_pass": text("VRRPv2 PASS authentication (secret)", r"[A-Za-z0-9._~+=@%^*,:/-]{1,8}",
+                          "1 to 8 letters, digits or . _ ~ + = @ % ^ * , : / - (keepalived keeps 8)",
+                          secret=True),
+        "priorities": Each("per-balancer priorities for this VIP (they override `nodes:<id>:priority`)",
+                           text("", NAME, "a balancer's name"),
+                           whole("this balancer's priority for this VIP", 1, 254), placeholder="<balancer>"),
+        "unicast": Key("VRRP adverts to the other balancers' addresses instead of multicast",
+                       "true or false", _switch, default=False),
+    }, required="with balancers"),
+    "frontend": {
+        "port": port("the port HAProxy's frontend listens on, on every VIP"),
+        "mode": one_of("`tcp` (layer 4) or `http` (layer 7)", ("tcp", "http")),
+        "bind": Key("addresses the frontend binds; empty = every VIP", "a list of IP addresses",
+                    _list_of(is_address)),
+        "tls": {
+            "port": port("TLS is served on this port of every VIP, beside frontend:port"),
+            "certificate": Key("PEM: the certificate (and its chain), then its private key; null = no TLS."
+                               " It must match its key and be valid now", "a PEM certificate chain and key,"
+                               " or null", lambda value: isinstance(value, str), nullable=True, secret=True),
+            "redirect": switch("http mode: plain requests on frontend:port get a 301 to https"),
+        },
+    },
+    "metrics": {
+        "port": Key("HAProxy's Prometheus exporter answers /metrics on this port of every balancer, and"
+                    " the VRRP state is published for prometheus-node-exporter; null = no metrics",
+                    "a whole number from 1 to 65535, or null", _whole(1, 65535), nullable=True),
+    },
+    "backend": {
+        "port": port("the port nginx listens on, and HAProxy's servers"),
+        "balance": one_of("HAProxy's balance algorithm (`uri` in http mode only)", BALANCE),
+        "check": {
+            "inter": text("time between two health checks of a server", HAPROXY_TIME,
+                          "an HAProxy time such as 1s or 500ms"),
+            "fall": whole("failed checks before a server is DOWN", 1, 1000),
+            "rise": whole("passed checks before a server is UP again", 1, 1000),
+            "on_error": one_of("what live traffic errors do to a server (`observe`), null = wait for "
+                               "the checks", ON_ERROR, nullable=True),
+        },
+        "http_check": {
+            "path": path("http mode: the path HAProxy's checks ask"),
+            "expect_status": whole("http mode: the status a healthy server answers", 100, 599),
+        },
+    },
+    "stats": {
+        "port": port("the port of HAProxy's stats page (every address)"),
+        "uri": path("the path of the stats page"),
+        "user": text("the stats page's user", r"[A-Za-z0-9._-]{1,64}",
+                     "1 to 64 letters, digits or . _ -"),
+        "password": text("the stats page's password (required for balancers; no default; secret)",
+                         r"[ -~]{8,128}", "8 to 128 printable ASCII characters", escaped=" \"'#;$`",
+                         secret=True, required="with balancers"),
+        "realm": text("the realm the browser shows at login", r"[A-Za-z0-9._()-]+(?: [A-Za-z0-9._()-]+)*",
+                      "words of letters, digits and . _ ( ) - separated by single spaces", escaped=" "),
+        "refresh": text("the stats page's refresh interval", HAPROXY_TIME, "an HAProxy time such as 5s"),
+        "monitor_uri": path("answers 200 without auth while HAProxy runs (keepalived's check asks it)"),
+        "backends_uri": path("answers 200 while a backend server is UP, else 503 "
+                             "(keepalived:track_backends asks it)"),
+    },
+    "haproxy": {
+        "global": haproxy_lines("HAProxy's `global` section (replaces the default list: experts only)"),
+        "defaults": haproxy_lines("HAProxy's `defaults` section (replaces the default list: experts "
+                                  "only)"),
+        "global_extra": haproxy_lines("lines added to `global` after the defaults"),
+        "defaults_extra": haproxy_lines("lines added to `defaults` after the defaults (a later "
+                                        "`timeout connect` wins over the default)"),
+    },
+    "keepalived": {
+        "vrrp_version": one_of("VRRP version: 3 (sub-second adverts) or 2 (whole seconds, PASS auth)",
+                               (2, 3)),
+        "advert_int": Key("seconds between VRRP adverts", "0.01-40.95 s in steps of 0.01 (VRRPv3) or "
+                          "a whole 1-255 s (VRRPv2)", _seconds),
+        "preempt": switch("a recovered higher-priority balancer takes its VIPs back"),
+        "preempt_delay": whole("seconds a balancer waits before preempting", 0, 1000),
+        "check": {
+            "interval": whole("seconds between two runs of the HAProxy check", 1, 3600),
+            "timeout": whole("seconds a check may take", 1, 3600),
+            "fall": whole("failed checks before the balancer gives up its VIPs", 1, 3600),
+            "rise": whole("passed checks before it may hold them again", 1, 3600),
+            "watch": switch("the check waits on HAProxy's process and fails the moment it exits"),
+            "answer_timeout": Key("seconds HAProxy has to answer stats:monitor_uri (0 = do not ask)",
+                                  "a number of seconds from 0 to below keepalived:check:interval",
+                                  _seconds),
+        },
+        "track_backends": switch("a balancer whose HAProxy sees no backend UP ranks below those "
+                                 "that see one"),
+        "garp_master_refresh": whole("seconds between the gratuitous ARP / unsolicited NA a VIP's holder"
+                                     " repeats, so that a stale neighbour entry recovers (0 = never)", 0, 3600),
+    },
+    "mine": {
+        "network": Key("backends without `address` publish their address on this network in the mine",
+                       "a network such as 10.0.0.0/24, or null", _is_network, nullable=True),
+        "interface": text("... or on this interface", INTERFACE, "an interface name, or null",
+                          nullable=True),
+    },
+    "firewall": {
+        "manage": switch("open havip's ports and VRRP in firewalld (default on RedHat)"),
+        "zone": text("the firewalld zone", r"[A-Za-z0-9_-]{1,17}", "a firewalld zone name"),
+    },
+    "selinux": {
+        "manage": switch("set the SELinux booleans and ports havip needs (default on RedHat)"),
+    },
+    "lookup": {
+        "pkgs": Each("packages per concern", text("", NAME, "a name"),
+                     packages("packages per concern (nginx, haproxy, keepalived, repo, firewall, "
+                              "selinux)"), placeholder="<concern>"),
+        "services": Each("service names per daemon", text("", NAME, "a name"),
+                         unit("service names per daemon (nginx, haproxy, keepalived, firewall)"),
+                         placeholder="<daemon>"),
+        "nginx": {
+            "site_file": file("the nginx server file havip writes"),
+            "pidfile": file("nginx's pid file"),
+            "webroot": file("where the backend page goes"),
+            "remove": files("distribution sites that would shadow havip's server"),
+        },
+        "haproxy": {
+            "config": file("HAProxy's config file"),
+            "certificate": file("where frontend:tls:certificate goes (root only)"),
+            "group": text("the group HAProxy runs as (reads its config)", r"[a-z_][a-z0-9_-]{0,31}",
+                          "a group name"),
+            "pidfile": file("HAProxy's pid file (its master)"),
+        },
+        "keepalived": {
+            "config": file("keepalived's config file"),
+            "check_script": file("the HAProxy check keepalived runs (root)"),
+            "notify_script": file("the script keepalived runs on every VRRP transition (root)"),
+            "handover_script": file("the handover the notify script runs (root)"),
+            "dropin": file("the systemd drop-in that orders keepalived after HAProxy"),
+            "state_dir": file("where the notify script records each instance's state"),
+            "events_dir": file("where the notify script queues transitions for the havip beacon"),
+            "standby_file": file("havip.standby's flag (a keepalived track_file)"),
+            "pidfiles": files("keepalived's pid files (main process, VRRP child)"),
+        },
+        "sysctl_file": file("the sysctl file havip's kernel settings go to"),
+        "metrics": {
+            "textfile_dir": file("where prometheus-node-exporter's textfile collector reads *.prom"),
+        },
+        "selinux": {
+            "booleans": Key("SELinux booleans set for balancers", "a list of boolean names",
+                            _list_of(_full(r"[a-z_]{1,64}"))),
+            "http_ports": Key("ports nginx may bind without a port policy",
+                              "a list of port numbers", _list_of(PORT.test)),
+        },
+    },
+}
+
+
+# ---- walking the configuration ---------------------------------------------
+
+
+def _mapping(value, key):
+    if not isinstance(value, dict):
+        raise Invalid(key, f"must be a mapping, got {value!r}")
+    return value
+
+
+def _join(key, name):
+    return f"{key}:{name}" if key else str(name)
+
+
+def _unknown(value, known, key):
+    extra = sorted(str(name) for name in value if name not in known)
+    if extra:
+        near = difflib.get_close_matches(extra[0], [str(k) for k in known], n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]}? " if near else ""
+        raise Invalid(_join(key, extra[0]), f"unknown key ({hint}known: {', '.join(map(str, known))})")
+
+
+def walk(spec, value, key=""):
+    """Check ``value`` against ``spec``: unknown keys, then every value."""
+    if isinstance(spec, Key):
+        spec.check(value, key)
+    elif isinstance(spec, Each):
+        for name, item in _mapping(value if value is not None else {}, key).items():
+            spec.name.check(str(name), _join(key, name))
+            walk(spec.spec, item, _join(key, name))
+    else:
+        _unknown(_mapping(value, key or "<top>"), spec, key)
+        for name, sub in spec.items():
+            if getattr(sub, "required", "") == ALWAYS and name not in value:
+                raise Invalid(_join(key, name), f"is required: {sub.accepts}")
+        for name, item in value.items():
+            walk(spec[name], item, _join(key, name))
+
+
+def keys(spec=SPEC, key=""):
+    """Every (key, Key or Each) of the contract, ``<name>`` standing for
+    any name of an Each."""
+    if isinstance(spec, Key):
+        yield key, spec
+    elif isinstance(spec, Each):
+        yield key, spec
+        yield from keys(spec.spec, _join(key, spec.placeholder))
+    else:
+        for name, sub in spec.items():
+            yield from keys(sub, _join(key, name))
+
+
+def _without(value, parts):
+    """``value`` without the key at ``parts`` (a placeholder: every name)."""
+    if not isinstance(value, dict) or not parts:
+        return value
+    first, rest = parts[0], parts[1:]
+    if first.startswith("<"):
+        return {name: _without(item, rest) for name, item in value.items()}
+    if not rest:
+        return {name: item for name, item in value.items() if name != first}
+    return {**value, first: _without(value[first], rest)} if first in value else value
+
+
+def public(config):
+    """``config`` without the keys the contract calls secret."""
+    for key, spec in keys():
+        if getattr(spec, "secret", False):
+            config = _without(config, key.split(":"))
+    return config

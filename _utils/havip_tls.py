@@ -1,0 +1,62 @@
+"""
+The TLS certificate of the VIPs (havip:frontend:tls:certificate), checked
+before HAProxy ever sees it: a PEM holding the certificate, its chain, and
+the private key that matches the certificate, valid now.
+"""
+
+import datetime
+import re
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from havip_contract import Invalid
+
+KEY = "frontend:tls:certificate"
+BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----\r?\n.*?-----END \1-----", re.S)
+
+
+def _blocks(pem):
+    """(certificate blocks, private key blocks) of a PEM text."""
+    blocks = [(match[1], match[0]) for match in BLOCK.finditer(pem)]
+    leftover = BLOCK.sub("", pem).strip()
+    if leftover or not blocks:
+        raise Invalid(KEY, "is not a PEM: certificate blocks then a private key block, nothing else")
+    certificates = [text for kind, text in blocks if kind == "CERTIFICATE"]
+    keys = [text for kind, text in blocks if kind.endswith("PRIVATE KEY")]
+    if not certificates or len(keys) != 1 or len(certificates) + 1 != len(blocks):
+        raise Invalid(KEY, f"must hold certificates and exactly one private key, found {len(certificates)}"
+                           f" certificate(s) and {len(keys)} key(s)")
+    return certificates, keys[0]
+
+
+def check_certificate(pem, now=None):
+    """The certificate's ``serial`` and ``not_after`` (ISO); raises Invalid
+    for a PEM that is not one, a key that does not match the (first)
+    certificate, or a certificate not valid at ``now``."""
+    certificates, key_text = _blocks(pem)
+    try:
+        certificate = x509.load_pem_x509_certificate(certificates[0].encode())
+        key = serialization.load_pem_private_key(key_text.encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        raise Invalid(KEY, f"cannot be read ({exc})") from None
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(serialization.Encoding.PEM, public) != \
+            certificate.public_key().public_bytes(serialization.Encoding.PEM, public):
+        raise Invalid(KEY, "its private key does not match the certificate")
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    not_before, not_after = _validity(certificate)
+    if now > not_after:
+        raise Invalid(KEY, f"the certificate expired on {not_after:%Y-%m-%d %H:%M} UTC")
+    if now < not_before:
+        raise Invalid(KEY, f"the certificate is not valid before {not_before:%Y-%m-%d %H:%M} UTC")
+    return {"serial": format(certificate.serial_number, "x"), "not_after": not_after.isoformat()}
+
+
+def _validity(certificate):
+    """(not before, not after), timezone-aware, on every cryptography
+    release Salt 3006-3008 ships with."""
+    if hasattr(certificate, "not_valid_after_utc"):
+        return certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    utc = datetime.timezone.utc
+    return certificate.not_valid_before.replace(tzinfo=utc), certificate.not_valid_after.replace(tzinfo=utc)
