@@ -1384,15 +1384,11 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None):
 
 
 def _service(facts, name, action):
-    """Start/stop a service the way the formula's states do: through the init
-    script where systemd is not PID 1."""
+    """Start/stop a service the way the formula's states do: Salt's service
+    module (systemd, the distribution's unit)."""
     service = facts["lookup"]["services"][name]
-    if facts["lookup"].get("service_provider"):
-        out = _run(["service", service, action])
-        if out["retcode"] != 0:
-            raise CommandExecutionError(f"havip: `service {service} {action}` failed: {out['stderr']}")
-    else:
-        __salt__[f"service.{action}"](service)
+    if not __salt__[f"service.{action}"](service):
+        raise CommandExecutionError(f"havip: service.{action} {service} failed")
 
 
 def _kill(pids, what):

@@ -15,7 +15,7 @@ import yaml
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SALT_CALL = pathlib.Path(sys.executable).with_name("salt-call")
 
-DEBIAN_GRAINS = {"os_family": "Debian", "os": "Debian", "osmajorrelease": 12, "init": "unknown"}
+DEBIAN_GRAINS = {"os_family": "Debian", "os": "Debian", "osmajorrelease": 12, "init": "systemd"}
 REDHAT_GRAINS = {"os_family": "RedHat", "os": "CentOS", "osmajorrelease": 7, "init": "systemd"}
 
 

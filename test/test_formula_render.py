@@ -23,7 +23,7 @@ def funs(states):
     return {state_id: args["fun"] for state_id, args in states.items()}
 
 
-def test_debian_balancer_gets_haproxy_and_keepalived_through_init_scripts(salt_call):
+def test_debian_balancer_gets_haproxy_and_keepalived_through_salts_service_module(salt_call):
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
     assert states["havip-haproxy-pkg"]["pkgs"] == ["haproxy"]
     assert states["havip-keepalived-pkg"]["pkgs"] == ["keepalived", "curl", "nftables"]
@@ -38,10 +38,11 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_init_scripts(salt_c
     assert states["havip-keepalived-sysctl-arp-ignore"]["config"] == "/etc/sysctl.d/60-havip.conf"
     for service in ("haproxy", "keepalived"):
         running = states[f"havip-{service}-service-running"]
-        assert running["provider"] == [{"service": "debian_service"}, {"service": "havip_sysv"}]
+        assert running["fun"] == "service.running" and running["name"] == service
         assert running["enable"] is True and running["reload"] is True
-    # Debian's keepalived init script has no `status`: the process list tells.
-    assert states["havip-keepalived-service-running"]["sig"] == "/usr/sbin/keepalived"
+        # systemd's module and Debian's units as shipped: no provider, no
+        # process-list signature.
+        assert "provider" not in running and "sig" not in running
     assert not any(s.startswith("havip-nginx") for s in states)
     assert not any(f.startswith(("firewalld.", "selinux.")) for f in funs(states).values())
     # What havip.status and friends read: root only, it holds the stats password.
@@ -96,12 +97,6 @@ def test_node_with_both_roles_gets_the_whole_stack(salt_call):
         assert f"{prefix}-service-running" in states
 
 
-def test_systemd_hosts_use_salts_default_service_module(salt_call):
-    grains = {**DEBIAN_GRAINS, "init": "systemd"}
-    states = salt_call("svr1", grains).show_sls(seed_pillar())
-    assert "provider" not in states["havip-haproxy-service-running"]
-
-
 def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
     states = salt_call("svr1", REDHAT_GRAINS).show_sls(seed_pillar())
     zone = states["havip-firewall-zone"]
@@ -138,7 +133,7 @@ def test_a_balancer_of_ipv6_vips_only_leaves_the_arp_sysctls_alone(salt_call):
 def test_redhat_backend_gets_epel_first_and_its_port_opened(salt_call):
     pillar = seed_pillar()
     pillar["havip"]["backend"] = {"port": 8081}
-    states = salt_call("nginx1", {**REDHAT_GRAINS, "init": "unknown"}).show_sls(pillar)
+    states = salt_call("nginx1", REDHAT_GRAINS).show_sls(pillar)
     assert states["havip-nginx-repo-pkgs"]["pkgs"] == ["epel-release"]
     assert {"pkg": "havip-nginx-pkg"} in states["havip-nginx-repo-pkgs"]["require_in"]
     assert states["havip-nginx-page-file"]["name"] == "/usr/share/nginx/html/index.html"
@@ -146,7 +141,7 @@ def test_redhat_backend_gets_epel_first_and_its_port_opened(salt_call):
     assert states["havip-firewall-zone"]["rich_rules"] == []
     assert states["havip-selinux-port-nginx"]["name"] == "tcp/8081"
     assert states["havip-selinux-port-nginx"]["sel_type"] == "http_port_t"
-    assert states["havip-nginx-service-running"]["provider"][0] == {"service": "rh_service"}
+    assert "provider" not in states["havip-nginx-service-running"]
 
 
 def render_config(minion, states, state_id, target):
