@@ -392,6 +392,9 @@ def running_cluster(salt_factories, topology, pillar_dir):
                 for minion in minions:
                     stack.enter_context(minion.started(start_timeout=90))
                 cluster = Cluster(topology, lab, master, minions)
+                # Every minion is on a systemd host: Salt's systemd module drives the units.
+                inits = cluster.salt("*", "grains.get", "init")
+                assert inits.data == {name: "systemd" for name in topology.hosts}, inits
                 synced = cluster.salt("*", "saltutil.sync_modules", "refresh=False")
                 assert synced.returncode == 0, synced
                 # Loaded before the first job that needs them (sync_modules'

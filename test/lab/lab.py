@@ -82,6 +82,7 @@ BOOT_TIMEOUT = 120  # s until every host is `running`
 POWEROFF_TIMEOUT = 20  # s for a clean poweroff before SIGKILL
 NSPAWN = "systemd-nspawn"
 NSPAWN_PROPAGATE = "/run/systemd/nspawn/propagate"  # nspawn's dir per machine name
+CGROUP_DIR = "havip-lab"  # the hosts' nspawns run in havip-lab/<prefix>-<host> of each hierarchy
 HOST_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
@@ -256,9 +257,15 @@ class Host:
         kwargs.setdefault("env", HOST_ENV)
         return subprocess.Popen(self.nsenter_prefix(cwd) + _argv(cmd), **kwargs)
 
-    def failed_units(self):
-        """`systemctl --failed` of the host, one unit per line."""
-        return self.run(["systemctl", "--failed", "--plain", "--no-legend"], check=False).stdout.strip()
+    def failed_units(self, status=False):
+        """`systemctl --failed` of the host, one unit per line; with ``status``
+        each failed unit's `systemctl status` (its last journal lines) too."""
+        failed = self.run(["systemctl", "--failed", "--plain", "--no-legend"], check=False).stdout.strip()
+        if status and failed:
+            units = [line.split()[0] for line in failed.splitlines()]
+            failed += "\n" + self.run(["systemctl", "status", "--no-pager", "--lines=15", *units],
+                                      check=False).stdout
+        return failed
 
     def __repr__(self):
         return f"Host({self.name!r}, {self.address!r}, pid={self.pid})"
@@ -427,9 +434,11 @@ class Lab:
         env = {"PATH": HOST_ENV["PATH"], "LANG": "C.UTF-8",
                # /proc/sys/net writable (per netns): sysctl.present of net.* works
                "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+        cgroups = _make_cgroups(f"{self.prefix}-{h.name}")
         with open(d / "console.log", "ab") as log:
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 env=env, start_new_session=True)  # a terminal's Ctrl-C reaches only us
+                                 env=env, start_new_session=True,  # a terminal's Ctrl-C reaches only us
+                                 preexec_fn=lambda: _join_cgroups(cgroups))
         self._procs[h.name] = p
         h.nspawn = [p.pid, _start_time(p.pid)]
         self._save_state()
@@ -482,7 +491,7 @@ class Lab:
                 if state == "running":
                     del pending[name]
                 elif state in ("degraded", "maintenance", "stopping"):
-                    raise LabError(f"host {name} is {state}; failed units:\n{h.failed_units()}")
+                    raise LabError(f"host {name} is {state}; failed units:\n{h.failed_units(status=True)}")
             if pending and time.monotonic() > deadline:
                 raise LabError(f"hosts not running after {BOOT_TIMEOUT}s: "
                                + ", ".join(f"{n} ({s or 'no answer'}; failed units: "
@@ -589,6 +598,53 @@ class Lab:
         finally:
             self._procs.clear()
             cleanup(self.prefix, self.workdir)
+
+
+def _cgroup_roots():
+    """Mount points of the cgroup hierarchies systemd uses: cgroup2 (the
+    unified one) and the v1 ``name=systemd`` one of a hybrid layout."""
+    roots = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        fstype, options = fields[fields.index("-") + 1], fields[-1]
+        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options.split(",")):
+            roots.append(Path(fields[4]))
+    return roots
+
+
+def _make_cgroups(name):
+    """A cgroup ``havip-lab/<name>`` in each of systemd's hierarchies, for one
+    host's nspawn.  nspawn puts the container in ``payload`` under its own
+    cgroup: hosts whose nspawns shared one cgroup would share that, and their
+    systemds would fight over it (units failing with status 219/CGROUP,
+    shutdowns that never end)."""
+    made = []
+    for root in _cgroup_roots():
+        path = root / CGROUP_DIR / name
+        path.mkdir(parents=True, exist_ok=True)
+        made.append(str(path))
+    return made
+
+
+def _join_cgroups(paths):
+    """In the child before exec: move this process into ``paths``."""
+    for path in paths:
+        with open(f"{path}/cgroup.procs", "w") as procs:
+            procs.write("0")
+
+
+def _remove_cgroups(prefix):
+    """Remove the lab's cgroups ``havip-lab/<prefix>-*`` (empty once their
+    hosts are off), deepest first; the paths still there are returned."""
+    left = []
+    for root in _cgroup_roots():
+        for top in (root / CGROUP_DIR).glob(f"{prefix}-*"):
+            for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    left.append(dirpath)
+    return left
 
 
 def _netns_names():
@@ -727,6 +783,9 @@ def cleanup(prefix, workdir=None):
             subprocess.run(["umount", "-l", point], capture_output=True)
     if _mounts_under(workdir):
         errors.append(f"still mounted: {_mounts_under(workdir)}")
+    left = _remove_cgroups(prefix)
+    if left:
+        errors.append(f"cgroups not removed: {left}")
     # nspawn's per-machine directory, left when an nspawn was killed
     for d in Path(NSPAWN_PROPAGATE).glob(f"{prefix}-*"):
         shutil.rmtree(d, ignore_errors=True)

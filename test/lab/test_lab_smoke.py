@@ -56,6 +56,7 @@ def assert_gone(prefix, workdir, pids):
     assert str(workdir) + "/" not in mounts
     assert not (Path(workdir) / "hosts").exists() and not (Path(workdir) / "state.json").exists()
     assert not list(Path(lablib.NSPAWN_PROPAGATE).glob(f"{prefix}-*"))
+    assert not [cg for root in lablib._cgroup_roots() for cg in (root / lablib.CGROUP_DIR).glob(f"{prefix}-*")]
     for pid in pids:
         assert lablib._start_time(pid) is None, f"pid {pid} still alive"
 
