@@ -63,8 +63,9 @@ def test_first_apply_installs_every_role_and_every_state_succeeds(cluster, first
         # really running: the daemon's own process, in that host, as its
         # distribution's systemd unit, enabled
         assert cluster.host(name).run(["pidof", package], check=False).stdout.split(), (name, package)
-        unit = cluster.systemctl(name, "is-active", package, "is-enabled", package, check=False).stdout
-        assert unit.split() == ["active", "enabled"], (name, package, unit)
+        unit = [cluster.systemctl(name, verb, package, check=False).stdout.strip()
+                for verb in ("is-active", "is-enabled")]
+        assert unit == ["active", "enabled"], (name, package, unit)
     client_states = results[cluster.topology.client]
     assert [s["changes"] for s in client_states] == [{}]
 
