@@ -91,8 +91,10 @@ def validate(config, minion_id=None):
 
 
 def _installed(package):
-    """The installed version of ``package``, '' if it is not (or the package
-    manager cannot say)."""
+    """The installed version of ``package``, '' if it is not (or no package
+    manager can say)."""
+    if "pkg.version" not in __salt__:
+        return ""
     try:
         return __salt__["pkg.version"](package)
     except CommandExecutionError:
@@ -555,15 +557,11 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None):
 
 
 def _service(facts, name, action):
-    """Start/stop a service the way the formula's states do: through the init
-    script where systemd is not PID 1."""
+    """Start/stop a service the way the formula's states do: Salt's service
+    module (systemd, the distribution's unit)."""
     service = facts["lookup"]["services"][name]
-    if facts["lookup"].get("service_provider"):
-        out = _run(["service", service, action])
-        if out["retcode"] != 0:
-            raise CommandExecutionError(f"havip: `service {service} {action}` failed: {out['stderr']}")
-    else:
-        __salt__[f"service.{action}"](service)
+    if not __salt__[f"service.{action}"](service):
+        raise CommandExecutionError(f"havip: service.{action} {service} failed")
 
 
 def inject(failure="kill_haproxy", duration=5):

@@ -383,6 +383,9 @@ def walk(spec, value, key=""):
         for name, sub in spec.items():
             if getattr(sub, "required", "") == ALWAYS and name not in value:
                 raise Invalid(_join(key, name), f"is required: {sub.accepts}")
+            if isinstance(sub, dict) and name not in value:
+                raise Invalid(_join(key, name), "is missing: the configuration to check is the pillar merged"
+                                                " over the formula's defaults (as map.jinja does)")
         for name, item in value.items():
             walk(spec[name], item, _join(key, name))
 

@@ -2,11 +2,13 @@
 # Installs the Debian packages havip's tests need on a fresh Debian 12 machine
 # (run as root): the daemons the formula deploys (their binaries validate
 # rendered configs; the lab installs them again inside each host, offline,
-# from apt's cache), the namespace tooling, and Python's venv.
+# from apt's cache), the namespace tooling, systemd-nspawn (systemd-container:
+# every lab host boots systemd; it pulls the matching systemd update), and
+# Python's venv, and shellcheck (the scripts keepalived runs are checked with it).
 set -eu
 
 DAEMONS="nginx nginx-common haproxy keepalived"
-TOOLS="iproute2 nftables curl procps util-linux python3-venv"
+TOOLS="iproute2 nftables curl procps util-linux python3-venv systemd-container shellcheck"
 ARCHIVES=/var/cache/apt/archives
 
 missing() {

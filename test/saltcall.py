@@ -74,12 +74,21 @@ class SaltCall:
             "file_client": "local",
             "file_roots": {"base": [str(formula_root(self.root / "formula"))]},
             "root_dir": str(self.root / "root"),
+            "pillar_roots": {"base": [str(self.root / "pillar")]},
             "enable_fqdns_grains": False,
             "grains": grains,
         }
         if not synced:
             config.update(module_dirs=[str(REPO / "_modules")], utils_dirs=[str(REPO / "_utils")])
         (conf / "minion").write_text(yaml.safe_dump(config))
+
+    def set_pillar(self, pillar):
+        """``pillar`` is this minion's own from now on (as a master would
+        give it), not only an override on one call: what a state's
+        template reads with pillar.get (the secrets)."""
+        (self.root / "pillar").mkdir(exist_ok=True)
+        (self.root / "pillar" / "top.sls").write_text("base:\n  '*':\n    - havip\n")
+        (self.root / "pillar" / "havip.sls").write_text(yaml.safe_dump(pillar))
 
     def run(self, function, *args, pillar=None, **kwargs):
         """Return (retcode, parsed JSON 'local' value or raw text)."""

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from test.lab.cluster import HAPROXY_PIDFILE, REPO, SEED, running_cluster
+from test.lab.cluster import REPO, SEED, running_cluster
 
 pytestmark = pytest.mark.bench
 
@@ -84,18 +84,19 @@ def kill_haproxy(cluster, timeline=False):
         cluster.wait_for_holders([BACKUP], timeout=3.4)
     move = moved_after(cluster, BACKUP, killed)
     report.update(fault_at=killed - report["started"], move=move)
-    cluster.host(PRIMARY).run(["service", "haproxy", "start"])
+    cluster.systemctl(PRIMARY, "start", "haproxy")
     back_to_primary(cluster)
     return report
 
 
 def hang_haproxy(cluster):
-    stopped = cluster.signal(PRIMARY, "STOP", HAPROXY_PIDFILE)
+    workers = cluster.haproxy_workers(PRIMARY)  # the master only supervises them
+    stopped = cluster.signal_pids(PRIMARY, "STOP", workers)
     try:
         cluster.wait_for_holders([BACKUP], timeout=10)
         move = moved_after(cluster, BACKUP, stopped)
     finally:
-        cluster.signal(PRIMARY, "CONT", HAPROXY_PIDFILE)
+        cluster.signal_pids(PRIMARY, "CONT", workers)
     back_to_primary(cluster)
     return {"move": move}
 
@@ -138,7 +139,7 @@ def change_pool(cluster, overrides, restart):
             for balancer in (PRIMARY, BACKUP):
                 assert cluster.apply(balancer).returncode == 0
                 if restart:
-                    cluster.host(balancer).run(["service", "haproxy", "restart"])
+                    cluster.systemctl(balancer, "restart", "haproxy")
             time.sleep(2)
     back_to_primary(cluster)
     return report
@@ -153,7 +154,7 @@ def switch_over(cluster, how):
         time.sleep(1)
         for away in (True, False):
             if how == "seed":
-                cluster.host(PRIMARY).run(["service", "keepalived", "stop" if away else "start"])
+                cluster.systemctl(PRIMARY, "stop" if away else "start", "keepalived")
                 cluster.wait_for_holders([BACKUP] if away else [PRIMARY], timeout=6)
                 if away:
                     cluster.keepalived_gone(PRIMARY)
@@ -209,7 +210,7 @@ def flap_haproxy(cluster, seconds=20):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         cluster.kill_haproxy(PRIMARY)
-        cluster.host(PRIMARY).run(["service", "haproxy", "start"])
+        cluster.systemctl(PRIMARY, "start", "haproxy")
         for name in seen:
             seen[name].add(cluster.vrrp_state(name))
         time.sleep(0.5)

@@ -86,7 +86,10 @@ def page(cluster, name):
 
 
 def haproxy_pids(cluster):
-    return {name: cluster.host(name).run(["cat", HAPROXY_PIDFILE]).stdout.split() for name in BALANCERS}
+    """HAProxy's master (the pid file's; a reload keeps it) and its workers
+    (a reload starts a new one) on each balancer."""
+    return {name: cluster.host(name).run(["cat", HAPROXY_PIDFILE]).stdout.split()
+            + sorted(cluster.haproxy_workers(name)) for name in BALANCERS}
 
 
 def labels(report):

@@ -4,7 +4,6 @@
 # backends their port, balancers the frontend, the stats page and VRRP.
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- from tplroot ~ '/macros.jinja' import service_args %}
 {%- set ports = [] %}
 {%- set rich_rules = [] %}
 {%- if 'backend' in havip.roles %}
@@ -33,7 +32,6 @@ havip-firewall-service-running:
   service.running:
     - name: {{ havip.lookup.services.firewall }}
     - enable: true
-    {{- service_args(havip.lookup, 'firewall') }}
     - require:
       - pkg: havip-firewall-pkg
 

@@ -3,13 +3,11 @@
 # Stops haproxy and removes what havip installed for it.
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- from tplroot ~ '/macros.jinja' import service_args %}
 
 havip-haproxy-service-clean:
   service.dead:
     - name: {{ havip.lookup.services.haproxy }}
     - enable: false
-    {{- service_args(havip.lookup, 'haproxy') }}
 
 havip-haproxy-pkg-clean:
   pkg.removed:

@@ -2,7 +2,6 @@
 # vim: ft=sls
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- from tplroot ~ '/macros.jinja' import service_args %}
 
 include:
   - .config
@@ -12,6 +11,5 @@ havip-haproxy-service-running:
     - name: {{ havip.lookup.services.haproxy }}
     - enable: true
     - reload: true
-    {{- service_args(havip.lookup, 'haproxy') }}
     - watch:
       - file: havip-haproxy-config-file

@@ -3,13 +3,11 @@
 # Stops keepalived and removes what havip installed for it.
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- from tplroot ~ '/macros.jinja' import service_args %}
 
 havip-keepalived-service-clean:
   service.dead:
     - name: {{ havip.lookup.services.keepalived }}
     - enable: false
-    {{- service_args(havip.lookup, 'keepalived') }}
 
 {#- The handover's relays, conntrack table and VIPs kept on lo, also those
     of a handover cut off halfway. #}

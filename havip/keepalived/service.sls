@@ -2,7 +2,6 @@
 # vim: ft=sls
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- from tplroot ~ '/macros.jinja' import service_args %}
 
 include:
   - .config
@@ -13,7 +12,6 @@ havip-keepalived-service-running:
     - name: {{ havip.lookup.services.keepalived }}
     - enable: true
     - reload: true
-    {{- service_args(havip.lookup, 'keepalived') }}
     - require:
       - service: havip-haproxy-service-running
     - watch:

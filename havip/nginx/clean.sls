@@ -3,13 +3,11 @@
 # Stops nginx and removes what havip installed for it.
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- from tplroot ~ '/macros.jinja' import service_args %}
 
 havip-nginx-service-clean:
   service.dead:
     - name: {{ havip.lookup.services.nginx }}
     - enable: false
-    {{- service_args(havip.lookup, 'nginx') }}
 
 havip-nginx-pkg-clean:
   pkg.removed:

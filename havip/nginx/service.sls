@@ -2,7 +2,6 @@
 # vim: ft=sls
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- from tplroot ~ '/macros.jinja' import service_args %}
 
 include:
   - .config
@@ -12,7 +11,6 @@ havip-nginx-service-running:
     - name: {{ havip.lookup.services.nginx }}
     - enable: true
     - reload: true
-    {{- service_args(havip.lookup, 'nginx') }}
     - watch:
       - file: havip-nginx-config-file
 {%- for path in havip.lookup.nginx.remove %}

@@ -204,13 +204,40 @@ class Cluster:
         host = self.host(name)
         pids = host.run(["cat", *pidfiles], check=False).stdout.split()
         assert pids, (name, pidfiles)
+        return self.signal_pids(name, signal, pids)
+
+    def signal_pids(self, name, signal, pids):
+        """Send ``signal`` to these pids of a host; returns the time sent."""
         sent = time.time()
-        host.run(["kill", f"-{signal}", *pids])
+        self.host(name).run(["kill", f"-{signal}", *map(str, pids)])
         return sent
 
-    def kill_haproxy(self, name):
-        """SIGKILL the HAProxy processes of the host's pid file; returns the time sent."""
-        return self.signal(name, "KILL", HAPROXY_PIDFILE)
+    def haproxy_workers(self, name):
+        """The pids of HAProxy's workers on a host: the children of the
+        master, whose pid is in the pid file (Debian's unit runs HAProxy in
+        master-worker mode, -Ws)."""
+        host = self.host(name)
+        master = host.run(["cat", HAPROXY_PIDFILE]).stdout.split()
+        assert len(master) == 1, (name, master)
+        workers = host.run(["pgrep", "-P", master[0], "-x", "haproxy"], check=False).stdout.split()
+        assert workers, f"HAProxy's master {master[0]} on {name} has no worker"
+        return workers
+
+    def kill_haproxy(self, name, process="master"):
+        """SIGKILL HAProxy's master (the pid file's process; its worker exits
+        with it) or its ``process="worker"``; returns the time sent.  systemd
+        starts it again (Debian's unit: Restart=always, after 100 ms)."""
+        if process == "master":
+            return self.signal(name, "KILL", HAPROXY_PIDFILE)
+        return self.signal_pids(name, "KILL", self.haproxy_workers(name))
+
+    def systemctl(self, name, *args, check=True):
+        """`systemctl ARGS` on a host; the CompletedProcess."""
+        return self.host(name).run(["systemctl", *args], check=check)
+
+    def restarts(self, name, service="haproxy"):
+        """How often systemd has restarted a service on a host (NRestarts)."""
+        return int(self.systemctl(name, "show", service, "-p", "NRestarts", "--value").stdout)
 
     def kill_nginx(self, name):
         """SIGKILL every nginx process of a backend host, again until none is
@@ -226,26 +253,45 @@ class Cluster:
         raise AssertionError(f"nginx on {name} survives SIGKILL")
 
     def start_nginx(self, name):
-        """Start nginx again after kill_nginx (the init script refuses while
-        the dead one's port or pid file lingers for a moment)."""
-        host = self.host(name)
-        for _ in range(20):
-            if host.run(["service", "nginx", "start"], check=False).returncode == 0:
-                return
-            time.sleep(0.25)
-        raise AssertionError(f"nginx on {name} does not start: "
-                             + host.run(["nginx", "-t"], check=False).stderr)
+        """`systemctl start nginx` after kill_nginx (Debian's nginx unit does
+        not restart it by itself)."""
+        started = self.systemctl(name, "start", "nginx", check=False)
+        assert started.returncode == 0, (name, started.stderr,
+                                         self.systemctl(name, "status", "nginx", check=False).stdout)
 
-    def keepalived_gone(self, name, timeout=10):
-        """Wait for keepalived to be gone from a host (Debian's init script
-        does not wait on stop); True if it is."""
+    def keepalived_gone(self, name):
+        """keepalived is stopped on a host: its unit inactive and no process left."""
         host = self.host(name)
-        deadline = time.monotonic() + timeout
-        while host.run(["pidof", "keepalived"], check=False).returncode == 0:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
-        return True
+        return (self.systemctl(name, "is-active", "keepalived", check=False).stdout.strip() != "active"
+                and host.run(["pidof", "keepalived"], check=False).returncode != 0)
+
+    # ---- power ------------------------------------------------------------------
+
+    def _minion(self, name):
+        return next(m for m in self.minions if m.id == name)
+
+    def power_off(self, name):
+        """Power a host off cleanly (its units stop, keepalived gives its VIPs
+        up); its salt-minion ends with it.  Returns the seconds it took."""
+        took = self.lab.power_off(name)
+        self._minion(name).terminate()
+        return took
+
+    def boot(self, name):
+        """Boot a host that is off, and start its salt-minion again (the lab
+        starts minions from outside, with nsenter: the host's systemd does not
+        know them).  Returns the seconds until the minion answers."""
+        t0 = time.monotonic()
+        self.lab.boot(name)
+        self._minion(name).start(start_timeout=90)
+        return time.monotonic() - t0
+
+    def reboot(self, name):
+        """power_off, then boot; the seconds it took."""
+        t0 = time.monotonic()
+        self.power_off(name)
+        self.boot(name)
+        return time.monotonic() - t0
 
     def vrrp_state(self, name):
         """(state, time of the change) keepalived's notify script recorded on a balancer."""
@@ -347,6 +393,9 @@ def running_cluster(salt_factories, topology, pillar_dir):
                 for minion in minions:
                     stack.enter_context(minion.started(start_timeout=90))
                 cluster = Cluster(topology, lab, master, minions)
+                # Every minion is on a systemd host: Salt's systemd module drives the units.
+                inits = cluster.salt("*", "grains.get", "init")
+                assert inits.data == {name: "systemd" for name in topology.hosts}, inits
                 synced = cluster.salt("*", "saltutil.sync_all", "refresh=False")
                 assert synced.returncode == 0, synced
                 # Loaded before the first job that needs them (sync_all's

@@ -1,29 +1,45 @@
-"""Namespace lab: Linux namespaces as "hosts" on one machine (stdlib only).
+"""Namespace lab: systemd hosts on one machine (stdlib only).
 
-Every host is a network namespace ``<prefix>-<host>`` (``eth0`` with its
-address and an IPv6 twin in fd00:100::/64 - 192.168.100.11 is fd00:100::11 -
-``lo``; no default route) wired to a bridge ``br0`` in the switch
-namespace ``<prefix>-sw``.  The root namespace joins the bridge through the
-veth ``<prefix>-gw`` (the gateway address), so a salt-master there reaches
-the minions.  Each host runs ``hostinit.py`` as PID 1 of its own PID, mount
-and UTS namespaces, chrooted into an overlay whose upper dir is private to
-the host and whose lower layer is the lab's *base layer*.
+Every host boots systemd as PID 1 with ``systemd-nspawn``: its own network
+namespace ``<prefix>-<host>`` (``eth0`` with its address, a fixed MAC made
+from it, and an IPv6 twin in fd00:100::/64 - 192.168.100.11 is
+fd00:100::11 - ``lo``; no default route) wired to a bridge ``br0`` in the
+switch namespace ``<prefix>-sw``.  The root namespace joins the bridge
+through the veth ``<prefix>-gw`` (the gateway address), so a salt-master
+there reaches the minions.  The host's root is an overlay whose upper dir is
+private to the host and whose lower layer is the lab's *base layer*; it is
+mounted in the root namespace at ``hosts/<host>/root`` and nspawn boots it
+(``--boot --register=no --keep-unit --link-journal=no
+--network-namespace-path=/run/netns/<prefix>-<host> --resolv-conf=off
+--timezone=off --capability=CAP_NET_ADMIN``, ``/proc/sys/net`` writable,
+stdin /dev/null, in a session of its own).  Each host gets a fresh
+``/etc/machine-id``, its ``/etc/hostname`` and an ``/etc/hosts`` naming every
+lab host.  ``up()`` returns once every host's ``systemctl
+is-system-running`` says ``running``.
 
 The base layer is the root file system with the packages in ``purge``
-dpkg-purged (and ``/usr/sbin/policy-rc.d`` removed): an overlay
-``lowerdir=/`` whose upper dir holds the whiteouts, built once and cached
-while ``/var/lib/dpkg/status`` is unchanged, mounted read-only at
-``<workdir>/base/merged`` while the lab is up.  (It cannot be given to the
-hosts as ``lowerdir=<base upper>:/``: the base upper lies inside ``/`` and
-overlayfs refuses overlapping layers with ELOOP, so hosts stack on the
-mounted base instead.)  Packages are then absent in every host and
-``apt-get install`` inside a host is a real, offline install from
-``/var/cache/apt/archives``.
+dpkg-purged (and ``/usr/sbin/policy-rc.d`` removed, so an install in a host
+starts its daemon as on any server), and the units in ``MASKED`` (plus every
+timer) masked: an overlay ``lowerdir=/`` whose upper dir holds the
+whiteouts, built once and cached while ``/var/lib/dpkg/status`` is
+unchanged, mounted read-only at ``<workdir>/base/merged`` while the lab is
+up.  (It cannot be given to the hosts as ``lowerdir=<base upper>:/``: the
+base upper lies inside ``/`` and overlayfs refuses overlapping layers with
+ELOOP, so hosts stack on the mounted base instead.)  Packages are then
+absent in every host and ``apt-get install`` inside a host is a real,
+offline install from ``/var/cache/apt/archives``.
+
+Powering a host off (``power_off``: SIGTERM to its nspawn, which shuts the
+container's systemd down cleanly) ends every process of the host, also
+those entered with ``nsenter``; ``boot`` starts it again on the same upper
+dir, in a network namespace made anew (a rebooted machine's interfaces come
+up without the addresses, nftables rules and sysctls of its last run), so
+enabled units come back and nothing else does.  ``reboot`` = both.
 
 Layout of ``workdir`` (default ``/var/lib/havip-lab/<prefix>``)::
 
     base/{upper,work,merged,key}     cached base layer (kept by down())
-    hosts/<host>/{upper,work,root,init.log}
+    hosts/<host>/{upper,work,root,console.log}
     shared/                          bind-mounted at the same path in every host
     state.json                       what a crashed run left, for cleanup()
 
@@ -43,18 +59,30 @@ import ipaddress
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
-HOSTINIT = Path(__file__).resolve().with_name("hostinit.py")
 DEFAULT_PURGE = ("nginx", "nginx-common", "nginx-core", "haproxy", "keepalived")
-BASE_FORMAT = "1"  # part of the base layer's cache key: bump when the build changes
-READY_TIMEOUT = 30
+# Units of the machine's image that a fresh lab server does not run: they are
+# masked in the base layer (a link to /dev/null), as is every timer.
+MASKED = (
+    "postgresql.service", "postgresql@.service",
+    "getty.target", "getty@.service", "console-getty.service", "container-getty@.service",
+    "e2scrub_reap.service", "systemd-pstore.service", "systemd-timesyncd.service",
+    # D-Bus activated by apt's hook on every install in a host
+    "packagekit.service", "packagekit-offline-update.service",
+)
+BASE_FORMAT = "2"  # part of the base layer's cache key: bump when the build changes
+BOOT_TIMEOUT = 120  # s until every host is `running`
+POWEROFF_TIMEOUT = 20  # s for a clean poweroff before SIGKILL
+NSPAWN = "systemd-nspawn"
+NSPAWN_PROPAGATE = "/run/systemd/nspawn/propagate"  # nspawn's dir per machine name
+CGROUP_DIR = "havip-lab"  # the hosts' nspawns run in havip-lab/<prefix>-<host> of each hierarchy
 HOST_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
@@ -62,8 +90,8 @@ HOST_ENV = {
     "DEBIAN_FRONTEND": "noninteractive",
 }
 # Runs inside `unshare --mount --pid --fork`: "$1"=upper "$2"=work "$3"=mount point,
-# the rest are the packages to purge.  policy-rc.d stays until after the purge so
-# that no maintainer script tries to stop a service.
+# the rest are the packages to purge; $HAVIP_MASK the units to mask.  policy-rc.d
+# stays until after the purge so that no maintainer script tries to stop a service.
 BASE_BUILD_SCRIPT = r"""
 upper=$1 work=$2 m=$3; shift 3
 mount -t overlay overlay -o "lowerdir=/,upperdir=$upper,workdir=$work" "$m"
@@ -74,6 +102,11 @@ mount -t tmpfs -o mode=1777 tmpfs "$m/tmp"
 mount --rbind /dev "$m/dev"
 chroot "$m" dpkg --purge "$@"
 rm -f "$m/usr/sbin/policy-rc.d"
+timers=$(cd "$m" && find etc/systemd/system lib/systemd/system -name '*.timer' -printf '%f
+' | sort -u)
+for unit in $HAVIP_MASK $timers; do
+    ln -sfn /dev/null "$m/etc/systemd/system/$unit"
+done
 """
 
 
@@ -163,35 +196,48 @@ def ipv6_twin(address):
     return IPV6_PREFIX + address.rsplit(".", 1)[1]
 
 
-class Host:
-    """One lab host; ``pid`` is its init's PID in the root PID namespace."""
+def mac_of(address):
+    """The fixed MAC of a host's eth0, made from its address (02:68:76 and the
+    last three octets): it stays the same across reboots, like a NIC's."""
+    return "02:68:76:" + ":".join(f"{b:02x}" for b in ipaddress.ip_address(address).packed[1:])
 
-    def __init__(self, name, iface, netns):
+
+class Host:
+    """One lab host; ``pid`` is its systemd's PID in the root PID namespace
+    (PID 1 of the host), ``nspawn`` (pid, start time) of the systemd-nspawn
+    that runs it."""
+
+    def __init__(self, name, iface, netns, port):
         self.name = name
         self.iface = iface  # address with prefix length, e.g. "192.168.100.11/24"
         self.address = iface.split("/")[0]
         self.address6 = ipv6_twin(self.address)
+        self.mac = mac_of(self.address)
         self.netns = netns
+        self.port = port  # its veth's end on the switch's bridge
         self.pid = None
         self.start = None  # start time of pid, guards against PID reuse
+        self.nspawn = None
 
     @property
     def root(self):
-        """The host's merged root as seen from outside.
-
-        The overlay is mounted only in the host's own mount namespace, so the
-        path to reach it from the root namespace is ``/proc/<init pid>/root``."""
+        """The host's root as its processes see it (its own /run and /tmp
+        included), from the root namespace: ``/proc/<its systemd>/root``."""
+        if self.pid is None:
+            raise LabError(f"host {self.name} is not running")
         return Path(f"/proc/{self.pid}/root")
 
     def nsenter_prefix(self, cwd=None):
-        """argv prefix that runs a command inside this host (all its namespaces, chrooted).
+        """argv prefix that runs a command inside this host (all its namespaces, its root).
 
         The command starts in ``cwd`` (a path inside the host), else in ``/``.
-        (A ``cwd=`` given to Popen would only move nsenter: ``-w`` resets it.)"""
+        (A ``cwd=`` given to Popen would only move nsenter: ``-w`` resets it.)
+        Such a process is no unit of the host's systemd, but it is in the
+        host's PID namespace: it ends when the host powers off."""
         if self.pid is None:
             raise LabError(f"host {self.name} is not running")
         wd = ["-W", str(cwd)] if cwd else ["-w"]
-        return ["nsenter", "-t", str(self.pid), "-m", "-u", "-p", "-n", "-r", *wd, "--"]
+        return ["nsenter", "-t", str(self.pid), "-m", "-u", "-i", "-p", "-n", "-r", *wd, "--"]
 
     def run(self, cmd, check=True, timeout=120, input=None, env=None, cwd=None):
         """Run ``cmd`` inside the host and return the CompletedProcess (text mode).
@@ -211,12 +257,22 @@ class Host:
         kwargs.setdefault("env", HOST_ENV)
         return subprocess.Popen(self.nsenter_prefix(cwd) + _argv(cmd), **kwargs)
 
+    def failed_units(self, status=False):
+        """`systemctl --failed` of the host, one unit per line; with ``status``
+        each failed unit's `systemctl status` (its last journal lines) too."""
+        failed = self.run(["systemctl", "--failed", "--plain", "--no-legend"], check=False).stdout.strip()
+        if status and failed:
+            units = [line.split()[0] for line in failed.splitlines()]
+            failed += "\n" + self.run(["systemctl", "status", "--no-pager", "--lines=15", *units],
+                                      check=False).stdout
+        return failed
+
     def __repr__(self):
         return f"Host({self.name!r}, {self.address!r}, pid={self.pid})"
 
 
 class Lab:
-    """A set of namespace hosts on one bridge.  Use as a context manager or call up()/down()."""
+    """A set of systemd hosts on one bridge.  Use as a context manager or call up()/down()."""
 
     def __init__(self, hosts, prefix="hvl", gateway="192.168.100.1/24", workdir=None,
                  purge=None, binds=()):
@@ -238,7 +294,7 @@ class Lab:
         self.timings = {}
         self.hosts = {}
         seen = {self.gateway.ip}
-        for name, addr in hosts.items():
+        for i, (name, addr) in enumerate(hosts.items()):
             if name == "sw" or not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", name):
                 raise ValueError(f"bad host name {name!r}")
             iface = ipaddress.ip_interface(addr if "/" in addr else
@@ -246,8 +302,9 @@ class Lab:
             if iface.network != self.gateway.network or iface.ip in seen:
                 raise ValueError(f"{name}: {addr} not a free address in {self.gateway.network}")
             seen.add(iface.ip)
-            self.hosts[name] = Host(name, str(iface), f"{prefix}-{name}")
-        self._procs = {}  # name -> Popen of `unshare`, the parent of the host's init
+            # switch-side port; `ip -n <prefix>-sw link` shows the host as alias
+            self.hosts[name] = Host(name, str(iface), f"{prefix}-{name}", f"h{i}")
+        self._procs = {}  # name -> Popen of the host's systemd-nspawn
 
     def host(self, name):
         return self.hosts[name]
@@ -266,15 +323,20 @@ class Lab:
     # ---- up -------------------------------------------------------------------------
 
     def up(self):
-        """Clean up a stale lab with this prefix, then build base, network and hosts."""
+        """Clean up a stale lab with this prefix, then build base, network and hosts,
+        and wait until every host's systemd says `running`."""
         t0 = time.monotonic()
         cleanup(self.prefix, self.workdir)
         for d in (self.workdir / "hosts", self.shared_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._mount_base()
         self._save_state()
-        self._make_network()
-        self._start_hosts()
+        self._make_switch()
+        for h in self.hosts.values():
+            self._make_host_network(h)
+            self._mount_root(h, first_boot=True)
+            self._spawn(h)
+        self._wait_booted(self.hosts.values())
         self.timings["up"] = time.monotonic() - t0
         return self
 
@@ -283,7 +345,7 @@ class Lab:
         base = self.workdir / "base"
         upper, work, key_file = base / "upper", base / "work", base / "key"
         key = hashlib.sha256(Path("/var/lib/dpkg/status").read_bytes()
-                             + "\0".join([BASE_FORMAT] + self.purge).encode()).hexdigest()
+                             + "\0".join([BASE_FORMAT] + self.purge + list(MASKED)).encode()).hexdigest()
         t0 = time.monotonic()
         cached = upper.is_dir() and key_file.is_file() and key_file.read_text() == key
         if not cached:
@@ -296,7 +358,7 @@ class Lab:
                 d.mkdir(parents=True, exist_ok=True)
             _sh("unshare", "--mount", "--pid", "--fork", "--propagation", "private",
                 "sh", "-ec", BASE_BUILD_SCRIPT, "sh", upper, work, self.base_merged, *self.purge,
-                env=HOST_ENV)
+                env={**HOST_ENV, "HAVIP_MASK": " ".join(MASKED)})
             shutil.rmtree(work)  # the read-only mount gets a fresh one
             work.mkdir()
             key_file.write_text(key)
@@ -305,8 +367,8 @@ class Lab:
         self.timings["base"] = time.monotonic() - t0
         self.timings["base_cached"] = cached
 
-    def _make_network(self):
-        """Switch netns with br0, the root's gateway veth, one netns + veth per host."""
+    def _make_switch(self):
+        """Switch netns with br0 and the root's gateway veth."""
         sw = ["ip", "-n", self.switch]
         _sh("ip", "netns", "add", self.switch)
         _sh(*sw, "link", "add", "br0", "type", "bridge")
@@ -316,103 +378,352 @@ class Lab:
         _sh(*sw, "link", "set", "gw", "master", "br0", "up")
         _sh("ip", "addr", "add", str(self.gateway), "dev", self.gw_link)
         _sh("ip", "link", "set", self.gw_link, "up")
-        for i, h in enumerate(self.hosts.values()):
-            port = f"h{i}"  # switch-side port; `ip -n <prefix>-sw link` shows the host as alias
-            _sh("ip", "netns", "add", h.netns)
-            _sh(*sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.netns)
-            _sh(*sw, "link", "set", port, "alias", h.name, "master", "br0", "up")
-            _sh("ip", "-n", h.netns, "addr", "add", h.iface, "dev", "eth0")
-            _sh("ip", "-n", h.netns, "addr", "add", f"{h.address6}/64", "dev", "eth0", "nodad")
-            _sh("ip", "-n", h.netns, "link", "set", "eth0", "up")
 
-    def _start_hosts(self):
-        """Start every host's init, then wait until each has printed READY <pid>."""
-        names = {h.name: h.address for h in self.hosts.values()}
+    def _make_host_network(self, h):
+        """The host's netns and its veth into the bridge: the machine's NIC,
+        made anew at every boot (with the same MAC)."""
+        sw = ["ip", "-n", self.switch]
+        _sh("ip", "netns", "add", h.netns)
+        _sh(*sw, "link", "add", h.port, "type", "veth", "peer", "name", "eth0", "netns", h.netns)
+        _sh(*sw, "link", "set", h.port, "alias", h.name, "master", "br0", "up")
+        _sh("ip", "-n", h.netns, "link", "set", "eth0", "address", h.mac)
+        _sh("ip", "-n", h.netns, "addr", "add", h.iface, "dev", "eth0")
+        _sh("ip", "-n", h.netns, "addr", "add", f"{h.address6}/64", "dev", "eth0", "nodad")
+        _sh("ip", "-n", h.netns, "link", "set", "eth0", "up")
+        _sh("ip", "-n", h.netns, "link", "set", "lo", "up")
+
+    def _host_dir(self, h):
+        return self.workdir / "hosts" / h.name
+
+    def _mount_root(self, h, first_boot):
+        """Mount the host's overlay root; on its first boot write its identity:
+        a fresh machine-id, hostname, /etc/hosts with every lab host, no DNS."""
+        d = self._host_dir(h)
+        for sub in ("upper", "work", "root"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        root = d / "root"
+        _sh("mount", "-t", "overlay", "overlay", "-o",
+            f"lowerdir={self.base_merged},upperdir={d / 'upper'},workdir={d / 'work'}", root)
+        if not first_boot:
+            return
+        names = {n: x.address for n, x in self.hosts.items()}
         names["gateway"] = str(self.gateway.ip)
-        for h in self.hosts.values():
-            d = self.workdir / "hosts" / h.name
-            for sub in ("upper", "work", "root"):
-                (d / sub).mkdir(parents=True, exist_ok=True)
-            cfg = {"hostname": h.name, "lower": str(self.base_merged), "upper": str(d / "upper"),
-                   "work": str(d / "work"), "root": str(d / "root"),
-                   "binds": [str(self.shared_dir)] + self.binds, "hosts": names}
-            with open(d / "init.log", "wb") as log:
-                self._procs[h.name] = subprocess.Popen(
-                    ["ip", "netns", "exec", h.netns, "unshare", "--mount", "--uts", "--pid",
-                     "--fork", "--kill-child", "--propagation", "private",
-                     sys.executable, "-I", str(HOSTINIT), json.dumps(cfg)],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                    start_new_session=True)  # a terminal's Ctrl-C reaches only us; down() ends them
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        lines += [f"{addr}\t{name}" for name, addr in names.items()]
+        files = {
+            "etc/machine-id": uuid.uuid4().hex + "\n",
+            "etc/hostname": h.name + "\n",
+            "etc/hosts": "\n".join(lines) + "\n",
+            "etc/resolv.conf": "# havip lab host: no DNS, names come from /etc/hosts\n",
+        }
+        for path, text in files.items():
+            target = root / path
+            if target.is_symlink():  # never write through a link to the real root
+                target.unlink()
+            target.write_text(text)
+        for path in [str(self.shared_dir)] + self.binds:
+            (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+    def _spawn(self, h):
+        """Boot the host: systemd-nspawn on its root, in its netns, in a session of its own."""
+        d = self._host_dir(h)
+        argv = [NSPAWN, "-q", "-D", str(d / "root"), "--boot", "--register=no", "--keep-unit",
+                "--link-journal=no", "-M", f"{self.prefix}-{h.name}", f"--network-namespace-path=/run/netns/{h.netns}",
+                "--resolv-conf=off", "--timezone=off", "--capability=CAP_NET_ADMIN"]
+        argv += [f"--bind={path}" for path in [str(self.shared_dir)] + self.binds]
+        env = {"PATH": HOST_ENV["PATH"], "LANG": "C.UTF-8",
+               # /proc/sys/net writable (per netns): sysctl.present of net.* works
+               "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
+        cgroups = _make_cgroups(f"{self.prefix}-{h.name}")
+        with open(d / "console.log", "ab") as log:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 env=env, start_new_session=True,  # a terminal's Ctrl-C reaches only us
+                                 preexec_fn=lambda: _join_cgroups(cgroups))
+        self._procs[h.name] = p
+        h.nspawn = [p.pid, _start_time(p.pid)]
         self._save_state()
-        pending = {p.stdout.fileno(): (name, p, b"") for name, p in self._procs.items()}
-        deadline = time.monotonic() + READY_TIMEOUT
-        while pending:
-            ready, _, _ = select.select(list(pending), [], [], max(0, deadline - time.monotonic()))
-            if not ready:
-                raise LabError(f"hosts not ready after {READY_TIMEOUT}s: "
-                               f"{[n for n, _, _ in pending.values()]}")
-            for fd in ready:
-                name, p, buf = pending[fd]
-                chunk = os.read(fd, 256)
-                buf += chunk
-                if b"\n" in buf:
-                    line = buf.split(b"\n")[0].decode()
-                    if not re.fullmatch(r"READY \d+", line):
-                        raise LabError(f"host {name}: unexpected output from hostinit: {line!r}")
-                    h = self.hosts[name]
-                    h.pid = int(line.split()[1])
-                    h.start = _start_time(h.pid)
-                    p.stdout.close()
-                    del pending[fd]
+
+    def _console(self, h):
+        try:
+            return (self._host_dir(h) / "console.log").read_text(errors="replace")[-3000:]
+        except FileNotFoundError:
+            return ""
+
+    def _find_init(self, h, deadline):
+        """The host's systemd: the child of its nspawn that runs systemd."""
+        p = self._procs[h.name]
+        while True:
+            if p.poll() is not None:
+                raise LabError(f"host {h.name}: systemd-nspawn exited ({p.returncode}):\n{self._console(h)}")
+            try:
+                children = Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()
+            except FileNotFoundError:
+                children = []
+            for child in children:
+                try:
+                    comm = Path(f"/proc/{child}/comm").read_text().strip()
+                except FileNotFoundError:
+                    continue
+                if comm == "systemd":
+                    h.pid, h.start = int(child), _start_time(int(child))
                     self._save_state()
-                elif not chunk:
-                    log = (self.workdir / "hosts" / name / "init.log").read_text()[-3000:]
-                    raise LabError(f"host {name}: init exited ({p.wait()}):\n{log}")
-                else:
-                    pending[fd] = (name, p, buf)
+                    return
+            if time.monotonic() > deadline:
+                raise LabError(f"host {h.name}: no systemd after {BOOT_TIMEOUT}s:\n{self._console(h)}")
+            time.sleep(0.05)
+
+    def _wait_booted(self, hosts):
+        """Wait until every host's `systemctl is-system-running` says running."""
+        t0 = time.monotonic()
+        deadline = t0 + BOOT_TIMEOUT
+        hosts = list(hosts)
+        for h in hosts:
+            self._find_init(h, deadline)
+        pending = {h.name: "" for h in hosts}
+        while pending:
+            for name in list(pending):
+                h = self.hosts[name]
+                if self._procs[name].poll() is not None:
+                    raise LabError(f"host {name}: systemd-nspawn exited ({self._procs[name].returncode}):"
+                                   f"\n{self._console(h)}")
+                state = h.run(["systemctl", "is-system-running"], check=False, timeout=30).stdout.strip()
+                pending[name] = state
+                if state == "running":
+                    del pending[name]
+                elif state in ("degraded", "maintenance", "stopping"):
+                    raise LabError(f"host {name} is {state}; failed units:\n{h.failed_units(status=True)}")
+            if pending and time.monotonic() > deadline:
+                raise LabError(f"hosts not running after {BOOT_TIMEOUT}s: "
+                               + ", ".join(f"{n} ({s or 'no answer'}; failed units: "
+                                           f"{self.hosts[n].failed_units() or 'none'})"
+                                           for n, s in pending.items()))
+            if pending:
+                time.sleep(0.2)
+        self.timings["boot"] = time.monotonic() - t0
 
     def _save_state(self):
         state = {
             "prefix": self.prefix,
             "netns": [self.switch] + [h.netns for h in self.hosts.values()],
             "link": self.gw_link,
-            "mounts": [str(self.base_merged)],
-            "inits": {h.name: [h.pid, h.start] for h in self.hosts.values() if h.pid},
-            "spawners": {n: [p.pid, _start_time(p.pid)] for n, p in self._procs.items()},
+            "hosts": {h.name: {"nspawn": h.nspawn, "init": [h.pid, h.start] if h.pid else None}
+                      for h in self.hosts.values() if h.nspawn},
         }
         tmp = self.workdir / "state.json.tmp"
         tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(self.workdir / "state.json")
 
+    # ---- power ----------------------------------------------------------------------
+
+    def power_off(self, name):
+        """Shut host ``name`` down cleanly (its systemd stops every unit; every
+        other process of the host ends with it), then unplug it: its root is
+        unmounted and its netns deleted.  Returns the seconds it took."""
+        t0 = time.monotonic()
+        h = self.hosts[name]
+        try:
+            self._power_off([h])
+        finally:
+            self._unplug(h)
+        return time.monotonic() - t0
+
+    def boot(self, name):
+        """Boot host ``name`` again on its upper dir (enabled units start, the
+        rest of its last run is gone); returns once it is `running`, with the
+        seconds it took."""
+        t0 = time.monotonic()
+        h = self.hosts[name]
+        if h.nspawn:
+            raise LabError(f"host {name} is running")
+        self._make_host_network(h)
+        self._mount_root(h, first_boot=False)
+        self._spawn(h)
+        self._wait_booted([h])
+        return time.monotonic() - t0
+
+    def reboot(self, name):
+        """power_off, then boot; returns the seconds it took."""
+        t0 = time.monotonic()
+        self.power_off(name)
+        self.boot(name)
+        return time.monotonic() - t0
+
+    def _power_off(self, hosts):
+        """SIGTERM to each host's nspawn (a clean poweroff), a bounded wait,
+        then SIGKILL of the recorded nspawn and systemd PIDs as a last resort."""
+        hosts = [h for h in hosts if h.nspawn]
+        _end_entered([h.pid for h in hosts if h.pid and _alive(h.pid, h.start)])
+        for h in hosts:
+            if _alive(*h.nspawn):
+                os.kill(h.nspawn[0], signal.SIGTERM)
+        _wait_powered_off([h.nspawn for h in hosts], [h.pid for h in hosts if h.pid], POWEROFF_TIMEOUT)
+        for h in hosts:  # reap them
+            p = self._procs.get(h.name)
+            if p is not None and p.poll() is None and not _alive(*h.nspawn):
+                p.wait(timeout=1)
+        stuck = [h for h in hosts if _alive(*h.nspawn)]
+        for h in stuck:
+            for pid, start in (h.nspawn, (h.pid, h.start)):
+                _kill_recorded(pid, start)
+            p = self._procs.get(h.name)
+            if p is not None:
+                p.wait(timeout=10)
+        try:
+            _wait_gone([(h.pid, h.start) for h in hosts if h.pid])
+        finally:
+            for h in hosts:
+                self._procs.pop(h.name, None)
+                h.nspawn = None
+                h.pid = h.start = None
+            self._save_state()
+        if stuck:
+            raise LabError(f"hosts did not power off in {POWEROFF_TIMEOUT}s (killed): "
+                           f"{[h.name for h in stuck]}")
+
+    def _unplug(self, h):
+        root = self._host_dir(h) / "root"
+        if str(root) in _mounts_under(self.workdir):
+            _sh("umount", root)
+        if h.netns in _netns_names():
+            _sh("ip", "netns", "del", h.netns)
+
     # ---- down -----------------------------------------------------------------------
 
     def down(self):
-        """Kill the hosts, wait for them, and remove everything up() made (not the base cache).
+        """Power every host off, and remove everything up() made (not the base cache).
 
         Safe to call twice and after a partial up()."""
-        for h in self.hosts.values():
-            if h.pid:
-                _kill_recorded(h.pid, h.start)  # PID 1 of the PID namespace: takes all of it
-        for name, p in self._procs.items():
-            if not self.hosts[name].pid:  # init not READY (yet): it is unshare's only child
-                try:
-                    children = Path(f"/proc/{p.pid}/task/{p.pid}/children").read_text().split()
-                except FileNotFoundError:  # unshare has exited already
-                    children = []
-                for child in children:
-                    os.kill(int(child), signal.SIGKILL)
-            try:
-                p.wait(timeout=10)  # unshare reaps the init, then exits
-            except subprocess.TimeoutExpired:
-                p.kill()  # --kill-child: the init gets SIGKILL too
-                p.wait()
-            p.stdout.close()
-        self._procs.clear()
         try:
-            cleanup(self.prefix, self.workdir)
+            self._power_off(self.hosts.values())
         finally:
-            for h in self.hosts.values():
-                h.pid = h.start = None
+            self._procs.clear()
+            cleanup(self.prefix, self.workdir)
+
+
+def _cgroup_roots():
+    """Mount points of the cgroup hierarchies systemd uses: cgroup2 (the
+    unified one) and the v1 ``name=systemd`` one of a hybrid layout."""
+    roots = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        fstype, options = fields[fields.index("-") + 1], fields[-1]
+        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options.split(",")):
+            roots.append(Path(fields[4]))
+    return roots
+
+
+def _make_cgroups(name):
+    """A cgroup ``havip-lab/<name>`` in each of systemd's hierarchies, for one
+    host's nspawn.  nspawn puts the container in ``payload`` under its own
+    cgroup: hosts whose nspawns shared one cgroup would share that, and their
+    systemds would fight over it (units failing with status 219/CGROUP,
+    shutdowns that never end)."""
+    made = []
+    for root in _cgroup_roots():
+        path = root / CGROUP_DIR / name
+        path.mkdir(parents=True, exist_ok=True)
+        made.append(str(path))
+    return made
+
+
+def _join_cgroups(paths):
+    """In the child before exec: move this process into ``paths``."""
+    for path in paths:
+        with open(f"{path}/cgroup.procs", "w") as procs:
+            procs.write("0")
+
+
+def _remove_cgroups(prefix):
+    """Remove the lab's cgroups ``havip-lab/<prefix>-*`` (empty once their
+    hosts are off), deepest first; the paths still there are returned."""
+    left = []
+    for root in _cgroup_roots():
+        for top in (root / CGROUP_DIR).glob(f"{prefix}-*"):
+            for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    left.append(dirpath)
+    return left
+
+
+def _netns_names():
+    return [line.split()[0] for line in _sh("ip", "netns", "list").stdout.splitlines()]
+
+
+def _continue_nsenters(inits):
+    """SIGCONT to every stopped ``nsenter -t INIT`` of these hosts' systemd PIDs.
+
+    systemd-shutdown freezes every process of the host (kill(-1, SIGSTOP))
+    before it signals them; nsenter, outside the host, sees its child stop
+    and stops itself, and the SIGCONT that follows reaches only the host.
+    Stopped, nsenter never reaps its child, and the host's PID namespace
+    cannot end.  These nsenters are the lab's own (Host.run/popen)."""
+    wanted = {str(pid) for pid in inits}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if (len(argv) > 2 and argv[0] == b"nsenter" and argv[1] == b"-t"
+                and argv[2].decode() in wanted and stat[0] in "Tt"):
+            try:
+                os.kill(int(proc.name), signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+
+def _entered(inits):
+    """PIDs of the processes of these hosts (``inits``: their systemd PIDs)
+    that were entered from outside (nsenter's children: their parent is not
+    in the host's PID namespace)."""
+    namespaces = set()
+    for pid in inits:
+        try:
+            namespaces.add(os.readlink(f"/proc/{pid}/ns/pid"))
+        except (FileNotFoundError, PermissionError):
+            pass
+    if not namespaces:
+        return []
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) in inits:
+            continue
+        try:
+            if os.readlink(proc / "ns/pid") not in namespaces:
+                continue
+            ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
+            if os.readlink(f"/proc/{ppid}/ns/pid") not in namespaces:
+                found.append(int(proc.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+def _end_entered(inits, timeout=3):
+    """SIGTERM the processes entered from outside into these hosts (their
+    systemd does not know them: they are like login sessions, which a
+    shutdown ends first), and wait up to ``timeout`` s for them to exit."""
+    for pid in _entered(inits):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while _entered(inits) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _wait_powered_off(spawners, inits, timeout):
+    """Wait until every (pid, start) of ``spawners`` has exited, or ``timeout`` s;
+    meanwhile keep the lab's nsenters of ``inits`` from blocking the poweroff."""
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid, start) for pid, start in spawners) and time.monotonic() < deadline:
+        _continue_nsenters(inits)
+        time.sleep(0.05)
 
 
 def _wait_gone(procs, timeout=10):
@@ -420,45 +731,64 @@ def _wait_gone(procs, timeout=10):
     deadline = time.monotonic() + timeout
     while any(_alive(pid, start) for pid, start in procs):
         if time.monotonic() > deadline:
-            raise LabError(f"processes still alive after SIGKILL: {procs}")
+            raise LabError(f"processes still alive after {timeout}s: {procs}")
         time.sleep(0.02)
 
 
 def cleanup(prefix, workdir=None):
-    """Remove whatever a lab with ``prefix`` left: recorded PIDs, netns ``<prefix>-*``,
-    the link ``<prefix>-gw``, mounts under ``workdir``, host and shared dirs, state.json.
+    """Remove whatever a lab with ``prefix`` left: its hosts (recorded nspawn PIDs
+    get SIGTERM, a clean poweroff; recorded PIDs still alive after that SIGKILL),
+    netns ``<prefix>-*``, the link ``<prefix>-gw``, mounts under ``workdir``, host
+    and shared dirs, state.json.
 
-    Kills only PIDs recorded in state.json whose start time still matches.  Every
-    step runs; failures are collected and raised together at the end."""
+    Signals only PIDs recorded in state.json whose start time still matches.
+    Every step runs; failures are collected and raised together at the end."""
     workdir = Path(workdir) if workdir else default_workdir(prefix)
     state_file = workdir / "state.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
     errors = []
-    procs = [tuple(v) for key in ("inits", "spawners") for v in state.get(key, {}).values()]
-    for pid, start in procs:
-        _kill_recorded(pid, start)
+    hosts = state.get("hosts", {}).values()
+    spawners = [tuple(h["nspawn"]) for h in hosts if h.get("nspawn")]
+    procs = spawners + [tuple(h["init"]) for h in hosts if h.get("init")]
+    # A state.json of the earlier lab (hosts under a reaping init): SIGKILL only.
+    procs += [tuple(v) for key in ("inits", "spawners") for v in state.get(key, {}).values()]
+    _end_entered([pid for h in hosts if h.get("init") for pid in [h["init"][0]] if _alive(*h["init"])])
+    for pid, start in spawners:
+        if _alive(pid, start):
+            os.kill(pid, signal.SIGTERM)
+    _wait_powered_off(spawners, [h["init"][0] for h in hosts if h.get("init")], POWEROFF_TIMEOUT)
     try:
-        _wait_gone(procs)
-    except LabError as e:
-        errors.append(str(e))
-    for line in _sh("ip", "netns", "list").stdout.splitlines():
-        name = line.split()[0]
-        if name.startswith(prefix + "-"):
-            try:
-                _sh("ip", "netns", "del", name)
-            except LabError as e:
-                errors.append(str(e))
+        _wait_gone(procs, timeout=1)
+    except LabError:
+        for pid, start in procs:
+            _kill_recorded(pid, start)
+        try:
+            _wait_gone(procs)
+        except LabError as e:
+            errors.append(str(e))
     link = f"{prefix}-gw"
     if subprocess.run(["ip", "link", "show", link], capture_output=True).returncode == 0:
         try:
             _sh("ip", "link", "del", link)
         except LabError as e:
             errors.append(str(e))
+    for name in _netns_names():
+        if name.startswith(prefix + "-"):
+            try:
+                _sh("ip", "netns", "del", name)
+            except LabError as e:
+                errors.append(str(e))
     for point in _mounts_under(workdir):
         if subprocess.run(["umount", point], capture_output=True).returncode:
             subprocess.run(["umount", "-l", point], capture_output=True)
     if _mounts_under(workdir):
         errors.append(f"still mounted: {_mounts_under(workdir)}")
+    left = _remove_cgroups(prefix)
+    if left:
+        errors.append(f"cgroups not removed: {left}")
+    # nspawn's per-machine directory, left when an nspawn was killed
+    for d in Path(NSPAWN_PROPAGATE).glob(f"{prefix}-*"):
+        shutil.rmtree(d, ignore_errors=True)
     for d in (workdir / "hosts", workdir / "shared"):
         shutil.rmtree(d, ignore_errors=True)
         if d.exists():
@@ -500,7 +830,8 @@ def main(argv=None):
     hosts = dict(h.split("=", 1) for h in args.hosts)
     try:
         with Lab(hosts, prefix=args.prefix, gateway=args.gateway, workdir=args.workdir) as lab:
-            print(f"lab {lab.prefix!r} up in {lab.timings['up']:.1f}s "
+            print(f"lab {lab.prefix!r} up in {lab.timings['up']:.1f}s (hosts running after "
+                  f"{lab.timings['boot']:.1f}s) "
                   f"(base layer {'cached' if lab.timings['base_cached'] else 'built'} "
                   f"in {lab.timings['base']:.1f}s); shared dir {lab.shared_dir}")
             for h in lab.hosts.values():

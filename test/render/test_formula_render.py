@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from test.saltcall import DEBIAN_GRAINS, REDHAT_GRAINS, seed_pillar
+from test.saltcall import TEST_PASSWORD, DEBIAN_GRAINS, REDHAT_GRAINS, seed_pillar
 
 CONFIG_STATES = {
     "havip-haproxy-config-file": "haproxy.cfg",
@@ -23,10 +23,11 @@ def funs(states):
     return {state_id: args["fun"] for state_id, args in states.items()}
 
 
-def test_debian_balancer_gets_haproxy_and_keepalived_through_init_scripts(salt_call):
+def test_debian_balancer_gets_haproxy_and_keepalived_through_salts_service_module(salt_call):
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
     assert states["havip-haproxy-pkg"]["pkgs"] == ["haproxy"]
-    assert states["havip-keepalived-pkg"]["pkgs"] == ["keepalived", "curl", "nftables"]
+    assert states["havip-keepalived-pkg"]["pkgs"] == ["keepalived"]
+    assert states["havip-keepalived-tools-pkg"]["pkgs"] == ["curl", "nftables"]
     assert states["havip-haproxy-config-file"]["name"] == "/etc/haproxy/haproxy.cfg"
     assert states["havip-haproxy-config-file"]["check_cmd"] == "haproxy -c -q -f"
     assert states["havip-keepalived-config-file"]["check_cmd"] == "keepalived -t -f"
@@ -38,13 +39,14 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_init_scripts(salt_c
     assert states["havip-keepalived-sysctl-arp-ignore"]["config"] == "/etc/sysctl.d/60-havip.conf"
     for service in ("haproxy", "keepalived"):
         running = states[f"havip-{service}-service-running"]
-        assert running["provider"] == [{"service": "debian_service"}, {"service": "havip_sysv"}]
+        assert running["fun"] == "service.running" and running["name"] == service
         assert running["enable"] is True and running["reload"] is True
-    # Debian's keepalived init script has no `status`: the process list tells.
-    assert states["havip-keepalived-service-running"]["sig"] == "/usr/sbin/keepalived"
+        # systemd's module and Debian's units as shipped: no provider, no
+        # process-list signature.
+        assert "provider" not in running and "sig" not in running
     assert not any(s.startswith("havip-nginx") for s in states)
     assert not any(f.startswith(("firewalld.", "selinux.")) for f in funs(states).values())
-    # What havip.status and friends read: root only, it holds the stats password.
+    # What havip.status and friends read: root only (the states get no secret).
     facts = states["havip-facts-file"]
     assert (facts["name"], facts["mode"], facts["user"]) == ("/etc/havip/havip.json", "0600", "root")
     assert facts["dataset"]["node"]["name"] == "svr1"
@@ -65,10 +67,17 @@ def test_a_backend_without_an_address_publishes_its_own_in_the_salt_mine(salt_ca
     pillar["havip"]["mine"] = {"network": "0.0.0.0/0"}  # any address this test machine has
     del pillar["havip"]["nodes"]["nginx2"]["address"]
     states = salt_call("nginx2", DEBIAN_GRAINS).show_sls(pillar)
-    send = states["havip-mine-address"]
+    send = states["havip-mine-havip-address"]
     assert send["fun"] == "module.run"
     assert send["mine.send"] == ["havip_address", {"mine_function": "network.ip_addrs"}, {"cidr": "0.0.0.0/0"}]
-    assert "havip-mine-address" not in salt_call("nginx1", DEBIAN_GRAINS).show_sls(pillar)
+    assert "havip-mine-havip-address" not in salt_call("nginx1", DEBIAN_GRAINS).show_sls(pillar)
+
+
+def test_a_balancer_publishes_its_interface_addresses_for_the_handovers_relays(salt_call):
+    send = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())["havip-mine-havip-relay-addresses"]
+    assert send["fun"] == "module.run"
+    assert send["mine.send"] == ["havip_relay_addresses", {"mine_function": "grains.item"},
+                                 "ip4_interfaces", "ip6_interfaces"]
 
 
 def test_page_can_be_overridden_per_node(salt_call):
@@ -83,9 +92,10 @@ def test_minion_not_in_nodes_gets_no_state_that_changes_anything(salt_call):
     assert funs(states) == {"havip-not-a-node": "test.nop"}
 
 
-def test_minion_without_havip_pillar_gets_nothing_either(salt_call):
+def test_minion_without_havip_pillar_fails_saying_the_pillar_top_file_misses_it(salt_call):
     states = salt_call("bystander", DEBIAN_GRAINS).show_sls({})
-    assert funs(states) == {"havip-not-a-node": "test.nop"}
+    assert funs(states) == {"havip-no-pillar": "test.fail_without_changes"}
+    assert "assign the cluster's pillar to it in the pillar top file" in states["havip-no-pillar"]["name"]
 
 
 def test_node_with_both_roles_gets_the_whole_stack(salt_call):
@@ -96,18 +106,11 @@ def test_node_with_both_roles_gets_the_whole_stack(salt_call):
         assert f"{prefix}-service-running" in states
 
 
-def test_systemd_hosts_use_salts_default_service_module(salt_call):
-    grains = {**DEBIAN_GRAINS, "init": "systemd"}
-    states = salt_call("svr1", grains).show_sls(seed_pillar())
-    assert "provider" not in states["havip-haproxy-service-running"]
-
-
 def test_an_os_family_without_a_parameters_file_renders_with_the_defaults(salt_call):
     grains = {**DEBIAN_GRAINS, "os_family": "Suse", "os": "SUSE"}
     states = salt_call("svr1", grains).show_sls(seed_pillar())
-    # parameters/defaults.yaml alone: firewall managed, Debian's keepalived signature
+    # parameters/defaults.yaml alone: firewall managed, the distributions' package names
     assert states["havip-firewall-zone"]["fun"] == "firewalld.present"
-    assert states["havip-keepalived-service-running"]["sig"] == "/usr/sbin/keepalived"
     assert states["havip-haproxy-pkg"]["pkgs"] == ["haproxy"]
 
 
@@ -147,7 +150,7 @@ def test_a_balancer_of_ipv6_vips_only_leaves_the_arp_sysctls_alone(salt_call):
 def test_redhat_backend_gets_epel_first_and_its_port_opened(salt_call):
     pillar = seed_pillar()
     pillar["havip"]["backend"] = {"port": 8081}
-    states = salt_call("nginx1", {**REDHAT_GRAINS, "init": "unknown"}).show_sls(pillar)
+    states = salt_call("nginx1", REDHAT_GRAINS).show_sls(pillar)
     assert states["havip-nginx-repo-pkgs"]["pkgs"] == ["epel-release"]
     assert {"pkg": "havip-nginx-pkg"} in states["havip-nginx-repo-pkgs"]["require_in"]
     assert states["havip-nginx-page-file"]["name"] == "/usr/share/nginx/html/index.html"
@@ -155,15 +158,17 @@ def test_redhat_backend_gets_epel_first_and_its_port_opened(salt_call):
     assert states["havip-firewall-zone"]["rich_rules"] == []
     assert states["havip-selinux-port-nginx"]["name"] == "tcp/8081"
     assert states["havip-selinux-port-nginx"]["sel_type"] == "http_port_t"
-    assert states["havip-nginx-service-running"]["provider"][0] == {"service": "rh_service"}
+    assert "provider" not in states["havip-nginx-service-running"]
 
 
-def render_config(minion, states, state_id, target):
+def render_config(minion, states, state_id, target, pillar):
     """Apply one config file.managed state of the formula to ``target``,
-    check_cmd included; return (state result, file text)."""
+    check_cmd included, with ``pillar`` (templates read secrets from it);
+    return (state result, file text)."""
     args = {k: v for k, v in states[state_id].items()
-            if k not in ("fun", "require", "require_in", "watch", "user", "group")}
+            if k not in ("fun", "require", "require_in", "watch", "watch_in", "user", "group")}
     args["name"] = str(target)
+    minion.set_pillar(pillar)
     code, ret = minion.run("state.single", "file.managed", **args)
     result = next(iter(ret.values())) if isinstance(ret, dict) else {"result": False, "comment": ret}
     return result, target.read_text() if target.exists() else None
@@ -186,10 +191,10 @@ def lab_pillar(mode, tmp_path):
     return pillar
 
 
-def install_keepalived_scripts(minion, states, tmp_path):
+def install_keepalived_scripts(minion, states, tmp_path, pillar):
     """keepalived -t insists that the scripts it runs exist."""
     for key, state_id in KEEPALIVED_SCRIPTS.items():
-        script, _ = render_config(minion, states, state_id, tmp_path / key)
+        script, _ = render_config(minion, states, state_id, tmp_path / key, pillar)
         assert script["result"] is True, script
 
 
@@ -200,10 +205,10 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
     pillar["havip"]["backend"] = {"port": 8080}
     minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
     states = minion.show_sls(pillar)
-    install_keepalived_scripts(minion, states, tmp_path)
+    install_keepalived_scripts(minion, states, tmp_path, pillar)
     texts = {}
     for state_id, filename in CONFIG_STATES.items():
-        result, texts[filename] = render_config(minion, states, state_id, tmp_path / filename)
+        result, texts[filename] = render_config(minion, states, state_id, tmp_path / filename, pillar)
         assert result["result"] is True, (state_id, result)
 
     haproxy = texts["haproxy.cfg"]
@@ -215,8 +220,8 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
     assert "default-server check" in haproxy
     assert f"mode {mode}" in haproxy
     assert ("option httpchk GET /" in haproxy) == (mode == "http")
-    assert "stats auth 'admin:change-me'" in haproxy
-    for line in ("stats uri /status", "stats refresh 5s", "stats realm HAProxy\\ Statistics",
+    assert f"stats auth 'admin:{TEST_PASSWORD}'" in haproxy
+    for line in ("stats uri /status", "stats refresh 5s", "stats realm 'HAProxy Statistics'",
                  "bind *:1080", "timeout connect 100ms",
                  "http-request return status 200 if { path /havip-backends } { nbsrv(havip_backends) ge 1 }"):
         assert line in haproxy
@@ -239,7 +244,7 @@ def test_haproxy_takes_ipv6_addresses_in_brackets(salt_call, tmp_path):
     pillar["havip"]["nodes"]["nginx2"]["address"] = "fd00:100::12"
     minion = salt_call("svr1", DEBIAN_GRAINS)
     states = minion.show_sls(pillar)
-    result, haproxy = render_config(minion, states, "havip-haproxy-config-file", tmp_path / "haproxy.cfg")
+    result, haproxy = render_config(minion, states, "havip-haproxy-config-file", tmp_path / "haproxy.cfg", pillar)
     assert result["result"] is True, result  # haproxy -c accepts it
     for line in ("bind 192.168.100.10:9090", "bind [fd00:100::10]:9090", "server nginx2 [fd00:100::12]:80"):
         assert line in haproxy
@@ -257,8 +262,8 @@ def test_each_vip_gets_its_own_priority_and_unicast_peers_where_asked(salt_call,
                                        "virtual_router_id": 52, "priorities": {"svr2": 200}, "unicast": True}
     minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
     states = minion.show_sls(pillar)
-    install_keepalived_scripts(minion, states, tmp_path)
-    result, text = render_config(minion, states, "havip-keepalived-config-file", tmp_path / "keepalived.conf")
+    install_keepalived_scripts(minion, states, tmp_path, pillar)
+    result, text = render_config(minion, states, "havip-keepalived-config-file", tmp_path / "keepalived.conf", pillar)
     assert result["result"] is True, result  # keepalived -t accepts it
     vi_1, vi_2 = instances(text)["VI_1"], instances(text)["VI_2"]
     assert "priority 150" in vi_1 and "unicast" not in vi_1
@@ -267,7 +272,7 @@ def test_each_vip_gets_its_own_priority_and_unicast_peers_where_asked(salt_call,
     assert "unicast_peer {\n        192.168.100.14\n    }" in vi_2
     # svr1 without backends must rank below svr2 (200) on VI_2, and below svr2 (100) on VI_1.
     assert "havip_check_backends weight -51" in vi_1 and "havip_check_backends weight -51" in vi_2
-    _, haproxy = render_config(minion, states, "havip-haproxy-config-file", tmp_path / "haproxy.cfg")
+    _, haproxy = render_config(minion, states, "havip-haproxy-config-file", tmp_path / "haproxy.cfg", pillar)
     assert "bind 192.168.100.10:9090" in haproxy and "bind 192.168.100.20:9090" in haproxy
 
 
@@ -286,7 +291,7 @@ def render_root_script(salt_call, pillar, state_id, target):
     minion = salt_call("svr1", DEBIAN_GRAINS)
     states = minion.show_sls(pillar)
     assert (states[state_id]["user"], states[state_id]["mode"]) == ("root", "0755")
-    script, _ = render_config(minion, states, state_id, target)
+    script, _ = render_config(minion, states, state_id, target, pillar)
     assert script["result"] is True
     return target
 
@@ -295,7 +300,7 @@ def test_check_script_never_stops_keepalived_and_asks_haproxys_monitor_uri(salt_
     script, _ = check_script(salt_call, tmp_path, answer_timeout=0.5)
     code = "".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith("#"))
     assert "keepalived" not in code
-    assert "curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-health" in code
+    assert "curl -fs -o /dev/null -m '0.5' 'http://127.0.0.1:1080/havip-health'" in code
 
 
 def test_check_script_fails_without_a_live_haproxy(salt_call, tmp_path):
@@ -341,16 +346,6 @@ def test_check_script_passes_when_a_reload_replaces_the_process(salt_call, tmp_p
             process.wait()
 
 
-def test_notify_script_records_each_instances_state_for_havip_status(salt_call, tmp_path):
-    pillar = seed_pillar()
-    pillar["havip"]["lookup"] = {"keepalived": {"state_dir": str(tmp_path / "vrrp")}}
-    render_root_script(salt_call, pillar, "havip-keepalived-notify-script-file", tmp_path / "notify")
-    subprocess.run(["sh", str(tmp_path / "notify"), "INSTANCE", "VI_1", "MASTER", "150"], check=True)
-    subprocess.run(["sh", str(tmp_path / "notify"), "GROUP", "G1", "FAULT", "0"], check=True)
-    assert (tmp_path / "vrrp" / "VI_1").read_text() == "MASTER 150\n"
-    assert sorted(p.name for p in (tmp_path / "vrrp").iterdir()) == ["VI_1"]
-
-
 def test_standby_file_is_created_in_service_and_never_reset_by_an_apply(salt_call):
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
     standby = states["havip-keepalived-standby-file"]
@@ -368,13 +363,13 @@ def test_config_that_fails_its_check_never_replaces_the_working_one(
     pillar = lab_pillar("tcp", tmp_path)
     minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns_with("hvtvip0"))
     states = minion.show_sls(pillar)
-    install_keepalived_scripts(minion, states, tmp_path)
+    install_keepalived_scripts(minion, states, tmp_path, pillar)
     target = tmp_path / "live.conf"
-    good, before = render_config(minion, states, state_id, target)
+    good, before = render_config(minion, states, state_id, target, pillar)
     assert good["result"] is True
 
     broken = copy.deepcopy(pillar)
     broken["havip"].update(pillar_change)
-    bad, after = render_config(minion, minion.show_sls(broken), state_id, target)
+    bad, after = render_config(minion, minion.show_sls(broken), state_id, target, broken)
     assert bad["result"] is False
     assert after == before

@@ -54,7 +54,8 @@ def vip_named(name):
 # formula's render goes through it, on any minion.
 BAD_PILLARS = {
     "priority above 254": (set_key("nodes:svr1:priority", 255), "havip:nodes:svr1:priority"),
-    "vip name with a trailing newline": (vip_named("VI_1\n"), "havip:vips:VI_1\n"),
+    # (the message shows the newline escaped)
+    "vip name with a trailing newline": (vip_named("VI_1\n"), "havip:vips:VI_1\\n"),
     "missing stats password": (delete_key("stats:password"), "havip:stats:password"),
     "duplicate router id": (second_vip(virtual_router_id=51), "havip:vips:VI_2:virtual_router_id"),
     "typo at the top": (set_key("frontent", {"port": 1}), "havip:frontent"),

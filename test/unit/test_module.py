@@ -123,14 +123,11 @@ class FakeHost:
             return done(json.dumps(self.routes))
         if cmd[:3] in (["ip", "link", "set"], ["ip", "route", "replace"]):
             return done()
-        if cmd[0] == "service":
-            return done(retcode=self.service_retcode,
-                        stderr="stop failed" if self.service_retcode else "")
         raise AssertionError(f"unexpected command {cmd}")
 
     def service_stop(self, name):
         self.stopped.append(name)
-        return True
+        return self.service_retcode == 0
 
     def commands(self, *prefix):
         return [cmd for cmd in self.calls if cmd[:len(prefix)] == list(prefix)]
@@ -742,26 +739,13 @@ def test_inject_link_down_rejects_a_bad_duration(havip, lb, duration):
     assert lb.host.commands("ip", "link") == []
 
 
-def test_inject_stop_haproxy_uses_the_init_script_with_a_service_provider(havip, deploy):
-    def sysv(config):
-        config["lookup"]["service_provider"] = "debian_service"
-    rig = deploy("svr1", sysv)
-    havip.inject("stop_haproxy")
-    assert rig.host.calls == [["service", "haproxy", "stop"]]
-    assert rig.host.stopped == []
-
-
-def test_inject_stop_haproxy_raises_when_the_init_script_fails(havip, deploy):
-    def sysv(config):
-        config["lookup"]["service_provider"] = "debian_service"
-    rig = deploy("svr1", sysv)
-    rig.host.service_retcode = 1
-    with pytest.raises(CommandExecutionError, match="`service haproxy stop` failed: stop failed"):
+def test_inject_stop_haproxy_raises_when_the_service_module_fails(havip, lb):
+    lb.host.service_retcode = 1
+    with pytest.raises(CommandExecutionError, match="service.stop haproxy failed"):
         havip.inject("stop_haproxy")
 
 
-def test_inject_stop_haproxy_uses_salts_service_module_under_systemd(havip, lb):
-    assert "service_provider" not in lb.lookup
+def test_inject_stop_haproxy_uses_salts_service_module(havip, lb):
     havip.inject("stop_haproxy")
     assert lb.host.stopped == ["haproxy"]
     assert lb.host.calls == []
