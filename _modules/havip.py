@@ -143,6 +143,7 @@ def config():
 
 
 def _balancer_status(facts):
+    """The balancer part of :py:func:`status`."""
     lookup = facts["lookup"]
     addresses = havip_host.addresses(_run)
     keepalived = havip_host.running(lookup["keepalived"]["pidfiles"])
@@ -164,7 +165,8 @@ def _balancer_status(facts):
         "standby": havip_host.standby_value(lookup) != 0,
         "keepalived": {"running": keepalived},
         "haproxy": havip_haproxy.status(facts, havip_host.running([lookup["haproxy"]["pidfile"]]), config_valid),
-        "relay": havip_relay.relays(_run),
+        "relay": havip_relay.relays(_run, facts["vips"]),
+        "tracking": havip_relay.tracking(_run),
     }
 
 
@@ -186,14 +188,20 @@ def status():
       ``held`` (the address is on its interface now), ``state`` (keepalived's
       MASTER/BACKUP/FAULT as its notify script recorded it; STOPPED when
       keepalived does not run), ``since`` (time of that change, seconds
-      since the epoch), ``priority`` and ``lingering`` (kept on ``lo`` by
-      :py:func:`linger`)
+      since the epoch), ``priority`` and ``lingering`` (kept on ``lo`` and
+      no longer on its interface: the handover of a VIP that left, serving
+      the connections it had here until they end)
     - ``standby`` (balancers): True between ``havip.standby`` and
       ``havip.resume``
     - ``keepalived`` (balancers): ``running``
     - ``haproxy`` (balancers): ``running``, ``config_valid`` (``haproxy -c``)
       and ``backends``, each backend server's status from the runtime API
-    - ``relay`` (balancers): {VIP: address} of :py:func:`relay`
+    - ``relay`` (balancers): {VIP: [peer addresses]} of the VIPs whose
+      packets of connections this balancer has not seen begin are relayed
+      to the other balancers (nftables table ``havip_relay_<VIP>``, loaded
+      when it gave the VIP up)
+    - ``tracking`` (balancers): conntrack is kept on for the handover
+      (table ``inet havip_track``)
     - ``nginx`` (backends): ``running``, ``answering`` (HTTP 200 on the
       backend port) and the ``url`` asked
 
@@ -204,7 +212,10 @@ def status():
         salt -C 'I@havip:nodes:*' havip.status
         salt svr1 havip.status
     """
-    facts = _facts()
+    return _status(_facts())
+
+
+def _status(facts):
     report = {"roles": facts["roles"], "vips": {}}
     if "balancer" in facts["roles"]:
         report.update(_balancer_status(facts))
@@ -223,7 +234,10 @@ def check():
     A balancer is healthy when keepalived and HAProxy run, HAProxy's
     configuration is valid, its runtime API answers with at least one backend
     server UP, no VRRP instance is in FAULT (unless it is on standby), and
-    no handover is left half done (a VIP lingering, a relay).
+    the handover is in place: conntrack kept on, a relay for each VIP it
+    does not hold (when there are peers to relay to), and no VIP kept on
+    ``lo`` longer than the handover's ``release_max`` + 5 s after its VRRP
+    state changed.  ``state.apply havip`` sets the handover right.
     A backend is healthy when nginx runs and answers 200.
 
     CLI Example:
@@ -232,7 +246,8 @@ def check():
 
         salt '*' havip.check
     """
-    verdict = havip_health.node_verdict(status())
+    facts = _facts()
+    verdict = havip_health.node_verdict(_status(facts), facts, time.time())
     if verdict["reasons"]:
         __context__["retcode"] = 1
     return verdict
@@ -255,19 +270,39 @@ def _wait_until(predicate, timeout, interval=0.02):
     return True
 
 
+def _require_serving_peer(facts, function):
+    """Refuse ``function`` unless another balancer's HAProxy serves: its
+    ``stats:backends_uri`` answers 200, asked without credentials (so a
+    rolling deploy can rotate the stats password).  A peer's standby cannot
+    be seen from here."""
+    peers = [node for node in facts["balancers"] if node["name"] != facts["node"]["name"]]
+    problems = {peer["name"]: havip_haproxy.peer_health(facts, peer) for peer in peers}
+    if not peers or all(problems.values()):
+        details = "; ".join(f"{name}: {why}" for name, why in sorted(problems.items()))
+        raise CommandExecutionError(
+            f"havip.{function}: refused, no other healthy balancer could take over the VIPs"
+            + (f" ({details})" if details else " (this is the only balancer)")
+        )
+
+
 def standby(timeout=None):
     """
     Planned maintenance on this balancer: move every VIP it holds to another
     balancer and keep them away - across re-applies, reboots and keepalived
-    restarts - until :py:func:`resume`.
+    restarts - until :py:func:`resume`.  The move is a handover, as every
+    move is (keepalived's notify script runs havip-handover): this balancer
+    keeps serving the connections it has on the VIPs, whose packets the new
+    holder relays here, until they end.
 
-    Refuses (and changes nothing) when no other balancer's HAProxy serves.
-    With preemption on (the default) the priority drops to 1 and a peer
-    takes over while this node still answers, so clients see at most a
-    request or so fail; with ``preempt: false`` the instances go to FAULT
-    instead.  Returns once the VIPs have left this host, with the time it
-    took; if no peer took them within ``timeout`` seconds (default: 4 adverts
-    + preempt_delay + 2 s) the standby is undone and an error raised.
+    Refuses (and changes nothing) when no other balancer's HAProxy serves
+    (asked through its ``stats:backends_uri``, without credentials; a
+    peer's own standby cannot be seen from here: ``salt-run havip.status``
+    sees it).  With preemption on (the default) the priority drops to 1
+    and a peer takes over while this node still answers; with ``preempt:
+    false`` the instances go to FAULT instead.  Returns once the VIPs have
+    left this host's interfaces, with the time it took; if no peer took
+    them within ``timeout`` seconds (default: 4 adverts + preempt_delay +
+    2 s) the standby is undone and an error raised.
 
     CLI Example:
 
@@ -279,14 +314,7 @@ def standby(timeout=None):
     lookup = facts["lookup"]
     if havip_host.standby_value(lookup):
         return {"standby": True, "changed": False, "moved": [], "seconds": 0.0}
-    peers = [node for node in facts["balancers"] if node["name"] != facts["node"]["name"]]
-    problems = {peer["name"]: havip_haproxy.peer_health(facts, peer) for peer in peers}
-    if not peers or all(problems.values()):
-        details = "; ".join(f"{name}: {why}" for name, why in sorted(problems.items()))
-        raise CommandExecutionError(
-            "havip.standby: refused, no other healthy balancer could take over the VIPs"
-            + (f" ({details})" if details else " (this is the only balancer)")
-        )
+    _require_serving_peer(facts, "standby")
     held = _held_vips(facts)
     budget = float(timeout or havip_facts.move_budget(facts["keepalived"]))
     start = time.monotonic()
@@ -305,7 +333,8 @@ def resume(timeout=None):
     """
     End a :py:func:`standby`: this balancer is in service again.  With
     preemption on it takes back the VIPs it is preferred for (the highest
-    priority) and this returns once they are here, with the time it took;
+    priority) - a handover: their holders serve the connections they have
+    until those end - and this returns once they are here, with the time it took;
     an error is raised if they are not back within ``timeout`` seconds
     (default: 4 adverts + preempt_delay + 2 s).
 
@@ -330,131 +359,6 @@ def resume(timeout=None):
         )
     return {"standby": False, "changed": True, "moved": expected,
             "seconds": round(time.monotonic() - start, 3)}
-
-
-# ---- handing VIPs over without losing a connection ---------------------------
-#
-# When a VIP moves, a client's connection that is in flight at that moment
-# sends its first packets to the old holder and its next ones to the new
-# holder, which does not know it and resets it (or the old holder has
-# already dropped the address and the client times out).  A planned move
-# (``salt-run havip.standby``/``havip.resume``, the rolling deploy) avoids
-# both: the old holder keeps the VIPs as local addresses (linger), the new
-# one passes the packets of connections it does not know back to it (relay),
-# and both end once the old holder's connections are done (release, unrelay).
-
-
-def linger(vips=None):
-    """
-    Before this balancer hands VIPs over (``havip.standby`` here, or
-    ``havip.resume`` on a peer): keep serving the connections it has on
-    them.  Each VIP of ``vips`` (names; default: every VIP held here) is
-    added to ``lo`` as a host address, where keepalived does not remove it
-    when the VIP leaves, so the connections in flight go on here - their
-    packets that reach the new holder come back through its
-    :py:func:`relay` - until :py:func:`release`.  No neighbour is told the
-    address is here (arp_ignore and arp_announce, set by the formula).
-
-    Returns ``{"lingering": [names], "relay_to": {name: address}}``, the
-    address being this balancer's own on the VIP's interface, for
-    :py:func:`relay` on the peers.  Refuses, changing nothing, a VIP that is
-    not held here, or an IPv4 VIP while arp_ignore/arp_announce are not set.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt svr1 havip.linger
-        salt svr2 havip.linger '[VI_1]'
-    """
-    facts = _balancer_facts("linger")
-    addresses = havip_host.addresses(_run)
-    chosen = havip_facts.named_vips("linger", facts, vips if vips is not None else _held_vips(facts))
-    not_held = [name for name, vip in chosen.items() if not havip_host.held(vip, addresses)]
-    if not_held:
-        raise CommandExecutionError(f"havip.linger: refused, {', '.join(not_held)} is not held here")
-    havip_host.arp_guard("linger", chosen.values())
-    relay_to = {name: havip_relay.own_address(vip, addresses, facts) for name, vip in chosen.items()}
-    for vip in chosen.values():
-        havip_host.ip(_run, ["addr", "replace", havip_host.host_prefix(vip), "dev", havip_facts.LINGER_DEVICE])
-    return {"lingering": sorted(chosen), "relay_to": relay_to}
-
-
-def release(timeout=None):
-    """
-    End :py:func:`linger`: once the lingering VIPs that have left this
-    balancer had no TCP connection here for 1 s (their clients are done),
-    remove them from ``lo``.  After ``timeout`` seconds (default 30) they
-    are removed all the same and the connections left are cut (``cut``
-    counts them).  A VIP held here again is removed from ``lo`` at once.
-
-    Returns ``{"released": [names], "seconds": ..., "cut": N}``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt svr1 havip.release
-    """
-    facts = _balancer_facts("release")
-    budget = havip_facts.wait_limit("release", timeout)
-    addresses = havip_host.addresses(_run)
-    lingering = {name: vip for name, vip in facts["vips"].items() if havip_host.lingering(vip, addresses)}
-    gone = {vip["address"] for vip in lingering.values() if not havip_host.held(vip, addresses)}
-    start = time.monotonic()
-    cut = havip_host.quiet(gone, budget) if gone else 0
-    for vip in lingering.values():
-        havip_host.ip(_run, ["addr", "del", havip_host.host_prefix(vip), "dev", havip_facts.LINGER_DEVICE])
-    return {"released": sorted(lingering), "seconds": round(time.monotonic() - start, 3), "cut": cut}
-
-
-def relay(to):
-    """
-    While peers hand VIPs over to this balancer: pass the packets of the
-    connections it does not know - those a peer had when the VIP moved -
-    back to that peer, which still serves them (:py:func:`linger`), until
-    :py:func:`unrelay`.  ``to``: {VIP name: the peer's address}, as
-    ``havip.linger`` on the peer returned it; it replaces any relay before.
-
-    nftables (table ``havip_relay``, families ip and ip6) matches, per VIP,
-    the TCP packets to its address of connections conntrack has not seen
-    begin - an ACK it picks up as new, a FIN or RST it finds invalid -,
-    duplicates them to the peer on the VIP's interface and drops the
-    original; new connections (a SYN) stay here.  Refuses, changing
-    nothing, a VIP held here: its connections would be sent away.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt svr2 havip.relay '{VI_1: 192.168.100.13}'
-    """
-    facts = _balancer_facts("relay")
-    if not isinstance(to, dict):
-        raise CommandExecutionError(f"havip.relay: `to` must map VIP names to addresses, got {to!r}")
-    chosen = havip_facts.named_vips("relay", facts, to)
-    addresses = havip_host.addresses(_run)
-    held = [name for name, vip in chosen.items() if havip_host.held(vip, addresses)]
-    if held:
-        raise CommandExecutionError(f"havip.relay: refused, {', '.join(held)} is held here:"
-                                    " its connections would be sent away")
-    havip_relay.load(_run, havip_relay.rules(chosen, to))
-    return {"relay": {name: str(to[name]) for name in chosen}}
-
-
-def unrelay():
-    """
-    End :py:func:`relay`: every packet to a VIP is this balancer's again.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt svr2 havip.unrelay
-    """
-    _balancer_facts("unrelay")
-    havip_relay.load(_run, {})
-    return {"relay": {}}
 
 
 # ---- rolling deploys: a backend server out of rotation and back ------------
@@ -564,7 +468,7 @@ def _service(facts, name, action):
         raise CommandExecutionError(f"havip: service.{action} {service} failed")
 
 
-def inject(failure="kill_haproxy", duration=5):
+def inject(failure="kill_haproxy", duration=5, confirm=False):
     """
     Break this balancer on purpose (for failover tests), and return when:
 
@@ -572,9 +476,18 @@ def inject(failure="kill_haproxy", duration=5):
     - ``stop_haproxy``: HAProxy is stopped by its service
     - ``kill_keepalived``: keepalived's processes get SIGKILL (its VIPs stay
       configured here, as after a crash)
-    - ``link_down``: the interface of the VIPs goes down for ``duration``
-      seconds, then up again with its gateway routes (this call returns
-      after that; the minion cannot answer meanwhile)
+    - ``link_down``: the interfaces of the VIPs go down for ``duration``
+      seconds (above 0, at most 120), then up again with their gateway
+      routes (this call returns after that; the minion cannot answer
+      meanwhile).  The restore is scheduled before the link goes down, as a
+      transient systemd timer ``havip-link-restore-<interface>`` firing 2 s
+      after the duration: the link comes back even if this job is killed.
+
+    Refuses, breaking nothing, unless ``confirm=True``, and when no other
+    balancer's HAProxy serves (each peer's ``stats:backends_uri``, asked
+    without credentials).  A peer on standby cannot be seen from here: the
+    failover test (``salt-run havip.failover_test``) confirms only after
+    its own survey found another healthy balancer in service.
 
     Returns ``{"failure": ..., "at": <seconds since the epoch>}``.  Nothing is
     repaired here; ``state.apply havip`` does.
@@ -583,13 +496,24 @@ def inject(failure="kill_haproxy", duration=5):
 
     .. code-block:: bash
 
-        salt svr1 havip.inject kill_haproxy
+        salt svr1 havip.inject kill_haproxy confirm=True
+        salt svr1 havip.inject link_down duration=10 confirm=True
     """
     facts = _balancer_facts("inject")
     lookup = facts["lookup"]
     unknown = havip_facts.unknown_failure(failure)
     if unknown:
         raise CommandExecutionError(f"havip.inject: {unknown}")
+    limit = havip_facts.LINK_DOWN_MAX
+    if failure == "link_down" and (isinstance(duration, bool) or not isinstance(duration, (int, float))
+                                   or not 0 < duration <= limit):
+        raise CommandExecutionError(f"havip.inject: duration must be above 0 and at most {limit} s,"
+                                    f" got {duration!r}")
+    if confirm is not True:
+        raise CommandExecutionError(
+            f"havip.inject: refused, {failure} breaks {facts['node']['name']} on purpose: confirm with"
+            f" confirm=True (salt {facts['node']['name']} havip.inject {failure} confirm=True)")
+    _require_serving_peer(facts, "inject")
     at = time.time()
     if failure == "kill_haproxy":
         havip_host.kill([lookup["haproxy"]["pidfile"]], "HAProxy")
@@ -598,7 +522,6 @@ def inject(failure="kill_haproxy", duration=5):
     elif failure == "kill_keepalived":
         havip_host.kill(lookup["keepalived"]["pidfiles"], "keepalived")
     else:
-        if not isinstance(duration, (int, float)) or not 0 < duration <= 600:
-            raise CommandExecutionError(f"havip.inject: duration must be 0-600 s, got {duration!r}")
-        havip_host.link_down(_run, sorted({vip["interface"] for vip in facts["vips"].values()}), duration)
+        havip_host.link_down(_run, sorted({vip["interface"] for vip in facts["vips"].values()}), duration,
+                             havip_facts.LINK_RESTORE_DIR, havip_facts.LINK_RESTORE_LATE)
     return {"failure": failure, "at": round(at, 3)}

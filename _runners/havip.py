@@ -1,13 +1,18 @@
 """
 havip, cluster-wide: who holds each VIP, is every node healthy, a live
-failover test that measures and fails loudly, and a rolling deploy that
-loses no request.  Used by ``salt-run`` and by the orchestrate files
-``havip.failover_test`` and ``havip.deploy``.
+failover test that measures and fails loudly, planned switchovers, and a
+rolling deploy that loses no request.  Used by ``salt-run`` and by the
+orchestrate files ``havip.failover_test`` and ``havip.deploy``.
 
 The cluster is discovered from what the formula deployed on the minions
-(``havip.config``); the minions answer for themselves (``havip.status``,
-``havip.check``), so nothing here needs the pillar.  The reports are plain
-data (``--out=json``); ``comment`` says what they mean.
+(``havip.config``) matching ``tgt`` (default every minion; one minion of
+the cluster is enough): a master with several clusters targets one, and
+is refused when the target spans more.
+The minions answer for themselves (``havip.status``, ``havip.check``), so
+nothing here needs the pillar.  The reports are plain data
+(``--out=json``); ``comment`` says what they mean, and a failing one has
+``retcode: 1`` (``salt-run``'s exit status).  One failover test, deploy,
+standby or resume runs at a time on a master (a lock in its cachedir).
 
 This runner is the command surface: the work is done by the helpers in the
 formula's ``_utils/havip_*.py``, which ``salt-run saltutil.sync_all`` brings
@@ -15,6 +20,8 @@ to the master.
 """
 
 import contextlib
+import inspect
+import os
 import threading
 import time
 import uuid
@@ -24,6 +31,7 @@ import salt.client
 try:
     import havip_facts
     import havip_health
+    import havip_lock
     import havip_rollout
 except ImportError as missing:
     NOT_SYNCED = (False, f"havip: its helpers (_utils/havip_*.py) are not on the master ({missing}):"
@@ -54,9 +62,10 @@ class _Minions:
         answers = self.answers(minions, fun, arg, kwarg, timeout)
         return {name: ret for name, ret in answers.items() if isinstance(ret, dict)}
 
-    def config(self, tgt):
-        """The havip configuration deployed on the minions matching ``tgt``."""
-        answers = self.client.cmd(tgt, "havip.config", timeout=havip_facts.CALL_TIMEOUT)
+    def config(self, tgt, tgt_type="glob"):
+        """The havip configuration deployed on the minions matching ``tgt``,
+        refused (ValueError) when they belong to several clusters."""
+        answers = self.client.cmd(tgt, "havip.config", tgt_type=tgt_type, timeout=havip_facts.CALL_TIMEOUT)
         return havip_facts.deployed_config(answers, tgt)
 
 
@@ -69,9 +78,33 @@ def _connect():
 
 
 def _fail(report, reason):
+    """``report`` as a failure: ``salt-run`` exits with its ``retcode``, an
+    orchestrate step fails by the context's."""
     __context__["retcode"] = 1
-    report.update(result=False, comment=reason)
+    report.update(result=False, comment=reason, retcode=1)
     return report
+
+
+def _exclusive(function, report, args, run):
+    """``run()`` (it returns the report) while this run holds the master's
+    runner lock; refused, running nothing, while another run holds it."""
+    path = os.path.join(__opts__["cachedir"], havip_facts.RUNNER_LOCK)
+    try:
+        with havip_lock.exclusive(path, f"havip.{function}", args):
+            return run()
+    except havip_lock.Busy as busy:
+        return _fail(report, f"havip.{function} refused: {busy}")
+
+
+def _unknown_options(function, options):
+    """Why ``options`` (the keyword arguments ``function`` does not take,
+    e.g. from an orchestrate file's pillar) are refused, or None.  Salt's
+    own ``__pub_*`` keywords are not options."""
+    given = [name for name in options if not str(name).startswith("__")]
+    known = [name for name, parameter in inspect.signature(function).parameters.items()
+             if parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
+    found = havip_facts.unknown_key(given, known)
+    return f"{function.__name__}:{found[0]}: {found[1]}" if found else None
 
 
 def _survey(minions, config):
@@ -80,24 +113,26 @@ def _survey(minions, config):
     return havip_health.survey(config, minions.call(names, "havip.status"), minions.call(names, "havip.check"))
 
 
-def status(tgt="*"):
+def status(tgt="*", tgt_type="glob"):
     """
     The cluster at a glance: the holders of every VIP, the preferred holder,
     every node's health verdict, and the problems.  Exits non-zero (and an
     orchestrate step using it fails) on any problem: a VIP with no holder or
     two ("split brain"), a VIP away from its preferred holder while
     preemption is on, an unhealthy or silent node, or no healthy balancer
-    left to take over.
+    left to take over.  Refused when the minions matching ``tgt`` belong to
+    several havip clusters.  Takes no lock.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run havip.status
+        salt-run havip.status tgt='lb*'
     """
     with _connect() as minions:
         try:
-            config = minions.config(tgt)
+            config = minions.config(tgt, tgt_type)
         except ValueError as exc:
             return _fail({}, str(exc))
         survey = _survey(minions, config)
@@ -113,7 +148,9 @@ def status(tgt="*"):
 
 
 class _Background(threading.Thread):
-    """A salt call that runs while the test goes on; ``result`` after join()."""
+    """A salt call that runs while the test goes on; ``result`` after
+    join(): the minion's answer (an error message too), None if it was
+    lost."""
 
     def __init__(self, minion, fun, arg=(), kwarg=None, timeout=None):
         super().__init__(daemon=True)
@@ -123,7 +160,7 @@ class _Background(threading.Thread):
     def run(self):
         minion, fun, arg, kwarg, timeout = self.call
         with _connect() as minions:
-            self.result = minions.call([minion], fun, arg, kwarg, timeout).get(minion)
+            self.result = minions.answers([minion], fun, arg, kwarg, timeout).get(minion)
 
 
 def _wait_for_holder(minions, candidates, vip, timeout):
@@ -161,12 +198,37 @@ def _restore(minions, config, holder, expected, servers_up, budget):
         time.sleep(0.5)
 
 
+def _probe_problem(minions, probing):
+    """Why the client cannot probe the URL (a probe of 1 s at the test's
+    rate, before anything is broken), or None."""
+    client, url = probing["client"], probing["url"]
+    seen = minions.answers([client], "havip.probe", kwarg={"url": url, "seconds": 1, "rate": probing["rate"]},
+                           timeout=havip_facts.CALL_TIMEOUT + 1).get(client)
+    where = f"the client {client} cannot probe {url} before the test"
+    if not isinstance(seen, dict):
+        return f"{where}: {'no answer' if seen is None else havip_rollout.error_text(seen)}"
+    if seen["failed"]:
+        return f"{where}: {seen['failed']} of {seen['total']} failed"
+    return None
+
+
+def _injection_problem(answer, failure, holder):
+    """What the answer of havip.inject says is wrong: None when it broke
+    the holder; a lost answer (the failure may have happened: the holder
+    is restored all the same) or the minion's error."""
+    if isinstance(answer, dict):
+        return None
+    if answer is None:
+        return f"the answer of havip.inject {failure} on {holder} was lost (restored all the same)"
+    return f"havip.inject {failure} on {holder} failed: {havip_rollout.error_text(answer)}"
+
+
 def _break_and_measure(minions, config, report, move_budget):
     """Steps 2-4 of the failover test: break ``report["holder"]`` while the
     client probes, wait for the VIP on another balancer; fills in the
     figures, returns (the new holder or None, problems), or None when the
-    failure could not be injected."""
-    holder, vip, probing = report["holder"], report["vip"], report["probe"]
+    failure was refused (nothing was broken)."""
+    holder, vip, probing, failure = report["holder"], report["vip"], report["probe"], report["failure"]
     seconds = 1.0 + move_budget + 3.0
     probe = _Background(probing["client"], "havip.probe",
                         kwarg={"url": probing["url"], "seconds": seconds, "rate": probing["rate"]},
@@ -174,18 +236,23 @@ def _break_and_measure(minions, config, report, move_budget):
     probe.start()
     time.sleep(1.0)  # good answers before the failure
     problems = []
-    breaker = _Background(holder, "havip.inject", [report["failure"]],
-                          # a link stays down until the probe is over: its
-                          # return (the old holder preempting) is not the failover
-                          {"duration": seconds + 1.0}, timeout=seconds + 30)
+    # confirm: the pre-check found another healthy balancer in service
+    # (else "no other healthy balancer could take over").  A link stays
+    # down until the probe is over: its return (the old holder preempting)
+    # is not the failover.
+    breaker = _Background(holder, "havip.inject", [failure], {"duration": seconds + 1.0, "confirm": True},
+                          timeout=seconds + 30)
     injected_at = time.time()
     breaker.start()
-    if report["failure"] != "link_down":
+    if failure != "link_down":
         breaker.join()
-        if not breaker.result:
+        if breaker.result is not None and not isinstance(breaker.result, dict):
             probe.join()
             return None
-        injected_at = breaker.result["at"]
+        if breaker.result is None:
+            problems.append(_injection_problem(None, failure, holder))
+        else:
+            injected_at = breaker.result["at"]
     others = [b["name"] for b in config["balancers"] if b["name"] != holder]
     new_holder, since = _wait_for_holder(minions, others, vip, move_budget + 2.0)
     if new_holder is None:
@@ -196,33 +263,47 @@ def _break_and_measure(minions, config, report, move_budget):
         if moved > move_budget:
             problems.append(f"VIP {vip} moved after {moved:.2f} s, over the budget of {move_budget:.1f} s")
     probe.join()
-    seen = probe.result
-    if not seen:
-        problems.append(f"the probe on {probing['client']} returned nothing")
-    else:
-        report.update(client_visible_outage=round(seen["longest_outage"], 2),
-                      failed_requests=seen["failed"], requests=seen["total"])
-        failing_for = (seen["last_failure"] or 0) + seen["started"] - injected_at
-        if not seen["recovered"] or failing_for > move_budget + 1.0:
-            problems.append(f"traffic through {probing['url']} did not resume within {move_budget + 1.0:.1f} s")
+    problems += _traffic_problems(probe.result, report, injected_at, move_budget)
     breaker.join()
+    if failure == "link_down" and (problem := _injection_problem(breaker.result, failure, holder)):
+        problems.append(problem)
     return new_holder, problems
 
 
-def _failover_test(minions, report, client, vip, rate, tgt):
+def _traffic_problems(seen, report, injected_at, move_budget):
+    """What the probe's answer ``seen`` says of the failover; fills in its
+    figures."""
+    probing = report["probe"]
+    if not isinstance(seen, dict):
+        return [f"the probe on {probing['client']} returned nothing"]
+    report.update(client_visible_outage=round(seen["longest_outage"], 2),
+                  failed_requests=seen["failed"], requests=seen["total"])
+    failing_for = (seen["last_failure"] or 0) + seen["started"] - injected_at
+    if not seen["recovered"] or failing_for > move_budget + 1.0:
+        return [f"traffic through {probing['url']} did not resume within {move_budget + 1.0:.1f} s"]
+    return []
+
+
+def _with_leftovers(text, report):
+    """``text``, naming what the pre-check found left behind."""
+    leftovers = report.get("leftovers")
+    return text + (f"; leftovers: {'; '.join(leftovers)}" if leftovers else "")
+
+
+def _failover_test(minions, report, client, vip, rate, tgt, tgt_type):
     """The failover test of :py:func:`failover_test`, filling in ``report``."""
     failure = report["failure"]
     try:
         if unknown := havip_facts.unknown_failure(failure):
             raise ValueError(unknown)
-        config = minions.config(tgt)
+        config = minions.config(tgt, tgt_type)
         client = havip_facts.probing_client(config, client, "failover_test:client")
     except ValueError as exc:
         return _fail(report, str(exc))
     before = _survey(minions, config)
-    report["holders_before"] = before["holders"]
+    report.update(holders_before=before["holders"], leftovers=havip_health.leftovers(config, before["statuses"]))
     if before["problems"]:
-        return _fail(report, "pre-check failed: " + "; ".join(before["problems"]))
+        return _fail(report, _with_leftovers("pre-check failed: " + "; ".join(before["problems"]), report))
     vip = vip or sorted(config["vips"])[0]
     if vip not in config["vips"]:
         return _fail(report, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})")
@@ -230,9 +311,11 @@ def _failover_test(minions, report, client, vip, rate, tgt):
     move_budget, restore_budget = havip_facts.failover_budgets(config, failure)
     report.update(vip=vip, holder=holder, move_budget=round(move_budget, 2),
                   probe={"url": havip_facts.frontend_url(config, vip), "client": client, "rate": rate})
+    if problem := _probe_problem(minions, report["probe"]):
+        return _fail(report, _with_leftovers(f"{problem}; nothing was broken", report))
     measured = _break_and_measure(minions, config, report, move_budget)
     if measured is None:
-        return _fail(report, f"havip.inject {failure} on {holder} failed")
+        return _fail(report, _with_leftovers(f"havip.inject {failure} on {holder} failed", report))
     new_holder, problems = measured
     expected = dict(before["holders"])
     if new_holder and not config["keepalived"]["preempt"]:
@@ -244,73 +327,92 @@ def _failover_test(minions, report, client, vip, rate, tgt):
     if problem:
         problems.append(problem)
     if problems:
-        return _fail(report, "failover test FAILED: " + "; ".join(problems))
-    report.update(result=True, comment=f"failover test passed: {failure} on {holder}")
+        return _fail(report, _with_leftovers("failover test FAILED: " + "; ".join(problems), report))
+    report.update(result=True, comment=_with_leftovers(f"failover test passed: {failure} on {holder}", report))
     return report
 
 
-def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="*"):
+def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="*", tgt_type="glob",
+                  **options):
     """
-    A live failover test.  Checks the cluster (as :py:func:`status`), probes
-    the frontend on the VIP from ``client`` (default: the first node that is
-    not a balancer) at ``rate`` requests/s, breaks the VIP's holder
-    (``failure``: kill_haproxy, stop_haproxy, kill_keepalived, link_down),
-    waits - bounded by budgets computed from the keepalived timers - for the
-    VIP on another balancer and for traffic to resume, then restores the
-    holder with ``state.apply havip`` and waits for the cluster to be as
-    before.  Reports the figures; exits non-zero with the reason if any step
+    A live failover test.  Checks the cluster (as :py:func:`status`) and
+    that ``client`` (default: the first node that is not a balancer) can
+    probe the frontend on the VIP (1 s at ``rate`` requests/s), then probes
+    it while it breaks the VIP's holder (``failure``: kill_haproxy,
+    stop_haproxy, kill_keepalived, link_down; ``havip.inject`` with
+    ``confirm=True``, the pre-check having found another healthy balancer
+    in service), waits - bounded by budgets computed from the keepalived
+    timers - for the VIP on another balancer and for traffic to resume,
+    then restores the holder with ``state.apply havip`` (also when the
+    injection's answer was lost) and waits for the cluster to be as before.
+    Reports the figures, and ``leftovers``: balancers on standby and
+    backend servers out of rotation that the pre-check found (a failed
+    deploy step leaves them).  Exits non-zero with the reason if any step
     fails.
+
+    ``tgt``/``tgt_type``: the minions of the cluster to test (refused when
+    they belong to several clusters).  Any other keyword is refused, naming
+    the nearest known one (the orchestrate file passes its whole
+    ``failover_test`` pillar).  Refused while another failover test,
+    deploy, standby or resume runs on this master.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run havip.failover_test
-        salt-run havip.failover_test failure=link_down client=client1
+        salt-run havip.failover_test failure=link_down client=client1 tgt='lb*'
     """
-    with _connect() as minions:
-        return _failover_test(minions, {"failure": failure}, client, vip, rate, tgt)
+    report = {"failure": failure}
+    if problem := _unknown_options(failover_test, options):
+        return _fail(report, problem)
+
+    def run():
+        with _connect() as minions:
+            return _failover_test(minions, report, client, vip, rate, tgt, tgt_type)
+    return _exclusive("failover_test", report, {"failure": failure, "client": client, "vip": vip, "rate": rate,
+                                                "tgt": tgt, "tgt_type": tgt_type}, run)
 
 
 # ---- planned switchover -------------------------------------------------------
 
 
-def _planned(name, fun, tgt):
-    """The report of ``fun`` (havip.standby or havip.resume) on balancer
-    ``name`` as a handover."""
+def _switch(name, fun, tgt, tgt_type):
+    """``fun`` (havip.standby or havip.resume) on balancer ``name``, as a
+    report."""
     verb = fun.split(".")[1]
     report = {"balancer": name}
     with _connect() as minions:
         try:
-            config = minions.config(tgt)
+            config = minions.config(tgt, tgt_type)
         except ValueError as exc:
             return _fail(report, str(exc))
         balancers = [node["name"] for node in config["balancers"]]
         if name not in balancers:
             return _fail(report, f"{name!r} is not a balancer (balancers: {', '.join(balancers)})")
-        start = time.monotonic()
-        problem, notes = _move(minions, config, havip_rollout.move_step(config, name, fun))
-    report.update(seconds=round(time.monotonic() - start, 1), handover=notes)
+        problem, answers = _run_step(minions, havip_rollout.move_step(config, name, fun))
     if problem:
         return _fail(report, f"{verb} {name} FAILED: {problem}")
-    report.update(result=True, comment=f"{verb} {name} done" + (": no connection lost in the move" if notes
-                                                             else ": no VIP had to move"))
+    answer = answers[name]
+    already = "" if answer["changed"] else f" (it was {'on standby' if verb == 'standby' else 'in service'} already)"
+    moved = f"{', '.join(answer['moved'])} moved in {answer['seconds']:.1f} s" if answer["moved"] else "no VIP moved"
+    report.update(moved=answer["moved"], seconds=answer["seconds"], result=True,
+                  comment=f"{verb} {name} done: {moved}{already}")
     return report
 
 
-def standby(name, tgt="*"):
+def standby(name, tgt="*", tgt_type="glob"):
     """
-    Planned maintenance on balancer ``name``, losing no connection:
-    ``havip.standby`` there - its VIPs move to the other balancers and stay
-    away, across re-applies and restarts, until :py:func:`resume` - as a
-    handover.  ``name`` keeps serving the connections it has on its VIPs
-    (``havip.linger``), the other balancers pass the packets of those
-    connections back to it (``havip.relay``), and once they are done
-    (``havip.release``, at most 30 s) the relays end (``havip.unrelay``).
-    ``salt name havip.standby`` alone moves the VIPs too, but a connection
-    in flight at that moment may be reset.
+    Planned maintenance on balancer ``name``: ``havip.standby`` there - its
+    VIPs move to the other balancers and stay away, across re-applies and
+    restarts, until :py:func:`resume`.  Like every move, it is a handover
+    (keepalived's notify script): ``name`` serves the connections it has
+    until they end, the new holder relaying their packets to it, so none is
+    lost.  Refused while another failover test, deploy, standby or resume
+    runs on this master.
 
-    Exits non-zero when a step fails; the comment says which and why.
+    Reports ``balancer``, ``moved`` (the VIPs), ``seconds``; exits non-zero
+    when the move fails, the comment says why.
 
     CLI Example:
 
@@ -318,16 +420,15 @@ def standby(name, tgt="*"):
 
         salt-run havip.standby svr1
     """
-    return _planned(name, "havip.standby", tgt)
+    return _exclusive("standby", {"balancer": name}, {"name": name, "tgt": tgt, "tgt_type": tgt_type},
+                      lambda: _switch(name, "havip.standby", tgt, tgt_type))
 
 
-def resume(name, tgt="*"):
+def resume(name, tgt="*", tgt_type="glob"):
     """
-    End :py:func:`standby` of balancer ``name``: ``havip.resume`` there as
-    a handover - with preemption on, the balancers holding the VIPs that
-    ``name`` is preferred for keep serving the connections they have on
-    them while ``name`` takes them back, and ``name`` passes those
-    connections' packets to them until they are done.
+    End :py:func:`standby` of balancer ``name``: ``havip.resume`` there.
+    With preemption on it takes back the VIPs it is preferred for, a
+    handover as every move is.  Reports as :py:func:`standby`.
 
     CLI Example:
 
@@ -335,7 +436,8 @@ def resume(name, tgt="*"):
 
         salt-run havip.resume svr1
     """
-    return _planned(name, "havip.resume", tgt)
+    return _exclusive("resume", {"balancer": name}, {"name": name, "tgt": tgt, "tgt_type": tgt_type},
+                      lambda: _switch(name, "havip.resume", tgt, tgt_type))
 
 
 def _run_step(minions, step):
@@ -344,58 +446,6 @@ def _run_step(minions, step):
     problems = {name: havip_rollout.step_problem(step.fun, answers.get(name)) for name in step.targets}
     failed = "; ".join(f"{name}: {problem}" for name, problem in problems.items() if problem)
     return failed or None, {name: answers[name] for name, problem in problems.items() if not problem}
-
-
-def _call_step(minions, targets, fun, arg=(), timeout=None):
-    """A one-off step; its problem names the function."""
-    step = havip_rollout.Step(fun, targets, fun, list(arg), {}, timeout or havip_facts.CALL_TIMEOUT)
-    problem, answers = _run_step(minions, step)
-    return (f"{fun}: {problem}" if problem else None), answers
-
-
-def _handover(minions, config, step, givers):
-    """Run ``step`` (havip.standby or havip.resume of one balancer) so that
-    no connection is lost: ``givers`` ({balancer: [VIPs it hands over]})
-    keep those VIPs for the connections they have (havip.linger), every
-    other balancer relays the packets of connections it does not know to
-    them (havip.relay), the step moves the VIPs, then the givers release
-    them once those connections are done (havip.release) and the relays end
-    (havip.unrelay).  Returns (problem or None, {giver: its release})."""
-    takers = [node["name"] for node in config["balancers"] if node["name"] not in givers]
-    lingering, relay_to, relayed, problem = [], {}, False, None
-    for giver, vips in sorted(givers.items()):
-        problem, answers = _call_step(minions, [giver], "havip.linger", [vips])
-        if problem:
-            break
-        lingering.append(giver)
-        relay_to.update(answers[giver]["relay_to"])
-    else:
-        relayed = True  # undone on every taker, also where it failed
-        problem, _ = _call_step(minions, takers, "havip.relay", [relay_to])
-        if not problem:
-            problem, _ = _run_step(minions, step)
-    problems, released = [problem], {}
-    if lingering:
-        linger = havip_facts.WAIT_DEFAULT
-        trouble, released = _call_step(minions, lingering, "havip.release", [linger],
-                                       linger + havip_facts.CALL_TIMEOUT)
-        problems.append(trouble)
-    if relayed:
-        problems.append(_call_step(minions, takers, "havip.unrelay")[0])
-    return "; ".join(p for p in problems if p) or None, released
-
-
-def _move(minions, config, step):
-    """``step`` (havip.standby or havip.resume of one balancer), as a
-    handover when it moves VIPs; (problem or None, notes on the handover)."""
-    (name,) = step.targets
-    balancers = [node["name"] for node in config["balancers"]]
-    held = havip_health.holders(config, minions.call(balancers, "havip.status"))
-    givers = havip_rollout.givers(config, name, step.fun, held)
-    if not givers:
-        return _run_step(minions, step)[0], []
-    problem, released = _handover(minions, config, step, givers)
-    return problem, havip_rollout.handover_notes(givers, released)
 
 
 # ---- rolling deploy -----------------------------------------------------------
@@ -436,37 +486,45 @@ class _Probe(threading.Thread):
         return havip_rollout.probe_problem(self.answer, where, self.url, ended_early, self.max_failed)
 
 
-def _roll_out(minions, config, order, holding, steps):
-    """Run every node's steps in ``order`` (a standby or resume as a
-    handover), appending "label: seconds" to ``steps``.  Stops at the first
-    failing step; returns why it failed, what that node is left with and
-    which nodes were left untouched, or None when every step passed."""
+def _holds(minions, config, name):
+    """(None or why it cannot be known, whether balancer ``name`` holds a
+    VIP now)."""
+    status = minions.call([name], "havip.status").get(name)
+    if status is None:
+        return f"{name} did not answer havip.status", False
+    return None, any(name in names for names in havip_health.holders(config, {name: status}).values())
+
+
+def _roll_out(minions, config, order, steps):
+    """Run every node's steps in ``order``, appending "label: seconds" to
+    ``steps``.  Whether a balancer holds a VIP (and so goes on standby for
+    its apply) is read when its turn comes: a failover meanwhile moves the
+    VIPs.  Stops at the first failing step; returns why it failed, what
+    that node is left with and which nodes were left untouched, or None
+    when every step passed."""
     for index, name in enumerate(order):
+        problem, holds = None, False
+        if "balancer" in config["nodes"][name]["roles"]:
+            problem, holds = _holds(minions, config, name)
+        if problem:
+            return f"{problem}; stopped there; untouched: {', '.join(order[index:])}"
+        untouched = [f"untouched: {', '.join(order[index + 1:])}"] if order[index + 1:] else []
         done = []
-        for step in havip_rollout.node_steps(config, name, name in holding):
+        for step in havip_rollout.node_steps(config, name, holds):
             start = time.monotonic()
-            notes = []
-            if step.fun in havip_rollout.MOVES:
-                problem, notes = _move(minions, config, step)
-                went_through = [] if problem else step.targets
-            else:
-                problem, answers = _run_step(minions, step)
-                went_through = list(answers)
-            steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else "")
-                         + "".join(f" ({note})" for note in notes))
+            problem, answers = _run_step(minions, step)
+            steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else ""))
             if problem:
-                untouched = order[index + 1:]
                 return "; ".join([f"step '{step.label}' failed: {problem}", "stopped there",
-                                  *havip_rollout.left_behind(name, done, step, went_through)]
-                                 + ([f"untouched: {', '.join(untouched)}"] if untouched else []))
+                                  *havip_rollout.left_behind(name, done, step, list(answers))] + untouched)
             done.append(step)
     return None
 
 
-def _settled(minions, tgt, report):
+def _settled(minions, tgt, tgt_type, report):
     """None once every node is healthy and each VIP on its preferred holder
     (polled for up to SETTLE_TIMEOUT s), else why not."""
-    config = minions.config(tgt)  # the configuration just deployed
+    config = minions.config(tgt, tgt_type)  # the configuration just deployed
     deadline = time.monotonic() + havip_rollout.SETTLE_TIMEOUT
     while (survey := _survey(minions, config))["problems"] and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -492,40 +550,77 @@ def _under_probes(probes, rollout):
     return [p for p in [problem, *probe_problems] if p]
 
 
-def _deploy(minions, config, tgt, client, rate, max_failed, report):
+def _vrrp_version_problem(minions, config):
+    """Why the new pillar cannot be rolled out one balancer at a time (a
+    change of keepalived:vrrp_version, or it does not render), or None."""
+    balancers = [node["name"] for node in config["balancers"]]
+    pending = minions.answers(balancers, "state.show_sls", ["havip.facts"], timeout=havip_rollout.RENDER_TIMEOUT)
+    return havip_rollout.vrrp_version_problem(minions.call(balancers, "havip.config"),
+                                              {name: pending.get(name) for name in balancers})
+
+
+def _deploy(minions, config, tgt, tgt_type, client, rate, max_failed, report):
     """Pre-check, then the rollout under probes; returns the problems."""
     before = _survey(minions, config)
     report["holders_before"] = before["holders"]
     if before["problems"]:
         return ["pre-check failed: " + "; ".join(before["problems"])]
-    order, holding = havip_rollout.rollout_order(config, before["holders"])
+    if problem := _vrrp_version_problem(minions, config):
+        return [f"refused, nothing deployed: {problem}"]
+    order = havip_rollout.rollout_order(config, before["holders"])
     urls = [havip_facts.frontend_url(config, vip) for vip in sorted(config["vips"])]
     report.update(order=order, probe={"urls": urls, "client": client, "rate": rate}, steps=[])
     probes = [_Probe(minions, client, url, rate, max_failed) for url in urls]
-    problems = _under_probes(probes, lambda: _roll_out(minions, config, order, holding, report["steps"])
-                             or _settled(minions, tgt, report))
+    problems = _under_probes(probes, lambda: _roll_out(minions, config, order, report["steps"])
+                             or _settled(minions, tgt, tgt_type, report))
     seen = [probe.answer for probe in probes if isinstance(probe.answer, dict)]
     if seen:
         report.update(failed_requests=sum(s["failed"] for s in seen), requests=sum(s["total"] for s in seen))
     return problems
 
 
-def deploy(client=None, rate=100, max_failed=0, tgt="*"):
+def _deployed(report, client, rate, max_failed, tgt, tgt_type):
+    """The rolling deploy of :py:func:`deploy`, filling in ``report``."""
+    with _connect() as minions:
+        try:
+            config = minions.config(tgt, tgt_type)
+            client = havip_facts.probing_client(config, client, "deploy:client")
+        except ValueError as exc:
+            return _fail(report, str(exc))
+        problems = _deploy(minions, config, tgt, tgt_type, client, rate, max_failed, report)
+    if problems:
+        return _fail(report, "rolling deploy FAILED: " + "; ".join(problems))
+    failed = report["failed_requests"]
+    report.update(result=True, comment=f"rolling deploy done: {', '.join(report['order'])}; " + (
+        "no request failed" if not failed else
+        f"{failed} of {report['requests']} requests failed (max_failed: {max_failed} per VIP)"))
+    return report
+
+
+def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **options):
     """
     A rolling deploy of the havip pillar as it is now: ``state.apply havip``
     on one node at a time, each taken out of service first, checked after
     and put back, while ``client`` (default: the first node that is not a
     balancer) probes the frontend on every VIP at ``rate`` requests/s.
 
-    1. pre-check, as :py:func:`status`;
+    1. pre-check, as :py:func:`status`; and the new pillar must render on
+       every balancer and keep its ``keepalived:vrrp_version`` (read with
+       ``state.show_sls havip.facts``).  VRRPv2 and v3 peers do not talk
+       to each other: rolled one balancer at a time, each half would hold
+       the VIPs.  A version change is refused, nothing deployed: apply it
+       to every balancer at once (``salt -L 'svr1,svr2' state.apply
+       havip``, accepting a short split), then deploy;
     2. the nodes that are only backends, by name: drained on every balancer
        (``havip.drain``), applied, checked (``havip.check``), readied on
        every balancer (``havip.ready``);
-    3. the balancers holding no VIP: applied, checked;
-    4. the balancers holding VIPs: ``havip.standby`` (the VIPs move away),
-       applied, checked, ``havip.resume``; both moves are handovers, as in
-       :py:func:`standby`, so no connection in flight is lost;
-    5. every node healthy and each VIP on its preferred holder; every probe
+    3. the balancers holding no VIP, then those holding VIPs (as the
+       pre-check found them); whether one holds a VIP is read again when
+       its turn comes (a failover may have moved them meanwhile).  One
+       holding a VIP: ``havip.standby`` (its VIPs move away, a handover as
+       every move is), applied, checked, ``havip.resume``; one holding
+       none: applied, checked;
+    4. every node healthy and each VIP on its preferred holder; every probe
        request answered.
 
     A node that is backend and balancer goes with the balancers, drained
@@ -538,25 +633,22 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*"):
     ``salt-run`` exit 1; ``max_failed`` failed requests per VIP are
     tolerated (default 0).  Returns every step with its duration.
 
+    ``tgt``/``tgt_type``: the minions of the cluster to deploy (refused
+    when they belong to several clusters).  Any other keyword is refused,
+    naming the nearest known one (the orchestrate file passes its whole
+    ``deploy`` pillar).  Refused while another failover test, deploy,
+    standby or resume runs on this master.
+
     CLI Example:
 
     .. code-block:: bash
 
         salt-run havip.deploy
-        salt-run havip.deploy client=client1
+        salt-run havip.deploy client=client1 tgt='lb*'
     """
     report = {}
-    with _connect() as minions:
-        try:
-            config = minions.config(tgt)
-            client = havip_facts.probing_client(config, client, "deploy:client")
-        except ValueError as exc:
-            return _fail(report, str(exc))
-        problems = _deploy(minions, config, tgt, client, rate, max_failed, report)
-    if problems:
-        return _fail(report, "rolling deploy FAILED: " + "; ".join(problems))
-    failed = report["failed_requests"]
-    report.update(result=True, comment=f"rolling deploy done: {', '.join(report['order'])}; " + (
-        "no request failed" if not failed else
-        f"{failed} of {report['requests']} requests failed (max_failed: {max_failed} per VIP)"))
-    return report
+    if problem := _unknown_options(deploy, options):
+        return _fail(report, problem)
+    return _exclusive("deploy", report, {"client": client, "rate": rate, "max_failed": max_failed, "tgt": tgt,
+                                         "tgt_type": tgt_type},
+                      lambda: _deployed(report, client, rate, max_failed, tgt, tgt_type))

@@ -8,11 +8,10 @@ docs is generated from this table and parameters/defaults.yaml.
 """ 
 
 import dataclasses
-import difflib
 import ipaddress
 import re
 
-from havip_facts import HAPROXY_TIME
+from havip_facts import HAPROXY_TIME, unknown_key
 from salt.exceptions import CommandExecutionError
 
 ROLES = ("backend", "balancer")
@@ -363,11 +362,9 @@ def _join(key, name):
 
 
 def _unknown(value, known, key):
-    extra = sorted(str(name) for name in value if name not in known)
-    if extra:
-        near = difflib.get_close_matches(extra[0], [str(k) for k in known], n=1, cutoff=0.6)
-        hint = f"did you mean {near[0]}? " if near else ""
-        raise Invalid(_join(key, extra[0]), f"unknown key ({hint}known: {', '.join(map(str, known))})")
+    found = unknown_key(value, known)
+    if found:
+        raise Invalid(_join(key, found[0]), found[1])
 
 
 def walk(spec, value, key=""):

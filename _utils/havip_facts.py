@@ -8,6 +8,7 @@ holders of the VIPs.
 Pure helpers: they take what they need as arguments (no Salt dunders).
 """
 
+import difflib
 import re
 
 import salt.utils.network
@@ -23,22 +24,41 @@ MINE_FUNCTION = "havip_address"
 # other balancers' handover relays.
 RELAY_FUNCTION = "havip_relay_addresses"
 # What keeps a balancer from announcing the VIPs it keeps on lo (the formula
-# sets them; havip.linger refuses IPv4 VIPs without them).
+# sets them).
 ARP_SYSCTLS = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}
-# havip.linger keeps VIPs here.
+# The handover (havip/files/handover.sh.jinja): the holder keeps each VIP
+# also on this device, where it stays for the connections in flight when the
+# VIP leaves; a balancer that gave a VIP up relays through the nftables table
+# RELAY_TABLE_PREFIX + <VIP name> (family ip or ip6); table inet TRACK_TABLE
+# keeps conntrack on.
 LINGER_DEVICE = "lo"
+RELAY_TABLE_PREFIX = "havip_relay_"
+TRACK_TABLE = "havip_track"
+# Seconds a VIP may stay on LINGER_DEVICE after its VRRP state changed,
+# beyond the handover's release_max, before havip.check calls it stuck.
+RELEASE_GRACE = 5
 
 # What havip.inject breaks, and so what the failover test may ask for.
 FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
+# The longest link_down (seconds).  Its restore is scheduled before the
+# link goes down, as a transient systemd timer LINK_RESTORE_LATE s after the
+# duration (an `ip -batch` file in LINK_RESTORE_DIR), so the link comes back
+# even if the Salt job is killed meanwhile.
+LINK_DOWN_MAX = 120
+LINK_RESTORE_LATE = 2
+LINK_RESTORE_DIR = "/run/havip"
 
 # Seconds a server may take to drain or be UP again, and a VIP's old holder
-# to finish its connections: the default of havip.drain, havip.ready and
-# havip.release, and what the rolling deploy gives them.
+# to finish its connections: the default of havip.drain and havip.ready,
+# what the rolling deploy gives them, and the handover's release_max.
 WAIT_DEFAULT = 30
 # The longest wait or probe any havip function accepts (seconds).
 WAIT_LIMIT = 3600
 # One salt round trip to a minion: the runner's polls never wait longer.
 CALL_TIMEOUT = 10
+# The runner's lock, under the master's cachedir: one failover test,
+# deploy, standby or resume at a time.
+RUNNER_LOCK = "havip/runner.lock"
 
 # An HAProxy time: a number, in milliseconds unless a unit follows.
 HAPROXY_TIME = r"(\d{1,9})(us|ms|s|m|h|d)?"
@@ -69,14 +89,15 @@ def unknown_failure(failure):
     return f"unknown failure {failure!r} (known: {', '.join(FAILURES)})"
 
 
-def named_vips(function, facts, names):
-    """{name: VIP} of the VIPs ``names``, refused if one is unknown
-    (``function`` names the caller)."""
-    unknown = sorted(set(names) - set(facts["vips"]))
-    if unknown:
-        raise CommandExecutionError(
-            f"havip.{function}: unknown VIP {unknown[0]!r} (known: {', '.join(sorted(facts['vips']))})")
-    return {name: facts["vips"][name] for name in sorted(names)}
+def unknown_key(names, known):
+    """(the first of ``names`` not in ``known``, why: "unknown key (did you
+    mean <the nearest known one>? known: ...)"), or None if all are known."""
+    extra = sorted(str(name) for name in names if name not in known)
+    if not extra:
+        return None
+    near = difflib.get_close_matches(extra[0], [str(k) for k in known], n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}? " if near else ""
+    return extra[0], f"unknown key ({hint}known: {', '.join(map(str, known))})"
 
 
 def master_down(keepalived):
@@ -121,12 +142,45 @@ def frontend_url(config, vip=None):
     return url(config["vips"][vip]["address"], config["frontend"]["port"])
 
 
+def cluster_identity(config):
+    """What tells a havip cluster from another: its node names and its VIPs
+    (name, address, virtual router id)."""
+    return (tuple(sorted(config["nodes"])),
+            tuple(sorted((name, vip["address"], vip["virtual_router_id"]) for name, vip in config["vips"].items())))
+
+
+def clusters(configs):
+    """The configurations grouped by cluster: [[config, ...], ...].  Those of
+    one identity are one cluster; so are identities that share a node (a
+    minion has one havip pillar: they are one cluster before and after a
+    change that not every node has applied yet)."""
+    groups = []
+    for identity in sorted({cluster_identity(config) for config in configs}):
+        joined = [group for group in groups if set(identity[0]) & group["nodes"]]
+        merged = {"identities": {identity}, "nodes": set(identity[0])}
+        for group in joined:
+            merged["identities"] |= group["identities"]
+            merged["nodes"] |= group["nodes"]
+            groups.remove(group)
+        groups.append(merged)
+    return [[config for config in configs if cluster_identity(config) in group["identities"]] for group in groups]
+
+
 def deployed_config(answers, tgt):
     """The cluster's configuration from the minions' ``havip.config``
-    answers ({minion: answer}): a balancer's, else any node's."""
+    answers ({minion: answer}): a balancer's, else any node's.  Refused when
+    the minions matching ``tgt`` belong to several clusters (a master may
+    serve several: a test of one must not break another)."""
     configs = [ret for _, ret in sorted(answers.items()) if isinstance(ret, dict) and ret.get("nodes")]
     if not configs:
         raise ValueError(f"no minion matching {tgt!r} has havip deployed (run state.apply havip)")
+    found = clusters(configs)
+    if len(found) > 1:
+        names = [sorted({name for config in group for name in config["nodes"]}) for group in found]
+        shown = ["{" + ", ".join(group) + "}" for group in names]
+        raise ValueError(
+            f"the minions matching {tgt!r} belong to {len(found)} havip clusters: {', '.join(shown[:-1])}"
+            f" and {shown[-1]}; target one with tgt (e.g. tgt='{','.join(names[0])}' tgt_type=list)")
     balancers = [n["name"] for n in configs[0]["balancers"]]
     # The balancers' own view wins over a backend that was applied earlier.
     return next((c for c in configs if c["node"] and c["node"]["name"] in balancers), configs[0])

@@ -7,14 +7,34 @@ every node's verdict, and whether another balancer could take over).
 Pure helpers: they judge the reports they are given (no Salt dunders).
 """
 
-from havip_facts import LINGER_DEVICE, preferred_holders
+from havip_facts import LINGER_DEVICE, RELEASE_GRACE, TRACK_TABLE, preferred_holders
 from havip_haproxy import any_up
 
 # ---- a node ---------------------------------------------------------------------
 
 
+def handover_problems(report, facts, now):
+    """What is wrong with a balancer's handover (havip-handover), from its
+    ``havip.status`` and its deployed ``facts`` at time ``now``: a VIP
+    still kept on lo long after it left, a VIP it does not hold without a
+    relay to its peers, conntrack's table missing."""
+    problems = []
+    late = facts["handover"]["release_max"] + RELEASE_GRACE
+    for name, vip in sorted(report["vips"].items()):
+        age = None if vip["since"] is None else now - vip["since"]
+        if vip["lingering"] and (age is None or age > late):
+            problems.append(f"VIP {name} is still kept on {LINGER_DEVICE}" + ("" if age is None else f" {age:.0f} s")
+                            + " after it left (its handover did not end: state.apply havip ends it)")
+        if not vip["held"] and name not in report["relay"] and facts["vips"][name]["relay_to"]:
+            problems.append(f"no handover relay for VIP {name} here: state.apply havip sets it up")
+    if not report["tracking"]:
+        problems.append(f"conntrack is not kept on for the handover here (no table inet {TRACK_TABLE}):"
+                        " state.apply havip sets it up")
+    return problems
+
+
 def balancer_problems(report):
-    """What is wrong with a balancer, from its ``havip.status``."""
+    """What is wrong with a balancer's daemons, from its ``havip.status``."""
     problems = []
     if not report["keepalived"]["running"]:
         problems.append("keepalived is not running")
@@ -33,10 +53,6 @@ def balancer_problems(report):
             f"VRRP instance {name} is in FAULT"
             for name, vip in report["vips"].items() if vip["state"] == "FAULT"
         )
-    problems.extend(f"VIP {name} is still kept on {LINGER_DEVICE} by havip.linger (havip.release ends it)"
-                    for name, vip in report["vips"].items() if vip["lingering"])
-    problems.extend(f"packets to VIP {name} are still relayed to {address} (havip.unrelay ends it)"
-                    for name, address in sorted(report["relay"].items()))
     return problems
 
 
@@ -49,11 +65,12 @@ def backend_problems(nginx):
     return []
 
 
-def node_verdict(report):
-    """``havip.check``'s verdict on a node's ``havip.status``."""
+def node_verdict(report, facts, now):
+    """``havip.check``'s verdict on a node's ``havip.status``, with its
+    deployed ``facts``, at time ``now``."""
     reasons = []
     if "balancer" in report["roles"]:
-        reasons += balancer_problems(report)
+        reasons += balancer_problems(report) + handover_problems(report, facts, now)
     if "backend" in report["roles"]:
         reasons += backend_problems(report["nginx"])
     return {"healthy": not reasons, "reasons": reasons, "standby": report.get("standby", False)}
@@ -117,6 +134,30 @@ def cluster_view(config, surveyed):
         "nodes": {name: node_summary(check) for name, check in sorted(surveyed["checks"].items())},
         "problems": surveyed["problems"],
     }
+
+
+# HAProxy's status of a server taken out of rotation: by havip.drain, or
+# into maintenance.
+OUT_OF_ROTATION = {"DRAIN": "drained", "MAINT": "in maintenance"}
+
+
+def leftovers(config, statuses):
+    """What a failed rollout step (or an operator) left behind, from the
+    balancers' ``havip.status``: balancers on standby, backend servers out
+    of rotation in a balancer's HAProxy."""
+    found, out = [], {}
+    for balancer in config["balancers"]:
+        name = balancer["name"]
+        status = statuses.get(name, {})
+        if status.get("standby"):
+            found.append(f"{name} is on standby (havip.resume on {name} ends it)")
+        for server, state in sorted((status.get("haproxy", {}).get("backends") or {}).items()):
+            kind = next((word for key, word in OUT_OF_ROTATION.items() if state.startswith(key)), None)
+            if kind:
+                out.setdefault((server, kind), []).append(name)
+    found += [f"{server} is {kind} on {', '.join(names)} (havip.ready {server} there puts it back)"
+              for (server, kind), names in sorted(out.items())]
+    return found
 
 
 def servers_up(config, statuses):

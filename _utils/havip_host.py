@@ -1,8 +1,8 @@
 """
 What a havip minion reads of its host and does to it: pid files and
 processes, addresses (``ip -j addr``), keepalived's state and standby
-files, sysctls, TCP connections (``/proc/net/tcp``), ``ip`` commands and
-the failures the failover test injects (SIGKILL, a link down).
+files, and the failures the failover test injects (SIGKILL, a link down
+with its restore scheduled first).
 
 Pure helpers: a command runs through ``run(cmd, **kwargs)``, Salt's
 ``cmd.run_all`` without a shell, which the caller passes in.
@@ -11,17 +11,16 @@ Pure helpers: a command runs through ``run(cmd, **kwargs)``, Salt's
 import ipaddress
 import json
 import os
-import struct
+import re
 import time
 
-from havip_facts import ARP_SYSCTLS, LINGER_DEVICE
+from havip_facts import LINGER_DEVICE
 from salt.exceptions import CommandExecutionError
 
-PROC_NET_TCP = ("/proc/net/tcp", "/proc/net/tcp6")
-# TCP states (/proc/net/tcp) that are no connection in use: TIME_WAIT, CLOSE, LISTEN.
-IDLE_TCP_STATES = {"06", "07", "0A"}
-# havip.release: seconds without a connection on the lingering VIPs.
-RELEASE_QUIET = 1.0
+# An interface name a link restore takes into a file and a unit name:
+# what the kernel allows (at most 15 characters), less anything but
+# letters, digits and _ . -
+INTERFACE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
 
 
 # ---- processes ----------------------------------------------------------------
@@ -87,50 +86,111 @@ def held(vip, found):
 
 
 def lingering(vip, found):
-    """Is ``vip`` kept on LINGER_DEVICE here (havip.linger)?"""
-    return vip["address"] in found.get(LINGER_DEVICE, {})
+    """Is ``vip`` kept on LINGER_DEVICE here after it left its interface
+    (the handover's old holder, serving the connections it had)?"""
+    return vip["address"] in found.get(LINGER_DEVICE, {}) and not held(vip, found)
 
 
-def ip(run, args):
-    out = run(["ip", *args])
-    if out["retcode"] != 0:
-        raise CommandExecutionError(f"havip: `ip {' '.join(args)}` failed: {out['stderr'].strip()}")
+def restore_unit(interface):
+    """The transient systemd unit (a .timer and its .service) that brings
+    ``interface`` back after a link_down."""
+    return f"havip-link-restore-{interface}"
 
 
-def host_prefix(vip):
-    return f"{vip['address']}/{32 if vip['family'] == 4 else 128}"
+def _checked_interface(name):
+    if not isinstance(name, str) or not INTERFACE_NAME.fullmatch(name):
+        raise CommandExecutionError(f"havip.inject: refused, {name!r} is not an interface name a restore can use")
+    return name
 
 
-def routes_via(run, interface):
-    """`ip route replace` arguments of the routes through ``interface`` that
-    the kernel does not re-create when the link comes back (gateways)."""
+def _route_line(route, interface):
+    """``ip -batch``'s line re-creating a gateway route of ``ip -j route``,
+    rebuilt from its fields, each checked."""
+    try:
+        destination = "default" if route["dst"] == "default" else str(ipaddress.ip_network(route["dst"]))
+        gateway = str(ipaddress.ip_address(route["gateway"]))
+        metric = route.get("metric")
+        if metric is not None and (isinstance(metric, bool) or not isinstance(metric, int)
+                                   or not 0 <= metric < 2**32):
+            raise ValueError(metric)
+    except (KeyError, TypeError, ValueError):
+        raise CommandExecutionError(
+            f"havip.inject: refused, a route through {interface} that the restore could not rebuild: {route}"
+        ) from None
+    return f"route replace {destination} via {gateway} dev {interface}" + (
+        "" if metric is None else f" metric {metric}")
+
+
+def restore_lines(run, interface):
+    """``ip -batch`` lines that bring ``interface`` up with the routes
+    through it the kernel does not re-create (those via a gateway)."""
     out = run(["ip", "-j", "route", "show", "dev", interface])
-    routes = json.loads(out["stdout"] or "[]") if out["retcode"] == 0 else []
-    commands = []
-    for route in routes:
-        if route.get("protocol") == "kernel" or "gateway" not in route:
-            continue
-        command = ["ip", "route", "replace", route["dst"], "via", route["gateway"], "dev", interface]
-        if "metric" in route:
-            command += ["metric", str(route["metric"])]
-        commands.append(command)
-    return commands
+    if out["retcode"] != 0:
+        raise CommandExecutionError(f"havip: `ip -j route show dev {interface}` failed: {out['stderr'].strip()}")
+    return [f"link set dev {interface} up"] + [
+        _route_line(route, interface) for route in json.loads(out["stdout"] or "[]")
+        if route.get("protocol") != "kernel" and "gateway" in route]
 
 
-def link_down(run, interfaces, duration):
-    """Take the interfaces down for ``duration`` s, then up again with the
-    routes through them restored."""
-    routes = [command for interface in interfaces for command in routes_via(run, interface)]
-    for interface in interfaces:
+def _write_private(path, text):
+    """``text`` into ``path``, readable by root only (never through a link)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
+
+
+def _unschedule(run, interface):
+    run(["systemctl", "stop", f"{restore_unit(interface)}.timer"])
+
+
+def _schedule(run, restores, seconds):
+    """A transient systemd timer per interface of ``restores`` ({interface:
+    its restore file}) that runs the restore in ``seconds`` s; none is left
+    when one cannot be set up."""
+    scheduled = []
+    for interface, path in restores.items():
+        out = run(["systemd-run", f"--on-active={round(seconds * 1000)}ms", f"--unit={restore_unit(interface)}",
+                   "--collect", "ip", "-force", "-batch", path])
+        if out["retcode"] != 0:
+            for done in scheduled:
+                _unschedule(run, done)
+            raise CommandExecutionError(f"havip.inject: refused, the restore of {interface} could not be"
+                                        f" scheduled (systemd-run: {out['stderr'].strip()})")
+        scheduled.append(interface)
+
+
+def link_down(run, interfaces, duration, restore_dir, late):
+    """Take ``interfaces`` down for ``duration`` s, then up again with the
+    gateway routes through them.  Each one's restore is an ``ip -batch``
+    file in ``restore_dir``, scheduled before the link goes down as a
+    transient systemd timer ``late`` s after the duration: the link comes
+    back even if this process is killed.  The restore runs here after the
+    duration and then stops the timer (left to try again if the restore
+    failed)."""
+    restores = {}
+    for interface in [_checked_interface(name) for name in interfaces]:
+        lines = restore_lines(run, interface)
+        os.makedirs(restore_dir, mode=0o700, exist_ok=True)
+        restores[interface] = os.path.join(restore_dir, f"link-restore-{interface}.batch")
+        _write_private(restores[interface], "\n".join(lines) + "\n")
+    _schedule(run, restores, duration + late)
+    for interface in restores:
         run(["ip", "link", "set", "dev", interface, "down"])
     time.sleep(duration)
-    for interface in interfaces:
-        run(["ip", "link", "set", "dev", interface, "up"])
-    for command in routes:
-        run(command)
+    failed = []
+    for interface, path in restores.items():
+        out = run(["ip", "-force", "-batch", path])
+        if out["retcode"] == 0:
+            _unschedule(run, interface)
+        else:
+            failed.append(f"{interface} ({out['stderr'].strip()})")
+    if failed:
+        raise CommandExecutionError(f"havip.inject: restoring {', '.join(failed)} failed;"
+                                    f" its systemd timer tries again {late} s later")
 
 
-# ---- keepalived's files and the kernel's settings ---------------------------
+# ---- keepalived's files -------------------------------------------------------
 
 
 def vrrp_state(state_dir, name):
@@ -160,65 +220,3 @@ def standby_value(lookup):
 def write_standby(lookup, value):
     with open(lookup["keepalived"]["standby_file"], "w", encoding="utf-8") as handle:
         handle.write(f"{value}\n")
-
-
-def sysctl(name):
-    with open(f"/proc/sys/{name.replace('.', '/')}", encoding="utf-8") as handle:
-        return int(handle.read().split()[0])
-
-
-def arp_guard(function, vips):
-    """A VIP kept on ``lo`` must not be announced: with arp_ignore 0 this
-    balancer would answer ARP for it, with arp_announce 0 it could use it
-    as the source of its own ARP requests (the formula sets both)."""
-    if not any(vip["family"] == 4 for vip in vips):
-        return
-    settings = {name: sysctl(name) for name in ARP_SYSCTLS}
-    wrong = [f"{name} = {value}" for name, value in settings.items() if value < ARP_SYSCTLS[name]]
-    if wrong:
-        raise CommandExecutionError(
-            f"havip.{function}: refused, {' and '.join(wrong)}: this balancer would announce the VIPs"
-            " it keeps (run state.apply havip, which sets "
-            + ", ".join(f"{name} = {value}" for name, value in ARP_SYSCTLS.items()) + ")")
-
-
-# ---- TCP connections ------------------------------------------------------------
-
-
-def connections(local):
-    """How many TCP connections this host has on the addresses ``local``
-    (local end), from /proc/net/tcp and tcp6: every state but LISTEN,
-    TIME_WAIT and CLOSE (a handshake in progress counts)."""
-    count = 0
-    for path in PROC_NET_TCP:
-        try:
-            with open(path, encoding="ascii") as handle:
-                lines = handle.readlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] not in IDLE_TCP_STATES and proc_address(fields[1]) in local:
-                count += 1
-    return count
-
-
-def proc_address(field):
-    """The address of a /proc/net/tcp{,6} ``HEX:PORT`` field: 32-bit words
-    in host byte order."""
-    words = field.split(":")[0]
-    packed = b"".join(struct.pack("=I", int(words[i:i + 8], 16)) for i in range(0, len(words), 8))
-    address = ipaddress.ip_address(packed)
-    return str(getattr(address, "ipv4_mapped", None) or address)
-
-
-def quiet(local, budget):
-    """Wait until the addresses ``local`` have had no connection for
-    RELEASE_QUIET s, at most ``budget`` s; returns how many connections
-    are left."""
-    start = quiet_since = time.monotonic()
-    while (now := time.monotonic()) - quiet_since < RELEASE_QUIET and now - start < budget:
-        if connections(local):
-            quiet_since = now
-        time.sleep(0.05)
-    return connections(local)

@@ -14,7 +14,8 @@ import re
 from salt.exceptions import CommandExecutionError
 
 from havip_contract import SPEC, Invalid, is_address, public, walk
-from havip_facts import ARP_SYSCTLS, FACTS_FILE, HAPROXY_BACKEND, MINE_FUNCTION, RELAY_FUNCTION, WAIT_DEFAULT
+from havip_facts import (ARP_SYSCTLS, FACTS_FILE, HAPROXY_BACKEND, LINGER_DEVICE, MINE_FUNCTION, RELAY_FUNCTION,
+                         RELAY_TABLE_PREFIX, TRACK_TABLE, WAIT_DEFAULT)
 from havip_tls import check_certificate
 
 # Passwords copied from examples and tutorials: refused.
@@ -365,8 +366,10 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         mine_function=MINE_FUNCTION,
         relay_function=RELAY_FUNCTION,
         # The handover (havip/files/handover.sh.jinja): a VIP's old holder
-        # keeps it on lo at most this long (seconds) for its connections.
-        handover={"release_max": WAIT_DEFAULT},
+        # keeps it on ``device`` at most ``release_max`` s for its
+        # connections; the tables of its relays and of conntrack.
+        handover={"release_max": WAIT_DEFAULT, "device": LINGER_DEVICE,
+                  "relay_table_prefix": RELAY_TABLE_PREFIX, "track_table": TRACK_TABLE},
         mine_args=mine_args,
         arp_sysctls=dict(ARP_SYSCTLS),
     )

@@ -1,7 +1,7 @@
 """
 The rolling deploy's plan (the runner's ``havip.deploy``), and how it
-judges the minions' answers: the order of the nodes, each node's steps, the
-balancers a VIP move takes VIPs from, what a failed step leaves behind, and
+judges the minions' answers: the order of the nodes, each node's steps,
+what a failed step leaves behind, a change of VRRP version it refuses, and
 a minion's error on one line.
 
 Pure helpers: they plan from the cluster's configuration and its holders,
@@ -10,15 +10,17 @@ and judge the answers they are given; the runner makes the salt calls.
 
 import collections
 
-from havip_facts import CALL_TIMEOUT, WAIT_DEFAULT, move_budget, preferred_vips
+from havip_facts import CALL_TIMEOUT, WAIT_DEFAULT, move_budget
 
 # Seconds of probing before the first step (the probe's job must reach the client).
 PROBE_LEAD = 2.0
 APPLY_TIMEOUT = 300
+# Seconds a minion may take to render the formula (state.show_sls).
+RENDER_TIMEOUT = 60
 # Seconds the cluster may take to look healthy after the last step.
 SETTLE_TIMEOUT = 10
-# The steps that move VIPs: run as a handover.
-MOVES = ("havip.standby", "havip.resume")
+# The state of havip/facts.sls: its dataset is the validated configuration.
+FACTS_STATE = "havip-facts-file"
 
 # One step of a rollout: ``fun`` on every one of ``targets``.
 Step = collections.namedtuple("Step", "label targets fun arg kwarg timeout")
@@ -38,12 +40,12 @@ def move_step(config, name, fun):
 def rollout_order(config, held):
     """The nodes in rollout order: those that are only backends, then the
     balancers holding no VIP, then those holding VIPs (by name within each
-    group); and the set of those holding VIPs.  ``held``: {vip: holders}."""
+    group).  ``held``: {vip: holders} (before the rollout: whether a
+    balancer holds a VIP when its turn comes is read again then)."""
     holding = {name for names in held.values() for name in names}
     backends = [name for name, node in sorted(config["nodes"].items()) if "balancer" not in node["roles"]]
     balancers = [node["name"] for node in config["balancers"]]
-    return (backends + [b for b in balancers if b not in holding]
-            + [b for b in balancers if b in holding]), holding
+    return backends + [b for b in balancers if b not in holding] + [b for b in balancers if b in holding]
 
 
 def node_steps(config, name, holds):
@@ -69,24 +71,6 @@ def node_steps(config, name, holds):
     return steps
 
 
-def givers(config, name, fun, held):
-    """{balancer: [VIPs]} that ``fun`` (havip.standby or havip.resume) on
-    balancer ``name`` is about to move away from them: for standby the VIPs
-    ``name`` holds, for resume (with preemption) those it is preferred for,
-    from their holders now (``held``: {vip: holders})."""
-    if fun == "havip.standby":
-        moving = [vip for vip, names in held.items() if name in names]
-        return {name: moving} if moving else {}
-    found = {}
-    if config["keepalived"]["preempt"]:
-        preferred = preferred_vips(config, name)
-        for vip, names in held.items():
-            for holder in names:
-                if vip in preferred and holder != name:
-                    found.setdefault(holder, []).append(vip)
-    return found
-
-
 def left_behind(name, done, failed, went_through):
     """What a node is left with when its ``failed`` step stopped the rollout
     after its ``done`` steps (``went_through``: where the failed step did)."""
@@ -99,14 +83,6 @@ def left_behind(name, done, failed, went_through):
     if "havip.standby" in {step.fun for step in done} and "havip.resume" not in ran:
         notes.append(f"{name} stays on standby (havip.resume on {name} ends it)")
     return notes
-
-
-def handover_notes(givers, released):
-    """What each giver did with the connections it kept (``released``:
-    {giver: its havip.release})."""
-    return [f"{giver} served its connections on {', '.join(givers[giver])} {answer['seconds']:.1f} s more"
-            + (f", then cut {answer['cut']}" if answer["cut"] else "")
-            for giver, answer in sorted(released.items())]
 
 
 # ---- the minions' answers ---------------------------------------------------------
@@ -159,3 +135,47 @@ def probe_problem(seen, where, url, ended_early, max_failed):
         return (f"{seen['failed']} of {seen['total']} requests to {url} failed"
                 f" (longest outage {seen['longest_outage']:.2f} s)")
     return None
+
+
+# ---- the VRRP version -------------------------------------------------------------
+
+
+def pending_config(answer):
+    """The configuration the current pillar would deploy on a minion, from
+    its ``state.show_sls havip.facts`` (the facts file's dataset: defaults,
+    OS family and pillar merged and validated by the formula's own
+    map.jinja).  Raises ValueError with the minion's error when it does not
+    render."""
+    if not isinstance(answer, dict):
+        raise ValueError("did not answer" if answer is None else error_text(answer))
+    for item in answer.get(FACTS_STATE, {}).get("file", []):
+        if isinstance(item, dict) and "dataset" in item:
+            return item["dataset"]
+    raise ValueError(f"no {FACTS_STATE} in its havip.facts")
+
+
+def vrrp_version_problem(deployed, pending):
+    """Why the rolling deploy refuses, changing nothing, or None: a
+    balancer whose new pillar does not render, or that it would move to
+    another keepalived:vrrp_version.  VRRPv2 and v3 peers do not talk to
+    each other: rolled one balancer at a time, each half would hold the
+    VIPs.  ``pending``: {balancer: its state.show_sls havip.facts answer};
+    ``deployed``: {balancer: its havip.config}."""
+    problems, changed = [], {}
+    for name in sorted(pending):
+        try:
+            new = pending_config(pending[name])["keepalived"]["vrrp_version"]
+        except ValueError as exc:
+            problems.append(f"the new pillar does not render on {name}: {exc}")
+            continue
+        old = deployed.get(name, {}).get("keepalived", {}).get("vrrp_version")
+        if old is not None and new != old:
+            changed.setdefault((old, new), []).append(name)
+    everyone = ",".join(sorted(pending))
+    problems += [
+        f"the new pillar changes keepalived:vrrp_version from {old} to {new} on {', '.join(names)}:"
+        " VRRPv2 and v3 peers do not talk to each other, so rolled one balancer at a time each half would"
+        f" hold the VIPs; change it on every balancer at once (salt -L '{everyone}' state.apply havip,"
+        " accepting a short split while they reload), then deploy"
+        for (old, new), names in sorted(changed.items())]
+    return "; ".join(problems) or None

@@ -3,7 +3,7 @@
 # A rolling deploy of the havip pillar as it is now (run on the master):
 #
 #   salt-run state.orchestrate havip.deploy
-#   salt-run state.orchestrate havip.deploy pillar='{"deploy": {"client": "client1"}}'
+#   salt-run state.orchestrate havip.deploy pillar='{"deploy": {"client": "client1", "tgt": "lb*"}}'
 #
 # One node at a time, each out of service while it is applied: backends are
 # drained in HAProxy, applied, checked and readied; then the balancers that
@@ -11,24 +11,31 @@
 # is applied and checked, and resumes.  A client probes the frontend on every
 # VIP meanwhile; a failed request fails the run.  The first failing step
 # stops the rollout there (the comment says what it left drained or on
-# standby) and salt-run exits 1.
+# standby) and salt-run exits 1.  A change of keepalived:vrrp_version is
+# refused (apply it to every balancer at once).
 #
 # deploy pillar keys (all optional): client (the probing minion; default:
 # the first node that is not a balancer), rate (requests/s per VIP),
-# max_failed (failed probe requests per VIP tolerated; default 0).
+# max_failed (failed probe requests per VIP tolerated; default 0), tgt and
+# tgt_type (the minions of the cluster to deploy, default '*' glob: a
+# master with several clusters must name one).  The runner refuses any
+# other key, naming the nearest known one.
 # Needs the runner, the module and their helpers: salt-run saltutil.sync_all,
 # salt '*' saltutil.sync_all
 {%- set deploy = salt['pillar.get']('deploy', {}) %}
+{%- if deploy is not mapping %}
+{{- raise('havip.deploy: the deploy pillar must be a mapping of options, got ' ~ deploy | json) }}
+{%- endif %}
 
 havip-deploy-precheck:
   salt.runner:
     - name: havip.status
+    - tgt: {{ deploy.get('tgt', '*') | json }}
+    - tgt_type: {{ deploy.get('tgt_type', 'glob') | json }}
 
 havip-deploy-run:
   salt.runner:
     - name: havip.deploy
-{%- for key in ('client', 'rate', 'max_failed') if key in deploy %}
-    - {{ key }}: {{ deploy[key] | json }}
-{%- endfor %}
+    - kwarg: {{ deploy | json }}
     - require:
       - salt: havip-deploy-precheck

@@ -4,24 +4,30 @@
 #
 #   salt-run state.orchestrate havip.failover_test
 #   salt-run state.orchestrate havip.failover_test \
-#       pillar='{"failover_test": {"failure": "link_down", "client": "client1"}}'
+#       pillar='{"failover_test": {"failure": "link_down", "client": "client1", "tgt": "lb*"}}'
 #
 # failover_test pillar keys (all optional): failure (kill_haproxy |
 # stop_haproxy | kill_keepalived | link_down), client (the probing minion;
-# default: the first node that is not a balancer), vip, rate (requests/s).
+# default: the first node that is not a balancer), vip, rate (requests/s),
+# tgt and tgt_type (the minions of the cluster to test, default '*' glob: a
+# master with several clusters must name one).  The runner refuses any
+# other key, naming the nearest known one.
 # Needs the runner, the module and their helpers: salt-run saltutil.sync_all,
 # salt '*' saltutil.sync_all
 {%- set test = salt['pillar.get']('failover_test', {}) %}
+{%- if test is not mapping %}
+{{- raise('havip.failover_test: the failover_test pillar must be a mapping of options, got ' ~ test | json) }}
+{%- endif %}
 
 havip-failover-test-precheck:
   salt.runner:
     - name: havip.status
+    - tgt: {{ test.get('tgt', '*') | json }}
+    - tgt_type: {{ test.get('tgt_type', 'glob') | json }}
 
 havip-failover-test-run:
   salt.runner:
     - name: havip.failover_test
-{%- for key in ('failure', 'client', 'vip', 'rate') if key in test %}
-    - {{ key }}: {{ test[key] | json }}
-{%- endfor %}
+    - kwarg: {{ test | json }}
     - require:
       - salt: havip-failover-test-precheck

@@ -53,7 +53,14 @@ def test_a_master_runs_the_runner_over_its_helpers_after_sync_all(master):
     assert synced.returncode == 0, synced
     assert sorted(name for name in synced.data["utils"] if name.startswith("utils.havip_")) == HELPERS
     assert "runners.havip" in synced.data["runners"]
-    # It answers (no minion has havip deployed): loaded, helpers and all.
+    # It answers (no minion has havip deployed): loaded, helpers and all;
+    # salt-run's exit status is the report's retcode.
     report = salt_run.run("havip.status")
-    assert report.data == {"result": False,
+    assert report.data == {"result": False, "retcode": 1,
                            "comment": "no minion matching '*' has havip deployed (run state.apply havip)"}
+    assert report.returncode == 1
+    # A keyword the runner does not know reaches it (Salt passes its own
+    # __pub_* ones too) and is refused, naming the nearest known one.
+    typo = salt_run.run("havip.failover_test", "failur=link_down")
+    assert typo.returncode == 1
+    assert typo.data["comment"].startswith("failover_test:failur: unknown key (did you mean failure?")

@@ -32,7 +32,7 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_salts_service_modul
     assert states["havip-haproxy-config-file"]["check_cmd"] == "haproxy -c -q -f"
     assert states["havip-keepalived-config-file"]["check_cmd"] == "keepalived -t -f"
     assert states["havip-haproxy-sysctl-nonlocal-bind-ipv4"]["name"] == "net.ipv4.ip_nonlocal_bind"
-    # A VIP kept on lo for a handover (havip.linger) is not announced by ARP.
+    # A VIP kept on lo for a handover (havip-handover) is not announced by ARP.
     sysctls = {states[f"havip-keepalived-sysctl-{name}"]["name"]: states[f"havip-keepalived-sysctl-{name}"]["value"]
                for name in ("arp-ignore", "arp-announce")}
     assert sysctls == {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}

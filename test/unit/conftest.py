@@ -61,6 +61,17 @@ def facts(merged_seed):
     return make
 
 
+@pytest.fixture
+def staging():
+    """An edit of the seed into another cluster (a staging one, say): other
+    nodes, another VIP."""
+    def edit(config):
+        config["nodes"] = {"web1": {"roles": ["backend"], "address": "192.168.200.11"},
+                           "lb1": {"roles": ["balancer"], "address": "192.168.200.13", "priority": 150}}
+        config["vips"] = {"VI_S": {"address": "192.168.200.10/24", "interface": "ens32", "virtual_router_id": 61}}
+    return edit
+
+
 class FakeTime:
     """A `time` module whose sleep() only advances the clock."""
 

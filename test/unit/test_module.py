@@ -4,15 +4,16 @@ fake Salt dunders, over its real helpers.
 
 No daemon runs: the deployed facts file, the pid files, keepalived's state
 files and the standby file live in tmp_path; `cmd.run_all`, HAProxy's
-runtime API and HTTP are fakes.  The handovers (``havip.linger``,
-``release``, ``relay``, ``unrelay``) run on a fake host (``ip``, ``nft``
-and the TCP connections faked), ``havip.drain``/``havip.ready`` on a fake
-runtime API.
+runtime API and HTTP are fakes.  What ``havip.status`` reads of the
+handover (a VIP kept on lo, the relay tables, conntrack's table) and
+``havip.inject``'s link_down (``ip``, ``systemd-run``, ``systemctl``) run on
+a fake host, ``havip.drain``/``havip.ready`` on a fake runtime API.
 """
 
 import json
 import os
 import signal
+import stat
 import subprocess
 import urllib.error
 
@@ -55,8 +56,9 @@ def havip(surface, tmp_path, monkeypatch):
     # A Debian 12 minion with no daemon installed yet.
     module.__salt__ = {"pkg.version": lambda name: "", "mine.get": lambda tgt, fun: {}}
     module.__context__ = {}
-    # Never the real /etc/havip/havip.json, never a real socket or URL.
+    # Never the real /etc/havip/havip.json or /run/havip, never a real socket or URL.
     monkeypatch.setattr(havip_facts, "FACTS_FILE", str(tmp_path / "nothing-deployed.json"))
+    monkeypatch.setattr(havip_facts, "LINK_RESTORE_DIR", str(tmp_path / "run-havip"))
     monkeypatch.setattr(havip_haproxy, "runtime_api", _no_network)
     monkeypatch.setattr(havip_probe, "get", _no_network)
     return module
@@ -86,13 +88,14 @@ class FakeHost:
         self.calls = []
         # Successive addresses of ens32 in `ip -j addr show`; the last one repeats.
         self.addresses = [[SVR1, VIP]]
-        self.lo = set()              # what `ip addr replace/del ... dev lo` left there
-        self.nft_scripts = []        # every script `nft -f -` was given
-        self.nft_retcode = 0
-        self.nft_tables = {}         # family -> `nft -j list table` answer of the relay table
+        self.lo = set()              # VIPs the handover keeps on lo
+        self.nft_tables = {}         # (family, table) -> `nft -j list table` answer
         self.ip_retcode = 0
         self.haproxy_config_valid = True
         self.routes = []
+        self.batches = []            # the contents of every `ip -force -batch` file run
+        self.batch_retcode = 0
+        self.systemd_run_retcode = 0
         self.service_retcode = 0
         self.stopped = []
 
@@ -100,7 +103,7 @@ class FakeHost:
     def salt(self):
         return {"cmd.run_all": self.run_all, "service.stop": self.service_stop}
 
-    def run_all(self, cmd, python_shell=True, ignore_retcode=False, stdin=None):
+    def run_all(self, cmd, python_shell=True, ignore_retcode=False):
         assert python_shell is False, cmd
         self.calls.append(list(cmd))
         if cmd == ["ip", "-j", "addr", "show"]:
@@ -108,21 +111,23 @@ class FakeHost:
                 return done(retcode=self.ip_retcode, stderr="boom")
             current = self.addresses.pop(0) if len(self.addresses) > 1 else self.addresses[0]
             return done(ip_addr_json(*current, lo=sorted(self.lo)))
-        if cmd[:3] in (["ip", "addr", "replace"], ["ip", "addr", "del"]) and cmd[4:] == ["dev", "lo"]:
-            (self.lo.add if cmd[2] == "replace" else self.lo.discard)(cmd[3].split("/")[0])
-            return done()
-        if cmd == ["nft", "-f", "-"]:
-            self.nft_scripts.append(stdin)
-            return done(retcode=self.nft_retcode, stderr="Error: syntax error" if self.nft_retcode else "")
         if cmd[:4] == ["nft", "-j", "list", "table"]:
-            table = self.nft_tables.get(cmd[4])
+            table = self.nft_tables.get((cmd[4], cmd[5]))
             return done(json.dumps(table)) if table else done(retcode=1, stderr="No such file or directory")
         if cmd[:4] == ["haproxy", "-c", "-q", "-f"]:
             return done(retcode=0 if self.haproxy_config_valid else 1, stderr="[ALERT] bad")
         if cmd[:5] == ["ip", "-j", "route", "show", "dev"]:
             return done(json.dumps(self.routes))
-        if cmd[:3] in (["ip", "link", "set"], ["ip", "route", "replace"]):
+        if cmd[:3] == ["ip", "link", "set"] or cmd[:2] == ["systemctl", "stop"]:
             return done()
+        if cmd[:3] == ["ip", "-force", "-batch"]:
+            with open(cmd[3], encoding="ascii") as handle:
+                self.batches.append(handle.read())
+            return done(retcode=self.batch_retcode, stderr="RTNETLINK answers: Network is unreachable"
+                        if self.batch_retcode else "")
+        if cmd[0] == "systemd-run":
+            return done(retcode=self.systemd_run_retcode, stderr="Failed to start transient timer unit:"
+                        " Unit havip-link-restore-ens32.timer already exists." if self.systemd_run_retcode else "")
         raise AssertionError(f"unexpected command {cmd}")
 
     def service_stop(self, name):
@@ -219,11 +224,15 @@ def deploy(havip, tmp_path, monkeypatch, dead_pid, merged_seed):
 
 def in_service(rig, vrrp):
     """A balancer's Rig with HAProxy and keepalived running, in ``vrrp``
-    (its state file), not on standby."""
+    (its state file), not on standby, with conntrack on for the handover
+    (and a MASTER keeping its VIP on lo too)."""
     rig.haproxy()
     rig.keepalived()
     rig.vrrp(vrrp)
     rig.set_standby(0)
+    rig.host.nft_tables[("inet", "havip_track")] = TRACK_TABLE
+    if vrrp.startswith("MASTER"):
+        rig.host.lo.add(VIP)
     return rig
 
 
@@ -244,6 +253,29 @@ def backend(deploy):
 
 def peer_serves(rig):
     rig.http[PEER_HEALTH_URL] = (200, "")
+
+
+TRACK_TABLE = {"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+                            {"table": {"family": "inet", "name": "havip_track", "handle": 3}}]}
+
+
+def relay_table(vip, address, peers, family="ip"):
+    """`nft -j list table <family> havip_relay_<vip>` as havip-handover loads
+    it (nft 1.0.6): two rules, each dup'ing to every peer."""
+    def rule(handle, flags):
+        return {"rule": {"family": family, "table": f"havip_relay_{vip}", "chain": "prerouting", "handle": handle,
+                         "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": family, "field": "daddr"}},
+                                             "right": address}},
+                                  {"match": {"op": "in", "left": {"payload": {"protocol": "tcp", "field": "flags"}},
+                                             "right": flags}},
+                                  {"mangle": {"key": {"payload": {"protocol": family, "field": "ttl"}}, "value": 1}},
+                                  *({"dup": {"addr": peer, "dev": "ens32"}} for peer in peers),
+                                  {"drop": None}]}}
+    return {"nftables": [
+        {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+        {"table": {"family": family, "name": f"havip_relay_{vip}", "handle": 1}},
+        {"chain": {"family": family, "table": f"havip_relay_{vip}", "name": "prerouting", "handle": 1}},
+        rule(2, "ack"), rule(3, ["fin", "rst"])]}
 
 
 # ---- __virtual__ and validate (the pillar's checks: test_havip_pillar.py) ----
@@ -357,6 +389,7 @@ def test_status_of_a_master_balancer_holding_the_vip(havip, lb):
         "haproxy": {"running": True, "config_valid": True,
                     "backends": {"nginx1": "UP", "nginx2": "DOWN"}},
         "relay": {},
+        "tracking": True,
     }
     assert lb.api_calls == [("/run/haproxy/admin.sock", "show stat")]
     assert lb.host.commands("haproxy") == [["haproxy", "-c", "-q", "-f", lb.lookup["haproxy"]["config"]]]
@@ -683,70 +716,163 @@ def sleeper():
 
 
 def test_inject_kill_haproxy_sends_sigkill_to_the_pids_in_the_pid_file(havip, lb, sleeper):
+    peer_serves(lb)
     with open(lb.lookup["haproxy"]["pidfile"], "w", encoding="utf-8") as handle:
         handle.write(f"{sleeper.pid}\n")
-    result = havip.inject("kill_haproxy")
+    result = havip.inject("kill_haproxy", confirm=True)
     assert result["failure"] == "kill_haproxy"
     assert sleeper.wait(timeout=5) == -signal.SIGKILL
 
 
 def test_inject_kill_keepalived_sends_sigkill_to_its_processes(havip, lb, sleeper):
+    peer_serves(lb)
     lb.pidfile(lb.lookup["keepalived"]["pidfiles"][0], alive=False)
     with open(lb.lookup["keepalived"]["pidfiles"][1], "w", encoding="utf-8") as handle:
         handle.write(f"{sleeper.pid}\n")
-    havip.inject("kill_keepalived")
+    havip.inject("kill_keepalived", confirm=True)
     assert sleeper.wait(timeout=5) == -signal.SIGKILL
 
 
 def test_inject_kill_haproxy_raises_when_haproxy_is_not_running(havip, lb):
+    peer_serves(lb)
     lb.haproxy(alive=False)
     with pytest.raises(CommandExecutionError, match="HAProxy is not running here"):
-        havip.inject("kill_haproxy")
+        havip.inject("kill_haproxy", confirm=True)
 
 
 def test_inject_an_unknown_failure_names_the_known_ones(havip, lb):
     with pytest.raises(CommandExecutionError) as error:
-        havip.inject("unplug_power")
+        havip.inject("unplug_power", confirm=True)
     assert "unknown failure 'unplug_power'" in str(error.value)
     assert "known: kill_haproxy, stop_haproxy, kill_keepalived, link_down" in str(error.value)
 
 
-def test_inject_link_down_takes_the_link_down_then_up_and_restores_gateway_routes(havip, lb):
+@pytest.mark.parametrize("failure", havip_facts.FAILURES)
+@pytest.mark.parametrize("confirm", [False, "yes", 1])
+def test_inject_refuses_without_confirm_true_and_says_how_to_confirm(havip, lb, sleeper, failure, confirm):
+    peer_serves(lb)
+    lb.pidfile(lb.lookup["haproxy"]["pidfile"])
+    with pytest.raises(CommandExecutionError, match=(
+            rf"^havip.inject: refused, {failure} breaks svr1 on purpose: confirm with confirm=True"
+            rf" \(salt svr1 havip.inject {failure} confirm=True\)$")):
+        havip.inject(failure, duration=1, confirm=confirm)
+    assert lb.host.calls == [] and lb.host.stopped == [] and lb.http_calls == []
+
+
+@pytest.mark.parametrize("failure", havip_facts.FAILURES)
+def test_inject_refuses_when_no_other_balancer_serves(havip, lb, failure):
+    with pytest.raises(CommandExecutionError, match=(
+            r"^havip.inject: refused, no other healthy balancer could take over the VIPs \(svr2: its HAProxy"
+            r" did not answer http://192.168.100.14:1080/havip-backends")):
+        havip.inject(failure, duration=1, confirm=True)
+    assert lb.host.calls == [] and lb.host.stopped == []
+    assert lb.http_calls == [(PEER_HEALTH_URL, None)]  # without credentials
+
+
+RESTORE_UNIT = "havip-link-restore-ens32"
+
+
+def test_inject_link_down_schedules_its_restore_before_the_link_goes_down(havip, lb):
+    peer_serves(lb)
     lb.host.routes = [
         {"dst": "10.99.0.0/16", "gateway": "192.168.100.1", "dev": "ens32", "protocol": "static"},
+        {"dst": "default", "gateway": "192.168.100.1", "dev": "ens32", "metric": 100},
         {"dst": "192.168.100.0/24", "dev": "ens32", "protocol": "kernel", "scope": "link"},
     ]
-    assert havip.inject("link_down", duration=0.01)["failure"] == "link_down"
+    assert havip.inject("link_down", duration=0.01, confirm=True)["failure"] == "link_down"
+    batch = os.path.join(havip_facts.LINK_RESTORE_DIR, "link-restore-ens32.batch")
     assert lb.host.calls == [
         ["ip", "-j", "route", "show", "dev", "ens32"],
+        ["systemd-run", "--on-active=2010ms", f"--unit={RESTORE_UNIT}", "--collect", "ip", "-force", "-batch", batch],
         ["ip", "link", "set", "dev", "ens32", "down"],
-        ["ip", "link", "set", "dev", "ens32", "up"],
-        ["ip", "route", "replace", "10.99.0.0/16", "via", "192.168.100.1", "dev", "ens32"],
+        ["ip", "-force", "-batch", batch],
+        ["systemctl", "stop", f"{RESTORE_UNIT}.timer"],
     ]
+    assert lb.host.batches == ["link set dev ens32 up\n"
+                               "route replace 10.99.0.0/16 via 192.168.100.1 dev ens32\n"
+                               "route replace default via 192.168.100.1 dev ens32 metric 100\n"]
+    assert stat.S_IMODE(os.stat(batch).st_mode) == 0o600
 
 
-def test_inject_link_down_keeps_a_route_metric(havip, lb):
-    lb.host.routes = [{"dst": "default", "gateway": "192.168.100.1", "dev": "ens32", "metric": 100}]
-    havip.inject("link_down", duration=0.01)
-    assert lb.host.calls[-1] == [
-        "ip", "route", "replace", "default", "via", "192.168.100.1", "dev", "ens32", "metric", "100"]
+class JobKilled(BaseException):
+    """The salt job's process ends (SIGKILL, a minion restart)."""
 
 
-@pytest.mark.parametrize("duration", [0, -1, 601, "5"])
-def test_inject_link_down_rejects_a_bad_duration(havip, lb, duration):
-    with pytest.raises(CommandExecutionError, match="duration must be 0-600 s"):
-        havip.inject("link_down", duration=duration)
+def test_inject_link_down_is_restored_by_its_timer_when_the_job_is_killed(havip, lb, monkeypatch, fake_time):
+    """The timer is set up before the link goes down; a job killed while it
+    is down never stops it."""
+    class Killed(fake_time):
+        def sleep(self, seconds):
+            raise JobKilled()
+    peer_serves(lb)
+    monkeypatch.setattr(havip_host, "time", Killed())
+    with pytest.raises(JobKilled):
+        havip.inject("link_down", duration=5, confirm=True)
+    assert [cmd[:2] for cmd in lb.host.calls] == [["ip", "-j"], ["systemd-run", "--on-active=7000ms"], ["ip", "link"]]
+
+
+@pytest.mark.parametrize("route", [
+    {"dst": "10.99.0.0/16 via 6.6.6.6", "gateway": "192.168.100.1"},
+    {"dst": "10.99.0.0/16", "gateway": "192.168.100.1; reboot"},
+    {"dst": "10.99.0.0/16", "gateway": "192.168.100.1", "metric": "100\nlink set dev lo down"},
+    {"dst": "10.99.0.0/16", "gateway": "192.168.100.1", "metric": -1},
+    {"gateway": "192.168.100.1"},
+], ids=["dst", "gateway", "metric-text", "metric-negative", "no-dst"])
+def test_inject_link_down_refuses_a_route_it_could_not_rebuild_before_anything(havip, lb, route):
+    peer_serves(lb)
+    lb.host.routes = [route]
+    with pytest.raises(CommandExecutionError, match="^havip.inject: refused, a route through ens32 that the"
+                                                    " restore could not rebuild"):
+        havip.inject("link_down", duration=1, confirm=True)
+    assert lb.host.calls == [["ip", "-j", "route", "show", "dev", "ens32"]]
+
+
+def test_inject_link_down_refuses_when_its_restore_cannot_be_scheduled(havip, lb):
+    peer_serves(lb)
+    lb.host.systemd_run_retcode = 1
+    with pytest.raises(CommandExecutionError, match=r"^havip.inject: refused, the restore of ens32 could not be"
+                                                    r" scheduled \(systemd-run: Failed to start transient timer"):
+        havip.inject("link_down", duration=1, confirm=True)
     assert lb.host.commands("ip", "link") == []
 
 
+def test_inject_link_down_leaves_the_timer_to_try_again_when_its_restore_fails(havip, lb):
+    peer_serves(lb)
+    lb.host.batch_retcode = 1
+    with pytest.raises(CommandExecutionError, match=r"^havip.inject: restoring ens32 \(RTNETLINK answers: Network"
+                                                    r" is unreachable\) failed; its systemd timer tries again 2 s"
+                                                    r" later$"):
+        havip.inject("link_down", duration=0.01, confirm=True)
+    assert lb.host.commands("systemctl") == []
+
+
+def test_inject_link_down_refuses_an_interface_name_its_restore_cannot_carry(havip, deploy):
+    rig = in_service(deploy("svr1"), "MASTER 150\n")
+    peer_serves(rig)
+    rig.facts["vips"]["VI_1"]["interface"] = "ens32 up; x"
+    rig.facts_file.write_text(json.dumps(rig.facts))
+    with pytest.raises(CommandExecutionError, match=r"refused, 'ens32 up; x' is not an interface name"):
+        havip.inject("link_down", duration=1, confirm=True)
+    assert rig.host.calls == []
+
+
+@pytest.mark.parametrize("duration", [0, -1, 121, "5", True])
+def test_inject_link_down_rejects_a_bad_duration(havip, lb, duration):
+    with pytest.raises(CommandExecutionError, match=r"duration must be above 0 and at most 120 s"):
+        havip.inject("link_down", duration=duration, confirm=True)
+    assert lb.host.calls == []
+
+
 def test_inject_stop_haproxy_raises_when_the_service_module_fails(havip, lb):
+    peer_serves(lb)
     lb.host.service_retcode = 1
     with pytest.raises(CommandExecutionError, match="service.stop haproxy failed"):
-        havip.inject("stop_haproxy")
+        havip.inject("stop_haproxy", confirm=True)
 
 
 def test_inject_stop_haproxy_uses_salts_service_module(havip, lb):
-    havip.inject("stop_haproxy")
+    peer_serves(lb)
+    havip.inject("stop_haproxy", confirm=True)
     assert lb.host.stopped == ["haproxy"]
     assert lb.host.calls == []
 
@@ -905,219 +1031,109 @@ def test_probe_ends_early_once_its_stop_file_exists(havip, tmp_path, monkeypatch
     assert report["seconds"] < 5
 
 
-# ---- handovers -------------------------------------------------------------------
+# ---- the handover, as status and check see it ----------------------------------
 
 VIP6 = "fd00::10"
-RELAY_RULES = (
-    'ip daddr 192.168.100.10 tcp flags & syn == 0 ct state new'
-    ' dup to 192.168.100.13 device "ens32" drop comment "VI_1"',
-    'ip daddr 192.168.100.10 tcp flags & (fin | rst) != 0 tcp flags & syn == 0 ct state invalid'
-    ' dup to 192.168.100.13 device "ens32" drop comment "VI_1"',
-)
-NO_RELAY = ("table ip havip_relay\ndelete table ip havip_relay\n"
-            "table ip6 havip_relay\ndelete table ip6 havip_relay\n")
-
-
-@pytest.fixture
-def arp_set(havip, monkeypatch):
-    """The ARP sysctls as the formula sets them."""
-    values = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announce": 2}
-    monkeypatch.setattr(havip_host, "sysctl", values.__getitem__)
 
 
 @pytest.fixture
 def svr2(deploy):
-    """svr2, the backup: in service, not holding the VIP."""
+    """svr2, the backup: in service, not holding the VIP, relaying to svr1."""
     rig = in_service(deploy("svr2"), "BACKUP 100\n")
     rig.host.addresses = [[SVR2]]
+    rig.host.nft_tables[("ip", "havip_relay_VI_1")] = relay_table("VI_1", VIP, [SVR1])
     return rig
-
-
-def with_vip6(config):
-    config["vips"]["VI_6"] = {"address": f"{VIP6}/64", "interface": "ens32", "virtual_router_id": 53}
-
-
-# ---- havip.linger ---------------------------------------------------------------
-
-
-def test_linger_keeps_each_held_vip_on_lo_and_names_the_address_peers_relay_to(havip, lb, arp_set):
-    assert havip.linger() == {"lingering": ["VI_1"], "relay_to": {"VI_1": SVR1}}
-    assert lb.host.commands("ip", "addr", "replace") == [["ip", "addr", "replace", f"{VIP}/32", "dev", "lo"]]
-    assert lb.host.lo == {VIP}
-
-
-def test_linger_refuses_a_vip_that_is_not_held_here_and_changes_nothing(havip, lb, arp_set):
-    lb.host.addresses = [[SVR1]]
-    with pytest.raises(CommandExecutionError, match=r"^havip.linger: refused, VI_1 is not held here$"):
-        havip.linger(["VI_1"])
-    assert lb.host.lo == set()
-
-
-def test_linger_refuses_an_unknown_vip(havip, lb, arp_set):
-    with pytest.raises(CommandExecutionError, match=r"havip.linger: unknown VIP 'VI_9' \(known: VI_1\)"):
-        havip.linger(["VI_9"])
-
-
-def test_linger_refuses_while_the_balancer_would_answer_arp_for_a_vip_on_lo(havip, lb, monkeypatch):
-    monkeypatch.setattr(havip_host, "sysctl", lambda name: 0)
-    with pytest.raises(CommandExecutionError, match=(
-            r"havip.linger: refused, net.ipv4.conf.all.arp_ignore = 0 and net.ipv4.conf.all.arp_announce = 0:"
-            r" this balancer would announce the VIPs it keeps \(run state.apply havip")):
-        havip.linger()
-    assert lb.host.lo == set()
-
-
-def test_linger_of_an_ipv6_vip_relays_to_a_global_address_before_a_link_local_one(havip, deploy, monkeypatch):
-    rig = deploy("svr1", with_vip6)
-    rig.host.addresses = [[SVR1, VIP, "fe80::13", "fd00::13", VIP6]]
-    monkeypatch.setattr(havip_host, "sysctl", lambda name: pytest.fail("no ARP for an IPv6 VIP"))
-    assert havip.linger(["VI_6"]) == {"lingering": ["VI_6"], "relay_to": {"VI_6": "fd00::13"}}
-    assert rig.host.lo == {VIP6}
-    assert rig.host.commands("ip", "addr", "replace") == [["ip", "addr", "replace", f"{VIP6}/128", "dev", "lo"]]
-
-
-def test_linger_needs_an_address_of_the_vips_family_on_its_interface(havip, deploy):
-    rig = deploy("svr1", with_vip6)
-    rig.host.addresses = [[SVR1, VIP, VIP6]]
-    with pytest.raises(CommandExecutionError, match="no IPv6 address of this balancer on ens32 for the peers"):
-        havip.linger(["VI_6"])
-    assert rig.host.lo == set()
-
-
-def test_a_vip_kept_on_lo_is_lingering_not_held_and_the_check_calls_it_left_over(havip, lb):
-    lb.host.addresses = [[SVR1]]
-    lb.host.lo = {VIP}
-    lb.vrrp("BACKUP 150\n")
-    vip = havip.status()["vips"]["VI_1"]
-    assert (vip["held"], vip["lingering"]) == (False, True)
-    assert havip.check()["reasons"] == ["VIP VI_1 is still kept on lo by havip.linger (havip.release ends it)"]
-
-
-def test_standby_waits_for_the_vip_to_leave_its_interface_whatever_lo_keeps(havip, lb):
-    peer_serves(lb)
-    lb.host.lo = {VIP}
-    lb.host.addresses = [[SVR1, VIP], [SVR1]]
-    assert havip.standby(timeout=2)["moved"] == ["VI_1"]
-
-
-# ---- havip.release --------------------------------------------------------------
 
 
 @pytest.fixture
 def clock(havip, monkeypatch, fake_time):
-    """One fake clock for the module and havip_host (havip.release's wait)."""
+    """The module's clock: 1_700_000_000 + ``now`` s, the time of the VRRP
+    state change in the Rig's state files."""
     clock = fake_time()
     monkeypatch.setattr(havip, "time", clock)
-    monkeypatch.setattr(havip_host, "time", clock)
     return clock
 
 
-def counting(*counts):
-    """A fake havip_host.connections answering ``counts`` in turn (the last repeats)."""
-    answers = list(counts)
-
-    def connections(addresses):
-        assert addresses == {VIP}
-        return answers.pop(0) if len(answers) > 1 else answers[0]
-    return connections
+def test_status_reads_each_vips_relay_table_and_conntracks_table(havip, svr2):
+    report = havip.status()
+    assert (report["relay"], report["tracking"]) == ({"VI_1": [SVR1]}, True)
+    assert svr2.host.commands("nft") == [["nft", "-j", "list", "table", "ip", "havip_relay_VI_1"],
+                                         ["nft", "-j", "list", "table", "inet", "havip_track"]]
+    assert havip.check() == {"healthy": True, "reasons": [], "standby": False}
 
 
-def test_release_waits_until_the_vip_had_no_connection_for_a_second_then_drops_it(havip, lb, monkeypatch, clock):
-    lb.host.addresses = [[SVR1]]
-    lb.host.lo = {VIP}
-    monkeypatch.setattr(havip_host, "connections", counting(2, 2, 1, 0))
-    result = havip.release()
-    assert result["released"] == ["VI_1"] and result["cut"] == 0
-    assert 1.0 < result["seconds"] < 1.3  # connections for 0.15 s, then 1 s without
-    assert lb.host.lo == set()
-    assert lb.host.commands("ip", "addr", "del") == [["ip", "addr", "del", f"{VIP}/32", "dev", "lo"]]
+def test_status_names_every_peer_a_vip_is_relayed_to_once(havip, deploy):
+    rig = in_service(deploy("svr2", with_vip6), "BACKUP 100\n")
+    rig.host.addresses = [[SVR2]]
+    rig.host.nft_tables[("ip6", "havip_relay_VI_6")] = relay_table("VI_6", VIP6, ["fd00::13", "fd00::15"], "ip6")
+    assert havip.status()["relay"] == {"VI_6": ["fd00::13", "fd00::15"]}
+    assert ["nft", "-j", "list", "table", "ip6", "havip_relay_VI_6"] in rig.host.commands("nft")
 
 
-def test_release_cuts_the_connections_left_after_the_timeout(havip, lb, monkeypatch, clock):
-    lb.host.addresses = [[SVR1]]
-    lb.host.lo = {VIP}
-    monkeypatch.setattr(havip_host, "connections", counting(3))
-    result = havip.release(timeout=5)
-    assert result["cut"] == 3 and 5 <= result["seconds"] < 5.2
-    assert lb.host.lo == set()
+def test_the_holder_keeps_its_vip_on_lo_too_and_that_is_not_lingering(havip, lb):
+    assert lb.host.lo == {VIP}
+    vip = havip.status()["vips"]["VI_1"]
+    assert (vip["held"], vip["lingering"]) == (True, False)
 
 
-def test_release_drops_a_vip_held_here_again_at_once(havip, lb, monkeypatch):
-    lb.host.lo = {VIP}  # the move did not happen: the VIP is still on ens32
-    monkeypatch.setattr(havip_host, "connections", lambda addresses: pytest.fail("nothing to wait for"))
-    assert havip.release() == {"released": ["VI_1"], "seconds": 0.0, "cut": 0}
-    assert lb.host.lo == set()
+def test_a_vip_kept_on_lo_after_it_left_is_lingering_and_fine_while_its_handover_may_last(havip, svr2, clock):
+    svr2.host.lo = {VIP}
+    clock.now = 35  # release_max 30 s + 5 s after the VRRP state changed
+    vip = havip.status()["vips"]["VI_1"]
+    assert (vip["held"], vip["lingering"]) == (False, True)
+    assert havip.check()["healthy"] is True
 
 
-def test_release_without_a_lingering_vip_does_nothing(havip, lb):
-    assert havip.release() == {"released": [], "seconds": 0.0, "cut": 0}
-    assert lb.host.commands("ip", "addr", "del") == []
-
-
-# ---- havip.relay / havip.unrelay ------------------------------------------------
-
-
-def test_relay_passes_packets_of_connections_it_does_not_know_to_the_peer(havip, svr2):
-    assert havip.relay({"VI_1": SVR1}) == {"relay": {"VI_1": SVR1}}
-    (script,) = svr2.host.nft_scripts
-    lines = [line.strip() for line in script.splitlines()]
-    assert lines[:2] == ["table ip havip_relay", "delete table ip havip_relay"]
-    assert "type filter hook prerouting priority 0; policy accept;" in lines
-    assert [line for line in lines if line.startswith("ip daddr")] == list(RELAY_RULES)
-    # no IPv6 VIP: the ip6 table is gone
-    assert lines[-2:] == ["table ip6 havip_relay", "delete table ip6 havip_relay"]
-
-
-def test_relay_refuses_a_vip_held_here_and_changes_nothing(havip, lb):
-    with pytest.raises(CommandExecutionError, match=r"havip.relay: refused, VI_1 is held here:"
-                                                    r" its connections would be sent away"):
-        havip.relay({"VI_1": SVR2})
-    assert lb.host.nft_scripts == []
-
-
-@pytest.mark.parametrize("to, problem", [
-    ({"VI_1": "fd00::13"}, r"fd00::13 is no IPv4 address for VI_1"),
-    ({"VI_1": "svr1"}, r"svr1 is no IPv4 address for VI_1"),
-    ({"VI_9": SVR1}, r"unknown VIP 'VI_9' \(known: VI_1\)"),
-    (["VI_1"], r"`to` must map VIP names to addresses, got \['VI_1'\]"),
-])
-def test_relay_refuses_a_bad_target_and_changes_nothing(havip, svr2, to, problem):
-    with pytest.raises(CommandExecutionError, match=problem):
-        havip.relay(to)
-    assert svr2.host.nft_scripts == []
-
-
-def test_relay_names_nfts_complaint(havip, svr2):
-    svr2.host.nft_retcode = 1
-    with pytest.raises(CommandExecutionError, match=r"havip: nft refused the relay table: Error: syntax error"):
-        havip.relay({"VI_1": SVR1})
-
-
-def test_unrelay_removes_the_relay_tables_of_both_families(havip, svr2):
-    assert havip.unrelay() == {"relay": {}}
-    assert svr2.host.nft_scripts == [NO_RELAY]
-
-
-def relay_table(vip, address):
-    """`nft -j list table ip havip_relay` with one relay rule (nft 1.0.6)."""
-    return {"nftables": [
-        {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
-        {"table": {"family": "ip", "name": "havip_relay", "handle": 1}},
-        {"chain": {"family": "ip", "table": "havip_relay", "name": "prerouting", "handle": 1}},
-        {"rule": {"family": "ip", "table": "havip_relay", "chain": "prerouting", "handle": 2, "comment": vip,
-                  "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
-                                      "right": VIP}},
-                           {"dup": {"addr": address, "dev": "ens32"}}, {"drop": None}]}}]}
-
-
-def test_status_shows_a_relay_in_place_and_the_check_calls_it_left_over(havip, svr2):
-    svr2.host.nft_tables["ip"] = relay_table("VI_1", SVR1)
-    assert havip.status()["relay"] == {"VI_1": SVR1}
+def test_a_vip_still_kept_on_lo_after_its_handover_should_have_ended_is_a_problem(havip, svr2, clock):
+    svr2.host.lo = {VIP}
+    clock.now = 40.2
     assert havip.check()["reasons"] == [
-        "packets to VIP VI_1 are still relayed to 192.168.100.13 (havip.unrelay ends it)"]
+        "VIP VI_1 is still kept on lo 40 s after it left (its handover did not end: state.apply havip ends it)"]
+    assert havip.__context__["retcode"] == 1
 
 
-def test_status_without_nft_shows_no_relay_and_runs_no_nft(havip, svr2, monkeypatch):
-    monkeypatch.setattr(havip_relay.shutil, "which", lambda name: None)
+def test_a_vip_kept_on_lo_without_a_recorded_vrrp_state_is_a_problem(havip, svr2):
+    svr2.host.lo = {VIP}
+    os.remove(os.path.join(svr2.lookup["keepalived"]["state_dir"], "VI_1"))
+    assert havip.check()["reasons"] == [
+        "VIP VI_1 is still kept on lo after it left (its handover did not end: state.apply havip ends it)"]
+
+
+def test_a_vip_not_held_here_without_a_relay_to_its_peers_is_a_problem(havip, svr2):
+    del svr2.host.nft_tables[("ip", "havip_relay_VI_1")]
     assert havip.status()["relay"] == {}
+    assert havip.check()["reasons"] == ["no handover relay for VIP VI_1 here: state.apply havip sets it up"]
+
+
+def test_a_balancer_without_peers_needs_no_relay(havip, deploy):
+    def svr1_alone(config):
+        del config["nodes"]["svr2"]
+    rig = in_service(deploy("svr1", svr1_alone), "BACKUP 150\n")
+    rig.host.addresses = [[SVR1]]
+    assert rig.facts["vips"]["VI_1"]["relay_to"] == []
+    assert havip.check() == {"healthy": True, "reasons": [], "standby": False}
+
+
+def test_conntrack_not_kept_on_for_the_handover_is_a_problem(havip, lb):
+    del lb.host.nft_tables[("inet", "havip_track")]
+    assert havip.status()["tracking"] is False
+    assert havip.check()["reasons"] == [
+        "conntrack is not kept on for the handover here (no table inet havip_track): state.apply havip sets it up"]
+
+
+def test_status_without_nft_shows_no_relay_nor_tracking_and_runs_no_nft(havip, svr2, monkeypatch):
+    monkeypatch.setattr(havip_relay.shutil, "which", lambda name: None)
+    report = havip.status()
+    assert (report["relay"], report["tracking"]) == ({}, False)
     assert svr2.host.commands("nft") == []
+
+
+def test_standby_waits_for_the_vip_to_leave_its_interface_whatever_lo_keeps(havip, lb):
+    peer_serves(lb)
+    lb.host.addresses = [[SVR1, VIP], [SVR1]]
+    assert lb.host.lo == {VIP}
+    assert havip.standby(timeout=2)["moved"] == ["VI_1"]
+
+
+def with_vip6(config):
+    config["vips"]["VI_6"] = {"address": f"{VIP6}/64", "interface": "ens32", "virtual_router_id": 53}

@@ -3,13 +3,18 @@ Unit tests of the havip runner (``_runners/havip.py``) with every salt call
 faked (the minions answer through a fake of its LocalClient wrapper): the
 cluster's verdicts, the failover test's control flow, the rolling deploy
 (the order of the steps, the stop at the first failing one, what it
-reports) and the handovers of ``havip.standby``/``havip.resume``.
+reports), ``havip.standby``/``havip.resume``, the lock that lets one of
+them run at a time, and a master with two clusters.
 """
 
 import copy
+import fnmatch
+import os
+import re
 import threading
 
 import havip_facts
+import havip_lock
 import pytest
 
 VIP = "192.168.100.10"
@@ -19,9 +24,9 @@ URL = "http://192.168.100.10:9090/"
 
 
 @pytest.fixture
-def runner(surface):
+def runner(surface, tmp_path):
     module = surface("runner")
-    module.__opts__ = {"conf_file": "/dev/null"}
+    module.__opts__ = {"conf_file": "/dev/null", "cachedir": str(tmp_path / "cache")}
     module.__context__ = {}
 
     def no_salt():
@@ -30,18 +35,24 @@ def runner(surface):
     return module
 
 
+# An answer that never comes back (the minion did what it was asked).
+LOST = object()
+
+
 class Cluster:
     """Canned answers of the minions to havip.status / havip.check, and a
     record of every call the runner makes."""
 
     def __init__(self, runner, config):
         self.deployed = config
+        self.pending = config           # what the current pillar would deploy (state.show_sls havip.facts)
         self.holders = {"VI_1": ["svr1"]}
         self.states = {}                # balancer -> VRRP state of VI_1
         self.reasons = {}               # node -> reasons it is unhealthy
         self.standby = set()
         self.silent = set()
         self.down = {}                  # balancer -> backend servers its HAProxy has DOWN
+        self.server_states = {}         # balancer -> {server: status} overriding UP/DOWN
         self.calls = []
         self.config_calls = []
         self.closed = 0
@@ -53,7 +64,7 @@ class Cluster:
     def __exit__(self, *exc):
         self.closed += 1
 
-    def config(self, tgt):
+    def config(self, tgt, tgt_type="glob"):
         self.config_calls.append(tgt)
         return copy.deepcopy(self.deployed)
 
@@ -68,6 +79,7 @@ class Cluster:
                          "state": self.states.get(name, "MASTER" if held else "BACKUP"),
                          "since": 1_700_000_000.0, "priority": entry["priorities"][name]}
         servers = {server: "DOWN" if server in self.down.get(name, ()) else "UP" for server in ("nginx1", "nginx2")}
+        servers.update(self.server_states.get(name, {}))
         return {"roles": ["balancer"], "vips": vips, "standby": name in self.standby,
                 "haproxy": {"running": True, "backends": servers}}
 
@@ -80,19 +92,29 @@ class Cluster:
             return self.status(name)
         if fun == "havip.check":
             return self.check(name)
+        if fun == "havip.config":
+            return copy.deepcopy(self.deployed)
+        if fun == "state.show_sls":
+            return {"havip-facts-file": {"__sls__": "havip.facts", "file": [
+                {"name": "/etc/havip/havip.json"}, {"dataset": copy.deepcopy(self.pending)}, "serialize"]}}
+        if fun == "havip.probe" and kwarg["seconds"] == 1:  # the failover test's first look
+            return {"url": kwarg["url"], "started": 1_700_000_000.0, "seconds": 1.0, "total": 100, "failed": 0,
+                    "first_failure": None, "last_failure": None, "longest_outage": 0.0, "recovered": True,
+                    "backends": {}}
         raise AssertionError(f"unexpected call {fun} on {name}")
 
-    def call(self, minions, fun, arg=(), kwarg=None, timeout=10):
+    def ask(self, minions, fun, arg=(), kwarg=None):
+        """{minion: answer} of every minion that is not silent, recorded in ``calls``."""
         minions = list(minions)
         self.calls.append((minions, fun, list(arg), kwarg))
-        answers = {}
-        for name in minions:
-            if name in self.silent:
-                continue
-            ret = self.answer(name, fun, arg, kwarg)
-            if isinstance(ret, dict):
-                answers[name] = ret
-        return answers
+        asked = {name: self.answer(name, fun, arg, kwarg) for name in minions if name not in self.silent}
+        return {name: ret for name, ret in asked.items() if ret is not LOST}
+
+    def answers(self, minions, fun, arg=(), kwarg=None, timeout=10):
+        return self.ask(minions, fun, arg, kwarg)
+
+    def call(self, minions, fun, arg=(), kwarg=None, timeout=10):
+        return {name: ret for name, ret in self.ask(minions, fun, arg, kwarg).items() if isinstance(ret, dict)}
 
     def funs(self):
         return [fun for _, fun, _, _ in self.calls]
@@ -114,7 +136,7 @@ def test_status_of_a_healthy_cluster(runner, cluster):
     assert report["vips"]["VI_1"]["preferred"] == "svr1"
     assert report["nodes"] == {name: "healthy" for name in NODES}
     assert report["problems"] == []
-    assert "retcode" not in runner.__context__
+    assert "retcode" not in runner.__context__ and "retcode" not in report
     assert cluster.config_calls == ["*"]
     assert sorted(cluster.funs()) == ["havip.check", "havip.status"]
     assert all(minions == list(NODES) for minions, _, _, _ in cluster.calls)
@@ -146,6 +168,45 @@ def test_a_run_asks_through_one_local_client_and_closes_it(surface, cluster, mon
     assert [(client.conf_file, client.closed) for client in clients] == [("/etc/salt/master", True)]
 
 
+def test_a_master_with_two_clusters_refuses_a_target_that_spans_both(surface, facts, staging, cluster,
+                                                                      monkeypatch):
+    """Production (the seed) and staging answer one master: a failover test
+    or a deploy of '*' would pick one silently; it names both instead."""
+    runner = surface("runner")
+    runner.__opts__ = {"conf_file": "/etc/salt/master"}
+    runner.__context__ = {}
+    deployed = {name: facts(minion=name) for name in NODES}
+    deployed.update({name: facts(staging, minion=name) for name in ("lb1", "web1")})
+    asked = []
+
+    class LocalClient:
+        def __init__(self, conf_file):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def cmd(self, tgt, fun, arg=(), kwarg=None, tgt_type="glob", timeout=None):
+            if fun == "havip.config":
+                names = tgt.split(",") if tgt_type == "list" else [n for n in deployed if fnmatch.fnmatch(n, tgt)]
+                return {name: deployed[name] for name in names}
+            asked.extend(tgt)
+            return {name: cluster.answer(name, fun, arg, kwarg) for name in tgt}
+    monkeypatch.setattr(runner.salt.client, "get_local_client", LocalClient)
+    report = runner.status()
+    assert report == {"result": False, "retcode": 1, "comment": (
+        "the minions matching '*' belong to 2 havip clusters: {lb1, web1} and {nginx1, nginx2, svr1, svr2};"
+        " target one with tgt (e.g. tgt='lb1,web1' tgt_type=list)")}
+    assert asked == []
+    # One minion of a cluster is target enough; the other cluster is never asked.
+    for tgt, tgt_type in (("svr*", "glob"), ("svr1,nginx1", "list")):
+        assert runner.status(tgt=tgt, tgt_type=tgt_type)["result"] is True
+    assert set(asked) == set(NODES)
+
+
 def two_vips_one_per_balancer(config):
     config["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32", "virtual_router_id": 52,
                               "priorities": {"svr2": 200}}
@@ -169,6 +230,8 @@ def test_status_detects_split_brain(runner, cluster):
     assert report["result"] is False
     assert "split brain: VIP VI_1 (192.168.100.10) is held by svr1 and svr2" in report["comment"]
     assert runner.__context__["retcode"] == 1
+    # salt-run's exit status is the report's retcode; an orchestrate step's the context's.
+    assert report["retcode"] == 1
 
 
 def test_status_detects_a_vip_without_holder(runner, cluster):
@@ -234,11 +297,11 @@ def test_status_reports_a_silent_node(runner, cluster):
 
 
 def test_status_fails_when_havip_is_deployed_nowhere(runner, cluster, monkeypatch):
-    def nothing(tgt):
+    def nothing(tgt, tgt_type):
         raise ValueError(f"no minion matching {tgt!r} has havip deployed (run state.apply havip)")
     monkeypatch.setattr(cluster, "config", nothing)
     report = runner.status(tgt="lb*")
-    assert report == {"result": False,
+    assert report == {"result": False, "retcode": 1,
                       "comment": "no minion matching 'lb*' has havip deployed (run state.apply havip)"}
     assert runner.__context__["retcode"] == 1
 
@@ -288,14 +351,15 @@ class FailoverCluster(Cluster):
     def __init__(self, runner, config, takeover=3.0):
         super().__init__(runner, config)
         self.takeover = takeover
+        self.inject_lost = False        # havip.inject breaks svr1, its answer never comes back
 
     def answer(self, name, fun, arg, kwarg):
         if fun == "havip.inject":
             if self.takeover is not None:
                 self.holders["VI_1"] = ["svr2"]
             self.reasons["svr1"] = ["HAProxy is not running"]
-            return {"failure": arg[0], "at": self.AT}
-        if fun == "havip.probe":
+            return LOST if self.inject_lost else {"failure": arg[0], "at": self.AT}
+        if fun == "havip.probe" and kwarg["seconds"] > 1:
             return {"started": self.AT - 1.0, "total": 1200, "failed": 30, "longest_outage": 2.5,
                     "last_failure": 3.5, "recovered": True, "first_failure": 1.0, "backends": {}}
         if fun == "state.apply":
@@ -321,11 +385,87 @@ def test_failover_test_reports_the_move_and_the_restore(runner, monkeypatch, fac
     assert report["holders_before"] == report["holders_after"] == {"VI_1": ["svr1"]}
     assert "retcode" not in runner.__context__
     injects = [call for call in cluster.calls if call[1] == "havip.inject"]
-    assert injects == [(["svr1"], "havip.inject", ["kill_haproxy"], {"duration": pytest.approx(9.2)})]
-    probe = next(call for call in cluster.calls if call[1] == "havip.probe")
+    assert injects == [(["svr1"], "havip.inject", ["kill_haproxy"], {"duration": pytest.approx(9.2), "confirm": True})]
+    first_look, probe = [call for call in cluster.calls if call[1] == "havip.probe"]
+    assert first_look == (["nginx1"], "havip.probe", [], {"url": URL, "seconds": 1, "rate": 100})
+    assert cluster.funs().index("havip.probe") < cluster.funs().index("havip.inject")
     assert probe[0] == ["nginx1"]
     assert probe[3] == {"url": "http://192.168.100.10:9090/", "seconds": pytest.approx(8.2), "rate": 100}
     assert (["svr1"], "state.apply", ["havip"], None) in cluster.calls
+    assert report["leftovers"] == [] and "retcode" not in report
+
+
+def test_failover_test_refuses_when_the_client_cannot_probe_before_breaking_anything(runner, monkeypatch, facts,
+                                                                                     fake_time):
+    class Unreachable(FailoverCluster):
+        def answer(self, name, fun, arg, kwarg):
+            ret = super().answer(name, fun, arg, kwarg)
+            return {**ret, "failed": 3} if fun == "havip.probe" else ret
+    monkeypatch.setattr(runner, "time", fake_time())
+    cluster = Unreachable(runner, facts())
+    report = runner.failover_test()
+    assert report["result"] is False and report["retcode"] == 1
+    assert report["comment"] == (f"the client nginx1 cannot probe {URL} before the test: 3 of 100 failed;"
+                                 " nothing was broken")
+    assert [fun for fun in cluster.funs() if fun not in ("havip.status", "havip.check")] == ["havip.probe"]
+
+
+def test_failover_test_restores_when_the_injections_answer_is_lost(runner, monkeypatch, facts, fake_time):
+    class Clock(fake_time):
+        """The master's clock: the failure happens at AT, 1 s into the probe."""
+
+        def time(self):
+            return FailoverCluster.AT - 1.0 + self.now
+    monkeypatch.setattr(runner, "time", Clock())
+    cluster = FailoverCluster(runner, facts())
+    cluster.inject_lost = True
+    report = runner.failover_test()
+    assert report["result"] is False
+    assert report["comment"] == ("failover test FAILED: the answer of havip.inject kill_haproxy on svr1 was lost"
+                                 " (restored all the same)")
+    assert (["svr1"], "state.apply", ["havip"], None) in cluster.calls
+    assert report["holders_after"] == {"VI_1": ["svr1"]} and report["new_holder"] == "svr2"
+
+
+def test_failover_test_names_a_server_left_drained_by_a_failed_deploy(runner, monkeypatch, facts, fake_time):
+    monkeypatch.setattr(runner, "time", fake_time())
+    cluster = FailoverCluster(runner, facts())
+    cluster.server_states["svr2"] = {"nginx2": "DRAIN"}
+    report = runner.failover_test()
+    assert report["result"] is True, report["comment"]
+    assert report["leftovers"] == ["nginx2 is drained on svr2 (havip.ready nginx2 there puts it back)"]
+    assert report["comment"] == ("failover test passed: kill_haproxy on svr1; leftovers: nginx2 is drained on svr2"
+                                 " (havip.ready nginx2 there puts it back)")
+
+
+def test_failover_test_names_a_standby_left_set_by_a_failed_deploy(runner, cluster):
+    cluster.standby.add("svr2")
+    report = runner.failover_test()
+    assert report["result"] is False
+    assert report["comment"] == ("pre-check failed: no other healthy balancer could take over VIP VI_1 from svr1;"
+                                 " leftovers: svr2 is on standby (havip.resume on svr2 ends it)")
+    assert report["leftovers"] == ["svr2 is on standby (havip.resume on svr2 ends it)"]
+    assert "havip.inject" not in cluster.funs()
+
+
+def test_failover_test_refuses_an_unknown_option_naming_the_nearest_known_one(runner, cluster):
+    report = runner.failover_test(failur="link_down", __pub_user="root")
+    assert report == {"failure": "kill_haproxy", "result": False, "retcode": 1, "comment": (
+        "failover_test:failur: unknown key (did you mean failure? known: failure, client, vip, rate, tgt,"
+        " tgt_type)")}
+    assert cluster.calls == [] and cluster.config_calls == []
+
+
+def test_failover_test_is_refused_while_a_deploy_runs_and_runs_once_it_is_done(runner, cluster, tmp_path):
+    lock = os.path.join(runner.__opts__["cachedir"], havip_facts.RUNNER_LOCK)
+    with havip_lock.exclusive(lock, "havip.deploy", {"client": "client"}):
+        report = runner.failover_test()
+    assert report["result"] is False and report["retcode"] == 1
+    assert re.fullmatch(rf"havip.failover_test refused: havip.deploy is running since [\d:\- ]+ \(pid {os.getpid()}\)",
+                        report["comment"]), report["comment"]
+    assert cluster.calls == [] and cluster.config_calls == []
+    cluster.holders["VI_1"] = ["svr1", "svr2"]  # stops at the pre-check, breaking nothing
+    assert runner.failover_test()["comment"].startswith("pre-check failed")
 
 
 def test_failover_test_stops_when_the_failure_cannot_be_injected(runner, monkeypatch, facts, fake_time):
@@ -413,7 +553,11 @@ class DeployCluster(Cluster):
     """The Cluster's minions, answering the rollout's calls too.  The probe
     runs until its stop file is touched; standby and resume move the VIPs
     as keepalived would; any (function, minion) in ``errors`` answers that
-    error instead."""
+    error instead; ``after`` {(function, args): callable} runs after that
+    call (a failover in the middle of the rollout)."""
+
+    # Calls that read, not rollout steps.
+    READS = ("havip.probe", "file.touch", "state.show_sls")
 
     def __init__(self, runner, config):
         super().__init__(runner, config)
@@ -426,14 +570,16 @@ class DeployCluster(Cluster):
         self.stops = {}                   # stop file -> threading.Event
         self.probes = []                  # (client, kwarg) of every havip.probe call
         self.touched = []
-        self.rollout = []                 # (minions, fun, arg) of every other call through answers
-        self.cut = {}                     # giver -> connections its havip.release cuts
+        self.rollout = []                 # (minions, fun, arg) of every step through answers
+        self.after = {}
 
     def answers(self, minions, fun, arg=(), kwarg=None, timeout=10):
         minions = list(minions)
-        if fun not in ("havip.probe", "file.touch"):
+        if fun not in self.READS:
             self.rollout.append((minions, fun, list(arg)))
-        return {name: self.answer(name, fun, arg, kwarg) for name in minions if name not in self.silent}
+        asked = self.ask(minions, fun, arg, kwarg)
+        self.after.pop((fun, tuple(arg)), lambda: None)()
+        return asked
 
     def answer(self, name, fun, arg, kwarg):
         if (fun, name) in self.errors:
@@ -446,14 +592,6 @@ class DeployCluster(Cluster):
             return True
         if fun in ("havip.drain", "havip.ready"):
             return {"server": arg[0], "state": fun.split(".")[1], "seconds": 0.1}
-        if fun == "havip.linger":
-            return {"lingering": arg[0], "relay_to": {vip: self.address(name) for vip in arg[0]}}
-        if fun == "havip.relay":
-            return {"relay": arg[0]}
-        if fun == "havip.release":
-            return {"released": ["VI_1"], "seconds": 1.0, "cut": self.cut.get(name, 0)}
-        if fun == "havip.unrelay":
-            return {"relay": {}}
         if fun == "havip.standby":
             return self.standby_answer(name)
         if fun == "havip.resume":
@@ -462,9 +600,6 @@ class DeployCluster(Cluster):
             return self.apply(name)
         return super().answer(name, fun, arg, kwarg)
 
-    def address(self, name):
-        return self.deployed["nodes"][name]["address"]
-
     def probe(self, name, kwarg):
         self.probes.append((name, kwarg))
         if not self.probe_runs_out:
@@ -472,6 +607,8 @@ class DeployCluster(Cluster):
         return probe_report(kwarg["url"], self.probe_failed)
 
     def standby_answer(self, name):
+        if name in self.standby:
+            return {"standby": True, "changed": False, "moved": [], "seconds": 0.0}
         moved = [vip for vip, names in self.holders.items() if name in names]
         for vip in moved:
             self.holders[vip] = [next(b for b in self.deployed["vips"][vip]["order"] if b != name)]
@@ -510,23 +647,11 @@ def steps_of_idle(balancer):
     return [([balancer], "state.apply", ["havip"]), ([balancer], "havip.check", [])]
 
 
-ADDRESS = {"svr1": "192.168.100.13", "svr2": "192.168.100.14"}
-
-
-def handover(fun, mover, giver, takers, vips=("VI_1",)):
-    """The calls of ``fun`` on ``mover`` as a handover of ``vips`` from
-    ``giver`` (havip.linger, havip.release) with ``takers`` relaying."""
-    return [([giver], "havip.linger", [list(vips)]),
-            (list(takers), "havip.relay", [{vip: ADDRESS[giver] for vip in vips}]),
-            ([mover], fun, []), ([giver], "havip.release", [30]), (list(takers), "havip.unrelay", [])]
-
-
-def steps_of_holder(balancer, peer="svr2", vips=("VI_1",), others=None):
-    """A holder's steps; ``others``: the balancers other than it (default: its peer)."""
-    others = others or [peer]
-    return (handover("havip.standby", balancer, balancer, others, vips)
-            + [([balancer], "state.apply", ["havip"]), ([balancer], "havip.check", [])]
-            + handover("havip.resume", balancer, peer, [b for b in [*others, balancer] if b != peer], vips))
+def steps_of_holder(balancer):
+    """A holder's steps: its VIPs moved away (a handover by keepalived's
+    notify path, not the runner's business), applied, checked, back."""
+    return [([balancer], "havip.standby", []), ([balancer], "state.apply", ["havip"]),
+            ([balancer], "havip.check", []), ([balancer], "havip.resume", [])]
 
 
 def labels(report):
@@ -544,13 +669,14 @@ def test_deploy_rolls_backends_then_the_idle_balancer_then_the_holder_each_out_o
         "drain nginx2 on svr1, svr2", "apply nginx2", "check nginx2", "ready nginx2 on svr1, svr2",
         "apply svr2", "check svr2",
         "standby svr1", "apply svr1", "check svr1", "resume svr1"]
-    assert report["steps"][-4].endswith(" s (svr1 served its connections on VI_1 1.0 s more)")
-    assert report["steps"][-1].endswith(" s (svr2 served its connections on VI_1 1.0 s more)")
+    assert all(re.fullmatch(r"[\w ,]+: \d+\.\d s", step) for step in report["steps"]), report["steps"]
     assert report["order"] == ["nginx1", "nginx2", "svr2", "svr1"]
     assert report["holders_before"] == report["holders_after"] == {"VI_1": ["svr1"]}
     assert (report["failed_requests"], report["requests"]) == (0, 4200)
     assert report["probe"] == {"urls": [URL], "client": "client", "rate": 100}
-    assert "retcode" not in runner.__context__
+    assert "retcode" not in runner.__context__ and "retcode" not in report
+    # The new pillar rendered on every balancer (its VRRP version compared) before anything.
+    assert deploying.calls[2][:2] == (["svr1", "svr2"], "state.show_sls")
 
 
 def test_deploy_probes_from_the_client_for_the_whole_rollout_and_stops_the_probe_after(runner, deploying):
@@ -579,8 +705,8 @@ def test_deploy_moves_each_holders_vips_away_before_applying_it(runner, monkeypa
     cluster.holders = {"VI_1": ["svr1"], "VI_2": ["svr2"]}
     report = runner.deploy(client="client")
     assert report["result"] is True, report["comment"]
-    assert cluster.rollout == (steps_of("nginx1") + steps_of("nginx2") + steps_of_holder("svr1", "svr2", ["VI_1"])
-                               + steps_of_holder("svr2", "svr1", ["VI_2"]))
+    assert cluster.rollout == (steps_of("nginx1") + steps_of("nginx2") + steps_of_holder("svr1")
+                               + steps_of_holder("svr2"))
     assert report["holders_after"] == {"VI_1": ["svr1"], "VI_2": ["svr2"]}
     # one probe per VIP
     assert sorted(kwarg["url"] for _, kwarg in cluster.probes) == [URL, "http://192.168.100.20:9090/"]
@@ -597,14 +723,14 @@ def test_deploy_drains_a_node_that_is_backend_and_balancer_but_applies_it_with_t
     assert report["result"] is True, report["comment"]
     everyone = ("nginx1", "svr1", "svr2")
     assert cluster.rollout == (steps_of("nginx2", everyone) + steps_of("nginx1", everyone)
-                               + steps_of_idle("svr2") + steps_of_holder("svr1", others=["nginx1", "svr2"]))
+                               + steps_of_idle("svr2") + steps_of_holder("svr1"))
 
 
 def test_deploy_stops_at_a_failed_backend_apply_leaving_it_drained_and_the_rest_untouched(runner, deploying):
     deploying.failed_applies.add("nginx1")
     report = runner.deploy(client="client")
     assert report["result"] is False
-    assert runner.__context__["retcode"] == 1
+    assert runner.__context__["retcode"] == 1 and report["retcode"] == 1
     assert report["comment"] == (
         "rolling deploy FAILED: step 'apply nginx1' failed: nginx1: havip-nginx-page-file failed"
         " (Unable to manage file: [Errno 30] Read-only file system); stopped there;"
@@ -732,82 +858,92 @@ def test_a_probe_fails_the_deploy_only_above_max_failed_requests(runner, max_fai
     assert probe._problem(ended_early=False) == problem
 
 
+def test_deploy_stands_by_the_balancer_that_holds_the_vip_when_its_turn_comes(runner, deploying):
+    """A failover during the backend phase moves the VIP to svr2: svr2 goes
+    on standby for its apply (not applied as the only holder), and svr1,
+    holding the VIP again by then, too."""
+    def failover():
+        deploying.holders["VI_1"] = ["svr2"]
+    deploying.after[("havip.ready", ("nginx2",))] = failover  # once the last backend is back
+    report = runner.deploy(client="client")
+    assert report["result"] is True, report["comment"]
+    assert deploying.rollout == (steps_of("nginx1") + steps_of("nginx2") + steps_of_holder("svr2")
+                                 + steps_of_holder("svr1"))
+    assert report["order"] == ["nginx1", "nginx2", "svr2", "svr1"]  # as the pre-check found the holders
+    assert report["holders_after"] == {"VI_1": ["svr1"]}
+
+
+def test_deploy_stops_when_a_balancer_cannot_say_whether_it_holds_a_vip(runner, deploying):
+    deploying.after[("havip.ready", ("nginx2",))] = lambda: deploying.silent.add("svr2")
+    report = runner.deploy(client="client")
+    assert report["result"] is False
+    assert report["comment"].startswith(
+        "rolling deploy FAILED: svr2 did not answer havip.status; stopped there; untouched: svr2, svr1")
+    assert deploying.rollout == steps_of("nginx1") + steps_of("nginx2")
+
+
+def test_deploy_refuses_a_change_of_vrrp_version_before_touching_anything(runner, deploying, facts):
+    def vrrpv2(config):
+        config["keepalived"].update(vrrp_version=2, advert_int=1)
+    deploying.deployed = facts(vrrpv2)
+    report = runner.deploy(client="client")
+    assert report["result"] is False and report["retcode"] == 1
+    assert report["comment"] == (
+        "rolling deploy FAILED: refused, nothing deployed: the new pillar changes keepalived:vrrp_version from"
+        " 2 to 3 on svr1, svr2: VRRPv2 and v3 peers do not talk to each other, so rolled one balancer at a"
+        " time each half would hold the VIPs; change it on every balancer at once (salt -L 'svr1,svr2'"
+        " state.apply havip, accepting a short split while they reload), then deploy")
+    assert deploying.rollout == [] and deploying.probes == []
+
+
+def test_deploy_refuses_an_unknown_option_and_a_run_while_another_runs(runner, deploying):
+    report = runner.deploy(clinet="client")
+    assert report["comment"] == ("deploy:clinet: unknown key (did you mean client? known: client, rate,"
+                                 " max_failed, tgt, tgt_type)")
+    lock = os.path.join(runner.__opts__["cachedir"], havip_facts.RUNNER_LOCK)
+    with havip_lock.exclusive(lock, "havip.failover_test", {}):
+        report = runner.deploy(client="client")
+    assert report["comment"].startswith("havip.deploy refused: havip.failover_test is running since ")
+    assert report["retcode"] == 1
+    assert deploying.calls == [] and deploying.rollout == []
+
+
 # ---- the runner: havip.standby / havip.resume -----------------------------------
 
 
-def test_runner_standby_hands_the_holders_vips_over_to_the_other_balancers(runner, deploying):
+def test_runner_standby_calls_the_balancers_standby_and_reports_the_move(runner, deploying):
     report = runner.standby("svr1")
-    assert report["result"] is True, report["comment"]
-    assert report["comment"] == "standby svr1 done: no connection lost in the move"
-    assert report["handover"] == ["svr1 served its connections on VI_1 1.0 s more"]
-    assert deploying.rollout == handover("havip.standby", "svr1", "svr1", ["svr2"])
+    assert report == {"balancer": "svr1", "moved": ["VI_1"], "seconds": 0.2, "result": True,
+                      "comment": "standby svr1 done: VI_1 moved in 0.2 s"}
+    assert deploying.rollout == [(["svr1"], "havip.standby", [])]
     assert deploying.holders == {"VI_1": ["svr2"]}
 
 
-def test_runner_resume_takes_the_vips_back_from_their_holder_as_a_handover(runner, deploying):
+def test_runner_resume_takes_the_vips_back(runner, deploying):
     runner.standby("svr1")
     deploying.rollout.clear()
     report = runner.resume("svr1")
     assert report["result"] is True, report["comment"]
-    assert deploying.rollout == handover("havip.resume", "svr1", "svr2", ["svr1"])
-    assert report["handover"] == ["svr2 served its connections on VI_1 1.0 s more"]
+    assert report["comment"] == "resume svr1 done: VI_1 moved in 0.2 s"
+    assert deploying.rollout == [(["svr1"], "havip.resume", [])]
     assert deploying.holders == {"VI_1": ["svr1"]}
 
 
-def test_runner_standby_of_a_balancer_holding_nothing_is_a_plain_standby(runner, deploying):
-    report = runner.standby("svr2")
-    assert report["result"] is True
-    assert report["comment"] == "standby svr2 done: no VIP had to move"
-    assert deploying.rollout == [(["svr2"], "havip.standby", [])]
+def test_runner_standby_of_a_balancer_holding_nothing_or_already_on_standby(runner, deploying):
+    assert runner.standby("svr2")["comment"] == "standby svr2 done: no VIP moved"
+    assert runner.standby("svr2")["comment"] == "standby svr2 done: no VIP moved (it was on standby already)"
 
 
-def test_runner_resume_without_preemption_moves_nothing_and_hands_nothing_over(
-        runner, monkeypatch, facts, fake_time):
-    def no_preempt(config):
-        config["keepalived"]["preempt"] = False
-    monkeypatch.setattr(runner, "time", fake_time())
-    cluster = DeployCluster(runner, facts(no_preempt))
-    cluster.holders = {"VI_1": ["svr2"]}
-    cluster.standby.add("svr1")
-    assert runner.resume("svr1")["result"] is True
-    assert cluster.rollout == [(["svr1"], "havip.resume", [])]
-
-
-def test_a_refused_linger_stops_the_handover_before_anything_moves(runner, deploying):
-    deploying.errors[("havip.linger", "svr1")] = (
-        "ERROR executing 'havip.linger': havip.linger: refused, net.ipv4.conf.all.arp_ignore = 0")
-    report = runner.standby("svr1")
-    assert report["result"] is False and runner.__context__["retcode"] == 1
-    assert report["comment"] == ("standby svr1 FAILED: havip.linger: svr1: ERROR executing 'havip.linger':"
-                                 " havip.linger: refused, net.ipv4.conf.all.arp_ignore = 0")
-    assert deploying.rollout == [(["svr1"], "havip.linger", [["VI_1"]])]
-    assert deploying.holders == {"VI_1": ["svr1"]}
-
-
-def test_a_failed_move_still_releases_the_vips_and_ends_the_relays(runner, deploying):
+def test_runner_standby_that_fails_says_why_and_exits_non_zero(runner, deploying):
     deploying.errors[("havip.standby", "svr1")] = (
-        "ERROR executing 'havip.standby': havip.standby: no balancer took over VI_1 within 2.2 s;"
-        " standby undone, this balancer is in service again")
+        "ERROR executing 'havip.standby': havip.standby: refused, no other healthy balancer could take over"
+        " the VIPs (svr2: its HAProxy has no backend server UP)")
     report = runner.standby("svr1")
-    assert report["result"] is False
-    assert report["comment"].startswith("standby svr1 FAILED: svr1: ERROR executing 'havip.standby'")
-    assert deploying.rollout == handover("havip.standby", "svr1", "svr1", ["svr2"])
-
-
-def test_a_relay_that_fails_on_a_peer_ends_it_everywhere_and_moves_nothing(runner, deploying):
-    deploying.errors[("havip.relay", "svr2")] = "ERROR executing 'havip.relay': havip: nft refused the relay table"
-    report = runner.standby("svr1")
-    assert "havip.relay: svr2: ERROR executing 'havip.relay'" in report["comment"]
-    assert [fun for _, fun, _ in deploying.rollout] == ["havip.linger", "havip.relay", "havip.release",
-                                                      "havip.unrelay"]
+    assert report == {"balancer": "svr1", "result": False, "retcode": 1, "comment": (
+        "standby svr1 FAILED: svr1: ERROR executing 'havip.standby': havip.standby: refused, no other healthy"
+        " balancer could take over the VIPs (svr2: its HAProxy has no backend server UP)")}
+    assert runner.__context__["retcode"] == 1
     assert deploying.holders == {"VI_1": ["svr1"]}
-
-
-def test_connections_cut_after_the_linger_timeout_are_reported(runner, deploying):
-    deploying.cut["svr1"] = 2
-    report = runner.standby("svr1")
-    assert report["result"] is True
-    assert report["handover"] == ["svr1 served its connections on VI_1 1.0 s more, then cut 2"]
 
 
 def test_runner_standby_refuses_a_node_that_is_no_balancer(runner, deploying):
@@ -815,3 +951,13 @@ def test_runner_standby_refuses_a_node_that_is_no_balancer(runner, deploying):
     assert report["result"] is False
     assert report["comment"] == "'nginx1' is not a balancer (balancers: svr1, svr2)"
     assert deploying.rollout == []
+
+
+@pytest.mark.parametrize("function", ["standby", "resume"])
+def test_runner_standby_and_resume_are_refused_while_a_deploy_runs(runner, deploying, function):
+    lock = os.path.join(runner.__opts__["cachedir"], havip_facts.RUNNER_LOCK)
+    with havip_lock.exclusive(lock, "havip.deploy", {}):
+        report = getattr(runner, function)("svr1")
+    assert report["result"] is False and report["balancer"] == "svr1"
+    assert report["comment"].startswith(f"havip.{function} refused: havip.deploy is running since ")
+    assert deploying.rollout == [] and deploying.config_calls == []

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-MODULE_COMMANDS = ["check", "config", "drain", "inject", "linger", "probe", "ready", "relay", "release",
-                   "resume", "standby", "status", "unrelay", "validate"]
+MODULE_COMMANDS = ["check", "config", "drain", "inject", "probe", "ready", "resume", "standby", "status",
+                   "validate"]
 RUNNER_COMMANDS = ["deploy", "failover_test", "resume", "standby", "status"]
 
 

@@ -75,8 +75,8 @@ def test_wait_limit_takes_seconds_up_to_the_limit(timeout, seconds):
 
 def test_wait_limit_names_the_function_and_the_limit():
     with pytest.raises(CommandExecutionError,
-                       match=r"^havip.release: timeout must be above 0 and at most 3600 s, got 3601$"):
-        havip_facts.wait_limit("release", 3601)
+                       match=r"^havip.drain: timeout must be above 0 and at most 3600 s, got 3601$"):
+        havip_facts.wait_limit("drain", 3601)
 
 
 def test_probing_client_is_the_one_named_or_the_first_node_that_is_not_a_balancer(facts):
@@ -101,3 +101,29 @@ def test_deployed_config_prefers_a_balancers_view(facts):
     with pytest.raises(ValueError, match=r"^no minion matching 'lb\*' has havip deployed \(run state.apply havip\)$"):
         havip_facts.deployed_config({"lb1": {}}, "lb*")
 
+
+
+def test_deployed_config_refuses_minions_of_two_clusters_naming_both(facts, staging):
+    answers = {"svr1": facts(), "nginx1": facts(minion="nginx1"), "lb1": facts(staging, minion="lb1"),
+               "web1": facts(staging, minion="web1")}
+    with pytest.raises(ValueError, match=(
+            r"^the minions matching '\*' belong to 2 havip clusters: \{lb1, web1\} and"
+            r" \{nginx1, nginx2, svr1, svr2\}; target one with tgt \(e.g. tgt='lb1,web1' tgt_type=list\)$")):
+        havip_facts.deployed_config(answers, "*")
+    assert havip_facts.deployed_config({"lb1": answers["lb1"], "web1": answers["web1"]}, "lb*") is answers["lb1"]
+
+
+def test_deployed_config_takes_nodes_that_applied_a_change_and_those_that_did_not_as_one_cluster(facts):
+    def nginx3_added(config):
+        config["nodes"]["nginx3"] = {"roles": ["backend"], "address": "192.168.100.15"}
+    balancer = facts(minion="svr1")
+    answers = {"nginx1": facts(nginx3_added, minion="nginx1"), "nginx3": facts(nginx3_added, minion="nginx3"),
+               "svr1": balancer}
+    assert havip_facts.deployed_config(answers, "*") is balancer
+
+
+def test_unknown_key_names_the_nearest_known_one():
+    assert havip_facts.unknown_key(["failur", "rate"], ["failure", "rate"]) == (
+        "failur", "unknown key (did you mean failure? known: failure, rate)")
+    assert havip_facts.unknown_key(["zzz"], ["failure"]) == ("zzz", "unknown key (known: failure)")
+    assert havip_facts.unknown_key(["rate"], ["failure", "rate"]) is None

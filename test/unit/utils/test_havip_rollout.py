@@ -13,8 +13,7 @@ def labels(steps):
 
 
 def test_rollout_order_is_backends_then_idle_balancers_then_holders(facts):
-    order, holding = havip_rollout.rollout_order(facts(), {"VI_1": ["svr1"]})
-    assert (order, holding) == (["nginx1", "nginx2", "svr2", "svr1"], {"svr1"})
+    assert havip_rollout.rollout_order(facts(), {"VI_1": ["svr1"]}) == ["nginx1", "nginx2", "svr2", "svr1"]
 
 
 def test_a_backend_is_drained_and_readied_on_every_balancer(facts):
@@ -31,14 +30,6 @@ def test_a_holder_moves_its_vips_away_for_its_apply(facts):
     assert steps[0].timeout == pytest.approx(12.2)
 
 
-def test_givers_of_a_standby_and_of_a_resume(facts):
-    config = facts()
-    assert havip_rollout.givers(config, "svr1", "havip.standby", {"VI_1": ["svr1"]}) == {"svr1": ["VI_1"]}
-    assert havip_rollout.givers(config, "svr2", "havip.standby", {"VI_1": ["svr1"]}) == {}
-    assert havip_rollout.givers(config, "svr1", "havip.resume", {"VI_1": ["svr2"]}) == {"svr2": ["VI_1"]}
-    assert havip_rollout.givers(config, "svr2", "havip.resume", {"VI_1": ["svr1"]}) == {}
-
-
 @pytest.mark.parametrize("answer, line", [
     ("ERROR executing 'havip.standby': havip.standby: refused",
      "ERROR executing 'havip.standby': havip.standby: refused"),
@@ -51,3 +42,33 @@ def test_givers_of_a_standby_and_of_a_resume(facts):
 ], ids=["message", "invalid-arguments", "traceback", "render-errors"])
 def test_a_minions_error_is_reported_by_the_line_that_says_what_went_wrong(answer, line):
     assert havip_rollout.error_text(answer) == line
+
+
+def show_sls(config):
+    """A minion's `state.show_sls havip.facts` answer (as Salt returns it)."""
+    return {"havip-facts-file": {"__sls__": "havip.facts", "__env__": "base",
+                                 "file": [{"name": "/etc/havip/havip.json"}, {"dataset": config},
+                                          {"serializer": "json"}, "serialize", {"order": 10000}]}}
+
+
+def vrrpv2(config):
+    config["keepalived"].update(vrrp_version=2, advert_int=1)
+
+
+def test_the_deploy_refuses_a_change_of_vrrp_version_naming_every_balancer(facts):
+    deployed = {"svr1": facts(vrrpv2), "svr2": facts(vrrpv2, minion="svr2")}
+    pending = {"svr1": show_sls(facts()), "svr2": show_sls(facts(minion="svr2"))}
+    assert havip_rollout.vrrp_version_problem(deployed, pending) == (
+        "the new pillar changes keepalived:vrrp_version from 2 to 3 on svr1, svr2: VRRPv2 and v3 peers do not"
+        " talk to each other, so rolled one balancer at a time each half would hold the VIPs; change it on"
+        " every balancer at once (salt -L 'svr1,svr2' state.apply havip, accepting a short split while they"
+        " reload), then deploy")
+    assert havip_rollout.vrrp_version_problem(deployed, {name: show_sls(deployed[name]) for name in deployed}) is None
+
+
+def test_the_deploy_refuses_a_pillar_that_does_not_render_on_a_balancer(facts):
+    pending = {"svr1": ["Rendering SLS 'base:havip.facts' failed: Jinja error: havip pillar: havip:vips: bad\n"],
+               "svr2": None}
+    assert havip_rollout.vrrp_version_problem({"svr1": facts()}, pending) == (
+        "the new pillar does not render on svr1: Rendering SLS 'base:havip.facts' failed: Jinja error: havip"
+        " pillar: havip:vips: bad; the new pillar does not render on svr2: did not answer")
