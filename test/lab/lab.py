@@ -80,6 +80,7 @@ MASKED = (
 BASE_FORMAT = "2"  # part of the base layer's cache key: bump when the build changes
 BOOT_TIMEOUT = 120  # s until every host is `running`
 POWEROFF_TIMEOUT = 20  # s for a clean poweroff before SIGKILL
+ENTERED_GRACE = 2  # s the processes entered from outside have to end on SIGTERM at a poweroff
 NSPAWN = "systemd-nspawn"
 NSPAWN_PROPAGATE = "/run/systemd/nspawn/propagate"  # nspawn's dir per machine name
 CGROUP_DIR = "havip-lab"  # the hosts' nspawns run in havip-lab/<prefix>-<host> of each hierarchy
@@ -552,11 +553,11 @@ class Lab:
         """SIGTERM to each host's nspawn (a clean poweroff), a bounded wait,
         then SIGKILL of the recorded nspawn and systemd PIDs as a last resort."""
         hosts = [h for h in hosts if h.nspawn]
-        _end_entered([h.pid for h in hosts if h.pid and _alive(h.pid, h.start)])
         for h in hosts:
             if _alive(*h.nspawn):
                 os.kill(h.nspawn[0], signal.SIGTERM)
-        _wait_powered_off([h.nspawn for h in hosts], [h.pid for h in hosts if h.pid], POWEROFF_TIMEOUT)
+        _wait_powered_off([h.nspawn for h in hosts], [h.pid for h in hosts if h.pid and _alive(h.pid, h.start)],
+                          POWEROFF_TIMEOUT)
         for h in hosts:  # reap them
             p = self._procs.get(h.name)
             if p is not None and p.poll() is None and not _alive(*h.nspawn):
@@ -676,16 +677,28 @@ def _continue_nsenters(inits):
                 pass
 
 
+def _systemd_cgroup(pid):
+    """The cgroup path of ``pid`` in systemd's hierarchy (cgroup2, or the v1
+    ``name=systemd`` one)."""
+    paths = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        paths[controllers] = path
+    return paths.get("name=systemd", paths.get(""))
+
+
 def _entered(inits):
     """PIDs of the processes of these hosts (``inits``: their systemd PIDs)
-    that were entered from outside (nsenter's children: their parent is not
-    in the host's PID namespace)."""
+    that their systemd does not manage: entered from outside with nsenter,
+    and their children (they stay in the cgroup of whoever entered, outside
+    the host's ``havip-lab/...`` cgroup)."""
     namespaces = set()
     for pid in inits:
         try:
             namespaces.add(os.readlink(f"/proc/{pid}/ns/pid"))
         except (FileNotFoundError, PermissionError):
             pass
+    namespaces.discard(os.readlink("/proc/self/ns/pid"))  # never the machine's own
     if not namespaces:
         return []
     found = []
@@ -693,35 +706,40 @@ def _entered(inits):
         if not proc.name.isdigit() or int(proc.name) in inits:
             continue
         try:
-            if os.readlink(proc / "ns/pid") not in namespaces:
-                continue
-            ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
-            if os.readlink(f"/proc/{ppid}/ns/pid") not in namespaces:
+            if (os.readlink(proc / "ns/pid") in namespaces
+                    and not _systemd_cgroup(proc.name).startswith(f"/{CGROUP_DIR}/")):
                 found.append(int(proc.name))
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return found
 
 
-def _end_entered(inits, timeout=3):
-    """SIGTERM the processes entered from outside into these hosts (their
-    systemd does not know them: they are like login sessions, which a
-    shutdown ends first), and wait up to ``timeout`` s for them to exit."""
+def _signal_entered(inits, signum):
     for pid in _entered(inits):
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signum)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + timeout
-    while _entered(inits) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _wait_powered_off(spawners, inits, timeout):
-    """Wait until every (pid, start) of ``spawners`` has exited, or ``timeout`` s;
-    meanwhile keep the lab's nsenters of ``inits`` from blocking the poweroff."""
-    deadline = time.monotonic() + timeout
-    while any(_alive(pid, start) for pid, start in spawners) and time.monotonic() < deadline:
+    """Wait until every (pid, start) of ``spawners`` has exited, or ``timeout`` s.
+
+    The processes entered from outside (like login sessions, which a
+    shutdown ends first: the salt-minion, probes) get SIGTERM at once, and
+    SIGKILL after ENTERED_GRACE s; systemd-shutdown would otherwise wait
+    on them, since they are not its children.  Meanwhile the lab's stopped
+    nsenters are continued (_continue_nsenters)."""
+    start = time.monotonic()
+    _signal_entered(inits, signal.SIGTERM)
+    killed = False
+    while any(_alive(pid, start_time) for pid, start_time in spawners):
+        now = time.monotonic()
+        if now > start + timeout:
+            break
+        if not killed and now > start + ENTERED_GRACE:
+            _signal_entered(inits, signal.SIGKILL)
+            killed = True
         _continue_nsenters(inits)
         time.sleep(0.05)
 
@@ -752,11 +770,11 @@ def cleanup(prefix, workdir=None):
     procs = spawners + [tuple(h["init"]) for h in hosts if h.get("init")]
     # A state.json of the earlier lab (hosts under a reaping init): SIGKILL only.
     procs += [tuple(v) for key in ("inits", "spawners") for v in state.get(key, {}).values()]
-    _end_entered([pid for h in hosts if h.get("init") for pid in [h["init"][0]] if _alive(*h["init"])])
     for pid, start in spawners:
         if _alive(pid, start):
             os.kill(pid, signal.SIGTERM)
-    _wait_powered_off(spawners, [h["init"][0] for h in hosts if h.get("init")], POWEROFF_TIMEOUT)
+    _wait_powered_off(spawners, [h["init"][0] for h in hosts if h.get("init") and _alive(*h["init"])],
+                      POWEROFF_TIMEOUT)
     try:
         _wait_gone(procs, timeout=1)
     except LabError:
