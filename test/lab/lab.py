@@ -12,7 +12,9 @@ mounted in the root namespace at ``hosts/<host>/root`` and nspawn boots it
 (``--boot --register=no --keep-unit --link-journal=no
 --network-namespace-path=/run/netns/<prefix>-<host> --resolv-conf=off
 --timezone=off --capability=CAP_NET_ADMIN``, ``/proc/sys/net`` writable,
-stdin /dev/null, in a session of its own).  Each host gets a fresh
+stdin /dev/null, in a session and a cgroup ``havip-lab/<prefix>-<host>`` of
+its own: nspawn puts the container in ``payload`` under its own cgroup, and
+hosts sharing one would fight over it).  Each host gets a fresh
 ``/etc/machine-id``, its ``/etc/hostname`` and an ``/etc/hosts`` naming every
 lab host.  ``up()`` returns once every host's ``systemctl
 is-system-running`` says ``running``.
@@ -30,8 +32,12 @@ absent in every host and ``apt-get install`` inside a host is a real,
 offline install from ``/var/cache/apt/archives``.
 
 Powering a host off (``power_off``: SIGTERM to its nspawn, which shuts the
-container's systemd down cleanly) ends every process of the host, also
-those entered with ``nsenter``; ``boot`` starts it again on the same upper
+container's systemd down cleanly) ends every process of the host.  Those
+entered with ``nsenter`` (``Host.run``/``popen``, the salt-minions) are no
+units of the host's systemd: they get SIGTERM with the poweroff and SIGKILL
+after ``ENTERED_GRACE`` s, like login sessions at a shutdown; a salt-minion
+started that way has to be started again after a boot (``Cluster.boot``
+does).  ``boot`` starts the host again on the same upper
 dir, in a network namespace made anew (a rebooted machine's interfaces come
 up without the addresses, nftables rules and sysctls of its last run), so
 enabled units come back and nothing else does.  ``reboot`` = both.
