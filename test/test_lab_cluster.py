@@ -165,3 +165,19 @@ def test_bad_pillar_changes_no_running_config_and_traffic_keeps_flowing(cluster,
     assert cluster.config_digests() == before
     assert report["failed"] == 0 and report["total"] > 100
     assert cluster.vip_holders() == [preferred]
+
+
+def test_a_rebooted_balancer_comes_back_with_its_units_its_minion_and_the_vip(cluster, first_apply):
+    """The preferred balancer powers off cleanly (keepalived gives the VIP up)
+    and boots again: haproxy and keepalived start as enabled units, its
+    salt-minion answers again, and it takes the VIP back."""
+    preferred = cluster.topology.preferred_balancer
+    (standby,) = cluster.topology.standby_balancers
+    cluster.power_off(preferred)
+    assert cluster.wait_for_holders([standby], timeout=5) == [standby]
+    cluster.boot(preferred)
+    for unit in ("haproxy", "keepalived"):
+        assert cluster.systemctl(preferred, "is-active", unit).stdout.strip() == "active"
+    assert cluster.wait_for_holders([preferred], timeout=15) == [preferred]
+    assert cluster.salt(preferred, "havip.check").data["healthy"] is True
+    assert cluster.client_get(cluster.topology.frontend_url)[0] == 200

@@ -4,6 +4,7 @@ reached through the lab's gateway) and one real salt-minion inside every lab
 host, all started with pytest-salt-factories; the pillar is a topology's.
 """
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
@@ -183,13 +184,14 @@ class Cluster:
 
     def vip_holders(self, vip=None):
         """Balancers whose VIP interface carries the VIP (name; default: the
-        first) now, read with `ip addr` (not lo, where havip.linger keeps it)."""
+        first) now, read with `ip addr` (not lo, where the handover keeps it);
+        a powered-off host holds nothing."""
         name = vip or next(iter(self.topology.pillar["havip"]["vips"]))
         address = self.topology.vip_address(name)
         interface = self.topology.pillar["havip"]["vips"][name]["interface"]
         return sorted(
             balancer for balancer in self.topology.with_role("balancer")
-            if f" {address}/" in self.host(balancer).run(["ip", "-o", "addr", "show", "dev", interface]).stdout
+            if self.host(balancer).pid is not None and f" {address}/" in self.host(balancer).run(["ip", "-o", "addr", "show", "dev", interface]).stdout
         )
 
     def wait_for_holders(self, expected, timeout=20, vip=None):
@@ -391,7 +393,11 @@ def running_cluster(salt_factories, topology, pillar_dir):
             ]
             with contextlib.ExitStack() as stack:
                 for minion in minions:
-                    stack.enter_context(minion.started(start_timeout=90))
+                    stack.callback(minion.terminate)
+                # All at once: each waits seconds for its key and its start event.
+                with concurrent.futures.ThreadPoolExecutor(len(minions)) as pool:
+                    for started in [pool.submit(minion.start, start_timeout=90) for minion in minions]:
+                        started.result()
                 cluster = Cluster(topology, lab, master, minions)
                 # Every minion is on a systemd host: Salt's systemd module drives the units.
                 inits = cluster.salt("*", "grains.get", "init")

@@ -12,7 +12,9 @@ mounted in the root namespace at ``hosts/<host>/root`` and nspawn boots it
 (``--boot --register=no --keep-unit --link-journal=no
 --network-namespace-path=/run/netns/<prefix>-<host> --resolv-conf=off
 --timezone=off --capability=CAP_NET_ADMIN``, ``/proc/sys/net`` writable,
-stdin /dev/null, in a session of its own).  Each host gets a fresh
+stdin /dev/null, in a session and a cgroup ``havip-lab/<prefix>-<host>`` of
+its own: nspawn puts the container in ``payload`` under its own cgroup, and
+hosts sharing one would fight over it).  Each host gets a fresh
 ``/etc/machine-id``, its ``/etc/hostname`` and an ``/etc/hosts`` naming every
 lab host.  ``up()`` returns once every host's ``systemctl
 is-system-running`` says ``running``.
@@ -30,8 +32,12 @@ absent in every host and ``apt-get install`` inside a host is a real,
 offline install from ``/var/cache/apt/archives``.
 
 Powering a host off (``power_off``: SIGTERM to its nspawn, which shuts the
-container's systemd down cleanly) ends every process of the host, also
-those entered with ``nsenter``; ``boot`` starts it again on the same upper
+container's systemd down cleanly) ends every process of the host.  Those
+entered with ``nsenter`` (``Host.run``/``popen``, the salt-minions) are no
+units of the host's systemd: they get SIGTERM with the poweroff and SIGKILL
+after ``ENTERED_GRACE`` s, like login sessions at a shutdown; a salt-minion
+started that way has to be started again after a boot (``Cluster.boot``
+does).  ``boot`` starts the host again on the same upper
 dir, in a network namespace made anew (a rebooted machine's interfaces come
 up without the addresses, nftables rules and sysctls of its last run), so
 enabled units come back and nothing else does.  ``reboot`` = both.
@@ -80,6 +86,7 @@ MASKED = (
 BASE_FORMAT = "2"  # part of the base layer's cache key: bump when the build changes
 BOOT_TIMEOUT = 120  # s until every host is `running`
 POWEROFF_TIMEOUT = 20  # s for a clean poweroff before SIGKILL
+ENTERED_GRACE = 2  # s the processes entered from outside have to end on SIGTERM at a poweroff
 NSPAWN = "systemd-nspawn"
 NSPAWN_PROPAGATE = "/run/systemd/nspawn/propagate"  # nspawn's dir per machine name
 CGROUP_DIR = "havip-lab"  # the hosts' nspawns run in havip-lab/<prefix>-<host> of each hierarchy
@@ -552,11 +559,11 @@ class Lab:
         """SIGTERM to each host's nspawn (a clean poweroff), a bounded wait,
         then SIGKILL of the recorded nspawn and systemd PIDs as a last resort."""
         hosts = [h for h in hosts if h.nspawn]
-        _end_entered([h.pid for h in hosts if h.pid and _alive(h.pid, h.start)])
         for h in hosts:
             if _alive(*h.nspawn):
                 os.kill(h.nspawn[0], signal.SIGTERM)
-        _wait_powered_off([h.nspawn for h in hosts], [h.pid for h in hosts if h.pid], POWEROFF_TIMEOUT)
+        _wait_powered_off([h.nspawn for h in hosts], [h.pid for h in hosts if h.pid and _alive(h.pid, h.start)],
+                          POWEROFF_TIMEOUT)
         for h in hosts:  # reap them
             p = self._procs.get(h.name)
             if p is not None and p.poll() is None and not _alive(*h.nspawn):
@@ -676,16 +683,28 @@ def _continue_nsenters(inits):
                 pass
 
 
+def _systemd_cgroup(pid):
+    """The cgroup path of ``pid`` in systemd's hierarchy (cgroup2, or the v1
+    ``name=systemd`` one)."""
+    paths = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        paths[controllers] = path
+    return paths.get("name=systemd", paths.get(""))
+
+
 def _entered(inits):
     """PIDs of the processes of these hosts (``inits``: their systemd PIDs)
-    that were entered from outside (nsenter's children: their parent is not
-    in the host's PID namespace)."""
+    that their systemd does not manage: entered from outside with nsenter,
+    and their children (they stay in the cgroup of whoever entered, outside
+    the host's ``havip-lab/...`` cgroup)."""
     namespaces = set()
     for pid in inits:
         try:
             namespaces.add(os.readlink(f"/proc/{pid}/ns/pid"))
         except (FileNotFoundError, PermissionError):
             pass
+    namespaces.discard(os.readlink("/proc/self/ns/pid"))  # never the machine's own
     if not namespaces:
         return []
     found = []
@@ -693,35 +712,40 @@ def _entered(inits):
         if not proc.name.isdigit() or int(proc.name) in inits:
             continue
         try:
-            if os.readlink(proc / "ns/pid") not in namespaces:
-                continue
-            ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[1]
-            if os.readlink(f"/proc/{ppid}/ns/pid") not in namespaces:
+            if (os.readlink(proc / "ns/pid") in namespaces
+                    and not _systemd_cgroup(proc.name).startswith(f"/{CGROUP_DIR}/")):
                 found.append(int(proc.name))
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
     return found
 
 
-def _end_entered(inits, timeout=3):
-    """SIGTERM the processes entered from outside into these hosts (their
-    systemd does not know them: they are like login sessions, which a
-    shutdown ends first), and wait up to ``timeout`` s for them to exit."""
+def _signal_entered(inits, signum):
     for pid in _entered(inits):
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signum)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + timeout
-    while _entered(inits) and time.monotonic() < deadline:
-        time.sleep(0.05)
 
 
 def _wait_powered_off(spawners, inits, timeout):
-    """Wait until every (pid, start) of ``spawners`` has exited, or ``timeout`` s;
-    meanwhile keep the lab's nsenters of ``inits`` from blocking the poweroff."""
-    deadline = time.monotonic() + timeout
-    while any(_alive(pid, start) for pid, start in spawners) and time.monotonic() < deadline:
+    """Wait until every (pid, start) of ``spawners`` has exited, or ``timeout`` s.
+
+    The processes entered from outside (like login sessions, which a
+    shutdown ends first: the salt-minion, probes) get SIGTERM at once, and
+    SIGKILL after ENTERED_GRACE s; systemd-shutdown would otherwise wait
+    on them, since they are not its children.  Meanwhile the lab's stopped
+    nsenters are continued (_continue_nsenters)."""
+    start = time.monotonic()
+    _signal_entered(inits, signal.SIGTERM)
+    killed = False
+    while any(_alive(pid, start_time) for pid, start_time in spawners):
+        now = time.monotonic()
+        if now > start + timeout:
+            break
+        if not killed and now > start + ENTERED_GRACE:
+            _signal_entered(inits, signal.SIGKILL)
+            killed = True
         _continue_nsenters(inits)
         time.sleep(0.05)
 
@@ -752,11 +776,11 @@ def cleanup(prefix, workdir=None):
     procs = spawners + [tuple(h["init"]) for h in hosts if h.get("init")]
     # A state.json of the earlier lab (hosts under a reaping init): SIGKILL only.
     procs += [tuple(v) for key in ("inits", "spawners") for v in state.get(key, {}).values()]
-    _end_entered([pid for h in hosts if h.get("init") for pid in [h["init"][0]] if _alive(*h["init"])])
     for pid, start in spawners:
         if _alive(pid, start):
             os.kill(pid, signal.SIGTERM)
-    _wait_powered_off(spawners, [h["init"][0] for h in hosts if h.get("init")], POWEROFF_TIMEOUT)
+    _wait_powered_off(spawners, [h["init"][0] for h in hosts if h.get("init") and _alive(*h["init"])],
+                      POWEROFF_TIMEOUT)
     try:
         _wait_gone(procs, timeout=1)
     except LabError:
