@@ -28,7 +28,7 @@ REDHAT_GRAINS = {"os_family": "RedHat", "os": "Rocky", "osmajorrelease": 9, "ini
 # What Salt's file server needs of the repo.  file_roots gets a directory of
 # links to just these: the roots backend walks all of a file root on every
 # call, and the repo holds virtualenvs (hundreds of MB each).
-FORMULA_DIRS = ("havip", "_modules", "_runners", "_utils")
+FORMULA_DIRS = ("havip", "_modules", "_runners", "_utils", "_beacons")
 
 
 def formula_root(path):
