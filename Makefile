@@ -48,7 +48,8 @@ test-matrix: debs
 test-lab: deps lab-cleanup
 	$(PY) -m pytest -m lab test
 
-test: lint
+# lab-cleanup first: what a crashed run left (namespaces, mounts, hosts).
+test: lint lab-cleanup
 	$(PY) -m pytest test
 
 demo: deps lab-cleanup
