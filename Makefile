@@ -9,6 +9,9 @@ VENV ?= .venv
 # does not have); 3008 is the default above.
 SALT_MATRIX ?= 3006.29 3007.16 3008.4
 PY := $(VENV)/bin/python
+# The lab's network (test/lab/cluster.py): the machine gets its .1.
+HAVIP_LAB_NETWORK ?= 192.168.100.0/24
+export HAVIP_LAB_NETWORK
 SLS := $(shell find havip -name '*.sls' | sort)
 
 .PHONY: deps debs test test-fast test-matrix test-lab lint demo bench lab-cleanup

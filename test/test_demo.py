@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from test.lab.cluster import SEED, running_cluster
+from test.lab.cluster import GATEWAY, SEED, running_cluster
 
 pytestmark = pytest.mark.demo
 
@@ -19,7 +19,7 @@ def say(text):
 
 def test_demo(salt_factories, tmp_path):
     topology = SEED
-    say(f"lab up: {', '.join(f'{n} {a}' for n, a in topology.hosts.items())}, salt-master on 192.168.100.1")
+    say(f"lab up: {', '.join(f'{n} {a}' for n, a in topology.hosts.items())}, salt-master on {GATEWAY}")
     with running_cluster(salt_factories, topology, tmp_path / "pillar") as cluster:
         say("salt '*' state.apply havip")
         started = time.monotonic()

@@ -6,15 +6,19 @@ handover by keepalived's notify path that keeps connections), and the live
 failover test
 `salt-run state.orchestrate havip.failover_test` passing on a healthy
 cluster and failing loudly on a broken one.  The seed's topology, one
-cluster for the whole file; every test leaves it as it found it.
+cluster for the whole file; every test leaves it as it found it.  And what
+an attacker or a slip cannot do: a stats password change shows neither
+password in any output; a malicious address in the Salt mine is refused
+with every config byte-identical and traffic flowing.
 """
 
 import copy
+import json
 import time
 
 import pytest
 
-from test.lab.cluster import SEED, deployed_cluster
+from test.lab.cluster import GATEWAY, LOOKUP, NETWORK, SEED, deployed_cluster
 
 pytestmark = pytest.mark.lab
 
@@ -41,6 +45,14 @@ def healthy(cluster):
         cluster.salt(name, "havip.resume")
     cluster.apply()
     assert cluster.wait_for_holders([PRIMARY], timeout=30) == [PRIMARY]
+
+
+@pytest.fixture
+def seed_pillar_after(healthy):
+    """The seed's pillar applied everywhere after the test (`healthy`
+    checks the cluster then)."""
+    yield healthy
+    healthy.set_pillar(SEED.pillar)
 
 
 def test_status_agrees_with_ip_addr_and_every_daemon_is_seen(healthy):
@@ -79,7 +91,7 @@ def test_check_fails_the_call_and_names_the_reason_when_haproxy_dies(healthy):
 @pytest.mark.parametrize("failure", ["kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down"])
 def test_failover_test_passes_on_a_healthy_cluster_and_reports_figures(healthy, failure):
     # A route through the VIP interface that only the link_down restore brings back.
-    route = ["10.99.0.0/16", "via", "192.168.100.1", "dev", "eth0"]
+    route = ["10.99.0.0/16", "via", GATEWAY, "dev", "eth0"]
     healthy.host(PRIMARY).run(["ip", "route", "replace", *route])
     result, steps = healthy.orchestrate("failover_test", failure=failure, client=SEED.client)
     report = steps["havip-failover-test-run"]
@@ -93,7 +105,7 @@ def test_failover_test_passes_on_a_healthy_cluster_and_reports_figures(healthy, 
     assert report["client_visible_outage"] <= budget + 1
     failed, total = report["failed_requests"], report["requests"]
     assert total > 300 and failed < total / 2
-    assert "10.99.0.0/16 via 192.168.100.1" in healthy.host(PRIMARY).run(["ip", "route"]).stdout
+    assert f"10.99.0.0/16 via {GATEWAY}" in healthy.host(PRIMARY).run(["ip", "route"]).stdout
     # Restored means every backend server is UP again on every balancer (a
     # link that came back needs HAProxy's rise checks first).
     statuses = healthy.salt("svr*", "havip.status").data
@@ -105,7 +117,7 @@ def test_a_backend_without_an_address_is_found_through_the_salt_mine(healthy):
     """Adding a backend: the new minion with the role applies (and publishes
     its address), then the balancers apply."""
     pillar = copy.deepcopy(SEED.pillar)
-    pillar["havip"]["mine"] = {"network": "192.168.100.0/24"}
+    pillar["havip"]["mine"] = {"network": str(NETWORK)}
     del pillar["havip"]["nodes"]["nginx2"]["address"]
     assert healthy.salt("nginx2", "mine.flush").returncode == 0
     healthy.set_pillar(pillar)
@@ -118,7 +130,7 @@ def test_a_backend_without_an_address_is_found_through_the_salt_mine(healthy):
         assert healthy.apply("nginx2").returncode == 0
         assert healthy.apply("svr*").returncode == 0
         config = healthy.host(PRIMARY).run(["cat", "/etc/haproxy/haproxy.cfg"]).stdout
-        assert "server nginx2 192.168.100.12:80" in config
+        assert f"server nginx2 {SEED.nodes['nginx2']['address']}:80" in config
         answers = {healthy.client_get(SEED.frontend_url)[1] for _ in range(4)}
         assert answers == {"nginx1", "nginx2"}
         again = healthy.apply("nginx2")
@@ -145,7 +157,7 @@ def test_failover_test_reports_split_brain_when_vrrp_is_cut_and_the_cluster_heal
         assert healthy.wait_for_holders([PRIMARY, BACKUP]) == [PRIMARY, BACKUP]
         result, steps = healthy.orchestrate("failover_test")
         assert result.returncode != 0
-        assert "split brain: VIP VI_1 (192.168.100.10) is held by svr1 and svr2" in \
+        assert f"split brain: VIP VI_1 ({SEED.vip}) is held by svr1 and svr2" in \
             steps["havip-failover-test-precheck"]["problems"]
     finally:
         backup.run(["nft", "delete", "table", "inet", "havip_lab_cut"])
@@ -222,3 +234,74 @@ def test_standby_refuses_when_no_other_balancer_serves(healthy):
     assert "refused, no other healthy balancer could take over" in refused.stdout
     assert healthy.salt(PRIMARY, "havip.status").data["standby"] is False
     assert healthy.vip_holders() == [PRIMARY]
+
+
+# ---- what an attacker or a slip cannot do (issue 12) ----------------------------
+
+
+def with_password(password):
+    pillar = json.loads(json.dumps(SEED.pillar))
+    pillar["havip"]["stats"]["password"] = password
+    return pillar
+
+
+def job_records(cluster, events):
+    """The job cache's record (jobs.lookup_jid) of every job in ``events``."""
+    jids = {event.tag.split("/")[2] for event in events if event.tag.startswith("salt/job/")
+            and event.tag.endswith("/new")}
+    return {jid: cluster.run("jobs.lookup_jid", jid).stdout for jid in sorted(jids)}
+
+
+def test_a_stats_password_change_shows_neither_password_anywhere(seed_pillar_after, event_listener):
+    cluster = seed_pillar_after
+    old = SEED.pillar["havip"]["stats"]["password"]
+    new = "n3w 'stats' #pass$word"
+    started = time.time()
+    cluster.set_pillar(with_password(new))
+    outputs = {
+        "state.apply test=True": cluster.salt("*", "state.apply", "havip", "test=True").stdout,
+        "state.apply": cluster.apply().stdout,
+        "state.show_sls": cluster.salt(PRIMARY, "state.show_sls", "havip").stdout,
+        "havip.config": cluster.salt("*", "havip.config").stdout,
+    }
+    events = event_listener.get_events([(cluster.master.id, "*")], after_time=started)
+    outputs.update({f"job {jid}": text for jid, text in job_records(cluster, events).items()})
+    outputs["event bus"] = json.dumps([[event.tag, event.data] for event in events], default=str)
+    assert len(outputs) > 5 and events, outputs.keys()
+    for where, text in outputs.items():
+        for secret in (old, new):
+            assert secret not in text, f"{secret!r} shows in {where}"
+    # The apply did change the password: it logs in, the old one does not.
+    url = f"http://{SEED.vip}:1080/status"
+    assert cluster.client_get(url, user=f"admin:{new}")[0] == 200
+    assert cluster.client_get(url, user=f"admin:{old}")[0] == 401
+    for name in SEED.with_role("balancer"):
+        host = cluster.host(name)
+        modes = host.run(["stat", "-c", "%a %U %G", LOOKUP["haproxy"]["config"],
+                          LOOKUP["keepalived"]["config"]]).stdout.split("\n")
+        assert modes[:2] == ["640 root haproxy", "600 root root"], (name, modes)
+
+
+def test_a_malicious_address_in_the_mine_is_refused_and_changes_nothing(seed_pillar_after):
+    cluster = seed_pillar_after
+    # nginx2 takes its address from the mine ...
+    pillar = json.loads(json.dumps(SEED.pillar))
+    pillar["havip"]["mine"] = {"network": str(NETWORK)}
+    del pillar["havip"]["nodes"]["nginx2"]["address"]
+    cluster.set_pillar(pillar)
+    assert cluster.apply("nginx2").returncode == 0
+    before = cluster.config_digests()
+    # ... and publishes a config injection instead (as a compromised host could).
+    evil = json.dumps([f"{SEED.nodes['nginx2']['address']}:80\nglobal\n    daemon\nlisten evil"])
+    assert cluster.salt("nginx2", "grains.setval", "havip_evil", evil).returncode == 0
+    sent = cluster.salt("nginx2", "mine.send", "havip_address", "mine_function=grains.get", "havip_evil")
+    assert sent.returncode == 0, sent.stdout
+    with cluster.probe(seconds=8) as report:
+        time.sleep(1)
+        for name in SEED.with_role("balancer"):
+            refused = cluster.apply(name)
+            assert refused.returncode != 0
+            assert "havip:nodes:nginx2:address (from the mine)" in refused.stdout, refused.stdout
+    assert cluster.config_digests() == before
+    assert report["failed"] == 0, report
+    assert cluster.salt("nginx2", "grains.delkey", "havip_evil").returncode == 0

@@ -8,7 +8,9 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import hashlib
+import ipaddress
 import json
+import os
 import pathlib
 import sys
 import time
@@ -22,7 +24,20 @@ from test.lab.lab import Lab
 from test.saltcall import formula_root
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-GATEWAY = "192.168.100.1"
+# The lab's IPv4 network (make demo HAVIP_LAB_NETWORK=10.77.0.0/24; at most a
+# /24): the machine itself gets its first address, where the salt-master
+# listens, and lab host N gets address N of it.
+NETWORK = ipaddress.ip_network(os.environ.get("HAVIP_LAB_NETWORK", "192.168.100.0/24"))
+if NETWORK.version != 4 or NETWORK.prefixlen > 24:
+    raise ValueError(f"HAVIP_LAB_NETWORK must be an IPv4 network of at least 256 addresses, got {NETWORK}")
+
+
+def at(number):
+    """Address ``number`` of the lab network."""
+    return str(NETWORK.network_address + number)
+
+
+GATEWAY = at(1)
 # The Debian paths the formula uses (its defaults' lookup), not restated here.
 LOOKUP = yaml.safe_load((REPO / "havip" / "parameters" / "defaults.yaml").read_text())["havip"]["lookup"]
 HAPROXY_PIDFILE = LOOKUP["haproxy"]["pidfile"]
@@ -74,10 +89,10 @@ class Topology:
 
 def _topology(name, nodes, vip, vrid, client="client", **havip):
     hosts = {n: spec["address"] for n, spec in nodes.items()}
-    hosts[client] = "192.168.100.20"
+    hosts[client] = at(20)
     pillar = {"havip": {
         "nodes": nodes,
-        "vips": {"VI_1": {"address": f"{vip}/24", "interface": "eth0", "virtual_router_id": vrid}},
+        "vips": {"VI_1": {"address": f"{vip}/{NETWORK.prefixlen}", "interface": "eth0", "virtual_router_id": vrid}},
         "stats": {"password": "lab-only-" + name},
         **havip,
     }}
@@ -87,31 +102,31 @@ def _topology(name, nodes, vip, vrid, client="client", **havip):
 SEED = _topology(
     "seed",
     {
-        "nginx1": {"roles": ["backend"], "address": "192.168.100.11"},
-        "nginx2": {"roles": ["backend"], "address": "192.168.100.12"},
-        "svr1": {"roles": ["balancer"], "address": "192.168.100.13", "priority": 150},
-        "svr2": {"roles": ["balancer"], "address": "192.168.100.14", "priority": 100},
+        "nginx1": {"roles": ["backend"], "address": at(11)},
+        "nginx2": {"roles": ["backend"], "address": at(12)},
+        "svr1": {"roles": ["balancer"], "address": at(13), "priority": 150},
+        "svr2": {"roles": ["balancer"], "address": at(14), "priority": 100},
     },
-    vip="192.168.100.10", vrid=51, frontend={"port": 9090, "mode": "tcp"},
+    vip=at(10), vrid=51, frontend={"port": 9090, "mode": "tcp"},
 )
 
 # Active-active: three VIPs on one frontend, each preferring a balancer of
 # its own; VI_B speaks unicast VRRP, VI_6 is IPv6 (VRRPv3).
 ACTIVE = Topology(
     "active",
-    {"web1": "192.168.100.41", "web2": "192.168.100.42", "lb1": "192.168.100.43",
-     "lb2": "192.168.100.44", "client": "192.168.100.20"},
+    {"web1": at(41), "web2": at(42), "lb1": at(43),
+     "lb2": at(44), "client": at(20)},
     "client",
     {"havip": {
         "nodes": {
-            "web1": {"roles": ["backend"], "address": "192.168.100.41"},
-            "web2": {"roles": ["backend"], "address": "192.168.100.42"},
-            "lb1": {"roles": ["balancer"], "address": "192.168.100.43", "priority": 150},
-            "lb2": {"roles": ["balancer"], "address": "192.168.100.44", "priority": 100},
+            "web1": {"roles": ["backend"], "address": at(41)},
+            "web2": {"roles": ["backend"], "address": at(42)},
+            "lb1": {"roles": ["balancer"], "address": at(43), "priority": 150},
+            "lb2": {"roles": ["balancer"], "address": at(44), "priority": 100},
         },
         "vips": {
-            "VI_A": {"address": "192.168.100.45/24", "interface": "eth0", "virtual_router_id": 71},
-            "VI_B": {"address": "192.168.100.46/24", "interface": "eth0", "virtual_router_id": 72,
+            "VI_A": {"address": f"{at(45)}/{NETWORK.prefixlen}", "interface": "eth0", "virtual_router_id": 71},
+            "VI_B": {"address": f"{at(46)}/{NETWORK.prefixlen}", "interface": "eth0", "virtual_router_id": 72,
                      "priorities": {"lb2": 200}, "unicast": True},
             "VI_6": {"address": "fd00:100::45/64", "interface": "eth0", "virtual_router_id": 73},
         },
@@ -122,12 +137,12 @@ ACTIVE = Topology(
 TRIO_HTTP = _topology(
     "trio-http",
     {
-        "web1": {"roles": ["backend"], "address": "192.168.100.31"},
-        "web2": {"roles": ["backend"], "address": "192.168.100.32"},
-        "lb1": {"roles": ["backend", "balancer"], "address": "192.168.100.33", "priority": 200},
-        "lb2": {"roles": ["balancer"], "address": "192.168.100.34", "priority": 120},
+        "web1": {"roles": ["backend"], "address": at(31)},
+        "web2": {"roles": ["backend"], "address": at(32)},
+        "lb1": {"roles": ["backend", "balancer"], "address": at(33), "priority": 200},
+        "lb2": {"roles": ["balancer"], "address": at(34), "priority": 120},
     },
-    vip="192.168.100.30", vrid=61, frontend={"port": 8088, "mode": "http"},
+    vip=at(30), vrid=61, frontend={"port": 8088, "mode": "http"},
     backend={"port": 8080},
 )
 
@@ -375,7 +390,7 @@ def running_cluster(salt_factories, topology, pillar_dir):
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - havip\n")
     (pillar_dir / "havip.sls").write_text(yaml.safe_dump(topology.pillar))
     factories_root = pathlib.Path(salt_factories.root_dir)
-    with Lab(topology.hosts, gateway=f"{GATEWAY}/24", binds=[REPO, factories_root]) as lab:
+    with Lab(topology.hosts, gateway=f"{GATEWAY}/{NETWORK.prefixlen}", binds=[REPO, factories_root]) as lab:
         master = salt_factories.salt_master_daemon(
             f"havip-master-{topology.name}",
             overrides={
