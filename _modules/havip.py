@@ -431,7 +431,7 @@ def ready(server, timeout=None):
 # ---- measuring and breaking ---------------------------------------------------
 
 
-def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None):
+def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=None):
     """
     Request ``url`` from this minion ``rate`` times a second for ``seconds``
     seconds - on a fixed schedule, each request with its own ``timeout`` -
@@ -445,19 +445,22 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None):
     configuration deployed here.  With ``stop_file`` the probe ends early,
     as soon as that file exists on this minion: a caller that cannot know
     how long it needs the probe (the ``havip.deploy`` runner) starts it for
-    long and creates the file when done.
+    long and creates the file when done.  An https ``url`` is verified
+    against ``cafile`` (a CA certificate file on this minion; default: the
+    system's CAs).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt client havip.probe url=http://192.168.100.10:9090/ seconds=30
+        salt client havip.probe url=https://192.168.100.10/ cafile=/etc/ssl/our-ca.pem
     """
     if url is None:
         url = havip_facts.frontend_url(_facts())
     seconds, rate, timeout = havip_probe.probe_args(seconds, rate, timeout)
     stop = (lambda: os.path.exists(stop_file)) if stop_file else None
-    return havip_probe.measure(url, seconds, rate, timeout, stop=stop)
+    return havip_probe.measure(url, seconds, rate, timeout, stop=stop, cafile=cafile)
 
 
 def _service(facts, name, action):

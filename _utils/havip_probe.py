@@ -8,6 +8,7 @@ Pure helpers (no Salt dunders); the lab imports this file as it is.
 
 import base64
 import concurrent.futures
+import ssl
 import time
 import urllib.request
 
@@ -15,13 +16,16 @@ from havip_facts import WAIT_LIMIT
 from salt.exceptions import CommandExecutionError
 
 
-def get(url, timeout=2.0, auth=None):
-    """(status, body) of an HTTP GET; raises OSError (URLError) on failure."""
+def get(url, timeout=2.0, auth=None, cafile=None):
+    """(status, body) of an HTTP GET; raises OSError (URLError) on failure.
+    An https URL's certificate is verified against ``cafile`` (default: the
+    system's CAs)."""
     request = urllib.request.Request(url)
     if auth:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         return response.status, response.read().decode(errors="replace")
 
 
@@ -33,10 +37,10 @@ def http_ok(url):
         return False
 
 
-def fetch_body(url, timeout):
+def fetch_body(url, timeout, cafile=None):
     """The response body (stripped), or None on any failure."""
     try:
-        return get(url, timeout)[1].strip()
+        return get(url, timeout, cafile=cafile)[1].strip()
     except (OSError, ValueError):
         return None
 
@@ -79,13 +83,13 @@ def summarize(url, started, seconds, requests, timeline=False):
     return report
 
 
-def measure(url, seconds, rate, timeout, timeline=False, stop=None):
+def measure(url, seconds, rate, timeout, timeline=False, stop=None, cafile=None):
     """Send a request to ``url`` every 1/rate s for ``seconds`` s, each on
     its own (a slow or lost request does not hold up the next), and
     summarize what a client saw (the loop behind ``havip.probe``); with
     ``timeline`` also every request as [seconds after the start, answered
     (1) or not (0)].  ``stop``, if given, is asked before each request and
-    ends the run early when it returns True."""
+    ends the run early when it returns True.  ``cafile``: see ``get``."""
     period = 1.0 / rate
     count = int(seconds * rate)
     started, start = time.time(), time.monotonic()
@@ -96,7 +100,7 @@ def measure(url, seconds, rate, timeout, timeline=False, stop=None):
             time.sleep(max(0.0, start + index * period - time.monotonic()))
             if stop is not None and stop():
                 break
-            pending.append((time.monotonic() - start, pool.submit(fetch_body, url, timeout)))
+            pending.append((time.monotonic() - start, pool.submit(fetch_body, url, timeout, cafile)))
     requests = [[sent, future.result()] for sent, future in pending]
     return summarize(url, started, time.monotonic() - start, requests, timeline)
 

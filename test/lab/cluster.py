@@ -357,14 +357,14 @@ class Cluster:
             proc.wait(timeout=10)
 
     @contextlib.contextmanager
-    def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False):
+    def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False, cafile=None):
         """Probe the frontend on the VIP from the client while the block runs;
         the report dict is filled in when the block ends."""
         report = {}
         proc = self.host(self.topology.client).popen(
             [sys.executable, "-m", "test.lab.probe", url or self.topology.frontend_url,
              "--seconds", str(seconds), "--rate", str(rate), "--timeout", str(timeout)]
-            + (["--timeline"] if timeline else []),
+            + (["--timeline"] if timeline else []) + (["--cafile", str(cafile)] if cafile else []),
             cwd=str(REPO), stdout=-1, stderr=-1, text=True)
         proc.stderr.readline()  # "probe started"
         try:

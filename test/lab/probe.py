@@ -25,9 +25,11 @@ def main(argv=None):
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--timeout", type=float, default=0.2)
     parser.add_argument("--timeline", action="store_true", help="also every request's time and outcome")
+    parser.add_argument("--cafile", help="verify an https URL against this CA certificate")
     args = parser.parse_args(argv)
     print("probe started", file=sys.stderr, flush=True)
-    report = havip_probe.measure(args.url, args.seconds, args.rate, args.timeout, timeline=args.timeline)
+    report = havip_probe.measure(args.url, args.seconds, args.rate, args.timeout, timeline=args.timeline,
+                                 cafile=args.cafile)
     print(json.dumps(report), flush=True)
 
 

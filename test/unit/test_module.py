@@ -698,9 +698,10 @@ def test_probe_rejects_bad_arguments(havip, kwargs, name):
 
 def test_probe_defaults_to_the_frontend_on_the_first_vip(havip, lb, monkeypatch):
     seen = []
-    monkeypatch.setattr(havip_probe, "measure", lambda *args, stop: seen.append((*args, stop)) or {"ok": True})
+    monkeypatch.setattr(havip_probe, "measure",
+                        lambda *args, stop, cafile: seen.append((*args, stop, cafile)) or {"ok": True})
     assert havip.probe(seconds=5, rate=10) == {"ok": True}
-    assert seen == [("http://192.168.100.10:9090/", 5.0, 10.0, 0.2, None)]
+    assert seen == [("http://192.168.100.10:9090/", 5.0, 10.0, 0.2, None, None)]
 
 
 # ---- inject -----------------------------------------------------------------
@@ -1019,7 +1020,7 @@ def test_ready_raises_naming_the_status_when_the_server_does_not_come_up(havip, 
 def test_probe_ends_early_once_its_stop_file_exists(havip, tmp_path, monkeypatch):
     stop_file = tmp_path / "stop"
 
-    def fetch(url, timeout):
+    def fetch(url, timeout, cafile):
         fetch.calls += 1
         if fetch.calls == 3:
             stop_file.touch()

@@ -55,7 +55,7 @@ def test_summarize_without_failures_and_with_a_timeline():
 
 def test_measure_keeps_its_schedule_while_requests_hang(monkeypatch):
     """A lost request (it waits its whole timeout) does not delay the next."""
-    def fetch(url, timeout):
+    def fetch(url, timeout, cafile):
         if fetch.calls.append(url) or len(fetch.calls) == 2:
             time.sleep(timeout)
             return None
