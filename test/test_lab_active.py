@@ -1,16 +1,27 @@
 """
-Lab tier: active-active on the ACTIVE topology - three VIPs on one frontend,
-each preferring a balancer of its own (per-VIP ``priorities``): VI_A and the
-IPv6 VI_6 prefer lb1, VI_B prefers lb2 and speaks unicast VRRP.  A failed
-balancer's VIPs move to the other one and come back when it returns; with
-VRRP multicast dropped by nft, the unicast VIP still fails over.
+Lab tier: active-active on the ACTIVE topology - three VIPs on one frontend
+(http mode), each preferring a balancer of its own (per-VIP ``priorities``):
+VI_A and the IPv6 VI_6 prefer lb1, VI_B prefers lb2 and speaks unicast
+VRRP.  A failed balancer's VIPs move to the other one and come back when it
+returns; with VRRP multicast dropped by nft, the unicast VIP still fails
+over.  And what runs it in production: TLS on every VIP (a certificate of
+the lab's own CA, HTTP/2 and HTTP/1.1, redirect, rotation under load, TLS
+on the new holder), Prometheus on the client scraping both balancers
+(HAProxy's exporter, the VRRP state), VRRP transitions on the Salt event bus
+and the example reactor acting on them.
 """
 
 import contextlib
+import copy
+import json
+import pathlib
+import time
+import urllib.parse
 
 import pytest
 
-from test.lab.cluster import ACTIVE, deployed_cluster
+from test.lab.ca import CA
+from test.lab.cluster import ACTIVE, Topology, deployed_cluster
 
 pytestmark = pytest.mark.lab
 
@@ -38,10 +49,62 @@ def held_by(expected):
     return {vip: [holder] for vip, holder in expected.items()}
 
 
+TLS_PORT = 443
+PROMETHEUS = """global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: haproxy
+    static_configs: [{targets: ['lb1:9101', 'lb2:9101']}]
+  - job_name: node
+    static_configs: [{targets: ['lb1:9100', 'lb2:9100']}]
+"""
+
+
+def tls_pillar(certificate, **tls):
+    pillar = copy.deepcopy(ACTIVE.pillar)
+    pillar["havip"]["frontend"]["tls"] = {"port": TLS_PORT, "certificate": certificate, **tls}
+    return pillar
+
+
 @pytest.fixture(scope="module")
-def cluster(salt_factories, tmp_path_factory):
-    with deployed_cluster(salt_factories, ACTIVE, tmp_path_factory) as c:
+def ca(salt_factories):
+    """The lab's CA, where the hosts see it (salt-factories' root is
+    bind-mounted into them)."""
+    return CA(pathlib.Path(salt_factories.root_dir) / "ca-active")
+
+
+def vip_addresses():
+    return [ACTIVE.vip_address(vip) for vip in sorted(PREFERRED)]
+
+
+@pytest.fixture(scope="module")
+def cluster(salt_factories, tmp_path_factory, ca):
+    topology = Topology(ACTIVE.name, ACTIVE.hosts, ACTIVE.client,
+                        tls_pillar(ca.issue("vips", vip_addresses(), serial=0x1001)))
+    reactor_log = pathlib.Path(salt_factories.root_dir) / "havip-vrrp-active.log"
+    reactor = {"reactor": [{"salt/beacon/*/havip/*": ["salt://havip/reactor/vrrp.sls"]}],
+               "havip_vrrp_log": str(reactor_log)}
+    with deployed_cluster(salt_factories, topology, tmp_path_factory, master_overrides=reactor) as c:
+        c.reactor_log = reactor_log
         yield c
+
+
+@pytest.fixture(scope="module")
+def prometheus(cluster):
+    """Debian's Prometheus on the client host, scraping both balancers every
+    second; returns a function asking its HTTP API."""
+    client = cluster.host(ACTIVE.client)
+    client.run("apt-get install -y --no-download --no-install-recommends -o Acquire::Retries=0 prometheus",
+               timeout=600)
+    client.run(["tee", "/etc/prometheus/prometheus.yml"], input=PROMETHEUS)
+    client.run(["systemctl", "restart", "prometheus"])
+
+    def query(expression):
+        url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+        out = client.run(["curl", "-s", "-m", "2", url], check=False).stdout
+        return json.loads(out)["data"]["result"] if out else []
+    return query
 
 
 @pytest.fixture
@@ -144,3 +207,92 @@ def test_handovers_of_a_balancers_vips_lose_no_request_on_any_vip(lab, balancer)
     for vip, report in probes.items():
         assert report["failed"] == 0 and report["total"] > 1000, (vip, report)
     assert holders(lab, PREFERRED, timeout=1) == held_by(PREFERRED)
+
+
+# ---- TLS, metrics and events ------------------------------------------------
+
+
+def https(vip):
+    address = ACTIVE.vip_address(vip)
+    return f"https://{f'[{address}]' if ':' in address else address}:{TLS_PORT}/"
+
+
+def curl(cluster, ca, *args):
+    """(HTTP status, HTTP version, body) of curl on the client, verifying
+    against the lab's CA."""
+    out = cluster.host(ACTIVE.client).run(
+        ["curl", "-s", "-m", "3", "--cacert", str(ca.pem), "-o", "/dev/stdout", "-w",
+         "\n%{http_code} %{http_version} %{redirect_url}", *args], check=False).stdout
+    body, _, tail = out.rpartition("\n")
+    return (*tail.split(" ", 2), body.strip())
+
+
+def serial(cluster, ca, vip):
+    """The serial of the certificate a TLS client gets from ``vip``."""
+    address = ACTIVE.vip_address(vip)
+    shown = cluster.host(ACTIVE.client).run(
+        f"openssl s_client -connect '[{address}]:{TLS_PORT}' -CAfile '{ca.pem}' -verify_return_error "
+        f"</dev/null 2>/dev/null | openssl x509 -noout -serial", check=False).stdout
+    return shown.strip().split("=")[-1]
+
+
+@pytest.mark.parametrize("vip", sorted(PREFERRED))
+def test_every_vip_serves_verified_tls_over_http2_and_http11(lab, ca, vip):
+    for flag, version in (("--http2", "2"), ("--http1.1", "1.1")):
+        status, got, _, body = curl(lab, ca, flag, https(vip))
+        assert (status, got) == ("200", version) and body in BACKENDS, (flag, status, got, body)
+    assert serial(lab, ca, vip) == "1001"
+
+
+def test_plain_http_is_redirected_to_https_when_asked(lab, ca):
+    lab.set_pillar(tls_pillar(ca.issue("vips", vip_addresses(), serial=0x1001), redirect=True))
+    assert lab.apply("lb*").returncode == 0
+    try:
+        status, _, location, _ = curl(lab, ca, url("VI_A"))
+        assert (status, location) == ("301", f"https://{ACTIVE.vip_address('VI_A')}:9090/")
+    finally:
+        lab.set_pillar(lab.topology.pillar)
+
+
+def test_rotating_the_certificate_under_load_loses_no_request(lab, ca):
+    with lab.probe(seconds=10, url=https("VI_A"), cafile=ca.pem) as report:
+        time.sleep(2)
+        lab.set_pillar(tls_pillar(ca.issue("rotated", vip_addresses(), serial=0x2002)))
+        applied = lab.apply("lb*")
+        assert applied.returncode == 0, applied.stdout
+    assert report["failed"] == 0 and report["total"] > 900, report
+    assert {vip: serial(lab, ca, vip) for vip in PREFERRED} == {vip: "2002" for vip in PREFERRED}
+    lab.set_pillar(lab.topology.pillar)
+
+
+def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(lab, ca, prometheus, event_listener):
+    def holders_by_prometheus():
+        return {sample["metric"]["instance"].split(":")[0]: sample["value"][1]
+                for sample in prometheus('havip_vrrp_master{vip="VI_A"}')}
+    deadline = time.monotonic() + 30
+    while holders_by_prometheus() != {"lb1": "1", "lb2": "0"}:
+        assert time.monotonic() < deadline, holders_by_prometheus()
+        time.sleep(0.5)
+    assert {s["metric"]["instance"] for s in prometheus('up{job="haproxy"} == 1')} == {"lb1:9101", "lb2:9101"}
+    started = time.time()
+    killed = lab.kill_haproxy("lb1")
+    assert lab.wait_for_holders(["lb2"], timeout=5, vip="VI_A") == ["lb2"]
+    status, _, _, body = curl(lab, ca, https("VI_A"))  # TLS on the new holder
+    assert status == "200" and body in BACKENDS
+    # Prometheus sees the move within 3 s of the kill.
+    while holders_by_prometheus() != {"lb1": "0", "lb2": "1"}:
+        assert time.time() - killed < 3, holders_by_prometheus()
+        time.sleep(0.2)
+    # Every transition on the bus, within 2 s, with what it was before.
+    events = event_listener.wait_for_events(
+        [(lab.master.id, "salt/beacon/lb1/havip/VI_A/FAULT"), (lab.master.id, "salt/beacon/lb2/havip/VI_A/MASTER")],
+        timeout=10, after_time=started)
+    assert events.found_all_events, events.missed
+    for event in events.matches:
+        assert event.data["vip"] == "VI_A" and event.data["previous"] in ("MASTER", "BACKUP")
+        assert event.stamp.timestamp() - event.data["at"] < 2, event
+    # The example reactor announced the new holder and logged the moves.
+    announced = event_listener.wait_for_events([(lab.master.id, "havip/vip/VI_A/holder")], timeout=10,
+                                               after_time=started)
+    assert any(event.data.get("holder") == "lb2" for event in announced.matches), announced.matches
+    assert " lb2 VI_A BACKUP -> MASTER" in lab.reactor_log.read_text()

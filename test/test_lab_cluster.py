@@ -2,18 +2,23 @@
 Lab tier: the formula applied by a real salt-master to real salt-minions in
 namespace hosts, with Debian's nginx, HAProxy and keepalived really running.
 Two topologies: the seed's (2 backends, 2 balancers, tcp) and one with three
-backends in http mode where one host is both backend and balancer.
+backends in http mode where one host is both backend and balancer and two
+backends come from the Salt mine (the first apply is a fresh cluster's one
+command); in http mode a POST is never replayed and requests are in the
+journal.
 
 The tests of one topology run in file order on one cluster: the first apply
 installs everything, later tests break and restore it.
 """
 
 import copy
+import sys
 import time
+import uuid
 
 import pytest
 
-from test.lab.cluster import SEED, TRIO_HTTP, running_cluster
+from test.lab.cluster import REPO, SEED, TRIO_HTTP, running_cluster
 
 pytestmark = pytest.mark.lab
 
@@ -181,3 +186,71 @@ def test_a_rebooted_balancer_comes_back_with_its_units_its_minion_and_the_vip(cl
     assert cluster.wait_for_holders([preferred], timeout=15) == [preferred]
     assert cluster.salt(preferred, "havip.check").data["healthy"] is True
     assert cluster.client_get(cluster.topology.frontend_url)[0] == 200
+
+
+@pytest.fixture
+def http_cluster(cluster, first_apply):
+    if cluster.topology.pillar["havip"]["frontend"]["mode"] != "http":
+        pytest.skip("an http-mode topology's test")
+    return cluster
+
+
+def backend_logs(cluster, recorder_log):
+    """Every request line the backends saw: nginx's access logs and the
+    recorder's log (test/lab/recorder.py)."""
+    lines = []
+    for name in cluster.topology.with_role("backend"):
+        host = cluster.host(name)
+        lines += host.run(["cat", "/var/log/nginx/access.log", str(recorder_log)], check=False).stdout.splitlines()
+    return "\n".join(lines)
+
+
+def test_a_post_whose_server_dies_mid_request_is_never_replayed_a_get_is(http_cluster, tmp_path_factory):
+    """HAProxy replays a request whose server died or timed out on another
+    server (retry-on), but only a safe method: a POST is delivered at most
+    once.  web1's nginx is replaced by a server that dies in the middle of
+    every request but its health check."""
+    cluster = http_cluster
+    web1 = cluster.host("web1")
+    port = cluster.topology.pillar["havip"]["backend"]["port"]
+    recorder_log = cluster.lab.shared_dir / "recorder.log"
+    cluster.systemctl("web1", "stop", "nginx")
+    recorder = web1.popen([sys.executable, "-m", "test.lab.recorder", str(port), str(recorder_log)],
+                          cwd=str(REPO))
+    try:
+        time.sleep(3)  # HAProxy's checks see web1 (the recorder) UP
+        url = cluster.topology.frontend_url
+        client = cluster.host(cluster.topology.client)
+        codes = {}
+        for index in range(6):
+            for method in ("POST", "GET"):
+                path = f"/{method.lower()}-{index}-{uuid.uuid4().hex[:6]}"
+                codes[path] = client.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+                                          "-X", method, "-d", "x" if method == "POST" else "", url + path[1:]],
+                                         check=False).stdout
+        seen = backend_logs(cluster, recorder_log)
+        for path, code in codes.items():
+            times = seen.count(f"{path} ")
+            if path.startswith("/post-"):
+                assert times == 1, (path, code, times)  # delivered once, replayed never
+            else:
+                assert code == "200" and times in (1, 2), (path, code, times)
+        # Some went to the dying server: POSTs answered 502, GETs replayed.
+        assert "502" in [codes[p] for p in codes if p.startswith("/post-")], codes
+        assert any(seen.count(f"{p} ") == 2 for p in codes if p.startswith("/get-")), seen
+    finally:
+        recorder.terminate()
+        recorder.wait(timeout=10)
+        cluster.systemctl("web1", "start", "nginx")
+
+
+def test_haproxys_requests_are_in_the_journal(http_cluster):
+    """No rsyslog: HAProxy logs to /dev/log, which journald reads."""
+    cluster = http_cluster
+    path = f"journal-{uuid.uuid4().hex[:8]}"
+    assert cluster.client_get(cluster.topology.frontend_url + path)[0] == 404
+    deadline = time.monotonic() + 10
+    while f"GET /{path} " not in cluster.host(cluster.topology.preferred_balancer).run(
+            ["journalctl", "-u", "haproxy", "-o", "cat", "--since", "-5min"]).stdout:
+        assert time.monotonic() < deadline, "the request is not in `journalctl -u haproxy`"
+        time.sleep(0.5)

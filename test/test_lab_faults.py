@@ -51,12 +51,25 @@ def served_after(report, moment):
     return report["recovered"] and (report["last_failure"] or 0) < moment
 
 
+def outages(report):
+    """The runs of failed requests of a probe's timeline: [(first, last)]."""
+    runs, current = [], None
+    for sent, answered in report["timeline"]:
+        if not answered:
+            current = (current[0], sent) if current else (sent, sent)
+        elif current:
+            runs.append(current)
+            current = None
+    return runs + ([current] if current else [])
+
+
 @pytest.mark.parametrize("process", ["master", "worker"])
-def test_haproxy_killed_on_the_holder_moves_the_vip_at_once_and_systemd_brings_it_back(lab, process):
+def test_haproxy_killed_on_the_holder_costs_one_short_outage_and_its_return_none(lab, process):
     """kill -9 of HAProxy's master (its worker exits with it) or of its
     worker (the master then exits): the VIP moves at once.  Debian's unit
     (Restart=always, 100 ms) starts HAProxy again, and once keepalived's
-    check has risen the preferred holder takes the VIP back, no re-apply."""
+    check has risen the preferred holder takes the VIP back, no re-apply -
+    a move like any other, handed over: the return loses no request."""
     restarts = lab.restarts(PRIMARY)
     with lab.probe(seconds=10, timeline=True) as report:
         time.sleep(1.5)
@@ -65,18 +78,104 @@ def test_haproxy_killed_on_the_holder_moves_the_vip_at_once_and_systemd_brings_i
         state, since = lab.vrrp_state(BACKUP)
         assert state == "MASTER" and since > killed
         assert lab.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
-        back = time.time()
     assert lab.restarts(PRIMARY) == restarts + 1
-    # The move away costs at most a second of requests (as before systemd);
-    # what the move back costs is printed, not bounded yet.
     moved = killed - report["started"]
-    returned = back - report["started"]
-    failed = [sent for sent, answered in report["timeline"] if not answered]
-    print(f"\nkill -9 of HAProxy's {process}: failed requests at {failed} s (killed at {moved:.2f} s, "
-          f"back on {PRIMARY} by {returned:.2f} s)")
-    assert not [sent for sent in failed if moved + 1.0 < sent < returned - 1.0], report
-    assert served_after(report, returned + 1.0), report
-    assert report["failed"] < report["total"] / 20, report
+    runs = outages(report)
+    # One outage, right after the kill (the requests HAProxy had in flight,
+    # and those sent until the backup took the VIP); nothing at the return.
+    assert len(runs) <= 1, runs
+    assert all(moved - 0.1 < first and last < moved + 1.0 for first, last in runs), (moved, runs)
+    assert report["recovered"], report
+
+
+@pytest.mark.parametrize("service", ["haproxy", "keepalived"])
+def test_a_stopped_service_on_the_holder_moves_the_vip_at_once_and_a_reapply_restores(lab, service):
+    """`systemctl stop haproxy` (the seed's own failover test) or `systemctl
+    stop keepalived` on the holder: one short outage, and `state.apply`
+    starts it again (the lab fixture's re-apply checks the holder after)."""
+    with lab.probe(seconds=5, timeline=True) as report:
+        time.sleep(1)
+        stopped = time.time()
+        lab.systemctl(PRIMARY, "stop", service)
+        assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+    moved = stopped - report["started"]
+    runs = outages(report)
+    assert len(runs) <= 1 and all(last < moved + 1.0 for _, last in runs), (moved, runs)
+    assert report["recovered"], report
+    assert lab.systemctl(PRIMARY, "is-active", service, check=False).stdout.strip() == "inactive"
+
+
+def test_reloading_keepalived_moves_no_vip_and_loses_no_request(lab):
+    """A keepalived config change reaches it by SIGHUP (systemctl reload)."""
+    before = {name: lab.vrrp_state(name) for name in (PRIMARY, BACKUP)}
+    with lab.probe(seconds=5) as report:
+        time.sleep(1)
+        for name in (PRIMARY, BACKUP):
+            lab.systemctl(name, "reload", "keepalived")
+        time.sleep(2)
+    assert report["failed"] == 0, report
+    assert {name: lab.vrrp_state(name) for name in (PRIMARY, BACKUP)} == before
+
+
+def test_a_rebooted_balancer_gives_the_vip_up_at_once_and_takes_it_back_losing_nothing(lab):
+    """Power off (keepalived stops before HAProxy, by the formula's drop-in:
+    the VIP leaves while HAProxy still serves), boot again on the same disk:
+    the enabled units start, and the preferred holder takes the VIP back, a
+    handover."""
+    with lab.probe(seconds=20, timeline=True) as report:
+        time.sleep(1)
+        off = time.time()
+        lab.power_off(PRIMARY)
+        assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+        time.sleep(1)
+        on = time.time()
+        lab.boot(PRIMARY)
+        assert lab.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
+        time.sleep(1)
+    runs = outages(report)
+    leaving = [(first, last) for first, last in runs if first < on - report["started"]]
+    returning = [(first, last) for first, last in runs if first >= on - report["started"]]
+    assert returning == [], runs
+    assert all(last - first <= 0.05 for first, last in leaving), (off - report["started"], runs)
+    for unit in ("haproxy", "keepalived"):
+        assert lab.systemctl(PRIMARY, "is-active", unit).stdout.strip() == "active"
+
+
+def test_with_the_salt_master_down_a_dead_haproxy_still_fails_over(lab):
+    """keepalived needs no master: it fails over, and the cluster is as
+    before once the master is back."""
+    lab.master.terminate()
+    try:
+        with lab.probe(seconds=6, timeline=True) as report:
+            time.sleep(1)
+            killed = lab.kill_haproxy(PRIMARY)
+            assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+            assert lab.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
+        moved = killed - report["started"]
+        assert all(last < moved + 1.0 for _, last in outages(report)), outages(report)
+    finally:
+        lab.master.start(start_timeout=60)
+    deadline = time.monotonic() + 60
+    while (view := lab.run("havip.status")).returncode != 0:
+        assert time.monotonic() < deadline, view.stdout
+        time.sleep(2)
+
+
+def test_a_rebooted_backend_costs_no_request_and_is_taken_back(lab):
+    """nginx stops gracefully at the poweroff (HAProxy sends the next
+    requests to the other backend) and is UP again after the boot."""
+    def in_haproxy():
+        return lab.salt(PRIMARY, "havip.status").data["haproxy"]["backends"].get(BACKENDS[0], "")
+
+    with lab.probe(seconds=12) as report:
+        time.sleep(1)
+        lab.reboot(BACKENDS[0])
+        deadline = time.monotonic() + 10
+        while not in_haproxy().startswith("UP"):
+            assert time.monotonic() < deadline, in_haproxy()
+            time.sleep(0.5)
+    assert report["failed"] == 0, report
+    assert report["backends"].get(BACKENDS[0]), report  # back in rotation before the probe ended
 
 
 def test_hung_haproxy_is_noticed_and_the_vip_comes_back_when_it_wakes(lab):

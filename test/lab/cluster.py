@@ -87,15 +87,22 @@ class Topology:
         return havip_facts.url(address, port)
 
 
-def _topology(name, nodes, vip, vrid, client="client", **havip):
+def _topology(name, nodes, vip, vrid, client="client", from_mine=(), **havip):
+    """A topology of one VIP; the nodes ``from_mine`` (backends) publish
+    their address in the Salt mine instead of having it in the pillar, as
+    the pillar's mine_functions say (in the mine before any apply)."""
     hosts = {n: spec["address"] for n, spec in nodes.items()}
     hosts[client] = at(20)
     pillar = {"havip": {
-        "nodes": nodes,
+        "nodes": {n: {k: v for k, v in spec.items() if not (n in from_mine and k == "address")}
+                  for n, spec in nodes.items()},
         "vips": {"VI_1": {"address": f"{vip}/{NETWORK.prefixlen}", "interface": "eth0", "virtual_router_id": vrid}},
         "stats": {"password": "lab-only-" + name},
         **havip,
     }}
+    if from_mine:
+        pillar["havip"]["mine"] = {"network": str(NETWORK)}
+        pillar["mine_functions"] = {"havip_address": [{"mine_function": "network.ip_addrs"}, {"cidr": str(NETWORK)}]}
     return Topology(name, hosts, client, pillar)
 
 
@@ -110,8 +117,14 @@ SEED = _topology(
     vip=at(10), vrid=51, frontend={"port": 9090, "mode": "tcp"},
 )
 
-# Active-active: three VIPs on one frontend, each preferring a balancer of
-# its own; VI_B speaks unicast VRRP, VI_6 is IPv6 (VRRPv3).
+# A balancer's interface addresses in the mine before the first apply (the
+# handover relays an IPv6 VIP to them: the nodes' addresses are IPv4).
+RELAY_MINE_FUNCTIONS = {"havip_relay_addresses": [{"mine_function": "grains.item"},
+                                                  "ip4_interfaces", "ip6_interfaces"]}
+
+# Active-active: three VIPs on one frontend in http mode, each preferring a
+# balancer of its own; VI_B speaks unicast VRRP, VI_6 is IPv6 (VRRPv3).
+# test_lab_active.py adds TLS; HAProxy's and the VRRP metrics are on.
 ACTIVE = Topology(
     "active",
     {"web1": at(41), "web2": at(42), "lb1": at(43),
@@ -130,10 +143,14 @@ ACTIVE = Topology(
                      "priorities": {"lb2": 200}, "unicast": True},
             "VI_6": {"address": "fd00:100::45/64", "interface": "eth0", "virtual_router_id": 73},
         },
+        "frontend": {"mode": "http"},
+        "metrics": {"port": 9101},
         "stats": {"password": "lab-only-active"},
-    }},
+    }, "mine_functions": RELAY_MINE_FUNCTIONS},
 )
 
+# http mode, one host both backend and balancer, and the backends web1 and
+# web2 from the mine: a fresh cluster deployed by one `state.apply`.
 TRIO_HTTP = _topology(
     "trio-http",
     {
@@ -143,7 +160,7 @@ TRIO_HTTP = _topology(
         "lb2": {"roles": ["balancer"], "address": at(34), "priority": 120},
     },
     vip=at(30), vrid=61, frontend={"port": 8088, "mode": "http"},
-    backend={"port": 8080},
+    backend={"port": 8080}, from_mine=("web1", "web2"),
 )
 
 
@@ -384,8 +401,10 @@ def minion_overrides():
 
 
 @contextlib.contextmanager
-def running_cluster(salt_factories, topology, pillar_dir):
-    """Lab up, master and minions started, pillar in place; all torn down after."""
+def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None):
+    """Lab up, master and minions started, pillar in place, the formula
+    synced and the mine filled (README's steps before the first apply); all
+    torn down after."""
     pillar_dir.mkdir(parents=True, exist_ok=True)
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - havip\n")
     (pillar_dir / "havip.sls").write_text(yaml.safe_dump(topology.pillar))
@@ -398,6 +417,7 @@ def running_cluster(salt_factories, topology, pillar_dir):
                 "file_roots": {"base": [str(formula_root(factories_root / "formula"))]},
                 "pillar_roots": {"base": [str(pillar_dir)]},
                 "enable_fqdns_grains": False,
+                **(master_overrides or {}),
             },
         )
         with master.started(start_timeout=60):
@@ -425,14 +445,17 @@ def running_cluster(salt_factories, topology, pillar_dir):
                 assert refreshed.returncode == 0, refreshed
                 synced = cluster.run("saltutil.sync_all")
                 assert synced.returncode == 0, synced
+                # The pillar's mine_functions in the mine before any apply.
+                mined = cluster.salt("*", "mine.update")
+                assert mined.returncode == 0, mined
                 yield cluster
 
 
 @contextlib.contextmanager
-def deployed_cluster(salt_factories, topology, tmp_path_factory):
+def deployed_cluster(salt_factories, topology, tmp_path_factory, master_overrides=None):
     """running_cluster after `state.apply havip` on every minion, with the
     first VIP on its preferred balancer."""
-    with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar")) as cluster:
+    with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar"), master_overrides) as cluster:
         applied = cluster.apply()
         assert applied.returncode == 0, applied.stdout
         preferred = [topology.preferred_balancer]
