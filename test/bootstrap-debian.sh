@@ -50,3 +50,8 @@ recommended=$(apt-cache depends --no-depends --no-pre-depends --no-suggests --no
     --no-breaks --no-replaces --no-enhances $DAEMONS | awk '$1 == "Recommends:" {print $2}' | sort -u)
 absent=$(missing $recommended)
 [ -z "$absent" ] || apt-get install -y -qq --download-only --no-install-recommends $absent
+# Installed only inside lab hosts, never here: the node exporter (balancers
+# with metrics:port; havip installs it without Recommends) and Prometheus
+# (the lab's client scrapes the balancers), with what they depend on.
+LAB_ONLY="prometheus-node-exporter prometheus"
+apt-get install -y -qq --download-only --no-install-recommends $LAB_ONLY

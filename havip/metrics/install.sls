@@ -5,9 +5,12 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
 
+{#- The exporter alone: its Recommends (a set of collectors run by timers)
+    are the operator's choice. #}
 havip-metrics-pkg:
   pkg.installed:
     - pkgs: {{ havip.lookup.pkgs.node_exporter | json }}
+    - install_recommends: false
 
 havip-metrics-textfile-dir:
   file.directory:
