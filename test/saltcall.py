@@ -100,7 +100,7 @@ class SaltCall:
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                              env={**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONDONTWRITEBYTECODE": "1"})
         try:
             return proc.returncode, json.loads(proc.stdout)["local"]
         except (ValueError, KeyError):
