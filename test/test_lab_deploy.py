@@ -68,10 +68,13 @@ def deploy(cluster, **pillar):
     return cluster.orchestrate("deploy", timeout=900, **pillar)
 
 
-def changed_pillar(timeout_client, version):
+def changed_pillar(timeout_client, version, password=None):
     """The seed's pillar with HAProxy's `timeout client` (balancers reload)
-    and every backend's page (backends rewrite their index.html) changed."""
+    and every backend's page (backends rewrite their index.html) changed,
+    and a new stats password if given."""
     pillar = copy.deepcopy(SEED.pillar)
+    if password:
+        pillar["havip"]["stats"]["password"] = password
     defaults = [f"timeout client {timeout_client}" if line.startswith("timeout client") else line
                 for line in DEFAULT_LINES]
     assert defaults != DEFAULT_LINES
@@ -108,8 +111,12 @@ def backend_steps(name):
 
 
 def test_a_rolling_deploy_brings_a_pillar_change_to_every_node_without_a_failed_request(healthy):
+    """The stats password changes too: each balancer judges its peer by
+    stats:backends_uri, which asks for none, so the old and the new one
+    live side by side during the rollout."""
     pids = haproxy_pids(healthy)
-    healthy.set_pillar(changed_pillar("51s", "v2"))
+    password = "rotated stats password"
+    healthy.set_pillar(changed_pillar("51s", "v2", password))
     result, steps = deploy(healthy, client=SEED.client)
     report = steps["havip-deploy-run"]
     print(f"\ndeploy: {report}")
@@ -130,6 +137,7 @@ def test_a_rolling_deploy_brings_a_pillar_change_to_every_node_without_a_failed_
     answers = {healthy.client_get(SEED.frontend_url)[1] for _ in range(2 * len(BACKENDS))}
     assert answers == {f"{name} v2" for name in BACKENDS}
     assert healthy.vip_holders() == [PRIMARY]
+    assert healthy.client_get(f"http://{SEED.vip}:1080/status", user=f"admin:{password}")[0] == 200
 
 
 def test_a_failing_apply_stops_the_deploy_there_and_a_rerun_after_the_fix_completes_it(healthy):

@@ -305,3 +305,21 @@ def test_a_malicious_address_in_the_mine_is_refused_and_changes_nothing(seed_pil
     assert cluster.config_digests() == before
     assert report["failed"] == 0, report
     assert cluster.salt("nginx2", "grains.delkey", "havip_evil").returncode == 0
+
+
+def test_a_handover_cut_off_halfway_is_put_right_by_the_next_apply(healthy):
+    """What a handover leaves when it is cut off (a relay gone, the VIP left
+    on lo): havip.check names it, `state.apply havip` puts it right."""
+    backup = healthy.host(BACKUP)
+    backup.run(["nft", "delete", "table", "ip", "havip_relay_VI_1"])
+    backup.run(["ip", "addr", "add", f"{SEED.vip}/32", "dev", "lo"])
+    check = healthy.salt(BACKUP, "havip.check")
+    assert check.returncode != 0
+    reasons = " ".join(check.data["reasons"])
+    assert "no handover relay for VIP VI_1 here" in reasons and "still kept on lo" in reasons, reasons
+    assert healthy.apply(BACKUP).returncode == 0
+    deadline = time.monotonic() + 10  # the release job drops the lo copy once quiet
+    while (check := healthy.salt(BACKUP, "havip.check")).returncode != 0:
+        assert time.monotonic() < deadline, check.data
+        time.sleep(0.5)
+    assert healthy.salt(BACKUP, "havip.status").data["relay"] == {"VI_1": [SEED.nodes[PRIMARY]["address"]]}
