@@ -14,7 +14,7 @@ HAVIP_LAB_NETWORK ?= 192.168.100.0/24
 export HAVIP_LAB_NETWORK
 SLS := $(shell find havip -name '*.sls' | sort)
 
-.PHONY: deps debs test test-fast test-matrix test-lab lint demo bench lab-cleanup
+.PHONY: deps debs test test-fast test-matrix test-lab lint demo bench lab-cleanup docs
 
 deps: debs $(VENV)/.installed-salt$(SALT_VERSION)
 
@@ -67,3 +67,7 @@ bench: deps lab-cleanup
 # mounts and processes).
 lab-cleanup: deps
 	$(PY) -m test.lab.lab cleanup
+
+# The pillar reference, generated from the contract (a test checks it).
+docs: deps
+	$(PY) -m test.pillar_reference > docs/pillar.md

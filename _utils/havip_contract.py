@@ -337,6 +337,7 @@ SPEC = {
         "sysctl_file": file("the sysctl file havip's kernel settings go to"),
         "metrics": {
             "textfile_dir": file("where prometheus-node-exporter's textfile collector reads *.prom"),
+            "node_exporter_port": port("where prometheus-node-exporter serves (opened in firewalld)"),
         },
         "selinux": {
             "booleans": Key("SELinux booleans set for balancers", "a list of boolean names",

@@ -12,7 +12,8 @@
 {%- from tplroot ~ '/map.jinja' import havip with context %}
 {%- set includes = [] %}
 {%- if 'balancer' in havip.roles %}
-{%-   do includes.extend(['.events.clean', '.keepalived.clean', '.haproxy.clean', '.metrics.clean']) %}
+{%-   if opts.get('file_client') != 'local' %}{% do includes.append('.events.clean') %}{% endif %}
+{%-   do includes.extend(['.keepalived.clean', '.haproxy.clean', '.metrics.clean']) %}
 {%- endif %}
 {%- if 'backend' in havip.roles %}{% do includes.append('.nginx.clean') %}{% endif %}
 {%- if includes %}

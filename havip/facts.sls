@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 # What was deployed here, for the havip execution module (status, check,
-# standby, probe): the validated configuration.  It holds the stats password,
-# so only root may read it.
+# standby, probe): the validated configuration, without the pillar's secrets
+# (the states never get them); root's all the same.
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
 

@@ -11,7 +11,9 @@
 {%-   if havip.firewall.manage %}{% do includes.append('.firewall') %}{% endif %}
 {%-   if 'backend' in havip.roles %}{% do includes.append('.nginx') %}{% endif %}
 {%-   if havip.node.discovered or 'balancer' in havip.roles %}{% do includes.append('.mine') %}{% endif %}
-{%-   if 'balancer' in havip.roles %}{% do includes.extend(['.haproxy', '.keepalived', '.events']) %}{% endif %}
+{%-   if 'balancer' in havip.roles %}{% do includes.extend(['.haproxy', '.keepalived']) %}{% endif %}
+{#-   The beacon lives in a running salt-minion: none with salt-call --local. #}
+{%-   if 'balancer' in havip.roles and opts.get('file_client') != 'local' %}{% do includes.append('.events') %}{% endif %}
 {%-   if 'balancer' in havip.roles and havip.metrics.port %}{% do includes.append('.metrics') %}{% endif %}
 
 include: {{ includes | json }}

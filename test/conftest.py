@@ -14,6 +14,7 @@ for _folder in ("_modules", "_runners", "_utils", "_beacons"):
                   ignore_errors=True)
 
 import pytest
+import salt._logging.impl
 
 from test.lab.lab import LAB_ROOT
 from test.saltcall import REPO, SaltCall
@@ -27,6 +28,10 @@ ON_REQUEST = {"demo": "the `make demo` walk-through", "bench": "the `make bench`
 
 
 def pytest_configure(config):
+    # Salt, once imported, buffers every log record in a temporary handler
+    # and writes them to stderr at exit - after pytest's summary, into a
+    # closed stream.  The records go to pytest's own handlers instead.
+    salt._logging.impl.shutdown_temp_handler()
     config.addinivalue_line("markers", "lab: needs the namespace lab (root, real daemons)")
     for marker, what in ON_REQUEST.items():
         config.addinivalue_line("markers", f"{marker}: {what}, not a test")

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 # Opens what this node's roles serve in firewalld (instead of disabling it):
-# backends their port, balancers the frontend, the stats page and VRRP.
+# backends their port; balancers the frontend (and its TLS port), the stats
+# page, the metrics (HAProxy's exporter and the node exporter) and VRRP.
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
 {%- set ports = [] %}
@@ -11,6 +12,10 @@
 {%- endif %}
 {%- if 'balancer' in havip.roles %}
 {%-   do ports.extend([havip.frontend.port ~ '/tcp', havip.stats.port ~ '/tcp']) %}
+{%-   if havip.frontend.tls.enabled %}{% do ports.append(havip.frontend.tls.port ~ '/tcp') %}{% endif %}
+{%-   if havip.metrics.port %}
+{%-     do ports.extend([havip.metrics.port ~ '/tcp', havip.lookup.metrics.node_exporter_port ~ '/tcp']) %}
+{%-   endif %}
 {#-   VRRP from the other balancers only: their addresses, and for IPv6
       the link-local sources of multicast adverts. #}
 {%-   set peers = havip.balancers | rejectattr('name', 'equalto', havip.node.name)

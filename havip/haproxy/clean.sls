@@ -17,7 +17,10 @@ havip-haproxy-pkg-clean:
 
 havip-haproxy-config-clean:
   file.absent:
-    - name: {{ havip.lookup.haproxy.config }}
+    - names:
+      - {{ havip.lookup.haproxy.config }}
+      # the VIPs' TLS certificate and its key
+      - {{ havip.lookup.haproxy.certificate }}
     - require:
       - pkg: havip-haproxy-pkg-clean
 

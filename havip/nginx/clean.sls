@@ -17,6 +17,8 @@ havip-nginx-pkg-clean:
 
 havip-nginx-config-clean:
   file.absent:
-    - name: {{ havip.lookup.nginx.site_file }}
+    - names:
+      - {{ havip.lookup.nginx.site_file }}
+      - {{ havip.lookup.nginx.webroot }}/index.html
     - require:
       - pkg: havip-nginx-pkg-clean

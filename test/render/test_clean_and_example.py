@@ -19,6 +19,7 @@ from test.saltcall import DEBIAN_GRAINS, REPO, RenderError, seed_pillar
 def test_clean_on_a_backend_removes_nginx_only(salt_call):
     states = salt_call("nginx1", DEBIAN_GRAINS).show_sls(seed_pillar(), sls="havip.clean")
     assert states["havip-nginx-pkg-clean"]["pkgs"] == ["nginx"]
+    assert states["havip-nginx-config-clean"]["names"] == ["/etc/nginx/conf.d/havip.conf", "/var/www/html/index.html"]
     assert not any(name.startswith(("havip-keepalived", "havip-haproxy", "havip-events", "havip-metrics"))
                    for name in states), sorted(states)
 
@@ -27,7 +28,7 @@ def test_clean_on_a_balancer_leaves_curl_nftables_and_what_others_use(salt_call)
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar(), sls="havip.clean")
     removed = [pkg for state in states.values() if state["fun"] == "pkg.removed" for pkg in state["pkgs"]]
     assert sorted(removed) == ["haproxy", "keepalived"]
-    assert "havip-keepalived-handover-clean" in states and "havip-events-beacon-clean" in states
+    assert "havip-keepalived-handover-clean" in states  # (the beacon's clean needs a running minion)
     assert not any(name.startswith("havip-nginx") for name in states)
 
 
@@ -61,6 +62,7 @@ def test_spm_build_packs_what_an_installation_needs_and_nothing_else(tmp_path):
     with tarfile.open(package) as packed:
         tops = {name.split("/")[1] for name in packed.getnames() if name.count("/")}
         names = packed.getnames()
-    assert tops == {"havip", "_modules", "_runners", "_utils", "_beacons", "pillar.example", "README.md"}, tops
+    assert tops == {"FORMULA", "havip", "_modules", "_runners", "_utils", "_beacons", "pillar.example",
+                    "README.md"}, tops
     assert "havip/_utils/havip_pillar.py" in names and "havip/havip/init.sls" in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]

@@ -12,8 +12,8 @@ pillar contract and the daemons' own checks.
 
 The templates are rendered by Salt's own Jinja renderer, in process, with
 the context the states give them (`havip`, the validated configuration) and
-the pillar for the secrets they read themselves.  `make test` prints how
-many pillars were tried.
+the pillar for the secrets they read themselves.  pytest's summary says how
+many pillars were tried (test/render/conftest.py).
 """
 
 import copy
@@ -32,16 +32,6 @@ from test.formula import merged, render
 CERTIFICATE = pem()
 DANGEROUS = "\n'\";$`# "
 INTERFACES = ("eth0", "ens32", "bond0.100")
-TRIED = {"valid": 0, "mutated": 0}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def report_tried(request):
-    """How many pillars were tried, on the terminal after this file's tests."""
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    reporter.write_line(f"pillar property tests: {TRIED['valid']} valid pillars rendered and checked by the"
-                        f" daemons, {TRIED['mutated']} mutated pillars")
 
 
 # ---- generated pillars ---------------------------------------------------------
@@ -185,9 +175,9 @@ SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
 
 @SETTINGS
 @given(havip=pillars())
-def test_every_valid_pillar_renders_configs_and_scripts_the_daemons_accept(checked_in, havip):
+def test_every_valid_pillar_renders_configs_and_scripts_the_daemons_accept(checked_in, pillars_tried, havip):
     problems, root = checked_in(havip)
-    TRIED["valid"] += 1
+    pillars_tried["valid"] += 1
     assert not problems, (problems, yaml.safe_dump(havip))
 
 
@@ -248,9 +238,10 @@ def mutations(draw):
 
 @settings(SETTINGS, max_examples=300)
 @given(mutation=mutations())
-def test_a_dangerous_character_in_any_string_field_is_refused_naming_it_or_escaped(checked_in, mutation):
+def test_a_dangerous_character_in_any_string_field_is_refused_naming_it_or_escaped(checked_in, pillars_tried,
+                                                                                   mutation):
     havip, key, char, escaped = mutation
-    TRIED["mutated"] += 1
+    pillars_tried["mutated"] += 1
     if char not in escaped:
         with pytest.raises(contract.Invalid) as refused:
             validated(havip)
