@@ -7,6 +7,7 @@ not a test: it runs only with `-m demo`.  What it prints is what README
 shows.
 """
 
+import copy
 import time
 
 import pytest
@@ -84,10 +85,42 @@ def test_demo(salt_factories, tmp_path):
             show({"resume": cluster.salt(holder[0], "havip.resume").data})
         print(f"   client requests: {report['failed']} failed of {report['total']}")
 
-        say("salt-run state.orchestrate havip.failover_test")
+        say(f"salt {standby} havip.status; salt nginx1 havip.status")
+        show(cluster.salt(standby, "havip.status").data)
+        show(cluster.salt("nginx1", "havip.status").data)
+        say(f"systemctl stop haproxy on {holder[0]}; salt {holder[0]} havip.check; state.apply havip restores it")
+        cluster.systemctl(holder[0], "stop", "haproxy")
+        check = cluster.salt(holder[0], "havip.check")
+        show(check.data)
+        print(f"   exit status {check.returncode}")
+        assert cluster.apply(holder[0]).returncode == 0
+        cluster.wait_for_holders([holder[0]], timeout=15)
+
+        say(f"salt-run havip.standby {holder[0]}; salt-run havip.status; salt-run havip.resume {holder[0]}"
+            " (the client probes meanwhile)")
+        time.sleep(3)
+        with cluster.probe(seconds=10) as report:
+            time.sleep(1)
+            show(cluster.run("havip.standby", holder[0]).data)
+            view = cluster.run("havip.status")
+            show(view.data)
+            print(f"   exit status {view.returncode}")
+            show(cluster.run("havip.resume", holder[0]).data)
+        print(f"   client requests: {report['failed']} failed of {report['total']}")
+
+        say("salt-run state.orchestrate havip.failover_test pillar='{\"failover_test\": {\"client\": \"client\"}}'")
         time.sleep(3)
         result, steps = cluster.orchestrate("failover_test", timeout=300, client=topology.client)
         show(steps["havip-failover-test-run"])
+
+        say("a new page on every backend; salt-run state.orchestrate havip.deploy "
+            "pillar='{\"deploy\": {\"client\": \"client\"}}'")
+        pillar = copy.deepcopy(topology.pillar)
+        for name in topology.with_role("backend"):
+            pillar["havip"]["nodes"][name]["page"] = f"{name} v2"
+        cluster.set_pillar(pillar)
+        result, steps = cluster.orchestrate("deploy", timeout=900, client=topology.client)
+        show(steps["havip-deploy-run"])
         say("salt '*' state.apply havip  (nothing to repair)")
         result = cluster.apply()
         changed = sum(1 for ret in result.data.values() if isinstance(ret, dict)
