@@ -89,28 +89,20 @@ def _switch(value):
     return isinstance(value, bool)
 
 
-def is_address(value):
-    try:
-        ipaddress.ip_address(value if isinstance(value, str) else "-")
-    except ValueError:
-        return False
-    return True
+def _parses(parse):
+    """A test: is the value a string that ``parse`` accepts?"""
+    def test(value):
+        try:
+            parse(value if isinstance(value, str) else "-")
+        except ValueError:
+            return False
+        return True
+    return test
 
 
-def _is_interface_address(value):
-    try:
-        ipaddress.ip_interface(value if isinstance(value, str) else "-")
-    except ValueError:
-        return False
-    return True
-
-
-def _is_network(value):
-    try:
-        ipaddress.ip_network(value if isinstance(value, str) else "-")
-    except ValueError:
-        return False
-    return True
+is_address = _parses(ipaddress.ip_address)
+_is_interface_address = _parses(ipaddress.ip_interface)
+_is_network = _parses(ipaddress.ip_network)
 
 
 def _list_of(test):

@@ -48,3 +48,46 @@ def render(template, config, havip):
     pillar ``havip``."""
     context = {"opts": OPTS, "saltenv": "base", "havip": config, "salt": {"pillar.get": _pillar_get(havip)}}
     return salt.utils.templates.render_jinja_tmpl((TEMPLATES / template).read_text(), context)
+
+
+# ---- edits of a pillar's havip key, for tests of bad pillars ------------------
+
+
+def set_key(path, value):
+    def edit(havip):
+        *parents, last = path.split(":")
+        node = havip
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return edit
+
+
+def delete_key(path):
+    def edit(havip):
+        *parents, last = path.split(":")
+        node = havip
+        for key in parents:
+            node = node[key]
+        del node[last]
+    return edit
+
+
+def second_vip(**overrides):
+    def edit(havip):
+        havip["vips"]["VI_2"] = {"address": "192.168.100.9/24", "interface": "ens32",
+                                 "virtual_router_id": 52, **overrides}
+    return edit
+
+
+def vip_named(name):
+    def edit(havip):
+        havip["vips"][name] = havip["vips"].pop("VI_1")
+    return edit
+
+
+def both(*edits):
+    def edit(havip):
+        for one in edits:
+            one(havip)
+    return edit

@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from test.lab.cluster import GATEWAY, SEED, running_cluster
+from test.lab.cluster import GATEWAY, SEED, outages, running_cluster
 
 pytestmark = pytest.mark.demo
 
@@ -24,18 +24,6 @@ def say(text):
 
 def show(data):
     print("   " + yaml.safe_dump(data, sort_keys=True, default_flow_style=False).replace("\n", "\n   "))
-
-
-def outages(report):
-    """The runs of failed requests (seconds into the probe): [(first, last)]."""
-    runs, current = [], None
-    for sent, answered in report["timeline"]:
-        if not answered:
-            current = (current[0], sent) if current else (sent, sent)
-        elif current:
-            runs.append(current)
-            current = None
-    return runs + ([current] if current else [])
 
 
 def test_demo(salt_factories, tmp_path):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, deployed_cluster
+from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, deployed_cluster, outages
 
 pytestmark = pytest.mark.lab
 
@@ -49,18 +49,6 @@ def with_frontend_mode(cluster, mode):
 def served_after(report, moment):
     """Every request sent later than ``moment`` s into the probe was answered."""
     return report["recovered"] and (report["last_failure"] or 0) < moment
-
-
-def outages(report):
-    """The runs of failed requests of a probe's timeline: [(first, last)]."""
-    runs, current = [], None
-    for sent, answered in report["timeline"]:
-        if not answered:
-            current = (current[0], sent) if current else (sent, sent)
-        elif current:
-            runs.append(current)
-            current = None
-    return runs + ([current] if current else [])
 
 
 @pytest.mark.parametrize("process", ["master", "worker"])

@@ -164,6 +164,19 @@ TRIO_HTTP = _topology(
 )
 
 
+def outages(report):
+    """The runs of failed requests of a probe's timeline (seconds into the
+    probe): [(first, last)]."""
+    runs, current = [], None
+    for sent, answered in report["timeline"]:
+        if not answered:
+            current = (current[0], sent) if current else (sent, sent)
+        elif current:
+            runs.append(current)
+            current = None
+    return runs + ([current] if current else [])
+
+
 @attr.s(kw_only=True)
 class LabMinion(SaltMinion):
     """A salt-minion started inside a lab host (its namespaces and root)."""

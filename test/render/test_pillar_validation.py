@@ -7,6 +7,7 @@ import copy
 
 import pytest
 
+from test.formula import delete_key, second_vip, set_key, vip_named
 from test.saltcall import DEBIAN_GRAINS, RenderError, seed_pillar
 
 
@@ -16,37 +17,6 @@ def changed(edit):
     return pillar
 
 
-def set_key(path, value):
-    def edit(havip):
-        *parents, last = path.split(":")
-        node = havip
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    return edit
-
-
-def delete_key(path):
-    def edit(havip):
-        *parents, last = path.split(":")
-        node = havip
-        for key in parents:
-            node = node[key]
-        del node[last]
-    return edit
-
-
-def second_vip(**overrides):
-    def edit(havip):
-        havip["vips"]["VI_2"] = {"address": "192.168.100.9/24", "interface": "ens32",
-                                 "virtual_router_id": 52, **overrides}
-    return edit
-
-
-def vip_named(name):
-    def edit(havip):
-        havip["vips"][name] = havip["vips"].pop("VI_1")
-    return edit
 
 
 # One of each kind: every bad value is refused by the pillar contract

@@ -13,7 +13,7 @@ import havip_pillar
 import pytest
 from salt.exceptions import CommandExecutionError
 
-from test.formula import DEFAULTS, merged
+from test.formula import DEFAULTS, both, delete_key, merged, second_vip, set_key, vip_named
 from test.saltcall import seed_pillar
 
 SEED = seed_pillar()["havip"]
@@ -24,44 +24,8 @@ def validate(havip, minion_id="svr1", **kwargs):
     return havip_pillar.validate(merged(havip), minion_id, **kwargs)
 
 
-def set_key(path, value):
-    def edit(havip):
-        *parents, last = path.split(":")
-        node = havip
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    return edit
 
 
-def delete_key(path):
-    def edit(havip):
-        *parents, last = path.split(":")
-        node = havip
-        for key in parents:
-            node = node[key]
-        del node[last]
-    return edit
-
-
-def second_vip(**overrides):
-    def edit(havip):
-        havip["vips"]["VI_2"] = {"address": "192.168.100.9/24", "interface": "ens32",
-                                 "virtual_router_id": 52, **overrides}
-    return edit
-
-
-def vip_named(name):
-    def edit(havip):
-        havip["vips"][name] = havip["vips"].pop("VI_1")
-    return edit
-
-
-def both(*edits):
-    def edit(havip):
-        for one in edits:
-            one(havip)
-    return edit
 
 
 V2 = set_key("keepalived", {"vrrp_version": 2, "advert_int": 1})
