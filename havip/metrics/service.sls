@@ -12,3 +12,14 @@ havip-metrics-service-running:
     - enable: true
     - require:
       - file: havip-metrics-textfile-dir
+
+{#- keepalived's notify script publishes the VRRP state on every transition;
+    when metrics are turned on later (or the first transitions came before
+    the textfile directory), it publishes the current state once here. #}
+havip-metrics-vrrp-published:
+  cmd.run:
+    - name: {{ havip.lookup.keepalived.notify_script }} METRICS
+    - onlyif: test -x {{ havip.lookup.keepalived.notify_script }}
+    - creates: {{ havip.lookup.metrics.textfile_dir }}/havip.prom
+    - require:
+      - file: havip-metrics-textfile-dir

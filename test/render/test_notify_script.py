@@ -60,3 +60,13 @@ def test_the_queue_keeps_at_most_1000_transitions(notify, tmp_path):
     notify("INSTANCE", "VI_1", "MASTER", "150")
     queued = sorted(path.name for path in (tmp_path / "events").glob("*.json"))
     assert len(queued) == 1000 and queued[0] == "1000000000.0001.VI_1.json"
+
+
+def test_metrics_alone_publish_the_states_recorded_so_far(notify, tmp_path):
+    """What the formula runs when metrics are turned on after keepalived's
+    first transitions (the textfile directory did not exist then)."""
+    (tmp_path / "vrrp").mkdir()
+    (tmp_path / "vrrp" / "VI_1").write_text("MASTER 150\n")
+    notify("METRICS")
+    assert 'havip_vrrp_master{vip="VI_1"} 1\n' in (tmp_path / "havip.prom").read_text()
+    assert not (tmp_path / "events").exists()  # no transition queued
