@@ -22,6 +22,7 @@ to the master.
 import contextlib
 import inspect
 import os
+import re
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ import uuid
 import salt.client
 
 try:
+    import havip_contract
     import havip_facts
     import havip_health
     import havip_lock
@@ -652,3 +654,39 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
     return _exclusive("deploy", report, {"client": client, "rate": rate, "max_failed": max_failed, "tgt": tgt,
                                          "tgt_type": tgt_type},
                       lambda: _deployed(report, client, rate, max_failed, tgt, tgt_type))
+
+
+TRANSITION_LOG = "/var/log/salt/havip-vrrp.log"
+STATE = r"[A-Z]{1,10}"
+
+
+def log_transition(minion, vip, state, previous, at):
+    """
+    Append one VRRP transition that the havip beacon reported to the
+    master's log: the master option ``havip_vrrp_log`` (default
+    ``/var/log/salt/havip-vrrp.log``), created if missing, one line
+    ``<at> <minion> <vip> <previous> -> <state>``.  The example reactor
+    (``havip/reactor/vrrp.sls``) calls it for every beacon event.  What a
+    minion sent is checked before it is written (a name, a VRRP state
+    word, a time): anything else is refused and nothing is written.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run havip.log_transition svr2 VI_1 MASTER BACKUP 1764670000.25
+    """
+    name = havip_contract.NAME
+    checks = ((minion, name, "minion"), (vip, name, "vip"), (state, STATE, "state"), (previous, STATE, "previous"))
+    for value, pattern, key in checks:
+        if not (isinstance(value, str) and re.fullmatch(pattern, value)):
+            return {"result": False, "retcode": 1, "comment": f"havip.log_transition: {key} {value!r} refused"}
+    try:
+        at = float(at)
+    except (TypeError, ValueError):
+        return {"result": False, "retcode": 1, "comment": f"havip.log_transition: at {at!r} refused"}
+    line = f"{at} {minion} {vip} {previous} -> {state}\n"
+    path = __opts__.get("havip_vrrp_log", TRANSITION_LOG)
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(line)
+    return {"result": True, "comment": f"{path}: {line.strip()}"}

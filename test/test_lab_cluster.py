@@ -195,6 +195,19 @@ def http_cluster(cluster, first_apply):
     return cluster
 
 
+def wait_for_server_up(cluster, server, timeout=20):
+    """Until every balancer's HAProxy has ``server`` UP."""
+    balancers = cluster.topology.with_role("balancer")
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {name: cluster.salt(name, "havip.status").data["haproxy"]["backends"].get(server)
+                  for name in balancers}
+        if set(states.values()) == {"UP"}:
+            return
+        assert time.monotonic() < deadline, states
+        time.sleep(1)
+
+
 def backend_logs(cluster, recorder_log):
     """Every request the backends saw, one path per line: from nginx's access
     logs ('... "GET /path HTTP/1.1" ...') and the recorder's log
@@ -221,12 +234,12 @@ def test_a_post_whose_server_dies_mid_request_is_never_replayed_a_get_is(http_cl
     web1.run(["systemd-run", "--unit=havip-test-recorder", "--collect", f"--working-directory={REPO}",
               sys.executable, "-m", "test.lab.recorder", str(port), str(recorder_log)])
     try:
-        time.sleep(3)  # HAProxy's checks see web1 (the recorder) UP
+        wait_for_server_up(cluster, "web1")  # HAProxy's checks rise on the recorder
         url = cluster.topology.frontend_url
         client = cluster.host(cluster.topology.client)
         codes = {}
-        for index in range(6):
-            for method in ("POST", "GET"):
+        for method in ("POST", "GET"):  # round robin: about half of each to web1
+            for index in range(10):
                 # A GET of the page nginx serves (a query string makes it unique).
                 path = f"/{'?' if method == 'GET' else ''}{method.lower()}-{index}-{uuid.uuid4().hex[:6]}"
                 codes[path] = client.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",

@@ -26,8 +26,8 @@ def notify(tmp_path):
     script = tmp_path / "notify"
     script.write_text(render("notify.sh.jinja", validated(havip, "svr1"), havip))
 
-    def run(*args):
-        subprocess.run(["sh", str(script), *args], check=True)
+    def run(*args):  # with keepalived's umask
+        subprocess.run(["sh", "-c", 'umask 077; exec sh "$@"', "sh", str(script), *args], check=True)
     return run
 
 
@@ -51,6 +51,7 @@ def test_each_transition_is_recorded_queued_and_published(notify, tmp_path):
     assert 'havip_vrrp_transitions_total{vip="VI_1",state="BACKUP"} 1\n' in prom
     notify("INSTANCE", "VI_1", "FAULT", "150")
     assert 'havip_vrrp_master{vip="VI_1"} 0\n' in (tmp_path / "havip.prom").read_text()
+    assert (tmp_path / "havip.prom").stat().st_mode & 0o777 == 0o644  # node-exporter's user reads it
 
 
 def test_the_queue_keeps_at_most_1000_transitions(notify, tmp_path):

@@ -961,3 +961,21 @@ def test_runner_standby_and_resume_are_refused_while_a_deploy_runs(runner, deplo
     assert report["result"] is False and report["balancer"] == "svr1"
     assert report["comment"].startswith(f"havip.{function} refused: havip.deploy is running since ")
     assert deploying.rollout == [] and deploying.config_calls == []
+
+
+def test_a_transition_is_appended_to_the_log_which_is_created_if_missing(runner, tmp_path):
+    runner.__opts__["havip_vrrp_log"] = str(tmp_path / "vrrp.log")
+    assert runner.log_transition("svr2", "VI_1", "MASTER", "BACKUP", 1764670000.25)["result"] is True
+    assert runner.log_transition("svr1", "VI_1", "FAULT", "MASTER", "1764670000.5")["result"] is True
+    assert (tmp_path / "vrrp.log").read_text() == (
+        "1764670000.25 svr2 VI_1 BACKUP -> MASTER\n1764670000.5 svr1 VI_1 MASTER -> FAULT\n")
+
+
+@pytest.mark.parametrize("key, value", [("minion", "svr2\n1 evil VI_1 X -> Y"), ("vip", "VI 1"), ("state", "master"),
+                                        ("previous", "BACKUP;"), ("at", "soon")])
+def test_what_a_minion_sent_is_checked_before_it_is_logged(runner, tmp_path, key, value):
+    runner.__opts__["havip_vrrp_log"] = str(tmp_path / "vrrp.log")
+    transition = {"minion": "svr2", "vip": "VI_1", "state": "MASTER", "previous": "BACKUP", "at": 1.5, key: value}
+    refused = runner.log_transition(**transition)
+    assert refused["result"] is False and refused["retcode"] == 1 and key in refused["comment"]
+    assert not (tmp_path / "vrrp.log").exists()

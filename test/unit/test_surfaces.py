@@ -12,7 +12,7 @@ import pytest
 
 MODULE_COMMANDS = ["check", "config", "drain", "inject", "probe", "ready", "resume", "standby", "status",
                    "validate"]
-RUNNER_COMMANDS = ["deploy", "failover_test", "resume", "standby", "status"]
+RUNNER_COMMANDS = ["deploy", "failover_test", "log_transition", "resume", "standby", "status"]
 
 
 def public_functions(surface):
