@@ -202,7 +202,11 @@ def test_holder_link_down_moves_the_vip_and_it_comes_back(lab):
         primary.run(["ip", "link", "set", "eth0", "down"])
         try:
             assert lab.wait_for_holders([BACKUP], timeout=5)[-1:] == [BACKUP]
-            assert lab.vrrp_state(BACKUP)[0] == "MASTER"
+            # (keepalived adds the VIP, then runs the notify script that records the state)
+            deadline = time.monotonic() + 2
+            while lab.vrrp_state(BACKUP)[0] != "MASTER":
+                assert time.monotonic() < deadline, lab.vrrp_state(BACKUP)
+                time.sleep(0.1)
         finally:
             primary.run(["ip", "link", "set", "eth0", "up"])
     assert served_after(report, 3), report

@@ -202,6 +202,13 @@ def lingering(cluster, name, seconds):
     return kept
 
 
+def handover_view(cluster, giver, taker):
+    """What a failed handover left, for the failure's message: the relays
+    (nft tables) on both sides and the giver's lo."""
+    return {name: cluster.host(name).run("nft list tables; ip -br addr show dev lo; ls /run/havip/vrrp",
+                                          check=False).stdout for name in (giver, taker)}
+
+
 def test_a_connection_open_across_a_move_goes_on_whoever_moves_the_vip(healthy):
     """Every move is a handover (keepalived's notify script runs
     havip-handover): the old holder keeps the VIP on lo and serves the
@@ -221,7 +228,8 @@ def test_a_connection_open_across_a_move_goes_on_whoever_moves_the_vip(healthy):
             assert healthy.salt(giver, "havip.status").data["vips"]["VI_1"]["lingering"] is True
             time.sleep(0.5)
             again = request()
-            assert again.get("port") == first["port"] and again["answer"] in SEED.with_role("backend"), again
+            assert again.get("port") == first["port"] and again["answer"] in SEED.with_role("backend"), (
+                again, handover_view(healthy, giver, taker))
         print(f"\n{fun}: {moved.data}")
         # The connection is over: the old holder lets the VIP go from lo
         # after 1 s without one; the new holder keeps its relay to it.
