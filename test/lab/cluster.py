@@ -370,7 +370,7 @@ class Cluster:
         """keepalived's state changes on a balancer from ``since`` to
         ``until`` (epoch seconds), from its journal ("(VI_1) Entering MASTER
         STATE"): [(time, instance, state)]."""
-        journal = self.host(name).run(["journalctl", "-u", "keepalived", "-o", "json", "--no-pager",
+        journal = self.host(name).run(["journalctl", "-q", "-u", "keepalived", "-o", "json", "--no-pager",
                                        "--since", f"@{int(since)}"], check=False).stdout
         changes = []
         for line in journal.splitlines():
