@@ -1,19 +1,41 @@
 """
 `make bench`: failover figures in the lab, with the formula's default pillar
-and, in the same run, the seed tutorial's configuration as the baseline.
+and, in the same run, the seed tutorial's configuration as the baseline; then
+how apply, status, the failover test and the failover itself scale with the
+number of backends.
 
-Every scenario is made by hand on the lab hosts (signals, init scripts, a
-pillar change applied by the real salt-master) while the client host probes
-the frontend on the VIP at 100 requests/s on a fixed schedule, each request
-with a 0.2 s timeout.  Outage = from the first failed request of a run to
-the next answered one (10 ms resolution).  VIP move = the new holder's
-MASTER transition (keepalived's notify script) minus the moment of the
-fault.  Writes bench-results/results.{md,json} and timeline.png.
+The lab's hosts boot systemd and run Debian's units: a killed HAProxy is
+started again by systemd (Restart=always, 100 ms) and the VIP returns to the
+preferred balancer by itself.  Every fault is made by hand on the lab hosts
+(signals, `systemctl`, `ip link`, power, a pillar change applied by the real
+salt-master) while the client host probes the frontend on the VIP at 100
+requests/s on a fixed schedule, each request with a 0.2 s timeout.
 
-    make bench            # HAVIP_BENCH_TRIALS=7 HAVIP_BENCH_SOAK=300 HAVIP_BENCH_STRESS=120
-                          # HAVIP_BENCH_MOVES=40 HAVIP_BENCH_DEPLOYS=8
+- Outage: from the first failed request of a run to the next answered one
+  (10 ms resolution); the longest of a trial's failover.
+- VIP move: the backup's MASTER transition (keepalived's notify script)
+  minus the moment of the fault.  VIP back: the preferred balancer's MASTER
+  transition minus the kill (or the restore: `state.apply`, link up, boot).
+- A trial's requests are split at the restore, or halfway between the move
+  and the return: failed requests of the failover, and of the return.
+- VIP moves: MASTER transitions of either balancer during the probe (their
+  keepalived journals).
+
+Knobs (environment variables):
+
+    HAVIP_BENCH_TRIALS=7     trials per scenario (3 at most for the slow ones:
+                             hung HAProxy, link down, reboot, the scale kills)
+    HAVIP_BENCH_SOAK=300     seconds of idle soak
+    HAVIP_BENCH_STRESS=120   seconds of saturated CPUs
+    HAVIP_BENCH_MOVES=40     planned VIP moves per way of moving (havip defaults)
+    HAVIP_BENCH_DEPLOYS=8    rolling deploys
+    HAVIP_BENCH_SCALE=2,8,16 backends of the scale scenario's clusters
+    HAVIP_BENCH_ONLY=        "seed" or "scale": that part alone (default both)
+
+Writes bench-results/results.{md,json} (after every part) and timeline.png.
 """
 
+import contextlib
 import copy
 import datetime
 import json
@@ -22,18 +44,27 @@ import platform
 import statistics
 import time
 
+import havip_probe
 import pytest
 
-from test.lab.cluster import REPO, SEED, running_cluster
+from test.lab.cluster import REPO, SEED, running_cluster, with_backends
 
 pytestmark = pytest.mark.bench
 
-TRIALS = int(os.environ.get("HAVIP_BENCH_TRIALS", "7"))
-SOAK = float(os.environ.get("HAVIP_BENCH_SOAK", "300"))
-STRESS = float(os.environ.get("HAVIP_BENCH_STRESS", "120"))
-# Planned VIP moves (havip defaults, each way) and rolling deploys.
-MOVES = int(os.environ.get("HAVIP_BENCH_MOVES", "40"))
-DEPLOYS = int(os.environ.get("HAVIP_BENCH_DEPLOYS", "8"))
+KNOBS = {name: os.environ.get(name, default) for name, default in (
+    ("HAVIP_BENCH_TRIALS", "7"), ("HAVIP_BENCH_SOAK", "300"), ("HAVIP_BENCH_STRESS", "120"),
+    ("HAVIP_BENCH_MOVES", "40"), ("HAVIP_BENCH_DEPLOYS", "8"), ("HAVIP_BENCH_SCALE", "2,8,16"),
+    ("HAVIP_BENCH_ONLY", ""))}
+TRIALS = int(KNOBS["HAVIP_BENCH_TRIALS"])
+FEW = min(TRIALS, 3)  # trials of the slow scenarios
+SOAK = float(KNOBS["HAVIP_BENCH_SOAK"])
+STRESS = float(KNOBS["HAVIP_BENCH_STRESS"])
+MOVES = int(KNOBS["HAVIP_BENCH_MOVES"])
+DEPLOYS = int(KNOBS["HAVIP_BENCH_DEPLOYS"])
+SCALE = [int(count) for count in KNOBS["HAVIP_BENCH_SCALE"].split(",") if count.strip()]
+ONLY = KNOBS["HAVIP_BENCH_ONLY"]
+if ONLY not in ("", "seed", "scale"):
+    raise ValueError(f'HAVIP_BENCH_ONLY must be "seed" or "scale", got {ONLY!r}')
 OUT = REPO / "bench-results"
 PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
 BACKENDS = SEED.with_role("backend")
@@ -41,7 +72,7 @@ BACKENDS = SEED.with_role("backend")
 # The seed tutorial: VRRPv2, adverts every 1 s, a `pidof haproxy` check every
 # 1 s with fall 1 / rise 2 and nothing else tracked; HAProxy with CentOS 7's
 # defaults and `check`'s defaults (inter 2s fall 3 rise 2); changes applied
-# by restarting HAProxy.
+# by restarting the daemon.
 SEED_BASELINE = {
     "keepalived": {"vrrp_version": 2, "advert_int": 1, "track_backends": False,
                    "check": {"watch": False, "answer_timeout": 0}},
@@ -53,18 +84,18 @@ SEED_BASELINE = {
 CONFIGS = {"havip defaults": {}, "seed baseline": SEED_BASELINE}
 
 
+# ---- the cluster between trials ----------------------------------------------------
+
 def pillar_of(overrides):
     pillar = copy.deepcopy(SEED.pillar)
-    for key, value in overrides.items():
-        pillar["havip"][key] = value
+    pillar["havip"].update(copy.deepcopy(overrides))
     return pillar
 
 
 def deploy(cluster, overrides):
     cluster.set_pillar(pillar_of(overrides))
     assert cluster.apply().returncode == 0
-    assert cluster.wait_for_holders([PRIMARY], timeout=30) == [PRIMARY]
-    time.sleep(2)
+    back_to_primary(cluster)
 
 
 def back_to_primary(cluster):
@@ -72,77 +103,151 @@ def back_to_primary(cluster):
     time.sleep(1.5)
 
 
-def moved_after(cluster, name, since_fault):
-    state, since = cluster.vrrp_state(name)
-    return since - since_fault if state == "MASTER" and since and since > since_fault else None
+def timed_call(call, *args):
+    """``call(*args)``; the time it was made."""
+    made = time.time()
+    call(*args)
+    return made
 
 
-def kill_haproxy(cluster, timeline=False):
-    with cluster.probe(seconds=5, timeline=timeline) as report:
-        time.sleep(1.5)
-        killed = cluster.kill_haproxy(PRIMARY)
-        cluster.wait_for_holders([BACKUP], timeout=3.4)
-    move = moved_after(cluster, BACKUP, killed)
-    report.update(fault_at=killed - report["started"], move=move)
-    cluster.systemctl(PRIMARY, "start", "haproxy")
+def wait_for_master(cluster, name, after, timeout):
+    """The time of ``name``'s MASTER transition later than ``after``, or None
+    if there is none within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state, since = cluster.vrrp_state(name)
+        if state == "MASTER" and since and since > after:
+            return since
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def vip_moves(cluster, since, until):
+    """MASTER transitions of either balancer from ``since`` to ``until``."""
+    return sum(state == "MASTER" for name in (PRIMARY, BACKUP)
+               for _, _, state in cluster.vrrp_transitions(name, since, until))
+
+
+@contextlib.contextmanager
+def probed(cluster, seconds, timeline=False):
+    """cluster.probe, and "moves": the VIP's moves while it ran."""
+    with cluster.probe(seconds=seconds, timeline=timeline) as report:
+        yield report
+    report["moves"] = vip_moves(cluster, report["started"], report["started"] + report["seconds"])
+
+
+def part(report, start, end):
+    """What the client saw of the requests it sent from ``start`` to ``end``
+    (epoch seconds): the probe's own summary of those."""
+    begin, stop = start - report["started"], end - report["started"]
+    requests = [[sent, "" if answered else None] for sent, answered in report["timeline"] if begin <= sent < stop]
+    return havip_probe.summarize(report["url"], report["started"], min(stop, report["seconds"]), requests)
+
+
+# ---- the scenarios: one trial each ------------------------------------------------
+
+def trial(cluster, seconds, fault, restore=None, move_within=5.0):
+    """One probe of ``seconds``: at 1 s ``fault()`` (it returns its time),
+    the backup's MASTER transition awaited ``move_within`` s, then
+    ``restore(fault time)`` if given (it returns its time), and the VIP's
+    return to the preferred balancer while the probe runs."""
+    with probed(cluster, seconds, timeline=True) as report:
+        probe_ends = time.time() + seconds
+        time.sleep(1)
+        at = {"fault": fault()}
+        at["move"] = wait_for_master(cluster, BACKUP, at["fault"], move_within)
+        at["restore"] = restore(at["fault"]) if restore else None
+        returning = at["move"] or at["restore"]
+        at["back"] = returning and wait_for_master(cluster, PRIMARY, at["fault"], probe_ends - time.time() - 0.5)
+    split = at["restore"] or (at["move"] and at["back"] and (at["move"] + at["back"]) / 2)
+    end = report["started"] + report["seconds"]
     back_to_primary(cluster)
-    return report
+    return {"at": at, "moves": report["moves"], "report": report,
+            "fault": part(report, report["started"], split or end),
+            "return": split and part(report, split, end)}
 
 
-def hang_haproxy(cluster):
-    workers = cluster.haproxy_workers(PRIMARY)  # the master only supervises them
-    stopped = cluster.signal_pids(PRIMARY, "STOP", workers)
-    try:
-        cluster.wait_for_holders([BACKUP], timeout=10)
-        move = moved_after(cluster, BACKUP, stopped)
-    finally:
-        cluster.signal_pids(PRIMARY, "CONT", workers)
-    back_to_primary(cluster)
-    return {"move": move}
+def kill_haproxy(cluster, process):
+    """kill -9 of HAProxy's master or worker on the holder; systemd starts
+    it again and the VIP comes back."""
+    return trial(cluster, 12, lambda: cluster.kill_haproxy(PRIMARY, process))
+
+
+def stop_service(cluster, service):
+    """`systemctl stop` on the holder, then `state.apply` there starts it again."""
+    def reapply(_):
+        time.sleep(0.5)
+        started = time.time()
+        applied = cluster.apply(PRIMARY)
+        assert applied.returncode == 0, applied.stdout
+        return started
+    return trial(cluster, 18, lambda: timed_call(cluster.systemctl, PRIMARY, "stop", service), reapply)
+
+
+def lose_link(cluster):
+    """The holder's link down long enough for its HAProxy to mark every
+    backend DOWN (3.5 s), then up again."""
+    primary = cluster.host(PRIMARY)
+
+    def link_up(down):
+        time.sleep(max(0.0, down + 3.5 - time.time()))
+        return timed_call(primary.run, ["ip", "link", "set", "eth0", "up"])
+    return trial(cluster, 12, lambda: timed_call(primary.run, ["ip", "link", "set", "eth0", "down"]), link_up)
+
+
+def reboot(cluster):
+    """The holder powered off (its units stop), and 1 s later booted again."""
+    def boot(_):
+        time.sleep(1)
+        return timed_call(cluster.boot, PRIMARY)
+    return trial(cluster, 35, lambda: timed_call(cluster.power_off, PRIMARY), boot)
 
 
 def kill_backend(cluster):
-    with cluster.probe(seconds=5) as report:
-        time.sleep(1)
-        cluster.kill_nginx(BACKENDS[0])
+    report = trial(cluster, 6, lambda: timed_call(cluster.kill_nginx, BACKENDS[0]), move_within=3)
     cluster.start_nginx(BACKENDS[0])
     time.sleep(5)  # HAProxy's checks see it UP again
     return report
 
 
-def lose_link(cluster):
-    """The holder's link down long enough for its HAProxy to mark every
-    backend DOWN, then up again: the failover and the return."""
-    primary = cluster.host(PRIMARY)
-    with cluster.probe(seconds=10) as report:
-        time.sleep(1)
-        down = time.time()
-        primary.run(["ip", "link", "set", "eth0", "down"])
-        try:
-            time.sleep(3.5)
-            move = moved_after(cluster, BACKUP, down)
-        finally:
-            primary.run(["ip", "link", "set", "eth0", "up"])
-    report.update(move=move)
+def hang_haproxy(cluster):
+    """SIGSTOP of HAProxy's workers on the holder (the master only
+    supervises them): the VIP's move awaited 10 s, then SIGCONT."""
+    workers = cluster.haproxy_workers(PRIMARY)
+    stopped = cluster.signal_pids(PRIMARY, "STOP", workers)
+    try:
+        moved = wait_for_master(cluster, BACKUP, stopped, 10)
+    finally:
+        cluster.signal_pids(PRIMARY, "CONT", workers)
     back_to_primary(cluster)
-    return report
+    return {"at": {"fault": stopped, "move": moved}}
 
 
-def change_pool(cluster, overrides, restart):
-    """A backend out of the pool and back, each by pillar + state.apply on
-    the balancers (the seed restarts HAProxy instead of reloading)."""
-    smaller = pillar_of(overrides)
-    smaller["havip"]["nodes"].pop(BACKENDS[1])
-    with cluster.probe(seconds=30) as report:
-        for pillar in (smaller, pillar_of(overrides)):
+def drop_second_backend(havip):
+    havip["nodes"].pop(BACKENDS[1])
+
+
+def slower_garp(havip):
+    havip.setdefault("keepalived", {})["garp_master_refresh"] = 20
+
+
+def applied_change(cluster, overrides, edit, service):
+    """A pillar change (``edit`` of the havip pillar) applied to both
+    balancers by state.apply, then undone the same way, under one probe;
+    the seed baseline restarts ``service`` after each apply."""
+    changed = pillar_of(overrides)
+    edit(changed["havip"])
+    with probed(cluster, 40) as report:
+        for pillar in (changed, pillar_of(overrides)):
             cluster.set_pillar(pillar)
             for balancer in (PRIMARY, BACKUP):
                 assert cluster.apply(balancer).returncode == 0
-                if restart:
-                    cluster.systemctl(balancer, "restart", "haproxy")
+                if overrides is SEED_BASELINE:
+                    cluster.systemctl(balancer, "restart", service)
             time.sleep(2)
     back_to_primary(cluster)
-    return report
+    return {"fault": report, "moves": report["moves"]}
 
 
 def switch_over(cluster, how):
@@ -150,7 +255,7 @@ def switch_over(cluster, how):
     ``how`` "handover" (salt-run havip.standby/resume), "minion" (salt svr1
     havip.standby/resume) or "seed" (stop keepalived on the holder, start
     it again)."""
-    with cluster.probe(seconds=9 if how == "handover" else 6) as report:
+    with probed(cluster, 9 if how == "handover" else 6) as report:
         time.sleep(1)
         for away in (True, False):
             if how == "seed":
@@ -163,14 +268,14 @@ def switch_over(cluster, how):
                 moved = cluster.run(fun, PRIMARY) if how == "handover" else cluster.salt(PRIMARY, fun)
                 assert moved.returncode == 0, moved.stdout
     back_to_primary(cluster)
-    return report
+    return {"fault": report, "moves": report["moves"]}
 
 
 def rolling_deploys(cluster, count):
     """`salt-run state.orchestrate havip.deploy` ``count`` times, each
     rolling out a new page on every backend; the deploy's own probe (the
     client, 100 requests/s) counts the failed requests."""
-    reports = []
+    trials = []
     for version in range(count):
         pillar = pillar_of({})
         for name in BACKENDS:
@@ -178,45 +283,135 @@ def rolling_deploys(cluster, count):
         cluster.set_pillar(pillar)
         _, steps = cluster.orchestrate("deploy", timeout=900, client=SEED.client)
         failed, total = (steps["havip-deploy-run"][key] for key in ("failed_requests", "requests"))
-        reports.append({"failed": failed, "total": total, "longest_outage": None})
-    cluster.set_pillar(pillar_of({}))
-    assert cluster.apply().returncode == 0
-    back_to_primary(cluster)
-    return reports
+        trials.append({"fault": {"failed": failed, "total": total, "longest_outage": None}})
+    deploy(cluster, {})
+    return trials
 
 
-def transitions_during(cluster, seconds, load=None):
+# ---- stability ----------------------------------------------------------------------
+
+def vrrp_changes(cluster, since):
+    return {name: len(cluster.vrrp_transitions(name, since)) for name in (PRIMARY, BACKUP)}
+
+
+def quiet(cluster, seconds, load=0):
     """keepalived state changes on either balancer while ``seconds`` pass
     (with ``load`` processes busy-looping on the client host)."""
-    before = {name: cluster.vrrp_state(name) for name in (PRIMARY, BACKUP)}
+    since = time.time()
     burners = [cluster.host(SEED.client).popen(["timeout", str(seconds), "sh", "-c", "while :; do :; done"])
-               for _ in range(load or 0)]
-    holders, changes = cluster.vip_holders(), 0
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        time.sleep(1)
-        now = cluster.vip_holders()
-        changes += now != holders
-        holders = now
+               for _ in range(load)]
+    time.sleep(seconds)
     for burner in burners:
         burner.wait(timeout=30)
-    after = {name: cluster.vrrp_state(name) for name in (PRIMARY, BACKUP)}
-    return {"state changes": sum(before[n] != after[n] for n in before), "holder changes seen": changes}
+    return {"VRRP state changes": vrrp_changes(cluster, since)}
 
 
 def flap_haproxy(cluster, seconds=20):
-    """HAProxy killed and started again every 0.5 s: VIP moves counted."""
-    seen = {PRIMARY: set(), BACKUP: set()}
+    """HAProxy's master killed on the holder every 0.5 s: systemd starts it
+    again each time, until its start limit (5 starts in 10 s) leaves the
+    unit failed.  The VIP's moves are counted; then the unit is reset and
+    the cluster re-applied."""
+    since, restarts = time.time(), cluster.restarts(PRIMARY)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        cluster.kill_haproxy(PRIMARY)
-        cluster.systemctl(PRIMARY, "start", "haproxy")
-        for name in seen:
-            seen[name].add(cluster.vrrp_state(name))
+        if cluster.systemctl(PRIMARY, "is-active", "haproxy", check=False).stdout.strip() == "active":
+            cluster.kill_haproxy(PRIMARY)
         time.sleep(0.5)
-    back_to_primary(cluster)
-    return {name: len({since for state, since in states if state == "MASTER"}) for name, states in seen.items()}
+    result = {"MASTER transitions": {name: sum(state == "MASTER" for _, _, state in
+                                               cluster.vrrp_transitions(name, since))
+                                     for name in (PRIMARY, BACKUP)},
+              "systemd restarts": cluster.restarts(PRIMARY) - restarts,
+              "haproxy.service at the end": cluster.systemctl(PRIMARY, "is-active", "haproxy",
+                                                              check=False).stdout.strip()}
+    cluster.systemctl(PRIMARY, "reset-failed", "haproxy")
+    deploy(cluster, {})
+    return result
 
+
+# ---- the seed's cluster -----------------------------------------------------------
+
+def scenarios(cluster, config, overrides):
+    """Every scenario with one config: the table's rows, and the first
+    master kill (for the timeline)."""
+    rows = []
+    apply_how = "restart" if overrides is SEED_BASELINE else "reload"
+    kills = {process: [kill_haproxy(cluster, process) for _ in range(TRIALS)] for process in ("master", "worker")}
+    for process, trials in kills.items():
+        rows.append(row(f"kill -9 of HAProxy's {process} on the holder, systemd restarts it", config, trials))
+    for service in ("haproxy", "keepalived"):
+        rows.append(row(f"`systemctl stop {service}` on the holder, then `state.apply` there", config,
+                        [stop_service(cluster, service) for _ in range(TRIALS)]))
+    rows.append(row("HAProxy's workers hung (SIGSTOP): VIP move within 10 s", config,
+                    [hang_haproxy(cluster) for _ in range(FEW)]))
+    rows.append(row("nginx backend killed", config, [kill_backend(cluster) for _ in range(TRIALS)]))
+    rows.append(row("holder's link down 3.5 s, then up", config, [lose_link(cluster) for _ in range(FEW)]))
+    rows.append(row(f"pool change applied (out and back), {apply_how}", config,
+                    [applied_change(cluster, overrides, drop_second_backend, "haproxy")]))
+    rows.append(row(f"keepalived change applied (out and back), {apply_how}", config,
+                    [applied_change(cluster, overrides, slower_garp, "keepalived")]))
+    rows.append(row("holder rebooted (power off, boot 1 s later)", config, [reboot(cluster) for _ in range(FEW)]))
+    if overrides is SEED_BASELINE:
+        rows.append(row("planned switchover away and back, stop/start keepalived", config,
+                        [switch_over(cluster, "seed") for _ in range(FEW)]))
+    else:
+        for how, what in (("handover", "`salt-run havip.standby/resume`"),
+                          ("minion", "`salt svr1 havip.standby/resume`")):
+            rows.append(row(f"planned switchover away and back, {what}", config,
+                            [switch_over(cluster, how) for _ in range(MOVES // 2)]))
+        rows.append(row("rolling deploy, `salt-run state.orchestrate havip.deploy`", config,
+                        rolling_deploys(cluster, DEPLOYS)))
+    return rows, kills["master"][0]
+
+
+def measure_seed(salt_factories, tmp_path_factory, results):
+    timelines = {}
+    with running_cluster(salt_factories, SEED, tmp_path_factory.mktemp("pillar")) as cluster:
+        assert cluster.apply().returncode == 0
+        for config, overrides in CONFIGS.items():
+            deploy(cluster, overrides)
+            rows, timelines[config] = scenarios(cluster, config, overrides)
+            results["rows"] += rows
+            save(results)
+            print(f"\n{config}: done", flush=True)
+        deploy(cluster, {})
+        stability = results["stability"]
+        stability[f"idle soak {SOAK:.0f} s"] = quiet(cluster, SOAK)
+        stability[f"2 CPUs saturated {STRESS:.0f} s (4 busy loops)"] = quiet(cluster, STRESS, load=4)
+        stability["HAProxy's master killed every 0.5 s for 20 s"] = flap_haproxy(cluster)
+        save(results)
+    plot(timelines, OUT / "timeline.png")
+
+
+# ---- scale --------------------------------------------------------------------------
+
+def timed(call, *args):
+    """Seconds ``call(*args)`` took; it must succeed (exit status 0)."""
+    started = time.monotonic()
+    result = call(*args)
+    took = time.monotonic() - started
+    assert result.returncode == 0, (call, args, result.stdout)
+    return took
+
+
+def scale_point(salt_factories, tmp_path_factory, backends):
+    """Two balancers and ``backends`` backends, each a host: the applies,
+    the cluster view, the failover test and the unplanned failover."""
+    topology = with_backends(SEED, backends)
+    with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar")) as cluster:
+        point = {"backends": backends, "first apply": timed(cluster.apply)}
+        back_to_primary(cluster)
+        point["second apply"] = timed(cluster.apply)
+        point["one balancer's apply"] = timed(cluster.apply, PRIMARY)
+        point["havip.status"] = timed(cluster.run, "havip.status")
+        point["failover test"] = timed(lambda: cluster.orchestrate("failover_test", client=topology.client)[0])
+        back_to_primary(cluster)
+        kills = [kill_haproxy(cluster, "master") for _ in range(FEW)]
+        point["outage"] = stats([kill["fault"]["longest_outage"] for kill in kills])["median"]
+    print(f"\nscale, {backends} backends: {point}", flush=True)
+    return point
+
+
+# ---- results ------------------------------------------------------------------------
 
 def stats(values):
     values = sorted(v for v in values if v is not None)
@@ -226,36 +421,98 @@ def stats(values):
     return {"median": statistics.median(values), "p95": p95, "max": values[-1]}
 
 
-def row(scenario, config, reports, moves=()):
-    outages = stats([r["longest_outage"] for r in reports])
-    failed = sum(r["failed"] for r in reports)
-    total = sum(r["total"] for r in reports)
-    move = stats(list(moves))
-    return {"scenario": scenario, "config": config, "trials": len(reports), **outages,
-            "failed": failed, "total": total, "failed per trial": [r["failed"] for r in reports],
-            "move median": move["median"], "move max": move["max"]}
+def row(scenario, config, trials):
+    """A table row from a scenario's trials: ``fault`` (the probe's summary
+    of the failover, or of the whole run), ``return`` (of the return),
+    ``at`` (times of the fault, move, restore, back), ``moves``."""
+    def summed(part_name):
+        parts = [t[part_name] for t in trials if t.get(part_name)]
+        return {"failed": sum(p["failed"] for p in parts), "total": sum(p["total"] for p in parts)} if parts else None
+
+    ats = [t["at"] for t in trials if "at" in t]
+    moves = [at["move"] and at["move"] - at["fault"] for at in ats]
+    backs = [at.get("back") and at["back"] - (at.get("restore") or at["fault"]) for at in ats]
+    return {"scenario": scenario, "config": config, "trials": len(trials),
+            "outage": stats([t["fault"]["longest_outage"] for t in trials if "fault" in t]),
+            "fault": summed("fault"), "return": summed("return"),
+            "move": stats(moves), "moved": sum(m is not None for m in moves), "timed moves": len(moves),
+            "back": stats(backs), "VIP moves": sum(t["moves"] for t in trials) if "moves" in trials[0] else None,
+            "failed per trial": [t["fault"]["failed"] for t in trials if "fault" in t]}
 
 
 def seconds(value):
     return "-" if value is None else f"{value:.3f} s"
 
 
-def markdown(rows, stability, machine):
-    lines = [
-        f"Measured {machine['date']} on {machine['machine']} by `make bench` "
-        f"({TRIALS} trials per scenario unless noted; client probing at 100 requests/s, "
-        "0.2 s timeout).",
-        "",
-        "| scenario | config | trials | outage median | p95 | max | failed/total | VIP move median | max |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+def moved(r):
+    """The VIP move column: "-" (not timed), "none", or the figure and, if
+    not every trial moved, how many did."""
+    if not r["timed moves"]:
+        return "-"
+    if not r["moved"]:
+        return "none"
+    return seconds(r["move"]["median"]) + ("" if r["moved"] == r["timed moves"] else f" ({r['moved']}/{r['timed moves']})")
+
+
+def ratio(counts):
+    return "-" if counts is None else f"{counts['failed']}/{counts['total']}"
+
+
+def seed_table(rows):
+    lines = ["| scenario | config | trials | outage median | p95 | max | failed/total | VIP move median | max "
+             "| VIP back median | max | failed/total on return | VIP moves |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['scenario']} | {r['config']} | {r['trials']} | {seconds(r['median'])} | "
-                     f"{seconds(r['p95'])} | {seconds(r['max'])} | {r['failed']}/{r['total']} | "
-                     f"{seconds(r['move median'])} | {seconds(r['move max'])} |")
-    lines += ["", "| stability (havip defaults) | result |", "|---|---|"]
-    lines += [f"| {name} | {result} |" for name, result in stability.items()]
+        outage = [seconds(r["outage"][key]) for key in ("median", "p95", "max")]
+        lines.append(f"| {r['scenario']} | {r['config']} | {r['trials']} | {' | '.join(outage)} | {ratio(r['fault'])} "
+                     f"| {moved(r)} | {seconds(r['move']['max'])} | {seconds(r['back']['median'])} "
+                     f"| {seconds(r['back']['max'])} | {ratio(r['return'])} "
+                     f"| {'-' if r['VIP moves'] is None else r['VIP moves']} |")
+    return lines
+
+
+SCALE_COLUMNS = ("first apply", "second apply", "one balancer's apply", "havip.status", "failover test", "outage")
+
+
+def scale_table(points):
+    lines = ["| backends | " + " | ".join(SCALE_COLUMNS) + " |", "|---" * (len(SCALE_COLUMNS) + 1) + "|"]
+    lines += [f"| {p['backends']} | " + " | ".join(seconds(p[c]) for c in SCALE_COLUMNS) + " |" for p in points]
+    if len(points) > 1:
+        first, last = points[0], points[-1]
+        lines += ["", f"From {first['backends']} to {last['backends']} backends "
+                      f"(x{last['backends'] / first['backends']:g}): "
+                      + ", ".join(f"{c} x{last[c] / first[c]:.2f}" if first[c] else f"{c} -" for c in SCALE_COLUMNS)
+                      + "."]
+    return lines
+
+
+def markdown(results):
+    machine = results["machine"]
+    knobs = " ".join(f"{name}={value}" for name, value in results["knobs"].items())
+    lines = [f"Measured {machine['date']} on {machine['machine']} by `make bench` with {knobs} "
+             f"(wall time {results['wall time'] / 60:.0f} min {results['wall time'] % 60:.0f} s); "
+             "client probing at 100 requests/s, 0.2 s timeout.", ""]
+    if results["rows"]:
+        lines += seed_table(results["rows"])
+        lines += ["", "VIP back: from the kill, or from the restore (`state.apply`, link up, boot). "
+                      "VIP moves: MASTER transitions of either balancer during the probes."]
+    if results["stability"]:
+        lines += ["", "| stability (havip defaults) | result |", "|---|---|"]
+        lines += [f"| {name} | {json.dumps(result)} |" for name, result in results["stability"].items()]
+    if results["scale"]:
+        lines += ["", "Scale: two balancers and N backends, each a host (havip defaults); seconds of each "
+                      "salt call; outage: median of the unplanned failovers (kill -9 of HAProxy's master "
+                      f"on the holder, {FEW} trials).", ""]
+        lines += scale_table(results["scale"])
     return "\n".join(lines) + "\n"
+
+
+def save(results):
+    results["wall time"] = time.monotonic() - results["began"]
+    OUT.mkdir(exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps({k: v for k, v in results.items() if k != "began"},
+                                                 indent=1, default=str))
+    (OUT / "results.md").write_text(markdown(results))
 
 
 def plot(timelines, path):
@@ -263,67 +520,35 @@ def plot(timelines, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(len(timelines), 1, figsize=(10, 2.6 * len(timelines)), sharex=True)
-    for ax, (config, report) in zip(axes, timelines.items(), strict=True):
+    figure, axes = plt.subplots(len(timelines), 1, figsize=(10, 2.6 * len(timelines)), sharex=True, squeeze=False)
+    for ax, (config, kill) in zip(axes[:, 0], timelines.items(), strict=True):
+        report = kill["report"]
         ok = [t for t, answered in report["timeline"] if answered]
         failed = [t for t, answered in report["timeline"] if not answered]
         ax.vlines(ok, 0, 1, color="tab:green", linewidth=0.6, label=f"answered ({len(ok)})")
         ax.vlines(failed, 0, 1, color="tab:red", linewidth=1.2, label=f"failed ({len(failed)})")
-        ax.axvline(report["fault_at"], color="black", linestyle="--", label="haproxy killed on svr1")
-        if report["move"] is not None:
-            ax.axvline(report["fault_at"] + report["move"], color="tab:blue",
-                       label="svr2 MASTER (VIP moved)")
-        ax.set_title(f"{config}: outage {report['longest_outage']:.3f} s")
+        marks = (("fault", "black", "HAProxy's master killed on svr1"), ("move", "tab:blue", "svr2 MASTER (VIP moved)"),
+                 ("back", "tab:purple", "svr1 MASTER again (VIP back)"))
+        for key, color, label in marks:
+            if kill["at"][key]:
+                ax.axvline(kill["at"][key] - report["started"], color=color, linestyle="--", label=label)
+        ax.set_title(f"{config}: outage {kill['fault']['longest_outage']:.3f} s")
         ax.set_yticks([])
         ax.legend(loc="lower right", fontsize=7)
-    axes[-1].set_xlabel("seconds since the probe started (one request every 10 ms)")
+    axes[-1, 0].set_xlabel("seconds since the probe started (one request every 10 ms)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
 
 
 def test_bench(salt_factories, tmp_path_factory):
-    rows, timelines, stability = [], {}, {}
-    with running_cluster(salt_factories, SEED, tmp_path_factory.mktemp("pillar")) as cluster:
-        assert cluster.apply().returncode == 0
-        for config, overrides in CONFIGS.items():
-            deploy(cluster, overrides)
-            kills = [kill_haproxy(cluster, timeline=(trial == 0)) for trial in range(TRIALS)]
-            timelines[config] = kills[0]
-            rows.append(row("haproxy killed on the holder", config, kills, [k["move"] for k in kills]))
-            hangs = [hang_haproxy(cluster) for _ in range(3)]
-            rows.append({**row("haproxy hung (SIGSTOP): detection", config, []), "trials": 3,
-                         "move median": stats([h["move"] for h in hangs])["median"],
-                         "move max": None if None in [h["move"] for h in hangs]
-                         else max(h["move"] for h in hangs)})
-            rows.append(row("nginx backend killed", config, [kill_backend(cluster) for _ in range(TRIALS)]))
-            links = [lose_link(cluster) for _ in range(3)]
-            rows.append(row("holder's link down 3.5 s, then up (failover + return)", config, links,
-                            [r["move"] for r in links]))
-            rows.append(row("pool change applied (out and back)" + (" + restart" if overrides else ""),
-                            config, [change_pool(cluster, overrides, restart=bool(overrides))]))
-            if overrides:
-                cycles = [switch_over(cluster, "seed") for _ in range(3)]
-                rows.append(row("planned switchover away and back (stop/start keepalived)", config, cycles))
-            else:
-                for how, what in (("handover", "salt-run havip.standby/resume"),
-                                  ("minion", "salt svr1 havip.standby/resume")):
-                    cycles = [switch_over(cluster, how) for _ in range(MOVES // 2)]
-                    rows.append(row(f"planned switchover away and back ({what})", config, cycles))
-                rows.append(row("rolling deploy (salt-run state.orchestrate havip.deploy)", config,
-                                rolling_deploys(cluster, DEPLOYS)))
-            print(f"\n{config}: done", flush=True)
-        deploy(cluster, {})
-        stability[f"idle soak {SOAK:.0f} s"] = transitions_during(cluster, SOAK)
-        stability[f"2 CPUs saturated {STRESS:.0f} s (4 busy loops)"] = transitions_during(cluster, STRESS, load=4)
-        stability["haproxy killed + restarted every 0.5 s for 20 s: MASTER transitions"] = flap_haproxy(cluster)
-
-    machine = {"date": datetime.date.today().isoformat(),
-               "machine": f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
-                          f"{platform.processor() or platform.machine()}"}
-    OUT.mkdir(exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps({"machine": machine, "rows": rows, "stability": stability},
-                                                 indent=1, default=str))
-    table = markdown(rows, stability, machine)
-    (OUT / "results.md").write_text(table)
-    plot(timelines, OUT / "timeline.png")
-    print("\n" + table)
+    results = {"began": time.monotonic(), "knobs": KNOBS, "rows": [], "stability": {}, "scale": [],
+               "machine": {"date": datetime.date.today().isoformat(),
+                           "machine": f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
+                                      f"{platform.processor() or platform.machine()}"}}
+    if ONLY != "scale":
+        measure_seed(salt_factories, tmp_path_factory, results)
+    if ONLY != "seed":
+        for backends in SCALE:
+            results["scale"].append(scale_point(salt_factories, tmp_path_factory, backends))
+            save(results)
+    print("\n" + markdown(results))

@@ -6,12 +6,14 @@ host, all started with pytest-salt-factories; the pillar is a topology's.
 
 import concurrent.futures
 import contextlib
+import copy
 import dataclasses
 import hashlib
 import ipaddress
 import json
 import os
 import pathlib
+import re
 import sys
 import time
 
@@ -116,6 +118,23 @@ SEED = _topology(
     },
     vip=at(10), vrid=51, frontend={"port": 9090, "mode": "tcp"},
 )
+
+
+def with_backends(topology, count):
+    """``topology`` with ``count`` backends of its own instead of its
+    backends, each a host: web1 at .100, web2 at .101, ... (the scale
+    bench's clusters); its balancers, VIP and client stay."""
+    pillar = copy.deepcopy(topology.pillar)
+    nodes = pillar["havip"]["nodes"]
+    backend = nodes[topology.with_role("backend")[0]]
+    for name in topology.with_role("backend"):
+        del nodes[name]
+    for number in range(1, count + 1):
+        nodes[f"web{number}"] = {**backend, "address": at(99 + number)}
+    hosts = {name: node["address"] for name, node in nodes.items()}
+    hosts[topology.client] = topology.hosts[topology.client]
+    return Topology(f"{topology.name}-{count}", hosts, topology.client, pillar)
+
 
 # A balancer's interface addresses in the mine before the first apply (the
 # handover relays an IPv6 VIP to them: the nodes' addresses are IPv4).
@@ -346,6 +365,21 @@ class Cluster:
         state = host.run(["cat", VRRP_STATE], check=False).stdout.split()
         since = host.run(["stat", "-c", "%.9Y", VRRP_STATE], check=False).stdout.strip()
         return (state[0] if state else None), (float(since) if since else None)
+
+    def vrrp_transitions(self, name, since, until=None):
+        """keepalived's state changes on a balancer from ``since`` to
+        ``until`` (epoch seconds), from its journal ("(VI_1) Entering MASTER
+        STATE"): [(time, instance, state)]."""
+        journal = self.host(name).run(["journalctl", "-q", "-u", "keepalived", "-o", "json", "--no-pager",
+                                       "--since", f"@{int(since)}"], check=False).stdout
+        changes = []
+        for line in journal.splitlines():
+            entry = json.loads(line)
+            logged = int(entry["__REALTIME_TIMESTAMP"]) / 1e6
+            entered = re.search(r"\((\S+)\) Entering (\w+) STATE", str(entry.get("MESSAGE", "")))
+            if entered and since <= logged and (until is None or logged <= until):
+                changes.append((logged, *entered.groups()))
+        return changes
 
     def config_digests(self):
         """sha256 of every havip-managed file on every host that has it."""
