@@ -21,7 +21,7 @@ import urllib.parse
 import pytest
 
 from test.lab.ca import CA
-from test.lab.cluster import ACTIVE, Topology, deployed_cluster
+from test.lab.cluster import ACTIVE, Topology, deployed_cluster, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -289,10 +289,9 @@ def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(l
                 for sample in prometheus('havip_vrrp_master{vip="VI_A"}')}
     def haproxys_scraped():
         return {s["metric"]["instance"] for s in prometheus('up{job="haproxy"} == 1')}
-    deadline = time.monotonic() + 30
-    while (holders_by_prometheus(), haproxys_scraped()) != ({"lb1": "1", "lb2": "0"}, {"lb1:9101", "lb2:9101"}):
-        assert time.monotonic() < deadline, (scrape_targets(lab), holders_by_prometheus())
-        time.sleep(0.5)
+    settled = ({"lb1": "1", "lb2": "0"}, {"lb1:9101", "lb2:9101"})
+    seen = wait_until(lambda: (holders_by_prometheus(), haproxys_scraped()), settled.__eq__, 30)
+    assert seen == settled, (scrape_targets(lab), seen)
     started = time.time()
     killed = lab.kill_haproxy("lb1")
     assert lab.wait_for_holders(["lb2"], timeout=5, vip="VI_A") == ["lb2"]
@@ -304,39 +303,33 @@ def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(l
         return tuple({s["metric"]["instance"].split(":")[0]: s["value"][1] for s in prometheus(
                       f'{extreme}_over_time(havip_vrrp_master{{vip="VI_A",instance="{name}:9100"}}[3s])')}
                      for extreme, name in (("min", "lb1"), ("max", "lb2")))
-    seen = []
-    while (seen := seen + [(round(time.time() - killed, 2), moved_by_prometheus())])[-1][1] != ({"lb1": "0"},
-                                                                                              {"lb2": "1"}):
-        assert seen[-1][0] < 3, (scrape_targets(lab)["targets"], seen)
-        time.sleep(0.2)
+    moved = ({"lb1": "0"}, {"lb2": "1"})
+    seen = wait_until(moved_by_prometheus, moved.__eq__, killed + 3 - time.time(), 0.2)
+    assert seen == moved, (round(time.time() - killed, 2), seen, scrape_targets(lab)["targets"])
     # Every transition on the bus, as the balancer recorded it when it
     # happened.  How long the minion took to deliver it is printed, not
     # asserted (1.6 and 2.2 s seen on the lab's 2 busy CPUs).  Events queued
     # before the beacon was configured, at the first apply, may reach the
     # master now too: only those of this failover count.
     tags = {"salt/beacon/lb1/havip/VI_A/FAULT", "salt/beacon/lb2/havip/VI_A/MASTER"}
-    deadline = time.monotonic() + 60
-    while True:
-        events = {event.tag: event for event in event_listener.get_events(
-            [(lab.master.id, tag) for tag in tags], after_time=started) if event.data["at"] >= killed}
-        if set(events) == tags:
-            break
-        assert time.monotonic() < deadline, events
-        time.sleep(0.5)
+    events = wait_until(lambda: {event.tag: event for event in event_listener.get_events(
+        [(lab.master.id, tag) for tag in tags], after_time=started) if event.data["at"] >= killed},
+        lambda found: set(found) == tags, 60)
+    assert set(events) == tags, events
     for event in events.values():
         assert event.data["vip"] == "VI_A" and event.data["previous"] in ("MASTER", "BACKUP"), event.data
         assert event.data["at"] - killed < 2, (killed, event.data)
         print(f"\n{event.tag}: on the master {event.stamp.timestamp() - event.data['at']:.2f} s after the transition")
     # The example reactor announced the new holder and logged the moves.
-    def logged_since_the_kill():
-        lines = lab.reactor_log.read_text().splitlines() if lab.reactor_log.exists() else []
-        return [line.split(" ", 1)[1] for line in lines if float(line.split()[0]) >= killed]
-    deadline = time.monotonic() + 60
-    while "lb2 VI_A BACKUP -> MASTER" not in logged_since_the_kill():
-        assert time.monotonic() < deadline, logged_since_the_kill()
-        time.sleep(0.5)
     # (the VIP's return to lb1, once systemd has restarted its HAProxy, may follow)
-    while "lb2" not in [event.data.get("holder") for event in event_listener.get_events(
-            [(lab.master.id, "havip/vip/VI_A/holder")], after_time=started)]:
-        assert time.monotonic() < deadline, "no havip/vip/VI_A/holder event for lb2"
-        time.sleep(0.5)
+    def logged_and_announced():
+        lines = lab.reactor_log.read_text().splitlines() if lab.reactor_log.exists() else []
+        return ([line.split(" ", 1)[1] for line in lines if float(line.split()[0]) >= killed],
+                [event.data.get("holder") for event in event_listener.get_events(
+                    [(lab.master.id, "havip/vip/VI_A/holder")], after_time=started)])
+
+    def lb2_took_over(seen):
+        logged, holders_announced = seen
+        return "lb2 VI_A BACKUP -> MASTER" in logged and "lb2" in holders_announced
+    seen = wait_until(logged_and_announced, lb2_took_over, 60)
+    assert lb2_took_over(seen), seen

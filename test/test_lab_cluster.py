@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from test.lab.cluster import REPO, SEED, TRIO_HTTP, running_cluster
+from test.lab.cluster import REPO, SEED, TRIO_HTTP, running_cluster, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -197,15 +197,11 @@ def http_cluster(cluster, first_apply):
 
 def wait_for_server_up(cluster, server, timeout=20):
     """Until every balancer's HAProxy has ``server`` UP."""
-    balancers = cluster.topology.with_role("balancer")
-    deadline = time.monotonic() + timeout
-    while True:
-        states = {name: cluster.salt(name, "havip.status").data["haproxy"]["backends"].get(server)
-                  for name in balancers}
-        if set(states.values()) == {"UP"}:
-            return
-        assert time.monotonic() < deadline, states
-        time.sleep(1)
+    def states():
+        return {name: cluster.salt(name, "havip.status").data["haproxy"]["backends"].get(server)
+                for name in cluster.topology.with_role("balancer")}
+    seen = wait_until(states, lambda found: set(found.values()) == {"UP"}, timeout, 1)
+    assert set(seen.values()) == {"UP"}, seen
 
 
 def backend_logs(cluster, recorder_log):

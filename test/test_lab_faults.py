@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, deployed_cluster, outages
+from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, deployed_cluster, outages, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -203,10 +203,8 @@ def test_holder_link_down_moves_the_vip_and_it_comes_back(lab):
         try:
             assert lab.wait_for_holders([BACKUP], timeout=5)[-1:] == [BACKUP]
             # (keepalived adds the VIP, then runs the notify script that records the state)
-            deadline = time.monotonic() + 2
-            while lab.vrrp_state(BACKUP)[0] != "MASTER":
-                assert time.monotonic() < deadline, lab.vrrp_state(BACKUP)
-                time.sleep(0.1)
+            state = wait_until(lambda: lab.vrrp_state(BACKUP), lambda seen: seen[0] == "MASTER", 2, 0.1)
+            assert state[0] == "MASTER", state
         finally:
             primary.run(["ip", "link", "set", "eth0", "up"])
     assert served_after(report, 3), report

@@ -136,6 +136,16 @@ def with_backends(topology, count):
     return Topology(f"{topology.name}-{count}", hosts, topology.client, pillar)
 
 
+def wait_until(read, done, timeout, interval=0.5):
+    """``read()`` every ``interval`` s until ``done`` holds for what it
+    returned or ``timeout`` s have passed; the last value read (the caller
+    asserts on it)."""
+    deadline = time.monotonic() + timeout
+    while not done(value := read()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
+
+
 # A balancer's interface addresses in the mine before the first apply (the
 # handover relays an IPv6 VIP to them: the nodes' addresses are IPv4).
 RELAY_MINE_FUNCTIONS = {"havip_relay_addresses": [{"mine_function": "grains.item"},
@@ -259,10 +269,7 @@ class Cluster:
         )
 
     def wait_for_holders(self, expected, timeout=20, vip=None):
-        deadline = time.monotonic() + timeout
-        while (holders := self.vip_holders(vip)) != expected and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return holders
+        return wait_until(lambda: self.vip_holders(vip), lambda holders: holders == expected, timeout, 0.1)
 
     def signal(self, name, signal, *pidfiles):
         """Send ``signal`` (e.g. "KILL", "STOP") to the processes of pid files
