@@ -8,7 +8,9 @@ queued it.  The formula configures it (havip/events/init.sls):
     beacons:
       havip:
         - events_dir: /run/havip/events
-        - interval: 1
+
+It runs at every beacon loop of the minion, once a second (no
+``interval``: Salt counts it in the minion's ``loop_interval``).
 
 Each transition becomes one event tagged
 ``salt/beacon/<minion id>/havip/<vip>/<state>`` with the data ``vip``,

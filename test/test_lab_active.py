@@ -306,11 +306,10 @@ def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(l
     moved = ({"lb1": "0"}, {"lb2": "1"})
     seen = wait_until(moved_by_prometheus, moved.__eq__, killed + 3 - time.time(), 0.2)
     assert seen == moved, (round(time.time() - killed, 2), seen, scrape_targets(lab)["targets"])
-    # Every transition on the bus, as the balancer recorded it when it
-    # happened.  How long the minion took to deliver it is printed, not
-    # asserted (1.6 and 2.2 s seen on the lab's 2 busy CPUs).  Events queued
-    # before the beacon was configured, at the first apply, may reach the
-    # master now too: only those of this failover count.
+    # Every transition on the bus within 2 s, as the balancer recorded it
+    # when it happened (the minion runs the beacon once a second).  Events
+    # queued before the beacon was configured, at the first apply, may reach
+    # the master now too: only those of this failover count.
     tags = {"salt/beacon/lb1/havip/VI_A/FAULT", "salt/beacon/lb2/havip/VI_A/MASTER"}
     events = wait_until(lambda: {event.tag: event for event in event_listener.get_events(
         [(lab.master.id, tag) for tag in tags], after_time=started) if event.data["at"] >= killed},
@@ -319,7 +318,9 @@ def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(l
     for event in events.values():
         assert event.data["vip"] == "VI_A" and event.data["previous"] in ("MASTER", "BACKUP"), event.data
         assert event.data["at"] - killed < 2, (killed, event.data)
-        print(f"\n{event.tag}: on the master {event.stamp.timestamp() - event.data['at']:.2f} s after the transition")
+        delivered = event.stamp.timestamp() - event.data["at"]
+        print(f"\n{event.tag}: on the master {delivered:.2f} s after the transition")
+        assert delivered < 2, (event.tag, delivered)
     # The example reactor announced the new holder and logged the moves.
     # (the VIP's return to lb1, once systemd has restarted its HAProxy, may follow)
     def logged_and_announced():

@@ -4,6 +4,9 @@
 # beacon (_beacons/havip.py) sends what keepalived's notify script queues.
 # beacon.present adds it to the running minion (and beacons.conf): no
 # restart.  Needs the beacon synced: salt '*' saltutil.sync_all
+# No `interval`: the minion runs its beacons once a second, and Salt counts
+# a beacon's interval in loop_intervals (interval 1 with loop_interval 0.05
+# would send the queue every 20 s).
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
 
@@ -13,4 +16,3 @@ havip-events-beacon:
     - save: true
     - enable: true
     - events_dir: {{ havip.lookup.keepalived.events_dir }}
-    - interval: 1
