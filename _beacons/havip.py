@@ -22,6 +22,8 @@ import json
 import os
 
 __virtualname__ = "havip"
+# havip_facts.VRRP_STATES: Salt's beacon loader does not put the synced
+# _utils on a beacon's path, so a copy (test/unit/test_beacon.py keeps it equal).
 STATES = {"MASTER", "BACKUP", "FAULT", "STOP", "DELETED", "UNKNOWN"}
 
 

@@ -657,7 +657,6 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
 
 
 TRANSITION_LOG = "/var/log/salt/havip-vrrp.log"
-STATE = r"[A-Z]{1,10}"
 
 
 def log_transition(minion, vip, state, previous, at):
@@ -668,7 +667,8 @@ def log_transition(minion, vip, state, previous, at):
     ``<at> <minion> <vip> <previous> -> <state>``.  The example reactor
     (``havip/reactor/vrrp.sls``) calls it for every beacon event.  What a
     minion sent is checked before it is written (a name, a VRRP state
-    word, a time): anything else is refused and nothing is written.
+    keepalived reports, a time): anything else is refused and nothing is
+    written.
 
     CLI Example:
 
@@ -676,10 +676,16 @@ def log_transition(minion, vip, state, previous, at):
 
         salt-run havip.log_transition svr2 VI_1 MASTER BACKUP 1764670000.25
     """
-    name = havip_contract.NAME
-    checks = ((minion, name, "minion"), (vip, name, "vip"), (state, STATE, "state"), (previous, STATE, "previous"))
-    for value, pattern, key in checks:
-        if not (isinstance(value, str) and re.fullmatch(pattern, value)):
+    def is_name(value):
+        return isinstance(value, str) and re.fullmatch(havip_contract.NAME, value)
+
+    def is_state(value):
+        return isinstance(value, str) and value in havip_facts.VRRP_STATES
+
+    checks = ((minion, is_name, "minion"), (vip, is_name, "vip"), (state, is_state, "state"),
+              (previous, is_state, "previous"))
+    for value, valid, key in checks:
+        if not valid(value):
             return {"result": False, "retcode": 1, "comment": f"havip.log_transition: {key} {value!r} refused"}
     try:
         at = float(at)

@@ -38,6 +38,13 @@ TRACK_TABLE = "havip_track"
 # beyond the handover's release_max, before havip.check calls it stuck.
 RELEASE_GRACE = 5
 
+# The VRRP states keepalived's notify script reports (and UNKNOWN, the
+# previous state of a VIP's first transition): what the havip beacon sends
+# and the runner's havip.log_transition accepts.  The beacon keeps a copy
+# (Salt's beacon loader does not put _utils on its path); a unit test keeps
+# the two equal.
+VRRP_STATES = frozenset({"MASTER", "BACKUP", "FAULT", "STOP", "DELETED", "UNKNOWN"})
+
 # What havip.inject breaks, and so what the failover test may ask for.
 FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
 # The longest link_down (seconds).  Its restore is scheduled before the

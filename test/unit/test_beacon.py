@@ -7,6 +7,8 @@ the queue is dropped.
 import importlib.util
 import json
 
+import havip_facts
+
 from test.saltcall import REPO
 
 
@@ -39,3 +41,7 @@ def test_the_beacon_sends_every_queued_transition_once_oldest_first(tmp_path):
 
 def test_the_beacon_wants_an_absolute_events_dir():
     assert load_beacon().validate([{"events_dir": "relative"}])[0] is False
+
+
+def test_the_beacon_sends_the_vrrp_states_the_runner_logs():
+    assert load_beacon().STATES == havip_facts.VRRP_STATES

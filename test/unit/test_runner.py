@@ -972,7 +972,8 @@ def test_a_transition_is_appended_to_the_log_which_is_created_if_missing(runner,
 
 
 @pytest.mark.parametrize("key, value", [("minion", "svr2\n1 evil VI_1 X -> Y"), ("vip", "VI 1"), ("state", "master"),
-                                        ("previous", "BACKUP;"), ("at", "soon")])
+                                        ("state", "PRIMARY"), ("state", ["MASTER"]), ("previous", "BACKUP;"),
+                                        ("at", "soon")])
 def test_what_a_minion_sent_is_checked_before_it_is_logged(runner, tmp_path, key, value):
     runner.__opts__["havip_vrrp_log"] = str(tmp_path / "vrrp.log")
     transition = {"minion": "svr2", "vip": "VI_1", "state": "MASTER", "previous": "BACKUP", "at": 1.5, key: value}
