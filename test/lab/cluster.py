@@ -367,11 +367,13 @@ class Cluster:
         return time.monotonic() - t0
 
     def vrrp_state(self, name):
-        """(state, time of the change) keepalived's notify script recorded on a balancer."""
-        host = self.host(name)
-        state = host.run(["cat", VRRP_STATE], check=False).stdout.split()
-        since = host.run(["stat", "-c", "%.9Y", VRRP_STATE], check=False).stdout.strip()
-        return (state[0] if state else None), (float(since) if since else None)
+        """(state, time of the change) keepalived's notify script recorded on
+        a balancer; both from one open file (the script replaces it by a
+        rename: a second read could pair one file's state with the next
+        one's time)."""
+        read = 'exec 3< "$1" && stat -L -c %.9Y /dev/fd/3 && cat <&3'
+        out = self.host(name).run(["sh", "-c", read, "sh", VRRP_STATE], check=False).stdout.split()
+        return (out[1] if len(out) > 1 else None), (float(out[0]) if out else None)
 
     def vrrp_transitions(self, name, since, until=None):
         """keepalived's state changes on a balancer from ``since`` to
