@@ -195,12 +195,12 @@ def link_down(run, interfaces, duration, restore_dir, late):
 
 def vrrp_state(state_dir, name):
     """(state, since) of a VRRP instance as keepalived's notify script
-    recorded it; since = the time of the change (seconds since the epoch)."""
-    path = os.path.join(state_dir, name)
+    recorded it; since = the time of the change (seconds since the epoch).
+    Both from the one file opened: the script replaces it by a rename."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(os.path.join(state_dir, name), encoding="utf-8") as handle:
             words = handle.read().split()
-        return (words[0] if words else "UNKNOWN"), os.stat(path).st_mtime
+            return (words[0] if words else "UNKNOWN"), os.fstat(handle.fileno()).st_mtime
     except OSError:
         return "UNKNOWN", None
 

@@ -2,7 +2,9 @@
 Unit tests of ``_utils/havip_host.py``: what a minion reads of its host.
 """
 
+import builtins
 import json
+import os
 
 import havip_host
 import pytest
@@ -40,3 +42,22 @@ def test_pids_skip_missing_and_garbled_pid_files(tmp_path, dead_pid):
     files = [str(tmp_path / name) for name in ("a.pid", "b.pid", "missing.pid")]
     assert havip_host.pids(files) == [dead_pid]
     assert havip_host.running(files) is False
+
+
+def test_vrrp_state_pairs_the_state_with_the_time_of_the_file_it_read(tmp_path, monkeypatch):
+    """keepalived's notify script replaces the state file by a rename: one
+    landing while it is read must not lend its time to the old state."""
+    (tmp_path / "VI_1").write_text("MASTER 150\n")
+    os.utime(tmp_path / "VI_1", (1000, 1000))
+
+    def open_then_replaced(path, *args, **kwargs):
+        handle = builtins.open(path, *args, **kwargs)
+        (tmp_path / ".VI_1.new").write_text("FAULT 150\n")
+        os.replace(tmp_path / ".VI_1.new", tmp_path / "VI_1")
+        return handle
+    monkeypatch.setattr(havip_host, "open", open_then_replaced, raising=False)
+    assert havip_host.vrrp_state(str(tmp_path), "VI_1") == ("MASTER", 1000)
+
+
+def test_vrrp_state_of_an_instance_never_recorded_is_unknown(tmp_path):
+    assert havip_host.vrrp_state(str(tmp_path), "VI_1") == ("UNKNOWN", None)
