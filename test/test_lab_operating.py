@@ -238,6 +238,61 @@ def test_a_connection_open_across_a_move_goes_on_whoever_moves_the_vip(healthy):
         assert healthy.salt(giver, "havip.check").data["healthy"] is True
 
 
+def time_waiting(cluster, name, port):
+    """Does ``name`` keep a TIME_WAIT socket for a connection from the client's ``port``?"""
+    return bool(cluster.host(name).run(
+        ["ss", "-Htn", "state", "time-wait", f"( sport = :9090 and dport = :{port} )"]).stdout.strip())
+
+
+def test_a_client_port_used_again_for_a_connection_to_the_other_balancer_stays_with_it(healthy):
+    """A client reuses a local port as soon as its side of the old
+    connection is closed, while the server's side stays in TIME_WAIT
+    (60 s).  The old connection's holder must not take the packets of the
+    new connection, on the other balancer, for it when the VIP comes back:
+    conntrack forgets a VIP's ended connection after 1 s, so they are
+    relayed to the balancer the connection is on."""
+    port = 61001  # outside the client's ephemeral range: only this test uses it
+    old = healthy.request_the_server_closes(port)
+    assert old["answer"] in SEED.with_role("backend"), old
+    assert time_waiting(healthy, PRIMARY, port)
+    assert healthy.run("havip.standby", PRIMARY).returncode == 0
+    assert healthy.wait_for_holders([BACKUP]) == [BACKUP]
+    with healthy.connection(port=port) as request:
+        first = request()
+        assert first.get("port") == port, first
+        assert healthy.salt(PRIMARY, "havip.resume").returncode == 0
+        assert healthy.wait_for_holders([PRIMARY]) == [PRIMARY]
+        assert time_waiting(healthy, PRIMARY, port), "the old connection's TIME_WAIT is gone: nothing proved"
+        time.sleep(0.5)
+        again = request()
+        assert again.get("port") == port and again["answer"] in SEED.with_role("backend"), (
+            again, handover_view(healthy, BACKUP, PRIMARY))
+
+
+def relayed(cluster):
+    """Packets the relays of VI_1 on both balancers have passed on."""
+    total = 0
+    for name in (PRIMARY, BACKUP):
+        table = cluster.host(name).run(["nft", "-j", "list", "table", "ip", "havip_relay_VI_1"]).stdout
+        total += sum(expr["counter"]["packets"] for item in json.loads(table)["nftables"]
+                     for expr in item.get("rule", {}).get("expr", []) if "counter" in expr)
+    return total
+
+
+def test_a_packet_of_a_connection_no_balancer_has_is_relayed_once(healthy):
+    """The holder relays a packet it cannot place to the other balancer;
+    the copy arrives with TTL 0 and nobody passes it on again (no ping-pong
+    between the balancers)."""
+    assert healthy.run("havip.standby", PRIMARY).returncode == 0  # so that both have a relay
+    assert healthy.salt(PRIMARY, "havip.resume").returncode == 0
+    assert healthy.wait_for_holders([PRIMARY]) == [PRIMARY]
+    assert lingering(healthy, BACKUP, 5) is False
+    before = relayed(healthy)
+    healthy.send_stray_ack()
+    time.sleep(1)
+    assert relayed(healthy) - before == 1
+
+
 def test_standby_refuses_when_no_other_balancer_serves(healthy):
     healthy.systemctl(BACKUP, "stop", "haproxy")
     refused = healthy.salt(PRIMARY, "havip.standby")

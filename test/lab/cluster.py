@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import sys
+import urllib.parse
 import time
 
 import attr
@@ -410,14 +411,14 @@ class Cluster:
         return int(code or 0), body.strip()
 
     @contextlib.contextmanager
-    def connection(self, url=None):
-        """One HTTP connection from the client to the frontend on the VIP,
-        open while the block runs; yields a function that sends a request
-        on it and returns {"answer": body, "port": local port} or
-        {"error": ...} (test/lab/keepalive.py)."""
+    def connection(self, url=None, port=0):
+        """One HTTP connection from the client (from local ``port``, if
+        given) to the frontend on the VIP, open while the block runs; yields
+        a function that sends a request on it and returns {"answer": body,
+        "port": local port} or {"error": ...} (test/lab/keepalive.py)."""
         proc = self.host(self.topology.client).popen(
-            [sys.executable, "-m", "test.lab.keepalive", url or self.topology.frontend_url],
-            cwd=str(REPO), stdin=-1, stdout=-1, text=True)
+            [sys.executable, "-m", "test.lab.keepalive", url or self.topology.frontend_url,
+             "--port", str(port)], cwd=str(REPO), stdin=-1, stdout=-1, text=True)
 
         def request():
             proc.stdin.write("\n")
@@ -428,6 +429,22 @@ class Cluster:
         finally:
             proc.stdin.close()
             proc.wait(timeout=10)
+
+    def request_the_server_closes(self, port, url=None):
+        """One request from the client's local ``port`` that the server
+        closes (test/lab/keepalive.py --server-closes): {"answer": body,
+        "port": port}; the server's side of it ends in TIME_WAIT."""
+        out = self.host(self.topology.client).run(
+            [sys.executable, "-m", "test.lab.keepalive", url or self.topology.frontend_url,
+             "--port", str(port), "--server-closes"], cwd=str(REPO))
+        return json.loads(out.stdout)
+
+    def send_stray_ack(self, url=None):
+        """One TCP ACK of a connection nobody has, from the client to the
+        frontend's address and port (test/lab/stray.py)."""
+        url = urllib.parse.urlsplit(url or self.topology.frontend_url)
+        self.host(self.topology.client).run(
+            [sys.executable, "-m", "test.lab.stray", url.hostname, str(url.port)], cwd=str(REPO))
 
     @contextlib.contextmanager
     def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False, cafile=None):
