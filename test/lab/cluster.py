@@ -15,8 +15,8 @@ import os
 import pathlib
 import re
 import sys
-import urllib.parse
 import time
+import urllib.parse
 
 import attr
 import havip_facts

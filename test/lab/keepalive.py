@@ -26,8 +26,8 @@ import sys
 import urllib.parse
 
 
-def keep_open(url, port):
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=3, source_address=("", port))
+def keep_open(url, bind_port):
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=3, source_address=("", bind_port))
     connection.connect()
     port = connection.sock.getsockname()[1]
     broken = None
