@@ -4,12 +4,14 @@ failover test that measures and fails loudly, planned switchovers, and a
 rolling deploy that loses no request.  Used by ``salt-run`` and by the
 orchestrate files ``havip.failover_test`` and ``havip.deploy``.
 
-The cluster is discovered from what the formula deployed on the minions
-(``havip.config``) matching ``tgt`` (default every minion; one minion of
-the cluster is enough): a master with several clusters targets one, and
-is refused when the target spans more.
-The minions answer for themselves (``havip.status``, ``havip.check``), so
-nothing here needs the pillar.  The reports are plain data
+The cluster and its configuration come from the pillar the master
+compiles for the minions matching ``tgt`` (default every minion; one
+minion of the cluster is enough) and for the cluster's nodes, merged over
+the formula's parameters and validated as map.jinja does, without
+secrets: a master with several clusters targets one, and is refused when
+the target spans more, or when the nodes' pillars disagree.  What minions
+answer (``havip.status``, ``havip.check``) is believed about themselves
+only, never about their cluster.  The reports are plain data
 (``--out=json``); ``comment`` says what they mean, and a failing one has
 ``retcode: 1`` (``salt-run``'s exit status).  One failover test, deploy,
 standby or resume runs at a time on a master (a lock in its cachedir).
@@ -28,12 +30,18 @@ import time
 import uuid
 
 import salt.client
+import salt.fileclient
+import salt.pillar
+import salt.utils.minions
+import salt.utils.yaml
+from salt.exceptions import CommandExecutionError
 
 try:
     import havip_contract
     import havip_facts
     import havip_health
     import havip_lock
+    import havip_pillar
     import havip_rollout
 except ImportError as missing:
     NOT_SYNCED = (False, f"havip: its helpers (_utils/havip_*.py) are not on the master ({missing}):"
@@ -42,6 +50,8 @@ else:
     NOT_SYNCED = None
 
 __virtualname__ = "havip"
+# The formula's directory on the master's file server (map.jinja's tplroot).
+FORMULA = "havip"
 
 
 def __virtual__():
@@ -49,10 +59,12 @@ def __virtual__():
 
 
 class _Minions:
-    """The minions, asked through a LocalClient."""
+    """The minions, asked through a LocalClient; and what the master knows
+    of them itself: their keys, and the pillar it compiles for them."""
 
-    def __init__(self, client):
-        self.client = client
+    def __init__(self, client, opts):
+        self.client, self.opts = client, opts
+        self.parameters = {}  # {OS family: defaults.yaml <- its file}
 
     def answers(self, minions, fun, arg=(), kwarg=None, timeout=None):
         """{minion: return} of the minions that answered, errors included."""
@@ -65,10 +77,58 @@ class _Minions:
         return {name: ret for name, ret in answers.items() if isinstance(ret, dict)}
 
     def config(self, tgt, tgt_type="glob"):
-        """The havip configuration deployed on the minions matching ``tgt``,
-        refused (ValueError) when they belong to several clusters."""
-        answers = self.client.cmd(tgt, "havip.config", tgt_type=tgt_type, timeout=havip_facts.CALL_TIMEOUT)
-        return havip_facts.deployed_config(answers, tgt)
+        """The havip configuration of the cluster of the minions matching
+        ``tgt``, from the pillar the master compiles for each (what a minion
+        answers is never believed about its cluster); refused (ValueError)
+        when they belong to several clusters, or the nodes' pillars
+        disagree."""
+        matching = salt.utils.minions.CkMinions(self.opts).check_minions(tgt, tgt_type)["minions"]
+        configs = {name: self.pillar_config(name) for name in sorted(matching)}
+        config = havip_facts.cluster_config(configs, tgt)
+        configs.update({name: self.pillar_config(name) for name in config["nodes"] if name not in configs})
+        if problem := havip_facts.disagreement(config, configs):
+            raise ValueError(problem)
+        return config
+
+    def pillar_config(self, minion):
+        """The havip configuration the master derives from the pillar it
+        compiles for ``minion`` (the grains in its cache select the pillar
+        and the OS family's parameters, as on the minion), without secrets;
+        None without havip nodes."""
+        grains = salt.utils.minions.get_minion_data(minion, self.opts)[1] or {}
+        pillar = salt.pillar.get_pillar(self.opts, grains, minion, saltenv=self.opts.get("saltenv") or "base",
+                                        pillarenv=self.opts.get("pillarenv")).compile_pillar()
+        if pillar.get("_errors"):
+            # The errors may quote the pillar's lines, secrets too: counted, not shown.
+            raise ValueError(f"the master cannot compile the pillar of {minion} ({len(pillar['_errors'])}"
+                             f" errors: salt-run pillar.show_pillar {minion} shows them)")
+        family = grains.get("os_family")
+        try:
+            return havip_pillar.master_config(pillar.get("havip"), self.formula_parameters(
+                family if isinstance(family, str) and re.fullmatch(r"[A-Za-z0-9_]+", family) else None))
+        except CommandExecutionError as exc:
+            raise ValueError(f"the pillar of {minion}: {exc}") from None
+
+    def formula_parameters(self, family):
+        """map.jinja's first steps: the formula's defaults.yaml <- the OS
+        family's file (if there is one), from the master's file server."""
+        if family not in self.parameters:
+            defaults = self.formula_yaml("defaults")
+            if defaults is None:
+                raise ValueError(f"salt://{FORMULA}/parameters/defaults.yaml is not on this master's file server")
+            over = self.formula_yaml(f"os_family/{family}") if family else None
+            self.parameters[family] = havip_pillar.merge(defaults.get("havip") or {}, (over or {}).get("havip") or {})
+        return self.parameters[family]
+
+    def formula_yaml(self, name):
+        """The formula's ``parameters/<name>.yaml`` from the master's file
+        server, None if there is none."""
+        with salt.fileclient.get_file_client(self.opts) as files:
+            path = files.cache_file(f"salt://{FORMULA}/parameters/{name}.yaml", self.opts.get("saltenv") or "base")
+        if not path:
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return salt.utils.yaml.safe_load(handle) or {}
 
 
 @contextlib.contextmanager
@@ -76,7 +136,7 @@ def _connect():
     """The minions, through one LocalClient for this run (or this thread: a
     LocalClient listens for its own returns), closed at the end."""
     with salt.client.get_local_client(__opts__["conf_file"]) as client:
-        yield _Minions(client)
+        yield _Minions(client, __opts__)
 
 
 def _fail(report, reason):
@@ -89,13 +149,60 @@ def _fail(report, reason):
 
 def _exclusive(function, report, args, run):
     """``run()`` (it returns the report) while this run holds the master's
-    runner lock; refused, running nothing, while another run holds it."""
+    runner lock; refused, running nothing, when one of ``args`` (its
+    options) is not what it accepts, or while another run holds it."""
+    if problem := _invalid_option(function, args):
+        return _fail(report, problem)
     path = os.path.join(__opts__["cachedir"], havip_facts.RUNNER_LOCK)
     try:
         with havip_lock.exclusive(path, f"havip.{function}", args):
             return run()
     except havip_lock.Busy as busy:
         return _fail(report, f"havip.{function} refused: {busy}")
+
+
+def _is_name(value):
+    """A minion id or a VIP's name, as the pillar contract accepts them."""
+    return isinstance(value, str) and re.fullmatch(havip_contract.NAME, value) is not None
+
+
+def _is_number(value, low, high):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+# The target types of Salt's minion matcher (CkMinions) a tgt_type may name.
+TARGET_TYPES = ("glob", "pcre", "list", "grain", "grain_pcre", "pillar", "pillar_pcre", "pillar_exact", "compound",
+                "compound_pillar_exact", "ipcidr", "range", "nodegroup")
+
+
+def _option_checks():
+    """Every option of the runner's functions: (its check, what it accepts)."""
+    return {
+        "name": (_is_name, "a balancer's minion id (letters, digits and _ . -)"),
+        "client": (lambda value: value is None or _is_name(value), "a minion id (letters, digits and _ . -)"),
+        "vip": (lambda value: value is None or _is_name(value), "a VIP's name (letters, digits and _ . -)"),
+        "failure": (lambda value: isinstance(value, str) and value in havip_facts.FAILURES,
+                    f"one of {', '.join(havip_facts.FAILURES)}"),
+        "rate": (lambda value: _is_number(value, 0.1, 1000), "a number of requests per second from 0.1 to 1000"),
+        "max_failed": (lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                       "a whole number from 0 up"),
+        "tgt": (lambda value: (isinstance(value, str) and value != "")
+                or (isinstance(value, list) and value != [] and all(isinstance(item, str) for item in value)),
+                "a Salt target (a string, or a list of minion ids)"),
+        "tgt_type": (lambda value: isinstance(value, str) and value in TARGET_TYPES,
+                     f"one of {', '.join(TARGET_TYPES)}"),
+    }
+
+
+def _invalid_option(function, values):
+    """Why one of ``values`` ({option: value}) of runner ``function`` is
+    refused, or None."""
+    checks = _option_checks()
+    for key, value in values.items():
+        valid, accepts = checks[key]
+        if not valid(value):
+            return f"{function}:{key}: must be {accepts}, got {value!r}"
+    return None
 
 
 def _unknown_options(function, options):
@@ -132,6 +239,8 @@ def status(tgt="*", tgt_type="glob"):
         salt-run havip.status
         salt-run havip.status tgt='lb*'
     """
+    if problem := _invalid_option("status", {"tgt": tgt, "tgt_type": tgt_type}):
+        return _fail({}, problem)
     with _connect() as minions:
         try:
             config = minions.config(tgt, tgt_type)
@@ -177,15 +286,17 @@ def _wait_for_holder(minions, candidates, vip, timeout):
     return None, None
 
 
-def _restore(minions, config, holder, expected, servers_up, budget):
+def _restore(minions, config, holder, failure, expected, servers_up, budget):
     """`state.apply havip` on the broken balancer, then wait for the cluster
     to look as it did before: the ``expected`` holders, and every backend
     server UP on each balancer that was (``servers_up``).  Returns (seconds,
-    problem or None)."""
+    problem or None); a failed apply's problem says what ``failure`` left
+    there."""
     start = time.monotonic()
-    applied = minions.call([holder], "state.apply", ["havip"], timeout=havip_rollout.APPLY_TIMEOUT).get(holder)
-    if not isinstance(applied, dict) or not all(s.get("result") for s in applied.values()):
-        return time.monotonic() - start, f"state.apply havip on {holder} failed"
+    applied = minions.answers([holder], "state.apply", ["havip"], timeout=havip_rollout.APPLY_TIMEOUT).get(holder)
+    if problem := havip_rollout.step_problem("state.apply", applied):
+        return time.monotonic() - start, (f"state.apply havip on {holder} failed ({problem}); not restored:"
+                                          f" {havip_facts.FAILURE_LEFT[failure]} on {holder}")
     deadline = time.monotonic() + budget
     while True:
         survey = _survey(minions, config)
@@ -286,6 +397,35 @@ def _traffic_problems(seen, report, injected_at, move_budget):
     return []
 
 
+def _broken_and_restored(minions, config, report, before, budgets):
+    """Steps 2-5 of the failover test: break the holder and measure, then
+    restore it whatever happened in between (an error is one more problem;
+    an interruption restores too).  Returns the problems, or None when the
+    failure was refused (nothing was broken, nothing restored)."""
+    holder, vip = report["holder"], report["vip"]
+    move_budget, restore_budget = budgets
+    broken, new_holder, problems = True, None, []
+    try:
+        measured = _break_and_measure(minions, config, report, move_budget)
+        broken = measured is not None
+        new_holder, problems = measured or (None, [])
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # whatever failed after the injection, the holder is restored below
+        new_holder = report.get("new_holder")
+        problems = [f"the test stopped after the injection: {type(exc).__name__}: {exc}"]
+    finally:
+        if broken:
+            expected = dict(before["holders"])
+            if new_holder and not config["keepalived"]["preempt"]:
+                expected[vip] = [new_holder]  # without preemption the VIP stays where it went
+            took, problem = _restore(minions, config, holder, report["failure"], expected,
+                                     havip_health.servers_up(config, before["statuses"]), restore_budget)
+            report.update(restored_after=round(took, 1), restore_budget=round(restore_budget, 2),
+                          holders_after=_survey(minions, config)["holders"])
+            problems += [problem] if problem else []
+    return problems if broken else None
+
+
 def _with_leftovers(text, report):
     """``text``, naming what the pre-check found left behind."""
     leftovers = report.get("leftovers")
@@ -296,8 +436,6 @@ def _failover_test(minions, report, client, vip, rate, tgt, tgt_type):
     """The failover test of :py:func:`failover_test`, filling in ``report``."""
     failure = report["failure"]
     try:
-        if unknown := havip_facts.unknown_failure(failure):
-            raise ValueError(unknown)
         config = minions.config(tgt, tgt_type)
         client = havip_facts.probing_client(config, client, "failover_test:client")
     except ValueError as exc:
@@ -313,21 +451,11 @@ def _failover_test(minions, report, client, vip, rate, tgt, tgt_type):
     move_budget, restore_budget = havip_facts.failover_budgets(config, failure)
     report.update(vip=vip, holder=holder, move_budget=round(move_budget, 2),
                   probe={"url": havip_facts.frontend_url(config, vip), "client": client, "rate": rate})
-    if problem := _probe_problem(minions, report["probe"]):
+    if problem := _pending_problem(minions, config) or _probe_problem(minions, report["probe"]):
         return _fail(report, _with_leftovers(f"{problem}; nothing was broken", report))
-    measured = _break_and_measure(minions, config, report, move_budget)
-    if measured is None:
+    problems = _broken_and_restored(minions, config, report, before, (move_budget, restore_budget))
+    if problems is None:
         return _fail(report, _with_leftovers(f"havip.inject {failure} on {holder} failed", report))
-    new_holder, problems = measured
-    expected = dict(before["holders"])
-    if new_holder and not config["keepalived"]["preempt"]:
-        expected[vip] = [new_holder]  # without preemption the VIP stays where it went
-    took, problem = _restore(minions, config, holder, expected,
-                             havip_health.servers_up(config, before["statuses"]), restore_budget)
-    report.update(restored_after=round(took, 1), restore_budget=round(restore_budget, 2),
-                  holders_after=_survey(minions, config)["holders"])
-    if problem:
-        problems.append(problem)
     if problems:
         return _fail(report, _with_leftovers("failover test FAILED: " + "; ".join(problems), report))
     report.update(result=True, comment=_with_leftovers(f"failover test passed: {failure} on {holder}", report))
@@ -473,18 +601,20 @@ class _Probe(threading.Thread):
                                           timeout=limit + 30).get(self.client)
 
     def stop(self):
-        """End the probe; returns its problem, None if every request it sent
-        was answered."""
+        """End the probe, and remove its stop file once it has ended;
+        returns its problem, None if every request it sent was answered."""
         ended_early = not self.is_alive()
         if not ended_early:
             self.minions.answers([self.client], "file.touch", [self.stop_file])
             self.join(havip_facts.CALL_TIMEOUT)
+            if not self.is_alive():
+                self.minions.answers([self.client], "file.remove", [self.stop_file])
         return self._problem(ended_early)
 
     def _problem(self, ended_early):
         where = f"the probe of {self.url} on {self.client}"
         if self.is_alive():
-            return f"{where} did not stop"
+            return f"{where} did not stop (its stop file {self.stop_file} stays there)"
         return havip_rollout.probe_problem(self.answer, where, self.url, ended_early, self.max_failed)
 
 
@@ -552,9 +682,10 @@ def _under_probes(probes, rollout):
     return [p for p in [problem, *probe_problems] if p]
 
 
-def _vrrp_version_problem(minions, config):
-    """Why the new pillar cannot be rolled out one balancer at a time (a
-    change of keepalived:vrrp_version, or it does not render), or None."""
+def _pending_problem(minions, config):
+    """Why the pillar as it is now cannot be applied to one balancer at a
+    time (it does not render on one, or changes keepalived:vrrp_version),
+    or None: the deploy applies it so, the failover test's restore too."""
     balancers = [node["name"] for node in config["balancers"]]
     pending = minions.answers(balancers, "state.show_sls", ["havip.facts"], timeout=havip_rollout.RENDER_TIMEOUT)
     return havip_rollout.vrrp_version_problem(minions.call(balancers, "havip.config"),
@@ -567,7 +698,7 @@ def _deploy(minions, config, tgt, tgt_type, client, rate, max_failed, report):
     report["holders_before"] = before["holders"]
     if before["problems"]:
         return ["pre-check failed: " + "; ".join(before["problems"])]
-    if problem := _vrrp_version_problem(minions, config):
+    if problem := _pending_problem(minions, config):
         return [f"refused, nothing deployed: {problem}"]
     order = havip_rollout.rollout_order(config, before["holders"])
     urls = [havip_facts.frontend_url(config, vip) for vip in sorted(config["vips"])]

@@ -47,6 +47,13 @@ VRRP_STATES = frozenset({"MASTER", "BACKUP", "FAULT", "STOP", "DELETED", "UNKNOW
 
 # What havip.inject breaks, and so what the failover test may ask for.
 FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
+# What each failure leaves on the balancer until state.apply havip restores it.
+FAILURE_LEFT = {
+    "kill_haproxy": "HAProxy was killed (its unit restarts it)",
+    "stop_haproxy": "HAProxy stays stopped",
+    "kill_keepalived": "keepalived stays down, its VIPs still configured (a second holder)",
+    "link_down": "the links come back by their timers (havip-link-restore-<interface>)",
+}
 # The longest link_down (seconds).  Its restore is scheduled before the
 # link goes down, as a transient systemd timer LINK_RESTORE_LATE s after the
 # duration (an `ip -batch` file in LINK_RESTORE_DIR), so the link comes back
@@ -173,24 +180,47 @@ def clusters(configs):
     return [[config for config in configs if cluster_identity(config) in group["identities"]] for group in groups]
 
 
-def deployed_config(answers, tgt):
-    """The cluster's configuration from the minions' ``havip.config``
-    answers ({minion: answer}): a balancer's, else any node's.  Refused when
-    the minions matching ``tgt`` belong to several clusters (a master may
+def cluster_config(configs, tgt):
+    """The configuration of the one cluster of the minions matching ``tgt``,
+    from ``configs`` ({minion: its configuration as the master derives it
+    from the pillar it compiles for that minion; None without havip
+    nodes}).  Refused when they belong to several clusters (a master may
     serve several: a test of one must not break another)."""
-    configs = [ret for _, ret in sorted(answers.items()) if isinstance(ret, dict) and ret.get("nodes")]
-    if not configs:
-        raise ValueError(f"no minion matching {tgt!r} has havip deployed (run state.apply havip)")
-    found = clusters(configs)
+    found = clusters([config for _, config in sorted(configs.items()) if config])
+    if not found:
+        raise ValueError(f"no minion matching {tgt!r} has a havip pillar on this master"
+                         " (salt-run pillar.show_pillar <minion> shows what it compiles)")
     if len(found) > 1:
         names = [sorted({name for config in group for name in config["nodes"]}) for group in found]
         shown = ["{" + ", ".join(group) + "}" for group in names]
         raise ValueError(
             f"the minions matching {tgt!r} belong to {len(found)} havip clusters: {', '.join(shown[:-1])}"
             f" and {shown[-1]}; target one with tgt (e.g. tgt='{','.join(names[0])}' tgt_type=list)")
-    balancers = [n["name"] for n in configs[0]["balancers"]]
-    # The balancers' own view wins over a backend that was applied earlier.
-    return next((c for c in configs if c["node"] and c["node"]["name"] in balancers), configs[0])
+    return found[0][0]
+
+
+# What an OS family's parameters set (havip/parameters/os_family/*.yaml):
+# the nodes of one cluster may differ there, nowhere else.
+HOST_KEYS = ("lookup", "firewall", "selinux")
+
+
+def disagreement(config, configs):
+    """Why the pillars of the cluster's nodes do not make one cluster, or
+    None: ``configs`` ({minion: its configuration as the master derives
+    it, None without havip nodes}) must hold, for every node of ``config``,
+    the same configuration (but for HOST_KEYS)."""
+    def shared(other):
+        return {key: value for key, value in other.items() if key not in HOST_KEYS}
+    for name in sorted(config["nodes"]):
+        other = configs.get(name)
+        if other is None:
+            return f"{name} is a node of the cluster but the master compiles no havip pillar for it"
+        differing = sorted(key for key in set(shared(config)) | set(shared(other))
+                           if config.get(key) != other.get(key))
+        if differing:
+            return (f"the master compiles another havip pillar for {name} (havip:{differing[0]} differs):"
+                    " every node of a cluster needs the same one")
+    return None
 
 
 def probing_client(config, client, pillar_key):

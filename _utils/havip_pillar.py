@@ -11,6 +11,7 @@ of the minion (its id, interfaces, own addresses, the mine) is passed in.
 import ipaddress
 import re
 
+import salt.utils.dictupdate
 from salt.exceptions import CommandExecutionError
 
 from havip_contract import SPEC, Invalid, is_address, public, walk
@@ -374,6 +375,26 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         arp_sysctls=dict(ARP_SYSCTLS),
     )
     return public(config)
+
+
+def merge(base, over):
+    """``over`` merged over ``base`` as map.jinja's ``slsutil.merge`` does
+    (dictionaries recursively, lists replaced), neither changed."""
+    return salt.utils.dictupdate.merge(base, over, strategy="recurse", merge_lists=False)
+
+
+def master_config(pillar, parameters):
+    """What map.jinja makes of a minion's havip ``pillar``, derived on the
+    master (the runner): merged over ``parameters`` (defaults.yaml <- the OS
+    family's file) and validated without the minion's own data (its
+    interfaces; a backend's address from the mine is None), without
+    secrets.  None when the pillar names no node."""
+    if pillar is None:
+        return None
+    if not isinstance(pillar, dict):
+        raise CommandExecutionError(f"havip pillar: havip: must be a dictionary, got {type(pillar).__name__}")
+    config = validate(merge(parameters, pillar), mine_get=lambda tgt, fun: {})
+    return config if config["nodes"] else None
 
 
 def _major_minor(version):

@@ -16,6 +16,9 @@ import threading
 import havip_facts
 import havip_lock
 import pytest
+import yaml
+
+from test.saltcall import REPO, seed_pillar
 
 VIP = "192.168.100.10"
 NODES = ("nginx1", "nginx2", "svr1", "svr2")
@@ -33,6 +36,64 @@ def runner(surface, tmp_path):
         raise AssertionError("unexpected salt client")
     module._connect = no_salt
     return module
+
+
+class Master:
+    """The master's side of a run: its minions' keys and the pillar it
+    compiles for each (``pillars``: {minion: its havip pillar, None for
+    none}; ``errors``: {minion: the compile errors}), Debian grains in its
+    cache, the formula's parameters from this repository."""
+
+    def __init__(self, runner, monkeypatch, pillars):
+        self.pillars, self.errors, self.compiled = pillars, {}, []
+        master = self
+
+        class CkMinions:
+            def __init__(self, opts):
+                pass
+
+            def check_minions(self, tgt, tgt_type="glob"):
+                names = tgt.split(",") if tgt_type == "list" else fnmatch.filter(master.pillars, tgt)
+                return {"minions": [name for name in names if name in master.pillars], "missing": []}
+
+        class Pillar:
+            def __init__(self, opts, grains, minion_id, saltenv=None, pillarenv=None):
+                assert grains == {"os_family": "Debian", "id": minion_id} and saltenv == "base"
+                self.minion_id = minion_id
+
+            def compile_pillar(self):
+                master.compiled.append(self.minion_id)
+                if self.minion_id in master.errors:
+                    return {"_errors": master.errors[self.minion_id]}
+                havip = master.pillars.get(self.minion_id)
+                return {} if havip is None else {"havip": copy.deepcopy(havip), "other": "data"}
+
+        def formula_yaml(_, name):
+            path = REPO / "havip" / "parameters" / f"{name}.yaml"
+            return yaml.safe_load(path.read_text()) if path.exists() else None
+
+        monkeypatch.setattr(runner.salt.utils.minions, "CkMinions", CkMinions)
+        monkeypatch.setattr(runner.salt.utils.minions, "get_minion_data",
+                            lambda minion, opts: (minion, {"os_family": "Debian", "id": minion}, None))
+        monkeypatch.setattr(runner.salt.pillar, "get_pillar", Pillar)
+        monkeypatch.setattr(runner._Minions, "formula_yaml", formula_yaml)
+
+
+def seed_and(edit=None):
+    """The seed's havip pillar after an optional ``edit`` of it."""
+    pillar = seed_pillar()["havip"]
+    if edit:
+        edit(pillar)
+    return pillar
+
+
+@pytest.fixture
+def master(monkeypatch):
+    """Factory: the Master of ``runner`` with ``pillars`` (default: the
+    seed's for its nodes and the client)."""
+    def make(runner, pillars=None):
+        return Master(runner, monkeypatch, pillars or {name: seed_and() for name in (*NODES, "client")})
+    return make
 
 
 # An answer that never comes back (the minion did what it was asked).
@@ -142,16 +203,13 @@ def test_status_of_a_healthy_cluster(runner, cluster):
     assert all(minions == list(NODES) for minions, _, _, _ in cluster.calls)
 
 
-def test_a_run_asks_through_one_local_client_and_closes_it(surface, cluster, monkeypatch):
-    runner = surface("runner")
-    runner.__opts__ = {"conf_file": "/etc/salt/master"}
-    runner.__context__ = {}
-    clients = []
-
+def local_client(asked, answer, minions=(*NODES, "client")):
+    """A fake LocalClient class: ``answer(name, fun, arg, kwarg)`` of every
+    one of ``minions`` asked, each call recorded in ``asked`` ((tgt,
+    fun))."""
     class LocalClient:
         def __init__(self, conf_file):
             self.conf_file, self.closed = conf_file, False
-            clients.append(self)
 
         def __enter__(self):
             return self
@@ -160,51 +218,134 @@ def test_a_run_asks_through_one_local_client_and_closes_it(surface, cluster, mon
             self.closed = True
 
         def cmd(self, tgt, fun, arg=(), kwarg=None, tgt_type="glob", timeout=None):
-            if fun == "havip.config":
-                return {"svr1": cluster.config(tgt)}
-            return {name: cluster.answer(name, fun, arg, kwarg) for name in tgt}
-    monkeypatch.setattr(runner.salt.client, "get_local_client", LocalClient)
-    assert runner.status()["result"] is True
+            asked.append((tgt, fun))
+            names = tgt if tgt_type == "list" else fnmatch.filter(minions, tgt)
+            return {name: ret for name in names if (ret := answer(name, fun, arg, kwarg)) is not LOST}
+    return LocalClient
+
+
+@pytest.fixture
+def real_runner(surface, tmp_path):
+    """The runner with its own _Minions (a LocalClient is faked by the test)."""
+    runner = surface("runner")
+    runner.__opts__ = {"conf_file": "/etc/salt/master", "cachedir": str(tmp_path / "cache")}
+    runner.__context__ = {}
+    return runner
+
+
+def test_a_run_asks_through_one_local_client_and_closes_it(real_runner, master, cluster, monkeypatch):
+    clients, asked = [], []
+    LocalClient = local_client(asked, cluster.answer)
+
+    def connect(conf_file):
+        clients.append(LocalClient(conf_file))
+        return clients[-1]
+    master(real_runner)
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", connect)
+    assert real_runner.status()["result"] is True
     assert [(client.conf_file, client.closed) for client in clients] == [("/etc/salt/master", True)]
 
 
-def test_a_master_with_two_clusters_refuses_a_target_that_spans_both(surface, facts, staging, cluster,
+def test_the_cluster_and_its_configuration_come_from_the_pillar_the_master_compiles(real_runner, master, cluster,
+                                                                                   monkeypatch):
+    """No minion is asked about its cluster: every matching minion's pillar
+    and every node's is compiled on the master, merged over the formula's
+    parameters and validated there."""
+    asked = []
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", local_client(asked, cluster.answer))
+    compiling = master(real_runner)
+    report = real_runner.status(tgt="svr1")
+    assert report["result"] is True, report["comment"]
+    assert report["nodes"] == {name: "healthy" for name in NODES}
+    assert sorted(compiling.compiled) == sorted(NODES)
+    assert {fun for _, fun in asked} == {"havip.status", "havip.check"}
+
+
+def test_a_master_with_two_clusters_refuses_a_target_that_spans_both(real_runner, master, staging, cluster,
                                                                       monkeypatch):
     """Production (the seed) and staging answer one master: a failover test
     or a deploy of '*' would pick one silently; it names both instead."""
-    runner = surface("runner")
-    runner.__opts__ = {"conf_file": "/etc/salt/master"}
-    runner.__context__ = {}
-    deployed = {name: facts(minion=name) for name in NODES}
-    deployed.update({name: facts(staging, minion=name) for name in ("lb1", "web1")})
     asked = []
-
-    class LocalClient:
-        def __init__(self, conf_file):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
-        def cmd(self, tgt, fun, arg=(), kwarg=None, tgt_type="glob", timeout=None):
-            if fun == "havip.config":
-                names = tgt.split(",") if tgt_type == "list" else [n for n in deployed if fnmatch.fnmatch(n, tgt)]
-                return {name: deployed[name] for name in names}
-            asked.extend(tgt)
-            return {name: cluster.answer(name, fun, arg, kwarg) for name in tgt}
-    monkeypatch.setattr(runner.salt.client, "get_local_client", LocalClient)
-    report = runner.status()
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", local_client(asked, cluster.answer))
+    master(real_runner, {**{name: seed_and() for name in NODES}, "lb1": seed_and(staging),
+                         "web1": seed_and(staging), "client": None})
+    report = real_runner.status()
     assert report == {"result": False, "retcode": 1, "comment": (
         "the minions matching '*' belong to 2 havip clusters: {lb1, web1} and {nginx1, nginx2, svr1, svr2};"
         " target one with tgt (e.g. tgt='lb1,web1' tgt_type=list)")}
     assert asked == []
     # One minion of a cluster is target enough; the other cluster is never asked.
     for tgt, tgt_type in (("svr*", "glob"), ("svr1,nginx1", "list")):
-        assert runner.status(tgt=tgt, tgt_type=tgt_type)["result"] is True
-    assert set(asked) == set(NODES)
+        assert real_runner.status(tgt=tgt, tgt_type=tgt_type)["result"] is True
+    assert {name for tgt, _ in asked for name in tgt} == set(NODES)
+
+
+def forged(config):
+    """A config a minion in no cluster answers: itself a balancer beside
+    production's svr1 and staging's lb1."""
+    config["nodes"] = {"aaa-evil": {"roles": ["balancer"], "address": "192.168.200.66", "priority": 250},
+                       "lb1": {"roles": ["balancer"], "address": "192.168.200.13", "priority": 150},
+                       "svr1": {"roles": ["backend"], "address": "192.168.100.13"},
+                       "web1": {"roles": ["backend"], "address": "192.168.200.11"}}
+    config["vips"] = {"VI_S": {"address": "192.168.200.10/24", "interface": "ens32", "virtual_router_id": 61}}
+
+
+def test_a_minion_in_no_cluster_cannot_join_or_merge_clusters_by_what_it_answers(
+        real_runner, master, staging, cluster, facts, monkeypatch):
+    """aaa-evil has no havip pillar; its havip.config (and everything else
+    it answers) names it a balancer of a cluster with svr1 and staging's
+    lb1.  Believed, it merged both clusters and its config won (it sorts
+    first): a failover test of '*' killed HAProxy on lb1."""
+    deployed = {name: facts(minion=name) for name in NODES}
+    deployed.update({name: facts(staging, minion=name) for name in ("lb1", "web1")})
+    deployed["aaa-evil"] = facts(forged, minion="aaa-evil")
+
+    def answer(name, fun, arg, kwarg):
+        if fun == "havip.config":
+            return copy.deepcopy(deployed[name])
+        return cluster.answer(name, fun, arg, kwarg)
+    asked = []
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", local_client(asked, answer, list(deployed)))
+    master(real_runner, {**{name: seed_and() for name in NODES}, "lb1": seed_and(staging),
+                         "web1": seed_and(staging), "aaa-evil": None})
+    for run in (real_runner.status, real_runner.failover_test, real_runner.deploy):
+        report = run()
+        assert report["result"] is False
+        assert report["comment"].startswith("the minions matching '*' belong to 2 havip clusters: {lb1, web1} and"
+                                            " {nginx1, nginx2, svr1, svr2}"), report["comment"]
+    assert asked == []
+    report = real_runner.status(tgt="aaa-evil")
+    assert report["comment"] == ("no minion matching 'aaa-evil' has a havip pillar on this master"
+                                 " (salt-run pillar.show_pillar <minion> shows what it compiles)")
+    report = real_runner.status(tgt="aaa-evil,svr1", tgt_type="list")
+    assert report["result"] is True, report["comment"]
+    assert "aaa-evil" not in report["nodes"] and report["vips"]["VI_1"]["holders"] == ["svr1"]
+
+
+@pytest.mark.parametrize("pillars, comment", [
+    ({"nginx1": seed_and(lambda p: p.setdefault("keepalived", {}).update(preempt=False))},
+     "the master compiles another havip pillar for nginx1 (havip:keepalived differs): every node of a cluster"
+     " needs the same one"),
+    ({"nginx2": None}, "nginx2 is a node of the cluster but the master compiles no havip pillar for it"),
+], ids=["another pillar", "no pillar"])
+def test_nodes_whose_pillars_make_no_one_cluster_are_refused(real_runner, master, pillars, comment):
+    compiling = master(real_runner)
+    compiling.pillars.update(pillars)
+    report = real_runner.status(tgt="svr1")
+    assert report == {"result": False, "retcode": 1, "comment": comment}
+
+
+def test_a_pillar_the_master_cannot_compile_or_refuses_is_named_without_its_secrets(real_runner, master):
+    compiling = master(real_runner)
+    compiling.errors["nginx1"] = ["Rendering SLS 'havip' failed: line 3: password: hunter2-is-secret"]
+    report = real_runner.status()
+    assert report == {"result": False, "retcode": 1, "comment": (
+        "the master cannot compile the pillar of nginx1 (1 errors: salt-run pillar.show_pillar nginx1 shows them)")}
+    compiling.errors.clear()
+    compiling.pillars["svr2"]["stats"]["password"] = "Passw0rd"
+    report = real_runner.status()
+    assert report["comment"] == ("the pillar of svr2: havip pillar: havip:stats:password: is a well-known"
+                                 " placeholder: choose a password of your own")
 
 
 def two_vips_one_per_balancer(config):
@@ -318,8 +459,8 @@ def all_balancers(config):
 def test_failover_test_refuses_an_unknown_failure(runner, cluster):
     report = runner.failover_test(failure="bogus")
     assert report["result"] is False
-    assert report["comment"] == (
-        "unknown failure 'bogus' (known: kill_haproxy, stop_haproxy, kill_keepalived, link_down)")
+    assert report["comment"] == ("failover_test:failure: must be one of kill_haproxy, stop_haproxy,"
+                                 " kill_keepalived, link_down, got 'bogus'")
     assert runner.__context__["retcode"] == 1
     assert cluster.calls == []
 
@@ -407,7 +548,8 @@ def test_failover_test_refuses_when_the_client_cannot_probe_before_breaking_anyt
     assert report["result"] is False and report["retcode"] == 1
     assert report["comment"] == (f"the client nginx1 cannot probe {URL} before the test: 3 of 100 failed;"
                                  " nothing was broken")
-    assert [fun for fun in cluster.funs() if fun not in ("havip.status", "havip.check")] == ["havip.probe"]
+    assert [fun for fun in cluster.funs() if fun not in ("havip.status", "havip.check")] == [
+        "state.show_sls", "havip.config", "havip.probe"]
 
 
 def test_failover_test_restores_when_the_injections_answer_is_lost(runner, monkeypatch, facts, fake_time):
@@ -557,7 +699,7 @@ class DeployCluster(Cluster):
     call (a failover in the middle of the rollout)."""
 
     # Calls that read, not rollout steps.
-    READS = ("havip.probe", "file.touch", "state.show_sls")
+    READS = ("havip.probe", "file.touch", "file.remove", "state.show_sls")
 
     def __init__(self, runner, config):
         super().__init__(runner, config)
@@ -570,6 +712,7 @@ class DeployCluster(Cluster):
         self.stops = {}                   # stop file -> threading.Event
         self.probes = []                  # (client, kwarg) of every havip.probe call
         self.touched = []
+        self.removed = []                 # files removed on the client
         self.rollout = []                 # (minions, fun, arg) of every step through answers
         self.after = {}
 
@@ -589,6 +732,9 @@ class DeployCluster(Cluster):
         if fun == "file.touch":
             self.touched.append(arg[0])
             self.stops.setdefault(arg[0], threading.Event()).set()
+            return True
+        if fun == "file.remove":
+            self.removed.append(arg[0])
             return True
         if fun in ("havip.drain", "havip.ready"):
             return {"server": arg[0], "state": fun.split(".")[1], "seconds": 0.1}

@@ -93,33 +93,42 @@ def test_probing_client_names_the_pillar_key_when_every_node_is_a_balancer(facts
         havip_facts.probing_client(facts(all_balancers), None, "failover_test:client")
 
 
-def test_deployed_config_prefers_a_balancers_view(facts):
-    backend, balancer = facts(minion="nginx1"), facts(minion="svr2")
-    answers = {"client": "'havip.config' is not available.", "nginx1": backend, "svr2": balancer}
-    assert havip_facts.deployed_config(answers, "*") is balancer
-    assert havip_facts.deployed_config({"nginx1": backend}, "*") is backend
-    with pytest.raises(ValueError, match=r"^no minion matching 'lb\*' has havip deployed \(run state.apply havip\)$"):
-        havip_facts.deployed_config({"lb1": {}}, "lb*")
+def master_view(config):
+    """A configuration as the runner derives it on the master: no minion's own node."""
+    return {**config, "node": None, "roles": []}
 
 
+def test_cluster_config_needs_a_minion_with_havip_nodes(facts):
+    config = master_view(facts())
+    assert havip_facts.cluster_config({"client": None, "svr1": config}, "*") is config
+    with pytest.raises(ValueError, match=r"^no minion matching 'lb\*' has a havip pillar on this master \(salt-run"
+                                         r" pillar.show_pillar <minion> shows what it compiles\)$"):
+        havip_facts.cluster_config({"lb1": None}, "lb*")
 
-def test_deployed_config_refuses_minions_of_two_clusters_naming_both(facts, staging):
-    answers = {"svr1": facts(), "nginx1": facts(minion="nginx1"), "lb1": facts(staging, minion="lb1"),
+
+def test_cluster_config_refuses_minions_of_two_clusters_naming_both(facts, staging):
+    configs = {"svr1": facts(), "nginx1": facts(minion="nginx1"), "lb1": facts(staging, minion="lb1"),
                "web1": facts(staging, minion="web1")}
     with pytest.raises(ValueError, match=(
             r"^the minions matching '\*' belong to 2 havip clusters: \{lb1, web1\} and"
             r" \{nginx1, nginx2, svr1, svr2\}; target one with tgt \(e.g. tgt='lb1,web1' tgt_type=list\)$")):
-        havip_facts.deployed_config(answers, "*")
-    assert havip_facts.deployed_config({"lb1": answers["lb1"], "web1": answers["web1"]}, "lb*") is answers["lb1"]
+        havip_facts.cluster_config(configs, "*")
+    assert havip_facts.cluster_config({"lb1": configs["lb1"], "web1": configs["web1"]}, "lb*") is configs["lb1"]
 
 
-def test_deployed_config_takes_nodes_that_applied_a_change_and_those_that_did_not_as_one_cluster(facts):
-    def nginx3_added(config):
-        config["nodes"]["nginx3"] = {"roles": ["backend"], "address": "192.168.100.15"}
-    balancer = facts(minion="svr1")
-    answers = {"nginx1": facts(nginx3_added, minion="nginx1"), "nginx3": facts(nginx3_added, minion="nginx3"),
-               "svr1": balancer}
-    assert havip_facts.deployed_config(answers, "*") is balancer
+def test_the_nodes_of_a_cluster_need_one_pillar_but_for_their_os_family(facts):
+    config = master_view(facts())
+    configs = {name: master_view(facts()) for name in config["nodes"]}
+    configs["nginx2"]["lookup"] = {**configs["nginx2"]["lookup"], "nginx": {"webroot": "/usr/share/nginx/html"}}
+    configs["nginx2"]["firewall"] = {**configs["nginx2"]["firewall"], "manage": True}
+    assert havip_facts.disagreement(config, configs) is None
+    configs["svr2"]["keepalived"] = {**configs["svr2"]["keepalived"], "preempt": False}
+    assert havip_facts.disagreement(config, configs) == (
+        "the master compiles another havip pillar for svr2 (havip:keepalived differs): every node of a cluster"
+        " needs the same one")
+    configs["nginx1"] = None
+    assert havip_facts.disagreement(config, configs) == (
+        "nginx1 is a node of the cluster but the master compiles no havip pillar for it")
 
 
 def test_unknown_key_names_the_nearest_known_one():

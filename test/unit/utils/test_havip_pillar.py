@@ -308,3 +308,27 @@ def test_a_balancers_published_interface_addresses_are_untrusted():
     with pytest.raises(havip_contract.Invalid) as refused:
         validate(havip, mine_get=lambda name, function: {name: published})
     assert refused.value.key == "nodes:svr2:address (from the mine, havip_relay_addresses)"
+
+
+def test_the_master_derives_the_public_configuration_from_a_minions_pillar():
+    """As map.jinja on a minion (the same merge, the same checks), but
+    without the minion's own data: the runner's view of the cluster."""
+    derived = havip_pillar.master_config(copy.deepcopy(SEED), copy.deepcopy(DEFAULTS))
+    assert derived == {**validate(SEED), "node": None, "roles": [],
+                       "vips": {name: {key: value for key, value in vip.items() if key != "relay_to"}
+                                for name, vip in validate(SEED)["vips"].items()}}
+    assert "password" not in derived["stats"]
+    assert havip_pillar.master_config(None, DEFAULTS) is None
+    assert havip_pillar.master_config({"nodes": {}}, DEFAULTS) is None
+    with pytest.raises(CommandExecutionError, match=r"^havip pillar: havip: must be a dictionary, got str$"):
+        havip_pillar.master_config("nodes", DEFAULTS)
+    with pytest.raises(havip_contract.Invalid, match=r"havip:stats:password: is a well-known placeholder"):
+        havip_pillar.master_config({**SEED, "stats": {**SEED["stats"], "password": "Passw0rd"}}, DEFAULTS)
+
+
+def test_a_backend_whose_address_is_in_the_mine_has_none_on_the_master():
+    pillar = copy.deepcopy(SEED)
+    pillar["mine"] = {"network": "192.168.100.0/24"}
+    del pillar["nodes"]["nginx1"]["address"]
+    derived = havip_pillar.master_config(pillar, DEFAULTS)
+    assert derived["nodes"]["nginx1"]["address"] is None and derived["nodes"]["nginx1"]["discovered"] is True
