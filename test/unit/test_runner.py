@@ -625,6 +625,71 @@ def test_failover_test_stops_when_the_failure_cannot_be_injected(runner, monkeyp
     assert runner.__context__["retcode"] == 1
 
 
+def test_failover_test_restores_the_holder_when_an_error_stops_it_after_the_injection(runner, monkeypatch, facts,
+                                                                                       fake_time):
+    """svr2 answers a status without ``since`` once it holds the VIP (a
+    minion's answer is untrusted): the wait for the new holder fails, and
+    HAProxy on svr1, stopped, is started again all the same."""
+    class Malformed(FailoverCluster):
+        def answer(self, name, fun, arg, kwarg):
+            ret = super().answer(name, fun, arg, kwarg)
+            if fun == "havip.status" and name == "svr2" and "svr2" in self.holders["VI_1"]:
+                del ret["vips"]["VI_1"]["since"]
+            return ret
+    monkeypatch.setattr(runner, "time", fake_time())
+    cluster = Malformed(runner, facts())
+    report = runner.failover_test(failure="stop_haproxy")
+    assert report["result"] is False and report["retcode"] == 1
+    assert report["comment"] == "failover test FAILED: the test stopped after the injection: KeyError: 'since'"
+    assert cluster.funs().count("state.apply") == 1
+    assert cluster.funs().index("havip.inject") < cluster.funs().index("state.apply")
+    assert report["holders_after"] == {"VI_1": ["svr1"]}
+
+
+def test_failover_test_interrupted_after_the_injection_restores_the_holder(runner, monkeypatch, facts, fake_time):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runner, "time", fake_time())
+    monkeypatch.setattr(runner, "_wait_for_holder", interrupted)
+    cluster = FailoverCluster(runner, facts())
+    with pytest.raises(KeyboardInterrupt):
+        runner.failover_test(failure="kill_keepalived")
+    assert cluster.funs().index("havip.inject") < cluster.funs().index("state.apply")
+
+
+def test_failover_test_says_what_a_failed_restore_left_behind(runner, monkeypatch, facts, fake_time):
+    class ApplyFails(FailoverCluster):
+        def answer(self, name, fun, arg, kwarg):
+            return PAGE_FILE_FAILED if fun == "state.apply" else super().answer(name, fun, arg, kwarg)
+    monkeypatch.setattr(runner, "time", fake_time())
+    ApplyFails(runner, facts())
+    report = runner.failover_test(failure="stop_haproxy")
+    assert report["result"] is False
+    assert report["comment"] == (
+        "failover test FAILED: state.apply havip on svr1 failed (havip-nginx-page-file failed (Unable to manage"
+        " file: [Errno 30] Read-only file system)); not restored: HAProxy stays stopped on svr1")
+
+
+def test_failover_test_refuses_a_pillar_that_does_not_render_before_breaking_anything(runner, monkeypatch, facts,
+                                                                                     fake_time):
+    """The restore is an apply: an expired certificate would fail it with
+    the holder broken."""
+    class Expired(FailoverCluster):
+        def answer(self, name, fun, arg, kwarg):
+            if fun == "state.show_sls" and name == "svr1":
+                return ["Rendering SLS 'base:havip.facts' failed: Jinja error: havip pillar:"
+                        " havip:frontend:tls:certificate: the certificate expired on 2026-12-01 00:00 UTC"]
+            return super().answer(name, fun, arg, kwarg)
+    monkeypatch.setattr(runner, "time", fake_time())
+    cluster = Expired(runner, facts())
+    report = runner.failover_test()
+    assert report["result"] is False and report["retcode"] == 1
+    assert report["comment"] == (
+        "the new pillar does not render on svr1: Rendering SLS 'base:havip.facts' failed: Jinja error: havip pillar:"
+        " havip:frontend:tls:certificate: the certificate expired on 2026-12-01 00:00 UTC; nothing was broken")
+    assert not {"havip.probe", "havip.inject", "state.apply"} & set(cluster.funs())
+
+
 class LinkDownCluster(FailoverCluster):
     """The failure also costs svr1's HAProxy its view of nginx1; after the
     apply nginx1 rises again on the ``rises_after``-th status call (never
@@ -1052,6 +1117,48 @@ def test_deploy_refuses_an_unknown_option_and_a_run_while_another_runs(runner, d
     assert report["comment"].startswith("havip.deploy refused: havip.failover_test is running since ")
     assert report["retcode"] == 1
     assert deploying.calls == [] and deploying.rollout == []
+
+
+@pytest.mark.parametrize("function, options, comment", [
+    ("deploy", {"max_failed": "2"}, "deploy:max_failed: must be a whole number from 0 up, got '2'"),
+    ("deploy", {"max_failed": -1}, "deploy:max_failed: must be a whole number from 0 up, got -1"),
+    ("deploy", {"rate": "100"}, "deploy:rate: must be a number of requests per second from 0.1 to 1000, got '100'"),
+    ("deploy", {"client": ["client"]},
+     "deploy:client: must be a minion id (letters, digits and _ . -), got ['client']"),
+    ("deploy", {"tgt_type": "globb"}, "deploy:tgt_type: must be one of glob, pcre, list, grain, grain_pcre, pillar,"
+     " pillar_pcre, pillar_exact, compound, compound_pillar_exact, ipcidr, range, nodegroup, got 'globb'"),
+    ("failover_test", {"rate": 5000},
+     "failover_test:rate: must be a number of requests per second from 0.1 to 1000, got 5000"),
+    ("failover_test", {"vip": 1}, "failover_test:vip: must be a VIP's name (letters, digits and _ . -), got 1"),
+    ("failover_test", {"client": "client; rm -rf /"},
+     "failover_test:client: must be a minion id (letters, digits and _ . -), got 'client; rm -rf /'"),
+    ("failover_test", {"failure": None}, "failover_test:failure: must be one of kill_haproxy, stop_haproxy,"
+     " kill_keepalived, link_down, got None"),
+    ("failover_test", {"tgt": ""}, "failover_test:tgt: must be a Salt target (a string, or a list of minion ids),"
+     " got ''"),
+    ("status", {"tgt": 5}, "status:tgt: must be a Salt target (a string, or a list of minion ids), got 5"),
+    ("standby", {"name": True}, "standby:name: must be a balancer's minion id (letters, digits and _ . -), got True"),
+    ("resume", {"name": "svr1", "tgt_type": None}, "resume:tgt_type: must be one of glob, pcre, list, grain,"
+     " grain_pcre, pillar, pillar_pcre, pillar_exact, compound, compound_pillar_exact, ipcidr, range, nodegroup,"
+     " got None"),
+], ids=lambda value: value if isinstance(value, str) and " " not in value else None)
+def test_an_option_of_the_wrong_type_is_refused_before_anything_runs(runner, deploying, function, options, comment):
+    """deploy(max_failed="2") deployed every node, then raised TypeError
+    comparing the failed requests with it."""
+    if function in ("standby", "resume"):
+        options = {"name": "svr1", **options}
+    report = getattr(runner, function)(**options)
+    assert report["result"] is False and report["retcode"] == 1
+    assert report["comment"] == comment
+    assert deploying.calls == [] and deploying.config_calls == [] and deploying.rollout == []
+
+
+def test_deploy_removes_its_probes_stop_files_however_it_ends(runner, deploying):
+    assert runner.deploy(client="client")["result"] is True
+    assert deploying.removed == deploying.touched and len(deploying.removed) == 1
+    deploying.failed_applies.add("nginx1")
+    assert runner.deploy(client="client")["result"] is False
+    assert deploying.removed == deploying.touched and len(deploying.removed) == 2
 
 
 # ---- the runner: havip.standby / havip.resume -----------------------------------
