@@ -229,8 +229,10 @@ def status(tgt="*", tgt_type="glob"):
     orchestrate step using it fails) on any problem: a VIP with no holder or
     two ("split brain"), a VIP away from its preferred holder while
     preemption is on, an unhealthy or silent node, or no healthy balancer
-    left to take over.  Refused when the minions matching ``tgt`` belong to
-    several havip clusters.  Takes no lock.
+    left to take over.  The cluster is the pillar's as the master compiles
+    it now (a change not applied yet shows).  Refused when the minions
+    matching ``tgt`` belong to several havip clusters, or the pillars of its
+    nodes disagree.  Takes no lock.
 
     CLI Example:
 
@@ -465,26 +467,31 @@ def _failover_test(minions, report, client, vip, rate, tgt, tgt_type):
 def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="*", tgt_type="glob",
                   **options):
     """
-    A live failover test.  Checks the cluster (as :py:func:`status`) and
-    that ``client`` (default: the first node that is not a balancer) can
-    probe the frontend on the VIP (1 s at ``rate`` requests/s), then probes
-    it while it breaks the VIP's holder (``failure``: kill_haproxy,
-    stop_haproxy, kill_keepalived, link_down; ``havip.inject`` with
-    ``confirm=True``, the pre-check having found another healthy balancer
-    in service), waits - bounded by budgets computed from the keepalived
-    timers - for the VIP on another balancer and for traffic to resume,
-    then restores the holder with ``state.apply havip`` (also when the
-    injection's answer was lost) and waits for the cluster to be as before.
-    Reports the figures, and ``leftovers``: balancers on standby and
-    backend servers out of rotation that the pre-check found (a failed
-    deploy step leaves them).  Exits non-zero with the reason if any step
-    fails.
+    A live failover test.  Checks the cluster (as :py:func:`status`), that
+    the pillar renders on every balancer without changing
+    ``keepalived:vrrp_version`` (the restore applies it: as the deploy's
+    pre-check) and that ``client`` (default: the first node that is not a
+    balancer) can probe the frontend on the VIP (1 s at ``rate``
+    requests/s), then probes it while it breaks the VIP's holder
+    (``failure``: kill_haproxy, stop_haproxy, kill_keepalived, link_down;
+    ``havip.inject`` with ``confirm=True``, the pre-check having found
+    another healthy balancer in service), waits - bounded by budgets
+    computed from the keepalived timers - for the VIP on another balancer
+    and for traffic to resume, then restores the holder with ``state.apply
+    havip`` and waits for the cluster to be as before.  The restore runs
+    whatever happens after the injection (its answer lost, an error, an
+    interruption); when its apply fails, the comment says what the failure
+    left on the holder.  Reports the figures, and ``leftovers``: balancers
+    on standby and backend servers out of rotation that the pre-check found
+    (a failed deploy step leaves them).  Exits non-zero with the reason if
+    any step fails.
 
     ``tgt``/``tgt_type``: the minions of the cluster to test (refused when
-    they belong to several clusters).  Any other keyword is refused, naming
-    the nearest known one (the orchestrate file passes its whole
-    ``failover_test`` pillar).  Refused while another failover test,
-    deploy, standby or resume runs on this master.
+    they belong to several clusters).  Any other keyword, or an option's
+    value of another type or range, is refused before anything runs (the
+    orchestrate file passes its whole ``failover_test`` pillar).  Refused
+    while another failover test, deploy, standby or resume runs on this
+    master.
 
     CLI Example:
 
@@ -743,7 +750,9 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
        to each other: rolled one balancer at a time, each half would hold
        the VIPs.  A version change is refused, nothing deployed: apply it
        to every balancer at once (``salt -L 'svr1,svr2' state.apply
-       havip``, accepting a short split), then deploy;
+       havip``, accepting a short split), then deploy.  The cluster is
+       the pillar's as it is now: a node or VIP it adds fails the
+       pre-check until applied on its own;
     2. the nodes that are only backends, by name: drained on every balancer
        (``havip.drain``), applied, checked (``havip.check``), readied on
        every balancer (``havip.ready``);
@@ -767,10 +776,12 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
     tolerated (default 0).  Returns every step with its duration.
 
     ``tgt``/``tgt_type``: the minions of the cluster to deploy (refused
-    when they belong to several clusters).  Any other keyword is refused,
-    naming the nearest known one (the orchestrate file passes its whole
+    when they belong to several clusters).  Any other keyword (naming the
+    nearest known one), or an option's value of another type or range, is
+    refused before anything runs (the orchestrate file passes its whole
     ``deploy`` pillar).  Refused while another failover test, deploy,
-    standby or resume runs on this master.
+    standby or resume runs on this master.  The probes' stop files on the
+    client are removed once the probes have ended.
 
     CLI Example:
 

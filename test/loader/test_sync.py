@@ -2,11 +2,17 @@
 Salt's loader brings the formula's helpers (``_utils/havip_*.py``) to the
 execution module and to the runner, which import them by their plain
 names: a masterless minion after ``saltutil.sync_all``, and a master after
-``salt-run saltutil.sync_all``.  No lab: one salt-call, one salt-master on
+``salt-run saltutil.sync_all``; the runner takes the cluster from the
+pillar the master compiles.  No lab: one salt-call, one salt-master on
 127.0.0.1 with the formula as its file root.
 """
 
+import pathlib
+
 import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from test.saltcall import DEBIAN_GRAINS, REPO, formula_root, seed_pillar
 
@@ -37,11 +43,16 @@ def test_a_synced_minion_validates_with_the_helpers(salt_call):
 
 @pytest.fixture
 def master(salt_factories, tmp_path):
-    """A salt-master serving the formula (no minion)."""
+    """A salt-master serving the formula, the seed's pillar for every
+    minion (no minion runs)."""
+    pillar = tmp_path / "pillar"
+    pillar.mkdir()
+    (pillar / "top.sls").write_text("base:\n  '*':\n    - havip\n")
+    (pillar / "havip.sls").write_text(yaml.safe_dump(seed_pillar()))
     daemon = salt_factories.salt_master_daemon(
         "havip-loader-master",
         overrides={"file_roots": {"base": [str(formula_root(tmp_path / "formula"))]},
-                   "enable_fqdns_grains": False},
+                   "pillar_roots": {"base": [str(pillar)]}, "enable_fqdns_grains": False},
     )
     with daemon.started(start_timeout=60):
         yield daemon
@@ -56,11 +67,29 @@ def test_a_master_runs_the_runner_over_its_helpers_after_sync_all(master):
     # It answers (no minion has havip deployed): loaded, helpers and all;
     # salt-run's exit status is the report's retcode.
     report = salt_run.run("havip.status")
-    assert report.data == {"result": False, "retcode": 1,
-                           "comment": "no minion matching '*' has havip deployed (run state.apply havip)"}
+    assert report.data == {"result": False, "retcode": 1, "comment": (
+        "no minion matching '*' has a havip pillar on this master (salt-run pillar.show_pillar <minion> shows what"
+        " it compiles)")}
     assert report.returncode == 1
     # A keyword the runner does not know reaches it (Salt passes its own
     # __pub_* ones too) and is refused, naming the nearest known one.
     typo = salt_run.run("havip.failover_test", "failur=link_down")
     assert typo.returncode == 1
     assert typo.data["comment"].startswith("failover_test:failur: unknown key (did you mean failure?")
+
+
+def test_the_runner_takes_the_cluster_from_the_pillar_the_master_compiles(master):
+    """svr1's key accepted, no minion running: the master compiles svr1's
+    pillar and every node's, merges them over the formula's parameters
+    from its file server and validates them; no minion is asked."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    accepted = pathlib.Path(master.config["pki_dir"]) / "minions" / "svr1"
+    accepted.write_bytes(key.public_bytes(serialization.Encoding.PEM,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+    salt_run = master.salt_run_cli(timeout=60)
+    assert salt_run.run("saltutil.sync_all").returncode == 0
+    report = salt_run.run("havip.standby", "nginx1", "tgt=svr1")
+    assert report.data == {"balancer": "nginx1", "result": False, "retcode": 1,
+                           "comment": "'nginx1' is not a balancer (balancers: svr1, svr2)"}
+    refused = salt_run.run("havip.deploy", "max_failed=two")
+    assert refused.data["comment"] == "deploy:max_failed: must be a whole number from 0 up, got 'two'"
