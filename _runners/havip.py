@@ -297,8 +297,8 @@ def _restore(minions, config, holder, failure, expected, servers_up, budget):
     start = time.monotonic()
     applied = minions.answers([holder], "state.apply", ["havip"], timeout=havip_rollout.APPLY_TIMEOUT).get(holder)
     if problem := havip_rollout.step_problem("state.apply", applied):
-        return time.monotonic() - start, (f"state.apply havip on {holder} failed ({problem}); not restored:"
-                                          f" {havip_facts.FAILURE_LEFT[failure]} on {holder}")
+        return time.monotonic() - start, (f"state.apply havip on {holder} failed ({problem}); not restored: "
+                                          + havip_facts.FAILURE_LEFT[failure].format(holder=holder))
     deadline = time.monotonic() + budget
     while True:
         survey = _survey(minions, config)

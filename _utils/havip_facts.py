@@ -47,12 +47,12 @@ VRRP_STATES = frozenset({"MASTER", "BACKUP", "FAULT", "STOP", "DELETED", "UNKNOW
 
 # What havip.inject breaks, and so what the failover test may ask for.
 FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
-# What each failure leaves on the balancer until state.apply havip restores it.
+# What each failure leaves on ``{holder}`` until state.apply havip restores it.
 FAILURE_LEFT = {
-    "kill_haproxy": "HAProxy was killed (its unit restarts it)",
-    "stop_haproxy": "HAProxy stays stopped",
-    "kill_keepalived": "keepalived stays down, its VIPs still configured (a second holder)",
-    "link_down": "the links come back by their timers (havip-link-restore-<interface>)",
+    "kill_haproxy": "HAProxy was killed on {holder} (its unit restarts it)",
+    "stop_haproxy": "HAProxy stays stopped on {holder}",
+    "kill_keepalived": "keepalived stays down on {holder}, its VIPs still there (a second holder)",
+    "link_down": "the links of {holder} come back by their timers (havip-link-restore-<interface>)",
 }
 # The longest link_down (seconds).  Its restore is scheduled before the
 # link goes down, as a transient systemd timer LINK_RESTORE_LATE s after the

@@ -136,3 +136,8 @@ def test_unknown_key_names_the_nearest_known_one():
         "failur", "unknown key (did you mean failure? known: failure, rate)")
     assert havip_facts.unknown_key(["zzz"], ["failure"]) == ("zzz", "unknown key (known: failure)")
     assert havip_facts.unknown_key(["rate"], ["failure", "rate"]) is None
+
+
+def test_every_failure_says_what_it_leaves_when_the_restore_fails():
+    assert set(havip_facts.FAILURE_LEFT) == set(havip_facts.FAILURES)
+    assert havip_facts.FAILURE_LEFT["stop_haproxy"].format(holder="svr1") == "HAProxy stays stopped on svr1"
