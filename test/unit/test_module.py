@@ -1179,8 +1179,9 @@ def test_a_deployed_minion_probes_nothing_else(havip, lb, monkeypatch, url):
 
 
 @pytest.mark.parametrize("key, value", [
-    ("cafile", "/etc/../etc/shadow"), ("cafile", "ca.pem"), ("cafile", "/etc/ssl/ca pem"), ("cafile", "/etc/ssl/ca.pem\n"),
-    ("cafile", 7), ("stop_file", "/tmp/a;b"), ("stop_file", "relative"), ("stop_file", "/tmp/x/.."), ("stop_file", ""),
+    ("cafile", "/etc/../etc/shadow"), ("cafile", "ca.pem"), ("cafile", "/etc/ssl/ca pem"),
+    ("cafile", "/etc/ssl/ca.pem\n"), ("cafile", 7),
+    ("stop_file", "/tmp/a;b"), ("stop_file", "relative"), ("stop_file", "/tmp/x/.."), ("stop_file", ""),
 ])
 def test_probe_refuses_a_cafile_or_stop_file_that_is_no_safe_absolute_path(havip, monkeypatch, key, value):
     monkeypatch.setattr(havip_probe, "measure", _no_network)
