@@ -449,6 +449,12 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=No
     against ``cafile`` (a CA certificate file on this minion; default: the
     system's CAs).
 
+    Only an http or https URL is requested (a host that is an IP address
+    or a host name, an optional port, a path), and on a minion where havip
+    is deployed only one on its cluster's VIPs and nodes; ``stop_file`` and
+    ``cafile`` are absolute paths of letters, digits and ``. _ + -``.
+    Anything else is refused, nothing requested.
+
     CLI Example:
 
     .. code-block:: bash
@@ -456,8 +462,11 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=No
         salt client havip.probe url=http://192.168.100.10:9090/ seconds=30
         salt client havip.probe url=https://192.168.100.10/ cafile=/etc/ssl/our-ca.pem
     """
+    facts = _facts() if url is None or os.path.exists(havip_facts.FACTS_FILE) else None
     if url is None:
-        url = havip_facts.frontend_url(_facts())
+        url = havip_facts.frontend_url(facts)
+    url = havip_probe.probe_url(url, havip_probe.cluster_addresses(facts) if facts else None)
+    stop_file, cafile = havip_probe.file_path("stop_file", stop_file), havip_probe.file_path("cafile", cafile)
     seconds, rate, timeout = havip_probe.probe_args(seconds, rate, timeout)
     stop = (lambda: os.path.exists(stop_file)) if stop_file else None
     return havip_probe.measure(url, seconds, rate, timeout, stop=stop, cafile=cafile)

@@ -32,6 +32,7 @@ import uuid
 import salt.client
 import salt.fileclient
 import salt.pillar
+import salt.utils.event
 import salt.utils.minions
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
@@ -43,6 +44,7 @@ try:
     import havip_lock
     import havip_pillar
     import havip_rollout
+    import havip_transition
 except ImportError as missing:
     NOT_SYNCED = (False, f"havip: its helpers (_utils/havip_*.py) are not on the master ({missing}):"
                          " run salt-run saltutil.sync_all")
@@ -803,14 +805,23 @@ TRANSITION_LOG = "/var/log/salt/havip-vrrp.log"
 
 def log_transition(minion, vip, state, previous, at):
     """
-    Append one VRRP transition that the havip beacon reported to the
-    master's log: the master option ``havip_vrrp_log`` (default
-    ``/var/log/salt/havip-vrrp.log``), created if missing, one line
-    ``<at> <minion> <vip> <previous> -> <state>``.  The example reactor
-    (``havip/reactor/vrrp.sls``) calls it for every beacon event.  What a
-    minion sent is checked before it is written (a name, a VRRP state
-    keepalived reports, a time): anything else is refused and nothing is
-    written.
+    Log one VRRP transition that the havip beacon reported, once the minion
+    it names confirms it: one line ``<at> <minion> <vip> <previous> ->
+    <state>`` appended to the master option ``havip_vrrp_log`` (default
+    ``/var/log/salt/havip-vrrp.log``, created if missing), and a VIP taken
+    over (MASTER) announced as the event ``havip/vip/<vip>/holder`` (data
+    ``vip``, ``holder``, ``at``).  The example reactor
+    (``havip/reactor/vrrp.sls``) calls it for every beacon event.
+
+    An event does not prove its sender (any minion can fire one naming
+    another), so what it says is refused, with nothing written or fired,
+    unless: ``minion`` and ``vip`` are names and ``state`` and ``previous``
+    VRRP states keepalived reports; ``at`` is a finite number of seconds
+    since the epoch within 300 s of the master's clock; ``minion`` itself,
+    asked (``havip.status``: its answer is keyed by the id the master
+    authenticated), has that VIP in that state since that time; and at most
+    60 transitions of ``minion`` were accepted in the last minute (counted
+    in the master's cachedir).
 
     CLI Example:
 
@@ -818,23 +829,22 @@ def log_transition(minion, vip, state, previous, at):
 
         salt-run havip.log_transition svr2 VI_1 MASTER BACKUP 1764670000.25
     """
-    def is_name(value):
-        return isinstance(value, str) and re.fullmatch(havip_contract.NAME, value)
-
-    def is_state(value):
-        return isinstance(value, str) and value in havip_facts.VRRP_STATES
-
-    checks = ((minion, is_name, "minion"), (vip, is_name, "vip"), (state, is_state, "state"),
-              (previous, is_state, "previous"))
-    for value, valid, key in checks:
-        if not valid(value):
-            return {"result": False, "retcode": 1, "comment": f"havip.log_transition: {key} {value!r} refused"}
-    try:
-        at = float(at)
-    except (TypeError, ValueError):
-        return {"result": False, "retcode": 1, "comment": f"havip.log_transition: at {at!r} refused"}
+    report = {}
+    if problem := havip_transition.problem(minion, vip, state, previous, at, time.time()):
+        return _fail(report, f"havip.log_transition: {problem}")
+    with _connect() as minions:
+        answer = minions.answers([minion], "havip.status").get(minion)
+    if problem := havip_transition.unconfirmed(answer, vip, state, at):
+        return _fail(report, f"havip.log_transition: {minion} does not confirm {vip} {state} at {at}: {problem}")
+    if not havip_transition.admit(os.path.join(__opts__["cachedir"], havip_transition.COUNTED), minion,
+                                  time.time()):
+        return _fail(report, f"havip.log_transition: {minion} refused: more than {havip_transition.RATE_LIMIT}"
+                             f" transitions in {havip_transition.RATE_WINDOW} s")
     line = f"{at} {minion} {vip} {previous} -> {state}\n"
     path = __opts__.get("havip_vrrp_log", TRANSITION_LOG)
     with open(path, "a", encoding="utf-8") as log:
         log.write(line)
+    if state == "MASTER":
+        with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
+            bus.fire_event({"vip": vip, "holder": minion, "at": at}, f"havip/vip/{vip}/holder")
     return {"result": True, "comment": f"{path}: {line.strip()}"}

@@ -8,6 +8,8 @@ Pure helpers (no Salt dunders); the lab imports this file as it is.
 
 import base64
 import concurrent.futures
+import ipaddress
+import re
 import ssl
 import time
 import urllib.request
@@ -103,6 +105,69 @@ def measure(url, seconds, rate, timeout, timeline=False, stop=None, cafile=None)
             pending.append((time.monotonic() - start, pool.submit(fetch_body, url, timeout, cafile)))
     requests = [[sent, future.result()] for sent, future in pending]
     return summarize(url, started, time.monotonic() - start, requests, timeline)
+
+
+# An http(s) URL: scheme, host (an IPv4 literal, an IPv6 one in brackets
+# without a zone, or a host name), optional port, then a path (and query)
+# of URL characters.
+URL = re.compile(r"(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?"
+                 r"(?P<path>/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?")
+HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+# A file the probe reads or looks for: an absolute path of safe characters.
+PATH = re.compile(r"(?:/(?!\.\.?(?:/|$))[A-Za-z0-9_.+-]+)+")
+
+
+def _host(text):
+    """The IP address (ipaddress) or the host name (str) ``text`` of a URL
+    names, or None."""
+    if text.startswith("["):
+        try:
+            return ipaddress.IPv6Address(text[1:-1])
+        except ValueError:
+            return None
+    if re.fullmatch(r"[0-9.]+", text):
+        try:
+            return ipaddress.IPv4Address(text)
+        except ValueError:
+            return None
+    return text.lower() if HOST_NAME.fullmatch(text) and len(text) <= 253 else None
+
+
+def probe_url(url, allowed=None):
+    """``url`` as ``havip.probe`` requests it, rebuilt from its checked
+    parts: an http or https URL (see ``URL``), and, when ``allowed`` (a set
+    of IP addresses) is given, to one of those.  Anything else is refused
+    (CommandExecutionError)."""
+    match = URL.fullmatch(url) if isinstance(url, str) else None
+    host = _host(match["host"]) if match else None
+    port = int(match["port"]) if match and match["port"] else None
+    if host is None or port is not None and not 1 <= port <= 65535:
+        raise CommandExecutionError(f"havip.probe: url {url!r} refused: not an http or https URL")
+    if allowed is not None and host not in allowed:
+        raise CommandExecutionError(f"havip.probe: url {url!r} refused: its host is none of this cluster's VIPs"
+                                    " and nodes")
+    shown = f"[{host}]" if isinstance(host, ipaddress.IPv6Address) else str(host)
+    return f"{match['scheme']}://{shown}{'' if port is None else f':{port}'}{match['path'] or '/'}"
+
+
+def cluster_addresses(facts):
+    """The IP addresses of the VIPs and nodes of a deployed configuration."""
+    addresses = set()
+    for entry in (*facts["vips"].values(), *facts["nodes"].values()):
+        try:
+            addresses.add(ipaddress.ip_interface(entry.get("address")).ip)
+        except ValueError:
+            continue
+    return addresses
+
+
+def file_path(name, value):
+    """``value``, an absolute path of safe characters (``PATH``), or None;
+    refused (CommandExecutionError) otherwise."""
+    if value is not None and not (isinstance(value, str) and PATH.fullmatch(value)):
+        raise CommandExecutionError(f"havip.probe: {name} {value!r} refused: not an absolute path of letters,"
+                                    " digits and . _ + -")
+    return value
 
 
 def probe_args(seconds, rate, timeout):

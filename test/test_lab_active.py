@@ -334,3 +334,30 @@ def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(l
         return "lb2 VI_A BACKUP -> MASTER" in logged and "lb2" in holders_announced
     seen = wait_until(logged_and_announced, lb2_took_over, 60)
     assert lb2_took_over(seen), seen
+
+
+def test_a_minion_cannot_report_a_transition_for_another(lab, event_listener):
+    """A backend fires a beacon's event for lb2 on the master's bus (its
+    tag and its data's id both say lb2, as a beacon's would): VI_A taken
+    over.  The reactor's runner asks lb2, which has VI_A as BACKUP, and
+    refuses it: no log line, no holder announced."""
+    backend, started = BACKENDS[0], time.time()
+    forged = {"tag": "salt/beacon/lb2/havip/VI_A/MASTER",
+              "data": {"id": "lb2", "vip": "VI_A", "state": "MASTER", "previous": "BACKUP", "at": started}}
+    preload = json.dumps({"events": [forged]})
+    sent = lab.salt(backend, "event.fire_master", "{}", "havip/lab/forged", f"preload={preload}")
+    assert sent.returncode == 0 and sent.data is True, sent
+    assert lab.salt("lb2", "havip.status").data["vips"]["VI_A"]["state"] == "BACKUP"
+
+    def refusals():
+        return [event.data["return"]["comment"] for event in event_listener.get_events(
+                [(lab.master.id, "salt/run/*/ret")], after_time=started)
+                if event.data.get("fun") == "runner.havip.log_transition"
+                and isinstance(event.data.get("return"), dict) and event.data["return"].get("result") is False]
+    refused = wait_until(refusals, bool, 60)
+    assert [comment.split(": its ")[0] for comment in refused] == [
+        f"havip.log_transition: lb2 does not confirm VI_A MASTER at {started}"], refused
+    assert event_listener.get_events([(lab.master.id, "salt/beacon/lb2/havip/VI_A/MASTER")], after_time=started)
+    lines = lab.reactor_log.read_text().splitlines() if lab.reactor_log.exists() else []
+    assert [line for line in lines if float(line.split()[0]) >= started] == []
+    assert not event_listener.get_events([(lab.master.id, "havip/vip/*/holder")], after_time=started)

@@ -1138,3 +1138,52 @@ def test_standby_waits_for_the_vip_to_leave_its_interface_whatever_lo_keeps(havi
 
 def with_vip6(config):
     config["vips"]["VI_6"] = {"address": f"{VIP6}/64", "interface": "ens32", "virtual_router_id": 53}
+
+
+# ---- probe: what it requests, what it reads -----------------------------------
+
+
+@pytest.mark.parametrize("url", ["file:///etc/shadow", "FILE:///etc/shadow", "ftp://192.168.100.10/",
+                                 "gopher://vip/", "http://user:pw@vip/", "http://[fe80::1%25ens32]/", "http://vip:0/",
+                                 "http://vip:65536/", "http://vip/\nHost: evil", "http://vip/ x", "http://-vip/",
+                                 "http://999.1.1.1/", "//vip/", "vip", "", ["http://vip/"], 42])
+def test_probe_requests_only_an_http_or_https_url(havip, monkeypatch, url):
+    """Before, havip.probe url=file:///etc/shadow returned the file's
+    contents as the answering backend (the minion runs as root)."""
+    monkeypatch.setattr(havip_probe, "measure", _no_network)
+    with pytest.raises(CommandExecutionError, match=r"^havip.probe: url .* refused: not an http or https URL$"):
+        havip.probe(url=url)
+
+
+@pytest.mark.parametrize("url, requested", [("http://vip", "http://vip/"), ("https://Client.Example:8443/a?b=1",
+                                                                         "https://client.example:8443/a?b=1"),
+                                            ("http://[FD00::0010]:9090/", "http://[fd00::10]:9090/")])
+def test_probe_requests_the_url_it_rebuilt(havip, monkeypatch, url, requested):
+    seen = []
+    monkeypatch.setattr(havip_probe, "measure", lambda url, *args, **kwargs: seen.append(url) or {"ok": True})
+    assert havip.probe(url=url) == {"ok": True} and seen == [requested]
+
+
+@pytest.mark.parametrize("url", ["http://192.168.100.10:9090/", "https://192.168.100.10/", "http://192.168.100.11/"])
+def test_a_deployed_minion_probes_its_vips_and_nodes(havip, lb, monkeypatch, url):
+    monkeypatch.setattr(havip_probe, "measure", lambda url, *args, **kwargs: {"url": url})
+    assert havip.probe(url=url) == {"url": url}
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/", "http://vip/",
+                                 "http://127.0.0.1:1080/"])
+def test_a_deployed_minion_probes_nothing_else(havip, lb, monkeypatch, url):
+    monkeypatch.setattr(havip_probe, "measure", _no_network)
+    with pytest.raises(CommandExecutionError, match="refused: its host is none of this cluster's VIPs and nodes"):
+        havip.probe(url=url)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("cafile", "/etc/../etc/shadow"), ("cafile", "ca.pem"), ("cafile", "/etc/ssl/ca pem"),
+    ("cafile", "/etc/ssl/ca.pem\n"), ("cafile", 7),
+    ("stop_file", "/tmp/a;b"), ("stop_file", "relative"), ("stop_file", "/tmp/x/.."), ("stop_file", ""),
+])
+def test_probe_refuses_a_cafile_or_stop_file_that_is_no_safe_absolute_path(havip, monkeypatch, key, value):
+    monkeypatch.setattr(havip_probe, "measure", _no_network)
+    with pytest.raises(CommandExecutionError, match=f"^havip.probe: {key} .* refused: not an absolute path"):
+        havip.probe(url="http://vip/", **{key: value})

@@ -12,6 +12,7 @@ import fnmatch
 import os
 import re
 import threading
+import types
 
 import havip_facts
 import havip_lock
@@ -1216,20 +1217,109 @@ def test_runner_standby_and_resume_are_refused_while_a_deploy_runs(runner, deplo
     assert deploying.rollout == [] and deploying.config_calls == []
 
 
-def test_a_transition_is_appended_to_the_log_which_is_created_if_missing(runner, tmp_path):
-    runner.__opts__["havip_vrrp_log"] = str(tmp_path / "vrrp.log")
-    assert runner.log_transition("svr2", "VI_1", "MASTER", "BACKUP", 1764670000.25)["result"] is True
-    assert runner.log_transition("svr1", "VI_1", "FAULT", "MASTER", "1764670000.5")["result"] is True
-    assert (tmp_path / "vrrp.log").read_text() == (
-        "1764670000.25 svr2 VI_1 BACKUP -> MASTER\n1764670000.5 svr1 VI_1 MASTER -> FAULT\n")
+NOW = 1_764_670_000.0
 
 
-@pytest.mark.parametrize("key, value", [("minion", "svr2\n1 evil VI_1 X -> Y"), ("vip", "VI 1"), ("state", "master"),
-                                        ("state", "PRIMARY"), ("state", ["MASTER"]), ("previous", "BACKUP;"),
-                                        ("at", "soon")])
-def test_what_a_minion_sent_is_checked_before_it_is_logged(runner, tmp_path, key, value):
-    runner.__opts__["havip_vrrp_log"] = str(tmp_path / "vrrp.log")
-    transition = {"minion": "svr2", "vip": "VI_1", "state": "MASTER", "previous": "BACKUP", "at": 1.5, key: value}
-    refused = runner.log_transition(**transition)
-    assert refused["result"] is False and refused["retcode"] == 1 and key in refused["comment"]
-    assert not (tmp_path / "vrrp.log").exists()
+class Transitions:
+    """``log_transition`` on a master whose clock reads NOW: the minions'
+    ``havip.status`` answers (``vips``: {minion: {vip: (state, since)}}; a
+    minion not there does not answer), who was asked, the events fired on
+    the master's bus, the log's lines."""
+
+    def __init__(self, runner, monkeypatch, tmp_path):
+        self.runner, self.log = runner, tmp_path / "vrrp.log"
+        self.vips, self.asked, self.fired = {}, [], []
+        runner.__opts__.update(havip_vrrp_log=str(self.log), sock_dir=str(tmp_path / "sock"))
+        monkeypatch.setattr(runner, "time", types.SimpleNamespace(time=lambda: NOW))
+        monkeypatch.setattr(runner.salt.client, "get_local_client", local_client(self.asked, self.answer))
+        transitions = self
+
+        class Bus:
+            def __init__(self, opts, sock_dir, listen):
+                assert (sock_dir, listen) == (opts["sock_dir"], False)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                pass
+
+            def fire_event(self, data, tag):
+                transitions.fired.append((tag, data))
+        monkeypatch.setattr(runner.salt.utils.event, "get_master_event", Bus)
+
+    def answer(self, name, fun, arg, kwarg):
+        assert (fun, arg, kwarg) == ("havip.status", [], {})
+        if name not in self.vips:
+            return LOST
+        return {"roles": ["balancer"], "vips": {vip: {"state": state, "since": since}
+                                                for vip, (state, since) in self.vips[name].items()}}
+
+    def lines(self):
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+
+@pytest.fixture
+def transitions(real_runner, monkeypatch, tmp_path):
+    return Transitions(real_runner, monkeypatch, tmp_path)
+
+
+def test_a_confirmed_transition_is_logged_and_a_new_holder_announced(transitions):
+    transitions.vips = {"svr2": {"VI_1": ("MASTER", NOW - 0.4)}, "svr1": {"VI_1": ("FAULT", NOW + 0.5)}}
+    log_transition = transitions.runner.log_transition
+    assert log_transition("svr2", "VI_1", "MASTER", "BACKUP", NOW - 0.25)["result"] is True
+    assert log_transition("svr1", "VI_1", "FAULT", "MASTER", NOW + 0.5)["result"] is True
+    assert transitions.lines() == [f"{NOW - 0.25} svr2 VI_1 BACKUP -> MASTER", f"{NOW + 0.5} svr1 VI_1 MASTER -> FAULT"]
+    assert transitions.fired == [("havip/vip/VI_1/holder", {"vip": "VI_1", "holder": "svr2", "at": NOW - 0.25})]
+    assert transitions.asked == [(["svr2"], "havip.status"), (["svr1"], "havip.status")]
+
+
+def test_a_stop_is_confirmed_by_a_stopped_keepalived(transitions):
+    transitions.vips = {"svr1": {"VI_1": ("STOPPED", NOW)}}
+    assert transitions.runner.log_transition("svr1", "VI_1", "STOP", "MASTER", NOW + 1)["result"] is True
+    assert transitions.lines() == [f"{NOW + 1} svr1 VI_1 MASTER -> STOP"] and transitions.fired == []
+
+
+@pytest.mark.parametrize("svr1", [None, {"VI_1": ("BACKUP", NOW - 100)}, {"VI_1": ("MASTER", NOW - 100)},
+                                  {"VI_1": ("MASTER", NOW + 5)}, {"VI_2": ("MASTER", NOW)}])
+def test_a_minion_cannot_speak_for_another(transitions, svr1):
+    """web7 fires salt/beacon/svr1/havip/VI_1/MASTER (its tag and its data
+    say svr1): svr1 is asked and does not confirm it (no answer, another
+    state, a change at another time, no such VIP), so nothing is logged or
+    announced.  Before, the reactor took the minion from the event and
+    fired the announcement itself."""
+    transitions.vips = {"web7": {"VI_1": ("MASTER", NOW)}, **({"svr1": svr1} if svr1 else {})}
+    refused = transitions.runner.log_transition("svr1", "VI_1", "MASTER", "BACKUP", NOW)
+    assert refused["result"] is False and refused["retcode"] == 1
+    assert refused["comment"].startswith("havip.log_transition: svr1 does not confirm VI_1 MASTER at "), refused
+    assert transitions.asked == [(["svr1"], "havip.status")]
+    assert transitions.lines() == [] and transitions.fired == []
+
+
+@pytest.mark.parametrize("key, value", [("minion", "svr2\n1 evil VI_1 X -> Y"), ("vip", "VI 1"), ("vip", "*/../VI_2"),
+                                        ("state", "master"), ("state", "PRIMARY"), ("state", ["MASTER"]),
+                                        ("previous", "BACKUP;"), ("at", "soon"), ("at", str(NOW)),
+                                        ("at", float("nan")), ("at", float("-inf")), ("at", float("1e999")),
+                                        ("at", True), ("at", None), ("at", NOW - 301), ("at", NOW + 301)])
+def test_what_a_minion_sent_is_checked_before_anything_is_asked_logged_or_fired(transitions, key, value):
+    transitions.vips = {"svr2": {"VI_1": ("MASTER", NOW), "VI 1": ("MASTER", NOW), "*/../VI_2": ("MASTER", NOW)}}
+    transition = {"minion": "svr2", "vip": "VI_1", "state": "MASTER", "previous": "BACKUP", "at": NOW, key: value}
+    refused = transitions.runner.log_transition(**transition)
+    assert refused["result"] is False and refused["retcode"] == 1
+    assert refused["comment"].startswith(f"havip.log_transition: {key} "), refused["comment"]
+    assert transitions.asked == [] and transitions.lines() == [] and transitions.fired == []
+
+
+def test_transitions_are_rate_limited_per_minion(transitions, monkeypatch):
+    transitions.vips = {"svr1": {"VI_1": ("MASTER", NOW)}, "svr2": {"VI_1": ("BACKUP", NOW)}}
+    log_transition = transitions.runner.log_transition
+    for _ in range(60):
+        assert log_transition("svr1", "VI_1", "MASTER", "BACKUP", NOW)["result"] is True
+    refused = log_transition("svr1", "VI_1", "MASTER", "BACKUP", NOW)
+    assert refused["result"] is False
+    assert refused["comment"] == "havip.log_transition: svr1 refused: more than 60 transitions in 60 s"
+    assert len(transitions.lines()) == len(transitions.fired) == 60
+    assert log_transition("svr2", "VI_1", "BACKUP", "MASTER", NOW)["result"] is True
+    monkeypatch.setattr(transitions.runner, "time", types.SimpleNamespace(time=lambda: NOW + 60))
+    assert log_transition("svr1", "VI_1", "MASTER", "BACKUP", NOW)["result"] is True
+    assert len(transitions.fired) == 61

@@ -3,6 +3,7 @@ Unit tests of ``_utils/havip_probe.py``: what a client saw, summarized, and
 the probe's schedule.
 """
 
+import ipaddress
 import time
 
 import havip_probe
@@ -77,3 +78,40 @@ def test_probe_args_accepts_the_edges_of_each_range_as_floats(seconds, rate, tim
 def test_probe_args_names_the_range_it_refuses():
     with pytest.raises(CommandExecutionError, match=r"^havip.probe: seconds must be from 0.1 to 3600, got 3601$"):
         havip_probe.probe_args(3601, 100, 0.2)
+
+
+@pytest.mark.parametrize("url, allowed, expected", [
+    ("http://192.168.100.10:9090/", None, "http://192.168.100.10:9090/"),
+    ("https://[fd00::10]/x", {ipaddress.ip_address("fd00::10")}, "https://[fd00::10]/x"),
+    ("http://192.168.100.10", {ipaddress.ip_address("192.168.100.10")}, "http://192.168.100.10/"),
+])
+def test_probe_url_rebuilds_an_http_url(url, allowed, expected):
+    assert havip_probe.probe_url(url, allowed) == expected
+
+
+@pytest.mark.parametrize("url", ["file:///etc/shadow", "http://[::1%lo]/", "http://a_b/", "http://vip/#frag",
+                                 "http://vip:99999/", None])
+def test_probe_url_refuses_anything_else(url):
+    with pytest.raises(CommandExecutionError, match="refused: not an http or https URL"):
+        havip_probe.probe_url(url)
+
+
+def test_probe_url_refuses_a_host_not_allowed():
+    with pytest.raises(CommandExecutionError, match="refused: its host is none of"):
+        havip_probe.probe_url("http://vip/", {ipaddress.ip_address("192.168.100.10")})
+
+
+def test_cluster_addresses_are_the_vips_and_the_nodes(facts):
+    assert havip_probe.cluster_addresses(facts()) == {ipaddress.ip_address(a) for a in (
+        "192.168.100.10", "192.168.100.11", "192.168.100.12", "192.168.100.13", "192.168.100.14")}
+
+
+@pytest.mark.parametrize("value", ["/etc/ssl/our-ca.pem", "/tmp/havip-deploy-0f.stop", None])
+def test_file_path_accepts_a_safe_absolute_path(value):
+    assert havip_probe.file_path("cafile", value) == value
+
+
+@pytest.mark.parametrize("value", ["/etc/../etc/shadow", "/./x", "x/y", "/a b", "/a\n", b"/a", "/"])
+def test_file_path_refuses_anything_else(value):
+    with pytest.raises(CommandExecutionError, match="cafile .* refused"):
+        havip_probe.file_path("cafile", value)
