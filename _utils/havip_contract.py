@@ -18,9 +18,6 @@ ROLES = ("backend", "balancer")
 # HAProxy's balance algorithms that take no argument; uri needs http mode.
 BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri")
 ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter")
-# The pillar keys holding secrets: never in the rendered SLS, state output or
-# havip.config (see ``public``); templates read them from the pillar.
-SECRETS = ("stats:password", "vips:*:auth_pass")
 
 
 class Invalid(CommandExecutionError):
@@ -39,7 +36,8 @@ class Key:
     """One pillar key: ``doc`` what it means, ``accepts`` what is accepted
     (the reference and the error messages say it), ``test`` the check of a
     value, ``escaped`` characters accepted because they are escaped where
-    the value is written, ``secret`` never shown, ``required`` when the key
+    the value is written, ``secret`` never shown (not in a refusal either:
+    ``secret=True`` is the one list of secret keys), ``required`` when the key
     must be given (ALWAYS: ``walk`` refuses its absence; otherwise the
     checks across keys do)."""
 
@@ -58,7 +56,8 @@ class Key:
         if value is None and self.nullable:
             return
         if not self.test(value):
-            raise Invalid(key, f"must be {self.accepts}, got {value!r}")
+            got = f"{_kind(value)} (secret: not shown)" if self.secret else repr(value)
+            raise Invalid(key, f"must be {self.accepts}, got {got}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +73,15 @@ class Each:
 
 
 ALWAYS = "yes"
+_KINDS = ((bool, "true or false"), (str, "a string"), ((int, float), "a number"), (list, "a list"),
+          (dict, "a mapping"))
+
+
+def _kind(value):
+    """What ``value`` is, in an error message that must not show it."""
+    if value is None:
+        return "null"
+    return next((name for types, name in _KINDS if isinstance(value, types)), type(value).__name__)
 
 
 def _full(pattern):
@@ -346,7 +354,8 @@ SPEC = {
 
 def _mapping(value, key):
     if not isinstance(value, dict):
-        raise Invalid(key, f"must be a mapping, got {value!r}")
+        # Only its kind: it may be a secret put one level too high.
+        raise Invalid(key, f"must be a mapping, got {_kind(value)}")
     return value
 
 
