@@ -2,7 +2,8 @@
 The havip pillar contract, defined once: every key under ``havip:``, what it
 means and what it accepts (``SPEC``).  Every string that lands in a config
 file or a script is matched in full against what the daemon accepts, or
-escaped where it is written (``Key.escaped``); ``walk`` refuses unknown keys
+escaped where it is written (``Key.escaped``), or is the operator's own
+syntax written as is (``Key.as_is``); ``walk`` refuses unknown keys
 at every level, naming the nearest known one.  The pillar reference in the
 docs is generated from this table and parameters/defaults.yaml.
 """ 
@@ -18,9 +19,6 @@ ROLES = ("backend", "balancer")
 # HAProxy's balance algorithms that take no argument; uri needs http mode.
 BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri")
 ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter")
-# The pillar keys holding secrets: never in the rendered SLS, state output or
-# havip.config (see ``public``); templates read them from the pillar.
-SECRETS = ("stats:password", "vips:*:auth_pass")
 
 
 class Invalid(CommandExecutionError):
@@ -39,7 +37,10 @@ class Key:
     """One pillar key: ``doc`` what it means, ``accepts`` what is accepted
     (the reference and the error messages say it), ``test`` the check of a
     value, ``escaped`` characters accepted because they are escaped where
-    the value is written, ``secret`` never shown, ``required`` when the key
+    the value is written, ``as_is`` written as it is given (the operator's
+    own syntax: HAProxy lines, the page's HTML; only ``test`` checks it),
+    ``secret`` never shown (not in a refusal either: ``secret=True`` is the
+    one list of secret keys), ``required`` when the key
     must be given (ALWAYS: ``walk`` refuses its absence; otherwise the
     checks across keys do)."""
 
@@ -47,6 +48,7 @@ class Key:
     accepts: str
     test: object
     escaped: str = ""
+    as_is: bool = False
     secret: bool = False
     nullable: bool = False
     required: str = ""
@@ -58,7 +60,8 @@ class Key:
         if value is None and self.nullable:
             return
         if not self.test(value):
-            raise Invalid(key, f"must be {self.accepts}, got {value!r}")
+            got = f"{_kind(value)} (secret: not shown)" if self.secret else repr(value)
+            raise Invalid(key, f"must be {self.accepts}, got {got}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +77,15 @@ class Each:
 
 
 ALWAYS = "yes"
+_KINDS = ((bool, "true or false"), (str, "a string"), ((int, float), "a number"), (list, "a list"),
+          (dict, "a mapping"))
+
+
+def _kind(value):
+    """What ``value`` is, in an error message that must not show it."""
+    if value is None:
+        return "null"
+    return next((name for types, name in _KINDS if isinstance(value, types)), type(value).__name__)
 
 
 def _full(pattern):
@@ -168,7 +180,7 @@ def unit(doc):
 
 def haproxy_lines(doc):
     return Key(doc, "a list of one-line strings (no control characters)",
-               _list_of(_full(r"[^\x00-\x1f\x7f]+")), escaped=" \"'#;$`")
+               _list_of(_full(r"[^\x00-\x1f\x7f]+")), as_is=True)
 
 
 SPEC = {
@@ -183,9 +195,9 @@ SPEC = {
                        required="yes, but a backend may take it from the mine (`mine`)"),
         "priority": whole("the VRRP priority; the highest healthy balancer holds the VIPs (no two"
                           " balancers alike)", 1, 254, required="for balancers"),
-        "page": Key("backends: the body of the page nginx serves", "a non-empty string",
+        "page": Key("backends: the page nginx serves (its index.html, HTML)", "a non-empty string",
                     lambda value: isinstance(value, str) and value.strip() != "",
-                    escaped=" \"'#;$`\n<>&", default="the minion id"),
+                    as_is=True, default="the minion id"),
     }, required="on every minion that applies havip", placeholder="<id>"),
     "vips": Each("the virtual IPs, a VRRP instance each",
                  text("", NAME, "a name of letters, digits and _ . - (a VRRP instance)"), {
@@ -346,7 +358,8 @@ SPEC = {
 
 def _mapping(value, key):
     if not isinstance(value, dict):
-        raise Invalid(key, f"must be a mapping, got {value!r}")
+        # Only its kind: it may be a secret put one level too high.
+        raise Invalid(key, f"must be a mapping, got {_kind(value)}")
     return value
 
 

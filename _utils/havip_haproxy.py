@@ -17,12 +17,23 @@ from havip_facts import HAPROXY_BACKEND, url
 from salt.exceptions import CommandExecutionError
 
 
-def stats_socket(facts):
-    """The path of HAProxy's runtime API socket (`stats socket` in global)."""
-    for line in facts["haproxy"]["global"]:
-        words = line.split()
-        if words[:2] == ["stats", "socket"] and len(words) > 2:
-            return words[2]
+# What havip needs of haproxy:global (and global_extra).
+NO_SOCKET = "no `stats socket <path> ... level admin` line in havip:haproxy:global or global_extra"
+
+
+def stats_socket(haproxy):
+    """The path of the runtime API socket havip uses, read as HAProxy reads
+    the ``haproxy`` pillar key's lines (``global`` then ``global_extra``):
+    the first ``stats socket`` on a path (``/...`` or ``unix@/...``) at
+    ``level admin``, before any ``#`` (a comment); None if there is none."""
+    for line in haproxy["global"] + haproxy["global_extra"]:
+        words = line.split("#", 1)[0].split()
+        if words[:2] != ["stats", "socket"] or len(words) < 3:
+            continue
+        path = words[2].removeprefix("unix@")
+        admin = ("level", "admin") in zip(words[3:], words[4:])
+        if path.startswith("/") and admin:
+            return path
     return None
 
 
@@ -73,9 +84,9 @@ def server_socket(facts, function, server):
     if server not in known:
         raise CommandExecutionError(
             f"havip.{function}: unknown backend server {server!r} (known: {', '.join(known)})")
-    path = stats_socket(facts)
+    path = stats_socket(facts["haproxy"])
     if path is None:
-        raise CommandExecutionError(f"havip.{function}: no `stats socket` line in havip:haproxy:global")
+        raise CommandExecutionError(f"havip.{function}: {NO_SOCKET}")
     return path
 
 
@@ -103,9 +114,9 @@ def status(facts, running, config_valid):
     as the caller found them, and every backend server's status from the
     runtime API (an ``error`` if it cannot be asked)."""
     report = {"running": running, "config_valid": config_valid, "backends": None}
-    path = stats_socket(facts)
+    path = stats_socket(facts["haproxy"])
     if path is None:
-        report["error"] = "no `stats socket` line in havip:haproxy:global"
+        report["error"] = NO_SOCKET
         return report
     try:
         report["backends"] = servers(runtime_api(path, "show stat"))

@@ -17,6 +17,7 @@ from salt.exceptions import CommandExecutionError
 from havip_contract import SPEC, Invalid, is_address, public, walk
 from havip_facts import (ARP_SYSCTLS, FACTS_FILE, HAPROXY_BACKEND, LINGER_DEVICE, MINE_FUNCTION, RELAY_FUNCTION,
                          RELAY_TABLE_PREFIX, TRACK_TABLE, WAIT_DEFAULT)
+from havip_haproxy import stats_socket
 from havip_tls import check_certificate
 
 # Passwords copied from examples and tutorials: refused.
@@ -291,20 +292,11 @@ def _check_stats(config):
             raise Invalid(f"stats:{key}", f"must differ from stats:{other}")
 
 
-def stats_socket(global_lines):
-    """The path of HAProxy's runtime API socket (`stats socket` in global)."""
-    for line in global_lines:
-        words = line.split()
-        if words[:2] == ["stats", "socket"] and len(words) > 2:
-            return words[2]
-    return None
-
-
 def _check_haproxy(config):
-    global_lines = config["haproxy"]["global"] + config["haproxy"]["global_extra"]
-    if not any(line.split()[:2] == ["stats", "socket"] and "level admin" in line for line in global_lines):
-        raise Invalid("haproxy:global", "needs a `stats socket <path> ... level admin` line: havip.status,"
-                                        " drain and ready use HAProxy's runtime API")
+    if stats_socket(config["haproxy"]) is None:
+        raise Invalid("haproxy:global", "needs a `stats socket <path> ... level admin` line (in global or"
+                                        " global_extra): havip.status, drain and ready use HAProxy's runtime"
+                                        " API")
     if config["backend"]["balance"] == "uri" and config["frontend"]["mode"] != "http":
         raise Invalid("backend:balance", "uri needs frontend:mode http")
 

@@ -1,13 +1,15 @@
 """
 The TLS certificate of the VIPs (havip:frontend:tls:certificate), checked
 before HAProxy ever sees it: a PEM holding the certificate, its chain, and
-the private key that matches the certificate, valid now.
+the private key that matches the certificate, valid now.  The PEM is a
+secret: no message quotes it, nor the parser's error (which may).
 """
 
 import datetime
 import re
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from havip_contract import Invalid
@@ -37,9 +39,13 @@ def check_certificate(pem, now=None):
     certificates, key_text = _blocks(pem)
     try:
         certificate = x509.load_pem_x509_certificate(certificates[0].encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise Invalid(KEY, "its (first) certificate cannot be read") from None
+    try:
         key = serialization.load_pem_private_key(key_text.encode(), password=None)
-    except (ValueError, TypeError) as exc:
-        raise Invalid(KEY, f"cannot be read ({exc})") from None
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise Invalid(KEY, "its private key cannot be read (it must be unencrypted: HAProxy reads it"
+                           " unattended)") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(serialization.Encoding.PEM, public) != \
             certificate.public_key().public_bytes(serialization.Encoding.PEM, public):

@@ -27,9 +27,12 @@ Every key under `havip:`, generated from the formula's contract
 (`havip/parameters/defaults.yaml`, overridden per OS family by
 `havip/parameters/os_family/<family>.yaml`).  Do not edit: run `make docs`.
 
-A key not listed here is refused, naming the nearest known one.  Secrets are
-checked like every other key but never reach the rendered states, Salt's
-output or `havip.config`: the templates read them from the pillar.
+A key not listed here is refused, naming the nearest known one.  A value
+"written as is" is the operator's own syntax (HAProxy's lines, the page's
+HTML): havip checks only what the table says and writes it unchanged.
+Secrets are checked like every other key but never reach the rendered
+states, Salt's output, `havip.config` or a refusal's message: the templates
+read them from the pillar.
 
 | key | default | required | meaning | accepted |
 |---|---|---|---|---|
@@ -72,6 +75,8 @@ def reference():
     rows = []
     for key, spec in havip_contract.keys():
         accepts = "a mapping by name" if isinstance(spec, havip_contract.Each) else spec.accepts
+        if getattr(spec, "as_is", False):
+            accepts += "; written as is"
         if getattr(spec, "secret", False):
             accepts += "; **secret**"
         rows.append(f"| `{key}` | {_cell(default(key, spec, defaults, families))} | {_cell(spec.required)} |"

@@ -26,8 +26,9 @@ havip-haproxy-config-file:
     - template: jinja
     - user: root
     - group: {{ havip.lookup.haproxy.group }}
-    # It holds the stats password: readable by HAProxy's group only, and no
-    # diff in Salt's output (the template reads the password from the pillar).
+    # It holds the stats password: readable by HAProxy's group only, and
+    # never a diff in Salt's output (the template reads the password from
+    # the pillar; a diff would show the old password beside the new).
     - mode: '0640'
     - show_changes: false
     - context:

@@ -99,10 +99,11 @@ havip-keepalived-config-file:
     - template: jinja
     - user: root
     - group: root
-    # With VRRPv2 authentication it holds auth_pass: root only, and no diff
-    # in Salt's output (the template reads it from the pillar).
+    # With VRRPv2 authentication it holds auth_pass: root only, and never a
+    # diff in Salt's output (the template reads it from the pillar), not
+    # even once auth_pass is gone: the diff would show the old one.
     - mode: '0600'
-    - show_changes: {{ not havip.vips.values() | selectattr('authenticated') | list }}
+    - show_changes: false
     - context:
         havip: {{ havip | json }}
     - check_cmd: keepalived -t -f

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from test.certs import pem
 from test.saltcall import TEST_PASSWORD, DEBIAN_GRAINS, REDHAT_GRAINS, seed_pillar
 
 CONFIG_STATES = {
@@ -373,3 +374,14 @@ def test_config_that_fails_its_check_never_replaces_the_working_one(
     bad, after = render_config(minion, minion.show_sls(broken), state_id, target, broken)
     assert bad["result"] is False
     assert after == before
+
+
+def test_no_file_that_can_hold_a_secret_ever_shows_its_diff_even_without_the_secret(salt_call):
+    # VRRPv3 has no auth_pass: keepalived.conf holds no secret now, but a
+    # diff from a VRRPv2 one would show the old auth_pass.
+    pillar = seed_pillar()
+    pillar["havip"]["frontend"] = {"mode": "http", "tls": {"certificate": pem()}}
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)
+    assert states["havip-keepalived-config-file"]["show_changes"] is False
+    assert states["havip-haproxy-config-file"]["show_changes"] is False
+    assert states["havip-haproxy-certificate-file"]["show_changes"] is False

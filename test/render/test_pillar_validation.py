@@ -44,6 +44,17 @@ def test_bad_pillar_fails_the_render_naming_the_key(salt_call, case):
     assert key in str(refused.value)
 
 
+@pytest.mark.parametrize("key,value", [
+    ("stats:password", "Qz7mark-of-a-password\x01"),
+    ("frontend:tls:certificate", ["-----BEGIN CERTIFICATE-----", "Qz7mark", "-----END CERTIFICATE-----"]),
+])
+def test_a_bad_secret_fails_the_render_naming_its_key_without_its_value(salt_call, key, value):
+    with pytest.raises(RenderError) as refused:
+        salt_call("svr1", DEBIAN_GRAINS).show_sls(changed(set_key(key, value)))
+    assert f"havip:{key}" in str(refused.value)
+    assert "Qz7mark" not in str(refused.value) and "BEGIN" not in str(refused.value)
+
+
 def test_seed_pillar_renders(salt_call):
     assert salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
 

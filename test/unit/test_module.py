@@ -12,6 +12,7 @@ a fake host, ``havip.drain``/``havip.ready`` on a fake runtime API.
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -43,6 +44,7 @@ ALL_DOWN_CSV = (
     "havip_backends,BACKEND,DOWN\n"
 )
 PEER_HEALTH_URL = "http://192.168.100.14:1080/havip-backends"
+NO_SOCKET = "no `stats socket <path> ... level admin` line in havip:haproxy:global or global_extra"
 
 
 def _no_network(*args, **kwargs):
@@ -459,8 +461,24 @@ def test_status_reports_a_missing_stats_socket_line(havip, deploy):
     without_stats_socket(rig)
     rig.haproxy()
     rig.keepalived()
-    assert havip.status()["haproxy"]["error"] == "no `stats socket` line in havip:haproxy:global"
+    assert havip.status()["haproxy"]["error"] == NO_SOCKET
     assert rig.api_calls == []
+
+
+def socket_in_global_extra(config):
+    """The pillar's stats socket line in haproxy:global_extra, not global."""
+    socket = [line for line in config["haproxy"]["global"] if line.startswith("stats socket")]
+    config["haproxy"]["global"] = [line for line in config["haproxy"]["global"] if line not in socket]
+    config["haproxy"]["global_extra"] = socket
+
+
+def test_status_asks_the_stats_socket_of_global_extra(havip, deploy):
+    rig = deploy("svr1", socket_in_global_extra)
+    rig.haproxy()
+    rig.keepalived()
+    haproxy = havip.status()["haproxy"]
+    assert "error" not in haproxy and haproxy["backends"]
+    assert rig.api_calls == [("/run/haproxy/admin.sock", "show stat")]
 
 
 def test_status_raises_when_ip_fails(havip, lb):
@@ -998,8 +1016,15 @@ def test_drain_and_ready_reject_a_bad_timeout(havip, lb, api, function, timeout)
 
 def test_drain_without_a_stats_socket_line_names_the_pillar_key(havip, deploy):
     without_stats_socket(deploy("svr1"))
-    with pytest.raises(CommandExecutionError, match="no `stats socket` line in havip:haproxy:global"):
+    with pytest.raises(CommandExecutionError, match=re.escape("havip.drain: " + NO_SOCKET)):
         havip.drain("nginx1")
+
+
+def test_drain_uses_the_stats_socket_of_global_extra(havip, deploy, api):
+    in_service(deploy("svr1", socket_in_global_extra), "MASTER 150\n")
+    fake = api(stat_csv(nginx1=("UP", 0), nginx2=("UP", 1)))
+    assert havip.drain("nginx1")["state"] == "drain"
+    assert DRAIN in fake.commands()
 
 
 def test_ready_sets_the_server_ready_and_returns_once_haproxy_sees_it_up(havip, lb, api):

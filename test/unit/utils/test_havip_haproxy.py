@@ -24,16 +24,35 @@ def test_servers_are_the_havip_backend_servers_only():
     assert not havip_haproxy.any_up({"nginx2": "DOWN 1/2"})
 
 
-def test_stats_socket_is_the_path_of_the_stats_socket_line():
-    facts = {"haproxy": {"global": ["daemon", "stats socket /run/haproxy/admin.sock mode 660 level admin"]}}
-    assert havip_haproxy.stats_socket(facts) == "/run/haproxy/admin.sock"
-    assert havip_haproxy.stats_socket({"haproxy": {"global": ["stats timeout 30s"]}}) is None
+def socket_of(global_lines, global_extra=()):
+    return havip_haproxy.stats_socket({"global": list(global_lines), "global_extra": list(global_extra)})
+
+
+def test_stats_socket_is_the_path_of_the_stats_socket_line_at_level_admin():
+    assert socket_of(["daemon", "stats socket /run/haproxy/admin.sock mode 660 level admin"]) == \
+        "/run/haproxy/admin.sock"
+    assert socket_of(["stats socket unix@/run/a.sock level admin"]) == "/run/a.sock"
+    assert socket_of(["stats timeout 30s"]) is None
+    assert socket_of(["stats socket /run/operator.sock level operator"]) is None
+    assert socket_of(["stats socket ipv4@127.0.0.1:9999 level admin"]) is None
+    assert socket_of(["stats socket /run/x.sock mode 600 admin"]) is None
+    assert socket_of(["stats socket /run/o.sock level operator # level admin"]) is None
+
+
+def test_stats_socket_is_read_as_haproxy_reads_the_lines_global_then_global_extra():
+    assert socket_of(["daemon"], ["stats socket /run/extra.sock level admin"]) == "/run/extra.sock"
+    assert socket_of(["stats socket /run/user.sock level user"],
+                     ["stats socket /run/admin.sock level admin"]) == "/run/admin.sock"
+    assert socket_of(["stats socket /run/first.sock level admin"],
+                     ["stats socket /run/second.sock level admin"]) == "/run/first.sock"
 
 
 def test_status_names_a_missing_stats_socket_line():
-    report = havip_haproxy.status({"haproxy": {"global": []}}, running=True, config_valid=False)
+    report = havip_haproxy.status({"haproxy": {"global": [], "global_extra": []}}, running=True,
+                                  config_valid=False)
     assert report == {"running": True, "config_valid": False, "backends": None,
-                      "error": "no `stats socket` line in havip:haproxy:global"}
+                      "error": "no `stats socket <path> ... level admin` line in havip:haproxy:global"
+                               " or global_extra"}
 
 
 def test_sessions_of_a_server_with_an_empty_scur_are_none(monkeypatch):

@@ -9,6 +9,7 @@ test/render/test_pillar_validation.py.
 import copy
 
 import havip_contract
+import havip_haproxy
 import havip_pillar
 import pytest
 from salt.exceptions import CommandExecutionError
@@ -103,6 +104,11 @@ BAD_PILLARS = {
     "haproxy defaults line with a newline": (set_key("haproxy:defaults_extra", ["retries 3\nlisten x"]),
                                              "haproxy:defaults_extra"),
     "haproxy global without the stats socket": (set_key("haproxy:global", ["daemon"]), "haproxy:global"),
+    "haproxy stats socket below level admin": (
+        set_key("haproxy:global", ["stats socket /run/haproxy/admin.sock level operator # level admin"]),
+        "haproxy:global"),
+    "haproxy stats socket on TCP": (set_key("haproxy:global", ["stats socket 127.0.0.1:9999 level admin"]),
+                                    "haproxy:global"),
     "balance not an algorithm": (set_key("backend:balance", "roundrobin; rm"), "backend:balance"),
     "balance uri in tcp mode": (set_key("backend:balance", "uri"), "backend:balance"),
     "http check path": (set_key("backend:http_check:path", "/ HTTP/1.0"), "backend:http_check:path"),
@@ -184,6 +190,12 @@ def test_extra_haproxy_lines_keep_the_defaults():
     config = validate(havip)
     assert config["haproxy"]["defaults"] == DEFAULTS["haproxy"]["defaults"]
     assert config["haproxy"]["defaults_extra"] == ["timeout connect 2s"]
+
+
+def test_the_stats_socket_line_may_be_in_global_extra_and_is_the_one_the_module_uses():
+    havip = copy.deepcopy(SEED)
+    havip["haproxy"] = {"global": ["daemon"], "global_extra": ["stats socket /run/x.sock mode 600 level admin"]}
+    assert havip_haproxy.stats_socket(validate(havip)["haproxy"]) == "/run/x.sock"
 
 
 def mine(published):
