@@ -24,6 +24,7 @@ try:
     import havip_pillar
     import havip_probe
     import havip_relay
+    import havip_transition
 except ImportError as missing:
     HELPERS_MISSING = str(missing)
 else:
@@ -179,7 +180,7 @@ def _nginx_status(facts):
     }
 
 
-def status():
+def status(challenge=None):
     """
     What this minion runs for havip, and how it is doing.
 
@@ -204,6 +205,10 @@ def status():
       (table ``inet havip_track``)
     - ``nginx`` (backends): ``running``, ``answering`` (HTTP 200 on the
       backend port) and the ``url`` asked
+    - ``proof``, asked with ``challenge`` (a nonce the master sealed to
+      this minion's key: ``salt-run havip.log_transition`` asks so): an
+      HMAC of the VIPs' ``state`` and ``since`` keyed by that nonce, which
+      only the holder of this minion's private key can open
 
     CLI Example:
 
@@ -212,7 +217,20 @@ def status():
         salt -C 'I@havip:nodes:*' havip.status
         salt svr1 havip.status
     """
-    return _status(_facts())
+    report = _status(_facts())
+    if challenge is not None:
+        report["proof"] = havip_transition.proof(_unseal(challenge), report["vips"])
+    return report
+
+
+def _unseal(challenge):
+    """The nonce the master sealed in ``challenge``, opened with this
+    minion's private key."""
+    try:
+        with open(os.path.join(__opts__["pki_dir"], "minion.pem"), "rb") as handle:
+            return havip_transition.unseal(handle.read(), challenge, __opts__.get("key_pass"))
+    except (OSError, ValueError, TypeError) as error:
+        raise CommandExecutionError(f"havip.status: challenge refused: {error}") from None
 
 
 def _status(facts):
@@ -451,9 +469,10 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=No
 
     Only an http or https URL is requested (a host that is an IP address
     or a host name, an optional port, a path), and on a minion where havip
-    is deployed only one on its cluster's VIPs and nodes; ``stop_file`` and
-    ``cafile`` are absolute paths of letters, digits and ``. _ + -``.
-    Anything else is refused, nothing requested.
+    is deployed, or that has the havip pillar, only one on its cluster's
+    VIPs and nodes; ``stop_file`` and ``cafile`` are absolute paths of
+    letters, digits and ``. _ + -``.  Anything else is refused, nothing
+    requested.
 
     CLI Example:
 
@@ -462,14 +481,25 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=No
         salt client havip.probe url=http://192.168.100.10:9090/ seconds=30
         salt client havip.probe url=https://192.168.100.10/ cafile=/etc/ssl/our-ca.pem
     """
-    facts = _facts() if url is None or os.path.exists(havip_facts.FACTS_FILE) else None
     if url is None:
-        url = havip_facts.frontend_url(facts)
-    url = havip_probe.probe_url(url, havip_probe.cluster_addresses(facts) if facts else None)
+        url = havip_facts.frontend_url(_facts())
+    url = havip_probe.probe_url(url, _probe_scope())
     stop_file, cafile = havip_probe.file_path("stop_file", stop_file), havip_probe.file_path("cafile", cafile)
     seconds, rate, timeout = havip_probe.probe_args(seconds, rate, timeout)
     stop = (lambda: os.path.exists(stop_file)) if stop_file else None
     return havip_probe.measure(url, seconds, rate, timeout, stop=stop, cafile=cafile)
+
+
+def _probe_scope():
+    """The addresses ``havip.probe`` may request here: its cluster's VIPs
+    and nodes, from the configuration deployed here, else from its havip
+    pillar; None (any) on a minion that has neither."""
+    if os.path.exists(havip_facts.FACTS_FILE):
+        return havip_probe.cluster_addresses(_facts())
+    pillar = __pillar__.get("havip")
+    if isinstance(pillar, dict) and any(isinstance(pillar.get(key), dict) for key in ("vips", "nodes")):
+        return havip_probe.cluster_addresses(pillar)
+    return None
 
 
 def _service(facts, name, action):

@@ -803,6 +803,13 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
 TRANSITION_LOG = "/var/log/salt/havip-vrrp.log"
 
 
+def _accepted_key(minion):
+    """The public key (PEM) the master accepted for ``minion`` (a checked
+    name)."""
+    with open(os.path.join(__opts__["pki_dir"], "minions", minion), "rb") as handle:
+        return handle.read()
+
+
 def log_transition(minion, vip, state, previous, at):
     """
     Log one VRRP transition that the havip beacon reported, once the minion
@@ -814,14 +821,17 @@ def log_transition(minion, vip, state, previous, at):
     (``havip/reactor/vrrp.sls``) calls it for every beacon event.
 
     An event does not prove its sender (any minion can fire one naming
-    another), so what it says is refused, with nothing written or fired,
-    unless: ``minion`` and ``vip`` are names and ``state`` and ``previous``
-    VRRP states keepalived reports; ``at`` is a finite number of seconds
-    since the epoch within 300 s of the master's clock; ``minion`` itself,
-    asked (``havip.status``: its answer is keyed by the id the master
-    authenticated), has that VIP in that state since that time; and at most
-    60 transitions of ``minion`` were accepted in the last minute (counted
-    in the master's cachedir).
+    another), and neither does a job return on the master's bus (any minion
+    sees the jobs published and can fire a return in another's name), so
+    what it says is refused, with nothing written or fired, unless:
+    ``minion`` and ``vip`` are names and ``state`` and ``previous`` VRRP
+    states keepalived reports; ``at`` is a finite number of seconds since
+    the epoch within 300 s of the master's clock; the master accepted a key
+    for ``minion``; at most 60 transitions of ``minion`` were asked about in
+    the last minute (counted in the master's cachedir); and ``minion``
+    itself, asked (``havip.status`` with a nonce sealed to that key), has
+    that VIP in that state since that time, proven by an HMAC keyed by the
+    nonce, which only the holder of its private key can open.
 
     CLI Example:
 
@@ -832,14 +842,18 @@ def log_transition(minion, vip, state, previous, at):
     report = {}
     if problem := havip_transition.problem(minion, vip, state, previous, at, time.time()):
         return _fail(report, f"havip.log_transition: {problem}")
-    with _connect() as minions:
-        answer = minions.answers([minion], "havip.status").get(minion)
-    if problem := havip_transition.unconfirmed(answer, vip, state, at):
-        return _fail(report, f"havip.log_transition: {minion} does not confirm {vip} {state} at {at}: {problem}")
+    try:
+        nonce, sealed = havip_transition.challenge(_accepted_key(minion))
+    except (OSError, ValueError) as error:
+        return _fail(report, f"havip.log_transition: {minion} refused: no key accepted for it ({error})")
     if not havip_transition.admit(os.path.join(__opts__["cachedir"], havip_transition.COUNTED), minion,
                                   time.time()):
         return _fail(report, f"havip.log_transition: {minion} refused: more than {havip_transition.RATE_LIMIT}"
                              f" transitions in {havip_transition.RATE_WINDOW} s")
+    with _connect() as minions:
+        answer = minions.answers([minion], "havip.status", kwarg={"challenge": sealed}).get(minion)
+    if problem := havip_transition.unconfirmed(answer, vip, state, at, nonce):
+        return _fail(report, f"havip.log_transition: {minion} does not confirm {vip} {state} at {at}: {problem}")
     line = f"{at} {minion} {vip} {previous} -> {state}\n"
     path = __opts__.get("havip_vrrp_log", TRANSITION_LOG)
     with open(path, "a", encoding="utf-8") as log:

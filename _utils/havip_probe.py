@@ -8,6 +8,7 @@ Pure helpers (no Salt dunders); the lab imports this file as it is.
 
 import base64
 import concurrent.futures
+import contextlib
 import ipaddress
 import re
 import ssl
@@ -150,14 +151,16 @@ def probe_url(url, allowed=None):
     return f"{match['scheme']}://{shown}{'' if port is None else f':{port}'}{match['path'] or '/'}"
 
 
-def cluster_addresses(facts):
-    """The IP addresses of the VIPs and nodes of a deployed configuration."""
+def cluster_addresses(config):
+    """The IP addresses of the VIPs and nodes of a configuration (deployed,
+    or a pillar: what is not an address is left out)."""
     addresses = set()
-    for entry in (*facts["vips"].values(), *facts["nodes"].values()):
-        try:
-            addresses.add(ipaddress.ip_interface(entry.get("address")).ip)
-        except ValueError:
-            continue
+    for group in ("vips", "nodes"):
+        entries = config.get(group)
+        for entry in entries.values() if isinstance(entries, dict) else ():
+            address = entry.get("address") if isinstance(entry, dict) else None
+            with contextlib.suppress(ValueError):
+                addresses.add(ipaddress.ip_interface(address if isinstance(address, str) else "").ip)
     return addresses
 
 

@@ -5,19 +5,29 @@ its fields, its time against the master's clock, the claimed minion's own
 answer (``havip.status``) confirming it, and a rate limit per minion.
 
 An event on the master's bus does not say which minion sent it (a beacon
-event's tag and data are both written by the minion), so the transition is
-believed only when the minion it names confirms it in a job return, which
-the master keys by the id it authenticated.
+event's tag and data are both written by the minion), and neither does a
+job return on it: any minion sees every job published (they share the
+publish key) and can fire ``salt/job/<jid>/ret/<another id>`` itself.  So
+the transition is believed only when the minion it names confirms it with
+a proof only that minion can make: the runner seals a fresh nonce to the
+public key the master accepted for it, and the answer's VIP states carry an
+HMAC keyed by that nonce.
 
 Pure helpers: the clock and the rate limit's file come in as arguments (no
 Salt dunders).
 """
 
+import base64
 import fcntl
+import hashlib
+import hmac
 import json
 import math
 import os
 import re
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 
 from havip_contract import NAME
 from havip_facts import VRRP_STATES
@@ -32,6 +42,8 @@ RATE_LIMIT = 60
 RATE_WINDOW = 60
 # The transitions counted, in the master's cachedir.
 COUNTED = "havip/transitions.json"
+# How a nonce is sealed to a minion's RSA key.
+SEAL = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
 def problem(minion, vip, state, previous, at, now):
@@ -55,13 +67,50 @@ def _is_state(value):
     return isinstance(value, str) and value in VRRP_STATES
 
 
-def unconfirmed(answer, vip, state, at):
-    """Why the minion's ``havip.status`` ``answer`` does not confirm that
-    ``vip`` went to ``state`` at ``at``, or None when it does: that VIP's
-    recorded state is ``state`` (STOPPED for a STOP: keepalived no longer
-    runs) and its time is the transition's."""
+def challenge(public_pem):
+    """(nonce, sealed): a fresh nonce, and it sealed (base64 text) to a
+    minion's public key (PEM, the key the master accepted for it): only the
+    holder of the minion's private key can open it."""
+    nonce = os.urandom(32)
+    sealed = serialization.load_pem_public_key(public_pem).encrypt(nonce, SEAL)
+    return nonce, base64.b64encode(sealed).decode("ascii")
+
+
+def unseal(private_pem, sealed, password=None):
+    """The nonce ``sealed`` holds, opened with the minion's private key (PEM,
+    ``password`` if it is encrypted); ValueError if it cannot be."""
+    key = serialization.load_pem_private_key(private_pem, password.encode() if password else None)
+    if not isinstance(sealed, str):
+        raise ValueError("not base64 text")
+    return key.decrypt(base64.b64decode(sealed, validate=True), SEAL)
+
+
+def proof(nonce, vips):
+    """The proof of the VIPs' ``state`` and ``since`` in ``vips`` ({vip:
+    entry}): an HMAC-SHA256 keyed by ``nonce`` (hex)."""
+    claims = {vip: [entry.get("state"), entry.get("since")] if isinstance(entry, dict) else None
+              for vip, entry in vips.items()}
+    return hmac.new(nonce, json.dumps(claims, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+
+
+def _proven(answer, nonce):
+    """Does the ``answer`` carry the proof of its VIPs made with ``nonce``?"""
+    try:
+        return hmac.compare_digest(str(answer.get("proof")).encode(), proof(nonce, answer["vips"]).encode())
+    except (TypeError, ValueError):
+        return False
+
+
+def unconfirmed(answer, vip, state, at, nonce):
+    """Why the minion's ``havip.status`` ``answer`` (asked with the sealed
+    ``nonce``) does not confirm that ``vip`` went to ``state`` at ``at``, or
+    None when it does: its proof is the one only the minion could make, that
+    VIP's recorded state is ``state`` (STOPPED for a STOP: keepalived no
+    longer runs) and its time is the transition's."""
     if not isinstance(answer, dict) or not isinstance(answer.get("vips"), dict):
         return "it did not answer havip.status"
+    if not _proven(answer, nonce):
+        return "its answer is not proven by the key the master accepted for it"
     entry = answer["vips"].get(vip)
     if not isinstance(entry, dict):
         return f"it has no VIP {vip}"

@@ -23,7 +23,10 @@ import havip_haproxy
 import havip_host
 import havip_probe
 import havip_relay
+import havip_transition
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from salt.exceptions import CommandExecutionError
 
 VIP = "192.168.100.10"
@@ -58,6 +61,7 @@ def havip(surface, tmp_path, monkeypatch):
     # A Debian 12 minion with no daemon installed yet.
     module.__salt__ = {"pkg.version": lambda name: "", "mine.get": lambda tgt, fun: {}}
     module.__context__ = {}
+    module.__pillar__ = {}
     # Never the real /etc/havip/havip.json or /run/havip, never a real socket or URL.
     monkeypatch.setattr(havip_facts, "FACTS_FILE", str(tmp_path / "nothing-deployed.json"))
     monkeypatch.setattr(havip_facts, "LINK_RESTORE_DIR", str(tmp_path / "run-havip"))
@@ -395,6 +399,31 @@ def test_status_of_a_master_balancer_holding_the_vip(havip, lb):
     }
     assert lb.api_calls == [("/run/haproxy/admin.sock", "show stat")]
     assert lb.host.commands("haproxy") == [["haproxy", "-c", "-q", "-f", lb.lookup["haproxy"]["config"]]]
+
+
+@pytest.fixture
+def minion_key(havip, tmp_path):
+    """This minion's key pair: its private key in its pki_dir (as
+    salt-minion keeps it), the public key the master accepted (PEM)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "pki").mkdir()
+    (tmp_path / "pki" / "minion.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    havip.__opts__ = {"pki_dir": str(tmp_path / "pki")}
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_status_asked_with_a_challenge_proves_its_vips_with_the_sealed_nonce(havip, lb, minion_key):
+    nonce, sealed = havip_transition.challenge(minion_key)
+    report = havip.status(challenge=sealed)
+    assert report["proof"] == havip_transition.proof(nonce, report["vips"])
+    assert havip_transition.unconfirmed(report, "VI_1", "MASTER", 1_700_000_000, nonce) is None
+
+
+@pytest.mark.parametrize("sealed", ["not base64", "QUJD", 7])
+def test_status_refuses_a_challenge_its_key_does_not_open(havip, lb, minion_key, sealed):
+    with pytest.raises(CommandExecutionError, match="^havip.status: challenge refused: "):
+        havip.status(challenge=sealed)
 
 
 def test_status_of_a_backup_balancer_not_holding_the_vip(havip, lb):
@@ -1198,6 +1227,26 @@ def test_a_deployed_minion_probes_its_vips_and_nodes(havip, lb, monkeypatch, url
 @pytest.mark.parametrize("url", ["http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/", "http://vip/",
                                  "http://127.0.0.1:1080/"])
 def test_a_deployed_minion_probes_nothing_else(havip, lb, monkeypatch, url):
+    monkeypatch.setattr(havip_probe, "measure", _no_network)
+    with pytest.raises(CommandExecutionError, match="refused: its host is none of this cluster's VIPs and nodes"):
+        havip.probe(url=url)
+
+
+PILLAR_CLUSTER = {"vips": {"VI_1": {"address": "192.168.100.10/24"}, "VI_X": {"address": ["not", "one"]}},
+                  "nodes": {"svr1": {"address": "192.168.100.13"}, "nginx1": {}, "odd": "x"}}
+
+
+@pytest.mark.parametrize("url", ["http://192.168.100.10:9090/", "http://192.168.100.13/"])
+def test_a_minion_with_the_havip_pillar_probes_its_vips_and_nodes(havip, monkeypatch, url):
+    """The client: not deployed, but its pillar says which cluster it is of."""
+    havip.__pillar__ = {"havip": PILLAR_CLUSTER}
+    monkeypatch.setattr(havip_probe, "measure", lambda url, *args, **kwargs: {"url": url})
+    assert havip.probe(url=url) == {"url": url}
+
+
+@pytest.mark.parametrize("url", ["http://10.0.0.1/", "http://169.254.169.254/latest/meta-data/", "http://vip/"])
+def test_a_minion_with_the_havip_pillar_probes_nothing_else(havip, monkeypatch, url):
+    havip.__pillar__ = {"havip": PILLAR_CLUSTER}
     monkeypatch.setattr(havip_probe, "measure", _no_network)
     with pytest.raises(CommandExecutionError, match="refused: its host is none of this cluster's VIPs and nodes"):
         havip.probe(url=url)

@@ -9,6 +9,7 @@ them run at a time, and a master with two clusters.
 
 import copy
 import fnmatch
+import functools
 import os
 import re
 import threading
@@ -16,8 +17,11 @@ import types
 
 import havip_facts
 import havip_lock
+import havip_transition
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from test.saltcall import REPO, seed_pillar
 
@@ -1220,16 +1224,37 @@ def test_runner_standby_and_resume_are_refused_while_a_deploy_runs(runner, deplo
 NOW = 1_764_670_000.0
 
 
+@functools.cache
+def minion_key(name):
+    """The private key of minion ``name`` (PEM), as salt-minion keeps it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def accepted_key(name):
+    """Its public key, as the master keeps the key it accepted."""
+    key = serialization.load_pem_private_key(minion_key(name), None).public_key()
+    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 class Transitions:
-    """``log_transition`` on a master whose clock reads NOW: the minions'
-    ``havip.status`` answers (``vips``: {minion: {vip: (state, since)}}; a
-    minion not there does not answer), who was asked, the events fired on
-    the master's bus, the log's lines."""
+    """``log_transition`` on a master whose clock reads NOW and that
+    accepted the keys of svr1 and svr2: the minions' ``havip.status``
+    answers (``vips``: {minion: {vip: (state, since)}}, proven as the module
+    proves them; ``forged``: answers fired in a minion's name by another,
+    which cannot open the sealed nonce; a minion in neither does not
+    answer), who was asked, the events fired on the master's bus, the log's
+    lines."""
 
     def __init__(self, runner, monkeypatch, tmp_path):
         self.runner, self.log = runner, tmp_path / "vrrp.log"
-        self.vips, self.asked, self.fired = {}, [], []
-        runner.__opts__.update(havip_vrrp_log=str(self.log), sock_dir=str(tmp_path / "sock"))
+        self.vips, self.forged, self.asked, self.fired = {}, {}, [], []
+        (tmp_path / "pki" / "minions").mkdir(parents=True)
+        for name in ("svr1", "svr2"):
+            (tmp_path / "pki" / "minions" / name).write_bytes(accepted_key(name))
+        runner.__opts__.update(havip_vrrp_log=str(self.log), sock_dir=str(tmp_path / "sock"),
+                               pki_dir=str(tmp_path / "pki"))
         monkeypatch.setattr(runner, "time", types.SimpleNamespace(time=lambda: NOW))
         monkeypatch.setattr(runner.salt.client, "get_local_client", local_client(self.asked, self.answer))
         transitions = self
@@ -1249,11 +1274,19 @@ class Transitions:
         monkeypatch.setattr(runner.salt.utils.event, "get_master_event", Bus)
 
     def answer(self, name, fun, arg, kwarg):
-        assert (fun, arg, kwarg) == ("havip.status", [], {})
+        assert (fun, arg, list(kwarg)) == ("havip.status", [], ["challenge"])
+        if name in self.forged:
+            vips = self._vips(self.forged[name])
+            return {"roles": ["balancer"], "vips": vips, "proof": havip_transition.proof(os.urandom(32), vips)}
         if name not in self.vips:
             return LOST
-        return {"roles": ["balancer"], "vips": {vip: {"state": state, "since": since}
-                                                for vip, (state, since) in self.vips[name].items()}}
+        vips = self._vips(self.vips[name])
+        nonce = havip_transition.unseal(minion_key(name), kwarg["challenge"])
+        return {"roles": ["balancer"], "vips": vips, "proof": havip_transition.proof(nonce, vips)}
+
+    @staticmethod
+    def _vips(states):
+        return {vip: {"state": state, "since": since} for vip, (state, since) in states.items()}
 
     def lines(self):
         return self.log.read_text().splitlines() if self.log.exists() else []
@@ -1296,6 +1329,24 @@ def test_a_minion_cannot_speak_for_another(transitions, svr1):
     assert transitions.lines() == [] and transitions.fired == []
 
 
+def test_a_return_fired_in_another_minions_name_does_not_confirm(transitions):
+    """web7 saw the job published to svr1 and fired
+    salt/job/<jid>/ret/svr1 first, saying what it claimed: without svr1's
+    key it cannot make the proof, so nothing is logged or announced."""
+    transitions.forged = {"svr1": {"VI_1": ("MASTER", NOW)}}
+    refused = transitions.runner.log_transition("svr1", "VI_1", "MASTER", "BACKUP", NOW)
+    assert refused["comment"] == (f"havip.log_transition: svr1 does not confirm VI_1 MASTER at {NOW}: its answer is"
+                                  " not proven by the key the master accepted for it")
+    assert transitions.lines() == [] and transitions.fired == []
+
+
+def test_a_minion_the_master_accepted_no_key_for_is_not_asked(transitions):
+    transitions.vips = {"web7": {"VI_1": ("MASTER", NOW)}}
+    refused = transitions.runner.log_transition("web7", "VI_1", "MASTER", "BACKUP", NOW)
+    assert refused["comment"].startswith("havip.log_transition: web7 refused: no key accepted for it (")
+    assert transitions.asked == [] and transitions.lines() == [] and transitions.fired == []
+
+
 @pytest.mark.parametrize("key, value", [("minion", "svr2\n1 evil VI_1 X -> Y"), ("vip", "VI 1"), ("vip", "*/../VI_2"),
                                         ("state", "master"), ("state", "PRIMARY"), ("state", ["MASTER"]),
                                         ("previous", "BACKUP;"), ("at", "soon"), ("at", str(NOW)),
@@ -1323,3 +1374,11 @@ def test_transitions_are_rate_limited_per_minion(transitions, monkeypatch):
     monkeypatch.setattr(transitions.runner, "time", types.SimpleNamespace(time=lambda: NOW + 60))
     assert log_transition("svr1", "VI_1", "MASTER", "BACKUP", NOW)["result"] is True
     assert len(transitions.fired) == 61
+
+
+def test_a_flood_of_forged_transitions_asks_the_minion_named_at_most_60_times_a_minute(transitions):
+    transitions.forged = {"svr1": {"VI_1": ("MASTER", NOW)}}
+    for _ in range(61):
+        transitions.runner.log_transition("svr1", "VI_1", "MASTER", "BACKUP", NOW)
+    assert transitions.asked == [(["svr1"], "havip.status")] * 60
+    assert transitions.lines() == [] and transitions.fired == []

@@ -106,6 +106,14 @@ def test_cluster_addresses_are_the_vips_and_the_nodes(facts):
         "192.168.100.10", "192.168.100.11", "192.168.100.12", "192.168.100.13", "192.168.100.14")}
 
 
+def test_cluster_addresses_of_a_pillar_leave_out_what_is_no_address():
+    pillar = {"vips": {"VI_1": {"address": "fd00::10/64"}, "VI_2": {"address": 7}, "VI_3": "x"},
+              "nodes": {"svr1": {"address": "192.168.100.13"}, "nginx1": {}, "web": {"address": "web.example"}}}
+    assert havip_probe.cluster_addresses(pillar) == {ipaddress.ip_address("fd00::10"),
+                                                     ipaddress.ip_address("192.168.100.13")}
+    assert havip_probe.cluster_addresses({"vips": ["VI_1"]}) == set()
+
+
 @pytest.mark.parametrize("value", ["/etc/ssl/our-ca.pem", "/tmp/havip-deploy-0f.stop", None])
 def test_file_path_accepts_a_safe_absolute_path(value):
     assert havip_probe.file_path("cafile", value) == value

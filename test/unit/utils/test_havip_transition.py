@@ -3,6 +3,8 @@ minion's confirmation, the rate limit's file."""
 
 import havip_transition
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 NOW = 1_764_670_000.0
 
@@ -17,19 +19,77 @@ def test_any_other_time_is_refused(at):
     assert havip_transition.problem("svr1", "VI_1", "MASTER", "BACKUP", at, NOW).startswith(f"at {at!r} refused")
 
 
-@pytest.mark.parametrize("answer", [None, "MASTER", {"vips": []}, {"vips": {"VI_1": "MASTER"}},
-                                    {"vips": {"VI_1": {"state": "MASTER", "since": True}}},
-                                    {"vips": {"VI_1": {"state": "MASTER", "since": float("nan")}}},
-                                    {"vips": {"VI_1": {"state": "MASTER", "since": NOW + 2}}},
-                                    {"vips": {"VI_1": {"state": "MASTER", "since": NOW - 11}}},
-                                    {"vips": {"VI_1": {"state": "STOPPED", "since": NOW}}}])
+NONCE = bytes(range(32))
+
+
+def proven(answer, nonce=NONCE):
+    """``answer`` with the proof the minion makes of its VIPs."""
+    return {**answer, "proof": havip_transition.proof(nonce, answer["vips"])}
+
+
+@pytest.mark.parametrize("answer", [None, "MASTER", {"vips": []}, proven({"vips": {"VI_1": "MASTER"}}),
+                                    proven({"vips": {"VI_1": {"state": "MASTER", "since": True}}}),
+                                    proven({"vips": {"VI_1": {"state": "MASTER", "since": float("nan")}}}),
+                                    proven({"vips": {"VI_1": {"state": "MASTER", "since": NOW + 2}}}),
+                                    proven({"vips": {"VI_1": {"state": "MASTER", "since": NOW - 11}}}),
+                                    proven({"vips": {"VI_1": {"state": "STOPPED", "since": NOW}}})])
 def test_an_answer_that_does_not_say_so_does_not_confirm(answer):
-    assert havip_transition.unconfirmed(answer, "VI_1", "MASTER", NOW) is not None
+    assert havip_transition.unconfirmed(answer, "VI_1", "MASTER", NOW, NONCE) is not None
 
 
 def test_the_state_recorded_before_the_handover_confirms():
-    assert havip_transition.unconfirmed({"vips": {"VI_1": {"state": "MASTER", "since": NOW - 3}}},
-                                        "VI_1", "MASTER", NOW) is None
+    answer = proven({"vips": {"VI_1": {"state": "MASTER", "since": NOW - 3}}})
+    assert havip_transition.unconfirmed(answer, "VI_1", "MASTER", NOW, NONCE) is None
+
+
+@pytest.mark.parametrize("proof", [None, "", 7, havip_transition.proof(bytes(32), {"VI_1": {"state": "MASTER",
+                                                                                           "since": NOW}})])
+def test_an_answer_without_the_proof_of_the_nonce_does_not_confirm(proof):
+    answer = {"vips": {"VI_1": {"state": "MASTER", "since": NOW}}, "proof": proof}
+    assert havip_transition.unconfirmed(answer, "VI_1", "MASTER", NOW, NONCE) == (
+        "its answer is not proven by the key the master accepted for it")
+
+
+@pytest.mark.parametrize("vips", [{1: {"state": "MASTER"}, "VI_1": {"state": "MASTER", "since": NOW}},
+                                  {"VI_1": {"state": "MASTER", "since": NOW, "x": 1}, "VI_2": {"state": b"MASTER"}}])
+def test_an_answer_that_cannot_be_proven_does_not_confirm(vips):
+    answer = {"vips": vips, "proof": "é"}
+    assert havip_transition.unconfirmed(answer, "VI_1", "MASTER", NOW, NONCE) == (
+        "its answer is not proven by the key the master accepted for it")
+
+
+def test_a_proof_covers_every_vips_state_and_time():
+    vips = {"VI_1": {"state": "MASTER", "since": NOW}, "VI_2": {"state": "BACKUP", "since": NOW - 1}}
+    made = havip_transition.proof(NONCE, vips)
+    assert made == havip_transition.proof(NONCE, {**vips, "VI_1": {**vips["VI_1"], "held": True}})
+    assert made != havip_transition.proof(NONCE, {**vips, "VI_2": {"state": "MASTER", "since": NOW - 1}})
+    assert made != havip_transition.proof(NONCE, {**vips, "VI_2": {"state": "BACKUP", "since": NOW}})
+
+
+@pytest.fixture(scope="module")
+def key():
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return (private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()),
+            private.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def test_only_the_minions_private_key_opens_the_sealed_nonce(key):
+    private, public = key
+    nonce, sealed = havip_transition.challenge(public)
+    assert len(nonce) == 32 and havip_transition.unseal(private, sealed) == nonce
+    assert havip_transition.challenge(public)[0] != nonce
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    with pytest.raises(ValueError):
+        havip_transition.unseal(other, sealed)
+
+
+@pytest.mark.parametrize("sealed", ["not base64!", "", None, "QUJD"])
+def test_what_is_not_a_sealed_nonce_is_refused(key, sealed):
+    with pytest.raises(ValueError):
+        havip_transition.unseal(key[0], sealed)
 
 
 def test_the_rate_limit_counts_per_minion_and_forgets_after_its_window(tmp_path):
