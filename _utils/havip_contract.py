@@ -367,10 +367,21 @@ def _join(key, name):
     return f"{key}:{name}" if key else str(name)
 
 
+def _holds_secret(spec):
+    """Whether the mapping ``spec`` holds a secret key itself."""
+    return any(getattr(sub, "secret", False) for sub in spec.values())
+
+
 def _unknown(value, known, key):
     found = unknown_key(value, known)
-    if found:
-        raise Invalid(_join(key, found[0]), found[1])
+    if not found:
+        return
+    if _holds_secret(known):
+        # Not its name: a secret written without its space after the colon
+        # (`password:s3cret`, `{auth_pass:s3cret}`) is an unknown key here.
+        raise Invalid(key, f"has a key not shown, as it may hold a secret (`password:x` without its space"
+                           f" is one): {found[1]}")
+    raise Invalid(_join(key, found[0]), found[1])
 
 
 def walk(spec, value, key=""):

@@ -27,12 +27,13 @@ Every key under `havip:`, generated from the formula's contract
 (`havip/parameters/defaults.yaml`, overridden per OS family by
 `havip/parameters/os_family/<family>.yaml`).  Do not edit: run `make docs`.
 
-A key not listed here is refused, naming the nearest known one.  A value
-"written as is" is the operator's own syntax (HAProxy's lines, the page's
-HTML): havip checks only what the table says and writes it unchanged.
-Secrets are checked like every other key but never reach the rendered
-states, Salt's output, `havip.config` or a refusal's message: the templates
-read them from the pillar.
+A key not listed here is refused, naming the nearest known one (beside a
+secret, the unknown key itself is not named: `password:x`, without its
+space, is such a key).  A value "written as is" is the operator's own syntax
+(HAProxy's lines, the page's HTML): havip checks only what the table says
+and writes it unchanged.  Secrets are checked like every other key but never
+reach the rendered states, Salt's output, `havip.config` or a refusal's
+message: the templates read them from the pillar.
 
 | key | default | required | meaning | accepted |
 |---|---|---|---|---|

@@ -76,10 +76,10 @@ BAD_PILLARS = {
     "priorities beyond keepalived's weight": (
         both(set_key("nodes:svr1:priority", 254), set_key("nodes:svr2:priority", 1)), "vips:VI_1:priorities"),
     # ---- unknown keys at every level
-    "typo in a vip key": (set_key("vips:VI_1:virtual_router", 5), "vips:VI_1:virtual_router"),
+    "typo in a vip key (beside auth_pass: not named)": (set_key("vips:VI_1:virtual_router", 5), "vips:VI_1"),
     "typo at the top": (set_key("frontent", {"port": 1}), "frontent"),
     "typo in keepalived": (set_key("keepalived:advert_interval", 1), "keepalived:advert_interval"),
-    "typo in stats": (set_key("stats:pasword", "x"), "stats:pasword"),
+    "typo in stats (beside the password: not named)": (set_key("stats:pasword", "x"), "stats"),
     "typo in a check": (set_key("keepalived:check:intervall", 1), "keepalived:check:intervall"),
     "typo in lookup": (set_key("lookup:haproxy:pid_file", "/run/x"), "lookup:haproxy:pid_file"),
     "typo in a node": (set_key("nodes:svr1:prority", 1), "nodes:svr1:prority"),

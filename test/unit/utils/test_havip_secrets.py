@@ -62,6 +62,13 @@ def with_secret(key, value):
     return havip
 
 
+def at(havip, key):
+    """The value at ``key`` (a path of names) in ``havip``."""
+    for name in key.split(":"):
+        havip = havip[name]
+    return havip
+
+
 def shown_parts(value):
     """The parts of ``value`` no message may show."""
     return [MARK, "-----BEGIN"] + ([] if isinstance(value, (list, dict)) else [value, repr(value)])
@@ -103,3 +110,16 @@ def test_a_secret_one_level_too_high_is_refused_without_its_value(key, value):
     set_key(key, value)(havip)
     refused = refusal(lambda: havip_pillar.validate(merged(havip), "svr1"))
     assert refused.key == key and MARK not in str(refused) and "BEGIN" not in str(refused), str(refused)
+
+
+@pytest.mark.parametrize("key", SECRET_KEYS)
+def test_a_secret_without_the_space_after_its_colon_is_refused_without_its_value(key):
+    # YAML reads `{password:s3cret}` as the key `password:s3cret`: an
+    # unknown key beside a secret is not named.
+    parent, leaf = concrete(key).rsplit(":", 1)
+    havip = with_secret(concrete(key), None)
+    set_key(parent, {**at(havip, parent), f"{leaf}:{MARK}": None})(havip)
+    del at(havip, parent)[leaf]
+    refused = refusal(lambda: havip_pillar.validate(merged(havip), "svr1"))
+    assert refused.key == parent and MARK not in str(refused), str(refused)
+    assert f"did you mean {leaf}?" in str(refused)
