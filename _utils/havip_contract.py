@@ -101,11 +101,37 @@ def _switch(value):
     return isinstance(value, bool)
 
 
-def _parses(parse):
-    """A test: is the value a string that ``parse`` accepts?"""
+# An IP address as havip takes it: ASCII hex digits, ':' and '.', then an
+# optional /prefix length.  No IPv6 zone (``fe80::1%eth0``): Python's
+# ipaddress takes any text after the '%' (quotes, newlines, ``$(...)``),
+# str() gives it back whole, and the address is still ``in`` its network.
+# (Salt's ip6_interfaces grain lists link-local addresses without a zone.)
+_ADDRESS = re.compile(r"[0-9A-Fa-f:.]+(?:/[0-9]{1,3})?")
+
+
+def parse_address(value, kind=ipaddress.ip_address):
+    """``value`` parsed by ``kind`` (ipaddress's ``ip_address``,
+    ``ip_interface`` or ``ip_network``): every address havip takes, from
+    the pillar, the mine or grains, goes through here, and what lands in a
+    config or a script is the canonical text of the result (``str()``),
+    never the input.  ValueError unless ``value`` is a string of an
+    address's characters (no zone, ASCII only) that ``kind`` accepts."""
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
+        raise ValueError(f"not an IP address without a zone: {ascii(value)}")
+    return kind(value)
+
+
+def canonical_address(value):
+    """The canonical text of the IP address ``value`` (``fd00:0::0:1``:
+    ``fd00::1``), as ``parse_address`` accepts it."""
+    return str(parse_address(value))
+
+
+def _parses(kind):
+    """A test: does ``parse_address`` accept the value as a ``kind``?"""
     def test(value):
         try:
-            parse(value if isinstance(value, str) else "-")
+            parse_address(value, kind)
         except ValueError:
             return False
         return True
@@ -179,8 +205,8 @@ def unit(doc):
 
 
 def haproxy_lines(doc):
-    return Key(doc, "a list of one-line strings (no control characters)",
-               _list_of(_full(r"[^\x00-\x1f\x7f]+")), as_is=True)
+    return Key(doc, "a list of one-line strings of printable ASCII characters",
+               _list_of(_full(r"[ -~]+")), as_is=True)
 
 
 SPEC = {
@@ -191,7 +217,7 @@ SPEC = {
                      lambda value: isinstance(value, list) and bool(value) and set(value) <= set(ROLES),
                      required=ALWAYS),
         "address": Key("its address on the cluster network (a backend may take it from the mine, see "
-                       "`mine`)", "an IP address", is_address,
+                       "`mine`)", "an IP address (no IPv6 zone)", is_address,
                        required="yes, but a backend may take it from the mine (`mine`)"),
         "priority": whole("the VRRP priority; the highest healthy balancer holds the VIPs (no two"
                           " balancers alike)", 1, 254, required="for balancers"),
@@ -202,7 +228,7 @@ SPEC = {
     "vips": Each("the virtual IPs, a VRRP instance each",
                  text("", NAME, "a name of letters, digits and _ . - (a VRRP instance)"), {
         "address": Key("the virtual IP, with its prefix length (`192.168.100.10/24`, `fd00::10/64`)",
-                       "an IP address with an optional /prefix", _is_interface_address, required=ALWAYS),
+                       "an IP address (no IPv6 zone) with an optional /prefix", _is_interface_address, required=ALWAYS),
         "interface": text("the interface keepalived puts the VIP on (it must exist on every balancer)",
                           INTERFACE, "an interface name (1-15 letters, digits and _ . -)", required=ALWAYS),
         "virtual_router_id": whole("the VRRP router id, unique per network segment", 1, 255, required=ALWAYS),
@@ -218,7 +244,7 @@ SPEC = {
     "frontend": {
         "port": port("the port HAProxy's frontend listens on, on every VIP"),
         "mode": one_of("`tcp` (layer 4) or `http` (layer 7)", ("tcp", "http")),
-        "bind": Key("addresses the frontend binds; empty = every VIP", "a list of IP addresses",
+        "bind": Key("addresses the frontend binds; empty = every VIP", "a list of IP addresses (no IPv6 zone)",
                     _list_of(is_address)),
         "tls": {
             "port": port("TLS is served on this port of every VIP, beside frontend:port"),
@@ -296,7 +322,7 @@ SPEC = {
     },
     "mine": {
         "network": Key("backends without `address` publish their address on this network in the mine",
-                       "a network such as 10.0.0.0/24, or null", _is_network, nullable=True),
+                       "a network such as 10.0.0.0/24 (no IPv6 zone), or null", _is_network, nullable=True),
         "interface": text("... or on this interface", INTERFACE, "an interface name, or null",
                           nullable=True),
     },

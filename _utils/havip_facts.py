@@ -75,7 +75,7 @@ CALL_TIMEOUT = 10
 RUNNER_LOCK = "havip/runner.lock"
 
 # An HAProxy time: a number, in milliseconds unless a unit follows.
-HAPROXY_TIME = r"(\d{1,9})(us|ms|s|m|h|d)?"
+HAPROXY_TIME = r"([0-9]{1,9})(us|ms|s|m|h|d)?"
 HAPROXY_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

@@ -14,7 +14,7 @@ import re
 import salt.utils.dictupdate
 from salt.exceptions import CommandExecutionError
 
-from havip_contract import SPEC, Invalid, is_address, public, walk
+from havip_contract import SPEC, Invalid, canonical_address, parse_address, public, walk
 from havip_facts import (ARP_SYSCTLS, FACTS_FILE, HAPROXY_BACKEND, LINGER_DEVICE, MINE_FUNCTION, RELAY_FUNCTION,
                          RELAY_TABLE_PREFIX, TRACK_TABLE, WAIT_DEFAULT)
 from havip_haproxy import stats_socket
@@ -43,24 +43,35 @@ def _mine_args(mine):
     the Salt mine (havip:mine), or None when the mine is not used."""
     args = {}
     if mine.get("network") is not None:
-        args["cidr"] = str(ipaddress.ip_network(mine["network"], strict=False))
+        args["cidr"] = str(parse_address(mine["network"], ipaddress.ip_network))
     if mine.get("interface") is not None:
         args["interface"] = mine["interface"]
     return args or None
+
+
+def _reported_addresses(values, key, what="a list of IP addresses"):
+    """``values``, addresses a minion reports (in the mine: untrusted;
+    network.ip_addrs), parsed: a list of IP addresses as ``parse_address``
+    takes them, else Invalid naming ``key`` (the value shown escaped, on
+    one line)."""
+    try:
+        if not isinstance(values, list):
+            raise ValueError(values)
+        return [parse_address(value) for value in values]
+    except ValueError:
+        raise Invalid(key, f"must be {what} (no IPv6 zone), got {ascii(values)}") from None
 
 
 def _published_address(name, published, mine_args):
     """The address backend ``name`` published in the mine: untrusted, so it
     must be a list of IP addresses inside havip:mine:network (when set)."""
     key = f"nodes:{name}:address (from the mine)"
-    if not isinstance(published, list) or not all(is_address(item) for item in published):
-        raise Invalid(key, f"must be a list of IP addresses, got {published!r}")
+    addresses = _reported_addresses(published, key)
     network = mine_args.get("cidr")
-    outside = [item for item in published if network and ipaddress.ip_address(item) not in
-               ipaddress.ip_network(network)]
+    outside = [address for address in addresses if network and address not in ipaddress.ip_network(network)]
     if outside:
         raise Invalid(key, f"{outside[0]} is not in havip:mine:network {network}")
-    return str(ipaddress.ip_address(published[0])) if published else None
+    return str(addresses[0]) if addresses else None
 
 
 def _discovered_address(name, mine_args, minion_id, ip_addrs, mine_get):
@@ -70,7 +81,7 @@ def _discovered_address(name, mine_args, minion_id, ip_addrs, mine_get):
         found = ip_addrs(**mine_args)
         if not found:
             raise Invalid(f"nodes:{name}:address", f"this minion has no address matching havip:mine {mine_args}")
-        return str(ipaddress.ip_address(found[0]))
+        return str(_reported_addresses(found, f"nodes:{name}:address (network.ip_addrs)")[0])
     published = (mine_get(name, MINE_FUNCTION) or {}).get(name)
     return None if published is None else _published_address(name, published, mine_args)
 
@@ -79,7 +90,7 @@ def _node(name, node, mine_args, minion_id, ip_addrs, mine_get):
     key = f"nodes:{name}"
     roles = node["roles"]
     if "address" in node:
-        address = str(ipaddress.ip_address(node["address"]))
+        address = canonical_address(node["address"])
     elif mine_args and "balancer" not in roles:
         address = _discovered_address(name, mine_args, minion_id, ip_addrs, mine_get)
     else:
@@ -137,7 +148,7 @@ def _vip_priorities(name, vip, nodes, balancers):
 
 def _vip(name, vip, nodes, balancers):
     key = f"vips:{name}"
-    interface = ipaddress.ip_interface(vip["address"])
+    interface = parse_address(vip["address"], ipaddress.ip_interface)
     entry = {
         "name": name,
         "address": str(interface.ip),
@@ -158,17 +169,17 @@ def _vip(name, vip, nodes, balancers):
     return entry
 
 
-def _interface_addresses(name, published, key):
+def _interface_addresses(published, key):
     """A balancer's published ``grains.item ip4_interfaces ip6_interfaces``
-    (untrusted): {interface: [addresses]}."""
+    (untrusted), parsed: {interface: [addresses]}."""
     found = {}
     for grain in ("ip4_interfaces", "ip6_interfaces"):
         table = published.get(grain, {}) if isinstance(published, dict) else None
-        if not isinstance(table, dict) or not all(
-                isinstance(addresses, list) and all(is_address(a) for a in addresses) for addresses in table.values()):
-            raise Invalid(key, f"{grain} must map interfaces to lists of IP addresses, got {table!r}")
+        if not isinstance(table, dict):
+            raise Invalid(key, f"{grain} must map interfaces to lists of IP addresses, got {ascii(table)}")
         for interface, addresses in table.items():
-            found.setdefault(str(interface), []).extend(addresses)
+            found.setdefault(str(interface), []).extend(_reported_addresses(
+                addresses, key, f"a list of IP addresses in {grain}"))
     return found
 
 
@@ -180,8 +191,7 @@ def _relay_address(vip, node, mine_get):
     published = (mine_get(node["name"], RELAY_FUNCTION) or {}).get(node["name"]) if mine_get else None
     if published is not None:
         key = f"nodes:{node['name']}:address (from the mine, {RELAY_FUNCTION})"
-        candidates = [ipaddress.ip_address(a) for a in
-                      _interface_addresses(node["name"], published, key).get(vip["interface"], [])]
+        candidates = _interface_addresses(published, key).get(vip["interface"], [])
         candidates = [a for a in candidates if a.version == vip["family"] and a != ipaddress.ip_address(vip["address"])]
         if candidates:
             return str(min(candidates, key=lambda a: (a.is_link_local, int(a))))
@@ -345,7 +355,8 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
     _check_haproxy(config)
     if balancers:
         _check_stats(config)
-    config["frontend"] = {**config["frontend"], "tls": {**config["frontend"]["tls"], **tls}}
+    config["frontend"] = {**config["frontend"], "bind": [canonical_address(a) for a in config["frontend"]["bind"]],
+                          "tls": {**config["frontend"]["tls"], **tls}}
     config.update(
         nodes=nodes,
         vips=vips,

@@ -18,7 +18,7 @@
 {%- if 'backend' in havip.roles %}{% do includes.append('.nginx.clean') %}{% endif %}
 {%- if includes %}
 
-include: {{ includes | json }}
+include: {{ includes | tojson }}
 {%- endif %}
 
 havip-facts-clean:

@@ -9,7 +9,7 @@
 havip-facts-file:
   file.serialize:
     - name: {{ havip.facts_file }}
-    - dataset: {{ havip | json }}
+    - dataset: {{ havip | tojson }}
     - serializer: json
     - makedirs: true
     - user: root

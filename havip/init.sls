@@ -16,7 +16,7 @@
 {%-   if 'balancer' in havip.roles and opts.get('file_client') != 'local' %}{% do includes.append('.events') %}{% endif %}
 {%-   if 'balancer' in havip.roles and havip.metrics.port %}{% do includes.append('.metrics') %}{% endif %}
 
-include: {{ includes | json }}
+include: {{ includes | tojson }}
 {%- elif not havip.nodes %}
 
 {#- Most likely the pillar top file does not target this minion: say so,

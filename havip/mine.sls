@@ -32,7 +32,7 @@ havip-mine-{{ function | replace('_', '-') }}:
       - {{ function }}
       - mine_function: {{ mine_function }}
 {%-     for key, value in args | dictsort if key != 'args' %}
-      - {{ key }}: {{ value | json }}
+      - {{ key }}: {{ value | tojson }}
 {%-     endfor %}
 {%-     for value in args.get('args', []) %}
       - {{ value }}

@@ -9,7 +9,8 @@ cluster and failing loudly on a broken one.  The seed's topology, one
 cluster for the whole file; every test leaves it as it found it.  And what
 an attacker or a slip cannot do: a stats password change shows neither
 password in any output; a malicious address in the Salt mine is refused
-with every config byte-identical and traffic flowing.
+with every config byte-identical and traffic flowing; an address with an
+IPv6 zone, from a backend or a balancer, too.
 """
 
 import copy
@@ -375,6 +376,68 @@ def test_a_malicious_address_in_the_mine_is_refused_and_changes_nothing(seed_pil
         # The grain holds a list; the next apply publishes the real address again.
         assert cluster.salt("nginx2", "grains.delkey", "havip_evil", "force=True").returncode == 0
         assert cluster.apply("nginx2").returncode == 0
+
+
+# What a compromised minion publishes behind an IPv6 zone (Python's ipaddress
+# takes any text after the '%'): a balancer, into the others' handover
+# script (root); a backend, into every balancer's haproxy.cfg.
+ZONED_RELAY = ["fd00::14%x'; touch \"$(printf '\\057tmp\\057pwned')\"; : '"]
+ZONED_SERVER = ["fd00::50%lo]:80 init-addr none\nglobal\n    stats socket ipv4@0.0.0.0:9999 level admin\n#"]
+ZONED = {
+    # publisher: (mine function, its value, the list the refusal shows, the
+    # minions that read it, the key their refusal names)
+    BACKUP: ("havip_relay_addresses", {"ip4_interfaces": {"eth0": [SEED.nodes[BACKUP]["address"]]},
+                                       "ip6_interfaces": {"eth0": ZONED_RELAY}}, ZONED_RELAY,
+             [PRIMARY], f"havip:nodes:{BACKUP}:address (from the mine, havip_relay_addresses)"),
+    "nginx2": ("havip_address", ZONED_SERVER, ZONED_SERVER, [*SEED.with_role("balancer"), "nginx1"],
+               "havip:nodes:nginx2:address (from the mine)"),
+}
+
+
+def texts(data):
+    """Every string in a salt command's output."""
+    if isinstance(data, dict):
+        data = list(data.values())
+    if isinstance(data, list):
+        return "\n".join(texts(item) for item in data)
+    return data if isinstance(data, str) else ""
+
+
+@pytest.mark.parametrize("publisher", sorted(ZONED))
+def test_an_address_with_a_zone_in_the_mine_is_refused_and_changes_nothing(seed_pillar_after, publisher):
+    """Published through a grain (grains.setval, then mine.send of
+    grains.get), as a compromised host could: every apply that reads it is
+    refused naming it (the value escaped, on one line), no file changes, no
+    command runs."""
+    cluster = seed_pillar_after
+    function, evil, shown, readers, key = ZONED[publisher]
+    # nginx2 takes its address from the mine, by its interface (no network
+    # for an address to be outside of) ...
+    pillar = json.loads(json.dumps(SEED.pillar))
+    pillar["havip"]["mine"] = {"interface": "eth0"}
+    del pillar["havip"]["nodes"]["nginx2"]["address"]
+    cluster.set_pillar(pillar)
+    assert cluster.apply("nginx2").returncode == 0
+    before = cluster.config_digests()
+    assert cluster.salt(publisher, "grains.setval", "havip_evil", json.dumps(evil)).returncode == 0
+    try:
+        sent = cluster.salt(publisher, "mine.send", function, "mine_function=grains.get", "havip_evil")
+        assert sent.returncode == 0, sent.stdout
+        for name in readers:
+            refused = cluster.apply(name)
+            assert refused.returncode != 0, (name, refused.stdout)
+            assert key in refused.stdout, (name, refused.stdout)
+            assert ascii(shown) in texts(refused.data) and "none\nglobal" not in texts(refused.data), refused.stdout
+        assert cluster.config_digests() == before
+        for name in SEED.nodes:
+            host = cluster.host(name)
+            assert host.run(["test", "-e", "/tmp/pwned"], check=False).returncode != 0, name
+            assert host.run(["ss", "-Hltn", "sport = :9999"]).stdout == "", name
+    finally:
+        # The grain holds the value; the next apply publishes the real one again.
+        assert cluster.salt(publisher, "grains.delkey", "havip_evil", "force=True").returncode == 0
+        assert cluster.apply("nginx2").returncode == 0
+        assert cluster.apply(publisher).returncode == 0
 
 
 def test_a_handover_cut_off_halfway_is_put_right_by_the_next_apply(healthy):

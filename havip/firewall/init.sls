@@ -31,7 +31,7 @@
 
 havip-firewall-pkg:
   pkg.installed:
-    - pkgs: {{ havip.lookup.pkgs.firewall | json }}
+    - pkgs: {{ havip.lookup.pkgs.firewall | tojson }}
 
 havip-firewall-service-running:
   service.running:
@@ -43,8 +43,8 @@ havip-firewall-service-running:
 havip-firewall-zone:
   firewalld.present:
     - name: {{ havip.firewall.zone }}
-    - ports: {{ ports | unique | list | json }}
-    - rich_rules: {{ rich_rules | json }}
+    - ports: {{ ports | unique | list | tojson }}
+    - rich_rules: {{ rich_rules | tojson }}
     - prune_ports: false
     - prune_services: false
     - require:

@@ -11,7 +11,7 @@ havip-haproxy-service-clean:
 
 havip-haproxy-pkg-clean:
   pkg.removed:
-    - pkgs: {{ havip.lookup.pkgs.haproxy | json }}
+    - pkgs: {{ havip.lookup.pkgs.haproxy | tojson }}
     - require:
       - service: havip-haproxy-service-clean
 

@@ -32,7 +32,7 @@ havip-haproxy-config-file:
     - mode: '0640'
     - show_changes: false
     - context:
-        havip: {{ havip | json }}
+        havip: {{ havip | tojson }}
     - check_cmd: haproxy -c -q -f
     - require:
       - pkg: havip-haproxy-pkg

@@ -5,4 +5,4 @@
 
 havip-haproxy-pkg:
   pkg.installed:
-    - pkgs: {{ havip.lookup.pkgs.haproxy | json }}
+    - pkgs: {{ havip.lookup.pkgs.haproxy | tojson }}

@@ -20,7 +20,7 @@ havip-keepalived-handover-clean:
 
 havip-keepalived-pkg-clean:
   pkg.removed:
-    - pkgs: {{ havip.lookup.pkgs.keepalived | json }}
+    - pkgs: {{ havip.lookup.pkgs.keepalived | tojson }}
     - require:
       - service: havip-keepalived-service-clean
 

@@ -18,7 +18,7 @@ havip-keepalived-check-script-file:
     - group: root
     - mode: '0755'
     - context:
-        havip: {{ havip | json }}
+        havip: {{ havip | tojson }}
     - require:
       - pkg: havip-keepalived-pkg
 
@@ -31,7 +31,7 @@ havip-keepalived-handover-script-file:
     - group: root
     - mode: '0755'
     - context:
-        havip: {{ havip | json }}
+        havip: {{ havip | tojson }}
     - require:
       - pkg: havip-keepalived-pkg
       - pkg: havip-keepalived-tools-pkg
@@ -45,7 +45,7 @@ havip-keepalived-notify-script-file:
     - group: root
     - mode: '0755'
     - context:
-        havip: {{ havip | json }}
+        havip: {{ havip | tojson }}
     - require:
       - pkg: havip-keepalived-pkg
       - file: havip-keepalived-handover-script-file
@@ -105,7 +105,7 @@ havip-keepalived-config-file:
     - mode: '0600'
     - show_changes: false
     - context:
-        havip: {{ havip | json }}
+        havip: {{ havip | tojson }}
     - check_cmd: keepalived -t -f
     - require:
       - pkg: havip-keepalived-pkg

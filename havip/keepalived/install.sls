@@ -5,9 +5,9 @@
 
 havip-keepalived-pkg:
   pkg.installed:
-    - pkgs: {{ havip.lookup.pkgs.keepalived | json }}
+    - pkgs: {{ havip.lookup.pkgs.keepalived | tojson }}
 
 {#- Left in place by havip.clean: other software uses them too. #}
 havip-keepalived-tools-pkg:
   pkg.installed:
-    - pkgs: {{ havip.lookup.pkgs.tools | json }}
+    - pkgs: {{ havip.lookup.pkgs.tools | tojson }}

@@ -9,7 +9,7 @@
     are the operator's choice. #}
 havip-metrics-pkg:
   pkg.installed:
-    - pkgs: {{ havip.lookup.pkgs.node_exporter | json }}
+    - pkgs: {{ havip.lookup.pkgs.node_exporter | tojson }}
     - install_recommends: false
 
 havip-metrics-textfile-dir:

@@ -11,7 +11,7 @@ havip-nginx-service-clean:
 
 havip-nginx-pkg-clean:
   pkg.removed:
-    - pkgs: {{ havip.lookup.pkgs.nginx | json }}
+    - pkgs: {{ havip.lookup.pkgs.nginx | tojson }}
     - require:
       - service: havip-nginx-service-clean
 

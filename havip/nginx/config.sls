@@ -18,7 +18,7 @@ havip-nginx-config-remove-{{ path }}:
 havip-nginx-page-file:
   file.managed:
     - name: {{ nginx.webroot }}/index.html
-    - contents: {{ havip.node.get('page', grains['id']) | json }}
+    - contents: {{ havip.node.get('page', grains['id']) | tojson }}
     - mode: '0644'
     - makedirs: true
     - require:
@@ -32,7 +32,7 @@ havip-nginx-config-file:
     - template: jinja
     - mode: '0644'
     - context:
-        havip: {{ havip | json }}
+        havip: {{ havip | tojson }}
     - check_cmd: >-
         /bin/sh -c 'd=$(mktemp -d) || exit 1;
         printf "pid %s/pid;\nevents {}\nhttp { include %s; }\n" "$d" "$1" > "$d/main"

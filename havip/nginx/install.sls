@@ -6,11 +6,11 @@
 
 havip-nginx-repo-pkgs:
   pkg.installed:
-    - pkgs: {{ havip.lookup.pkgs.repo | json }}
+    - pkgs: {{ havip.lookup.pkgs.repo | tojson }}
     - require_in:
       - pkg: havip-nginx-pkg
 {%- endif %}
 
 havip-nginx-pkg:
   pkg.installed:
-    - pkgs: {{ havip.lookup.pkgs.nginx | json }}
+    - pkgs: {{ havip.lookup.pkgs.nginx | tojson }}

@@ -7,7 +7,7 @@
 
 havip-selinux-pkg:
   pkg.installed:
-    - pkgs: {{ havip.lookup.pkgs.selinux | json }}
+    - pkgs: {{ havip.lookup.pkgs.selinux | tojson }}
 {%- if 'balancer' in havip.roles %}
 {%-   for boolean in selinux.booleans %}
 

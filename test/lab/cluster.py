@@ -47,7 +47,8 @@ HAPROXY_PIDFILE = LOOKUP["haproxy"]["pidfile"]
 KEEPALIVED_PIDFILES = tuple(LOOKUP["keepalived"]["pidfiles"])
 VRRP_STATE = LOOKUP["keepalived"]["state_dir"] + "/VI_1"
 CONFIG_FILES = (LOOKUP["haproxy"]["config"], LOOKUP["keepalived"]["config"],
-                LOOKUP["nginx"]["site_file"], LOOKUP["keepalived"]["check_script"])
+                LOOKUP["nginx"]["site_file"], LOOKUP["keepalived"]["check_script"],
+                LOOKUP["keepalived"]["handover_script"])
 
 
 @dataclasses.dataclass

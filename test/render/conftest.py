@@ -3,7 +3,7 @@ tests tried, printed in pytest's summary."""
 
 import pytest
 
-TRIED = {"valid": 0, "mutated": 0}
+TRIED = {"valid": 0, "mutated": 0, "zoned": 0}
 
 
 @pytest.fixture(scope="session")
@@ -14,4 +14,5 @@ def pillars_tried():
 def pytest_terminal_summary(terminalreporter):
     if any(TRIED.values()):
         terminalreporter.write_line(f"pillar property tests: {TRIED['valid']} valid pillars rendered and checked"
-                                    f" by the daemons, {TRIED['mutated']} pillars with a dangerous character")
+                                    f" by the daemons, {TRIED['mutated']} pillars with a dangerous character,"
+                                    f" {TRIED['zoned']} with an IPv6 zone")

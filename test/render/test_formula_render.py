@@ -251,6 +251,38 @@ def test_haproxy_takes_ipv6_addresses_in_brackets(salt_call, tmp_path):
         assert line in haproxy
 
 
+def test_every_address_lands_in_the_configs_in_its_canonical_form_never_as_given(salt_call, tmp_path):
+    pillar = seed_pillar()
+    given = {"vip": "FD00:100:0::10", "nginx2": "FD00:100::0:12"}
+    pillar["havip"]["vips"]["VI_6"] = {"address": f"{given['vip']}/64", "interface": "ens32", "virtual_router_id": 52}
+    pillar["havip"]["nodes"]["nginx2"]["address"] = given["nginx2"]
+    pillar["havip"]["frontend"] = {"bind": [given["vip"]]}
+    minion = salt_call("svr1", DEBIAN_GRAINS)
+    states = minion.show_sls(pillar)
+    texts = {}
+    for state_id, filename in (("havip-haproxy-config-file", "haproxy.cfg"),
+                               ("havip-keepalived-handover-script-file", "handover")):
+        result, texts[filename] = render_config(minion, states, state_id, tmp_path / filename, pillar)
+        assert result["result"] is True, result  # haproxy -c accepts it
+    assert "bind [fd00:100::10]:9090" in texts["haproxy.cfg"]
+    assert "server nginx2 [fd00:100::12]:80" in texts["haproxy.cfg"]
+    assert "'VI_6') address='fd00:100::10'" in texts["handover"]
+    for text in texts.values():
+        assert not any(address in text for address in given.values())
+
+
+def test_a_page_reaches_nginx_as_written_whatever_its_characters(salt_call):
+    """The SLS carries every string ASCII-escaped (tojson): Salt's json
+    filter writes U+0085 as is, which YAML reads as a line break, and
+    U+009B, which YAML refuses."""
+    pillar = seed_pillar()
+    page = "caf\u00e9 \u0085 \u009b \u2028 <b>'&'</b>\n"
+    pillar["havip"]["nodes"]["nginx1"]["page"] = page
+    assert salt_call("nginx1", DEBIAN_GRAINS).show_sls(pillar)["havip-nginx-page-file"]["contents"] == page
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)
+    assert states["havip-haproxy-config-file"]["context"]["havip"]["nodes"]["nginx1"]["page"] == page
+
+
 def instances(keepalived_conf):
     """{instance name: its block's text} of a keepalived.conf."""
     blocks = keepalived_conf.split("vrrp_instance ")[1:]

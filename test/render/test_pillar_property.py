@@ -9,6 +9,9 @@ pillar contract and the daemons' own checks.
   put into any string field is refused naming that field, unless the
   contract says the field escapes it where it is written - then the render
   still passes the daemons' checks.
+- An IPv6 zone (`%` and any text: Python's ipaddress takes it and gives it
+  back whole) on any address of the pillar, or on an address a backend or a
+  balancer publishes in the Salt mine, is refused naming the key.
 
 The templates are rendered by Salt's own Jinja renderer, in process, with
 the context the states give them (`havip`, the validated configuration) and
@@ -23,6 +26,7 @@ import havip_contract as contract
 import havip_pillar as pillar_lib
 import pytest
 import yaml
+from havip_facts import MINE_FUNCTION, RELAY_FUNCTION
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,14 +47,14 @@ passwords = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7e), min_s
 
 
 @st.composite
-def pillars(draw):
-    """A valid havip pillar, with both IP families, both modes and both VRRP
-    versions."""
+def pillars(draw, families=(4, 6)):
+    """A valid havip pillar, with both IP families (of ``families``), both
+    modes and both VRRP versions."""
     count = draw(st.integers(3, 6))
     hosts = draw(st.lists(names, min_size=count, max_size=count, unique=True))
     balancer_count = draw(st.integers(2, min(3, count - 1)))
     balancers, backends = hosts[:balancer_count], hosts[balancer_count:]
-    family = draw(st.sampled_from([4, 6]))
+    family = draw(st.sampled_from(families))
     version = 2 if family == 4 and draw(st.booleans()) else 3
     base = "192.168.7." if family == 4 else "fd00:7::"
     priorities = draw(st.lists(st.integers(1, 254), min_size=balancer_count, max_size=balancer_count,
@@ -250,3 +254,89 @@ def test_a_dangerous_character_in_any_string_field_is_refused_naming_it_or_escap
         return
     problems, _ = checked_in(havip)
     assert not problems, (key, repr(char), problems)
+
+
+# ---- addresses with an IPv6 zone -------------------------------------------------
+
+# What a compromised minion publishes after an IPv6 address's '%' (into the
+# other balancers' handover script; into haproxy.cfg's server line), and
+# the characters of such payloads, and characters no daemon takes.
+PAYLOADS = ("x'; touch \"$(printf '\\057tmp\\057pwned')\"; : '",
+            "lo]:80 init-addr none\nglobal\n    stats socket ipv4@0.0.0.0:9999 level admin\n#")
+ZONE_CHARACTERS = "abclo019_.-" + "'\";$()`# \n\t]:[@\\" + "\u0085\u009b\u2028\u00e9\uff11"
+zones = st.one_of(st.sampled_from(PAYLOADS), st.text(st.sampled_from(ZONE_CHARACTERS), min_size=1, max_size=40))
+
+
+def zoned(address, zone):
+    """``address`` (its /prefix, if any, kept last) with ``zone`` after a '%'."""
+    ip, slash, prefix = address.partition("/")
+    return f"{ip}%{zone}{slash}{prefix}"
+
+
+@st.composite
+def zoned_pillars(draw):
+    """An IPv6 pillar with a zone on one of its addresses, and that key."""
+    havip = draw(pillars(families=(6,)))
+    zone = draw(zones)
+    keys = [f"nodes:{name}:address" for name in havip["nodes"]] + [f"vips:{name}:address" for name in havip["vips"]]
+    key = draw(st.sampled_from(keys + ["frontend:bind", "mine:network"]))
+    if key == "frontend:bind":
+        vip = next(iter(havip["vips"].values()))["address"].partition("/")[0]
+        havip["frontend"]["bind"] = [zoned(vip, zone)]
+    elif key == "mine:network":
+        havip["mine"] = {"network": zoned("fd00:7::/64", zone)}
+    else:
+        section, name, _ = key.split(":")
+        havip[section][name]["address"] = zoned(havip[section][name]["address"], zone)
+    return havip, key
+
+
+@settings(SETTINGS, max_examples=150)
+@given(case=zoned_pillars())
+def test_a_zone_on_any_address_of_the_pillar_is_refused_naming_its_key(pillars_tried, case):
+    havip, key = case
+    pillars_tried["zoned"] += 1
+    with pytest.raises(contract.Invalid) as refused:
+        validated(havip)
+    assert refused.value.key == key, (refused.value.key, key)
+
+
+@st.composite
+def zoned_mines(draw):
+    """An IPv6 pillar with a backend that takes its address from the mine,
+    the Salt mine as a balancer reads it, with a zone on an address a
+    backend (havip_address) or another balancer (havip_relay_addresses, as
+    grains.item gives it) published; and the key the refusal names."""
+    havip = draw(pillars(families=(6,)))
+    nodes = havip["nodes"]
+    balancers = sorted(name for name, node in nodes.items() if "balancer" in node["roles"])
+    backends = sorted(name for name, node in nodes.items() if "balancer" not in node["roles"])
+    mine = {(name, RELAY_FUNCTION): {
+        "ip4_interfaces": {interface: [] for interface in INTERFACES},
+        "ip6_interfaces": {interface: [nodes[name]["address"]] for interface in INTERFACES}} for name in balancers}
+    mine.update({(name, MINE_FUNCTION): [nodes[name].pop("address")] for name in backends})
+    zone = draw(zones)
+    if draw(st.booleans()):
+        name = draw(st.sampled_from(backends))
+        addresses = mine[(name, MINE_FUNCTION)]
+        key = f"nodes:{name}:address (from the mine)"
+    else:
+        name = draw(st.sampled_from(balancers[1:]))
+        grain = mine[(name, RELAY_FUNCTION)][draw(st.sampled_from(["ip4_interfaces", "ip6_interfaces"]))]
+        addresses = grain[draw(st.sampled_from(INTERFACES))]
+        key = f"nodes:{name}:address (from the mine, {RELAY_FUNCTION})"
+    addresses.insert(draw(st.integers(0, len(addresses))), zoned(addresses[0] if addresses else "fd00:7::99", zone))
+    return havip, mine, balancers[0], key
+
+
+@settings(SETTINGS, max_examples=150)
+@given(case=zoned_mines())
+def test_a_zone_on_any_address_published_in_the_mine_is_refused_naming_its_key(pillars_tried, case):
+    havip, mine, balancer, key = case
+    pillars_tried["zoned"] += 1
+    with pytest.raises(contract.Invalid) as refused:
+        pillar_lib.validate(merged(havip), balancer, interfaces=list(INTERFACES),
+                            mine_get=lambda name, function: {name: mine[(name, function)]} if (name, function) in mine
+                            else {})
+    assert refused.value.key == key, (refused.value.key, key)
+    assert "\n" not in str(refused.value)

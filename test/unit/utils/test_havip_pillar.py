@@ -120,6 +120,16 @@ BAD_PILLARS = {
     "auth with VRRPv3": (set_key("vips:VI_1:auth_pass", "s3cret"), "vips:VI_1:auth_pass"),
     "mine network not a network": (set_key("mine:network", "eth0"), "mine:network"),
     "mine interface with a space": (set_key("mine:interface", "eth0 eth1"), "mine:interface"),
+    # ---- no IPv6 zone: ipaddress takes any text after the '%' and gives it back whole
+    "node address with a zone": (set_key("nodes:nginx2:address", "fd00::12%x';reboot;'"), "nodes:nginx2:address"),
+    "balancer address with a zone": (set_key("nodes:svr2:address", "fe80::14%eth0"), "nodes:svr2:address"),
+    "vip with a zone": (second_vip(address="fd00:100::10%lo\n    nopreempt/64"), "vips:VI_2:address"),
+    "frontend bind with a zone": (set_key("frontend:bind", ["fd00:100::10%lo]:80\nlisten x"]), "frontend:bind"),
+    "mine network with a zone": (set_key("mine:network", "fd00:100::%$(id)/64"), "mine:network"),
+    "node address of full-width digits": (set_key("nodes:nginx2:address", "fd00::\uff11"), "nodes:nginx2:address"),
+    "haproxy line with a C1 line break": (set_key("haproxy:global_extra", ["log stdout\u0085global"]),
+                                          "haproxy:global_extra"),
+    "server check interval of full-width digits": (set_key("backend:check:inter", "\uff12s"), "backend:check:inter"),
     "firewall zone": (set_key("firewall:zone", "public;"), "firewall:zone"),
     "lookup path relative": (set_key("lookup:haproxy:pidfile", "run/haproxy.pid"), "lookup:haproxy:pidfile"),
     "lookup path with a command": (set_key("lookup:haproxy:pidfile", "/run/x;reboot"), "lookup:haproxy:pidfile"),
@@ -223,6 +233,24 @@ def test_a_backend_address_from_the_mine_is_untrusted(published):
     assert refused.value.key == "nodes:nginx2:address (from the mine)"
 
 
+ZONED_BACKEND = "fd00::50%lo]:80 init-addr none\nglobal\n    stats socket ipv4@0.0.0.0:9999 level admin\n#"
+ZONED_BALANCER = "fd00::14%x'; touch \"$(printf '\\057tmp\\057pwned')\"; : '"
+
+
+@pytest.mark.parametrize("mine_section", [{"interface": "ens32"}, {"network": "fd00::/64"}])
+def test_a_backend_address_from_the_mine_with_a_zone_is_refused_shown_escaped(mine_section):
+    with pytest.raises(havip_contract.Invalid) as refused:
+        validate(discovered(**mine_section), mine_get=mine([ZONED_BACKEND]))
+    assert refused.value.key == "nodes:nginx2:address (from the mine)"
+    assert "\n" not in str(refused.value) and ascii(ZONED_BACKEND) in str(refused.value)
+
+
+def test_a_backend_address_from_the_mine_outside_the_network_is_shown_canonical():
+    with pytest.raises(havip_contract.Invalid, match=r"^havip pillar: havip:nodes:nginx2:address \(from the mine\): "
+                                                     r"fd01::9 is not in havip:mine:network fd00::/64$"):
+        validate(discovered(network="fd00::/64"), mine_get=mine(["FD01:0::0:9"]))
+
+
 def test_a_backend_address_from_the_mine_that_passes_is_used():
     config = validate(discovered(network="192.168.100.0/24"), mine_get=mine(["192.168.100.12"]))
     assert config["nodes"]["nginx2"]["address"] == "192.168.100.12"
@@ -320,6 +348,45 @@ def test_a_balancers_published_interface_addresses_are_untrusted():
     with pytest.raises(havip_contract.Invalid) as refused:
         validate(havip, mine_get=lambda name, function: {name: published})
     assert refused.value.key == "nodes:svr2:address (from the mine, havip_relay_addresses)"
+
+
+@pytest.mark.parametrize("grain,addresses", [
+    ("ip6_interfaces", [ZONED_BALANCER]),
+    ("ip6_interfaces", ["fd00:100::14", "fe80::2%ens32"]),
+    ("ip4_interfaces", ["192.168.100.14\u0085"]),
+])
+def test_a_balancers_published_interface_address_with_a_zone_is_refused_shown_escaped(grain, addresses):
+    havip = copy.deepcopy(SEED)
+    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
+    published = {"ip4_interfaces": {"ens32": ["192.168.100.14"]}, "ip6_interfaces": {"ens32": ["fd00:100::14"]}}
+    published[grain] = {"lo": [], "ens32": addresses}
+    with pytest.raises(havip_contract.Invalid) as refused:
+        validate(havip, mine_get=lambda name, function: {name: published})
+    assert refused.value.key == "nodes:svr2:address (from the mine, havip_relay_addresses)"
+    assert f"in {grain}" in str(refused.value) and ascii(addresses) in str(refused.value)
+    assert "\n" not in str(refused.value) and "\u0085" not in str(refused.value)
+
+
+def test_a_balancers_relay_address_is_its_canonical_form():
+    havip = copy.deepcopy(SEED)
+    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
+    published = {"ip4_interfaces": {}, "ip6_interfaces": {"ens32": ["FD00:100:0::0:14"]}}
+    config = validate(havip, mine_get=lambda name, function: {name: published})
+    assert config["vips"]["VI_6"]["relay_to"] == ["fd00:100::14"]
+
+
+def test_every_address_the_states_get_is_its_canonical_form():
+    havip = copy.deepcopy(SEED)
+    havip["nodes"]["svr2"]["address"] = "192.168.100.14"
+    havip["nodes"]["nginx1"]["address"] = "FD00:100:0::11"
+    havip["vips"]["VI_6"] = {"address": "FD00:100::0:10/64", "interface": "ens32", "virtual_router_id": 52}
+    havip["frontend"] = {"bind": ["FD00:100::0:10", "192.168.100.10"]}
+    havip["mine"] = {"network": "FD00:100::/64"}
+    config = validate(havip)
+    assert config["nodes"]["nginx1"]["address"] == "fd00:100::11"
+    assert (config["vips"]["VI_6"]["address"], config["vips"]["VI_6"]["cidr"]) == ("fd00:100::10", "fd00:100::10/64")
+    assert config["frontend"]["bind"] == ["fd00:100::10", "192.168.100.10"]
+    assert config["mine_args"] == {"cidr": "fd00:100::/64"}
 
 
 def test_the_master_derives_the_public_configuration_from_a_minions_pillar():
