@@ -30,6 +30,12 @@ MAX_WEIGHT = 253
 # releases that ship them (by grain os, else os_family).
 MINIMUM_VERSIONS = {"haproxy": (2, 4), "keepalived": (2, 2)}
 MINIMUM_RELEASES = {"Debian": 12, "Ubuntu": 22, "RedHat": 9}
+# Where keepalived's checks ask HAProxy's stats listener.
+LOOPBACK = "127.0.0.1"
+# The ports firewalld opens to firewall:admin_sources only.
+ADMIN_PORTS = ("stats:port", "metrics:port", "lookup:metrics:node_exporter_port")
+# VRRP's multicast groups (RFC 5798).
+VRRP_GROUPS = {4: "224.0.0.18", 6: "ff02::12"}
 
 
 def _vrrp_rank(address, priority):
@@ -248,6 +254,7 @@ def _listening_ports(config):
         ports["frontend:tls:port"] = config["frontend"]["tls"]["port"]
     if config["metrics"]["port"] is not None:
         ports["metrics:port"] = config["metrics"]["port"]
+        ports["lookup:metrics:node_exporter_port"] = config["lookup"]["metrics"]["node_exporter_port"]
     return ports
 
 
@@ -262,6 +269,92 @@ def _check_ports(config, nodes):
     backend = config["backend"]["port"]
     if both and backend in seen:
         raise Invalid("backend:port", f"{backend} is also {seen[backend]}, and {both[0]} is backend and balancer")
+    return ports
+
+
+def _covers(addresses, own):
+    """Does a listener on ``addresses`` take connections to ``own``?"""
+    own = ipaddress.ip_address(own)
+    return any(address == own or (address.is_unspecified and address.version == own.version)
+               for address in map(ipaddress.ip_address, addresses))
+
+
+def _binds(config, key, nodes, balancers):
+    """{balancer: the addresses it listens on for ``key`` (stats or
+    metrics)}: the listed ones (canonical, each once) but the other
+    balancers' own, or its own address when none is listed."""
+    listed = list(dict.fromkeys(str(ipaddress.ip_address(a)) for a in config[key]["bind"]))
+    binds = {}
+    for name in balancers:
+        own = nodes[name]["address"]
+        others = {nodes[other]["address"] for other in balancers if other != name}
+        binds[name] = [a for a in listed if a not in others] if listed else [own]
+        if not binds[name]:
+            raise Invalid(f"{key}:bind", f"holds no address for balancer {name} (its own is {own})")
+        if key == "stats" and not _covers(binds[name], own):
+            raise Invalid("stats:bind", f"must hold {name}'s address {own} (or {'0.0.0.0' if ':' not in own else '::'}):"
+                                        " the other balancers ask stats:backends_uri there")
+    return binds
+
+
+def _listen(config, nodes, balancers, me):
+    """What this balancer's daemons listen on: ``stats`` (stats:bind and
+    127.0.0.1, where keepalived's checks ask), ``metrics`` (HAProxy's
+    exporter and the node exporter)."""
+    stats, metrics = (_binds(config, key, nodes, balancers) for key in ("stats", "metrics"))
+    if not me or "balancer" not in me["roles"]:
+        return {}
+    local = stats[me["name"]] if _covers(stats[me["name"]], LOOPBACK) else stats[me["name"]] + [LOOPBACK]
+    return {"stats": local, "metrics": metrics[me["name"]]}
+
+
+def _admin_sources(config):
+    """firewall:admin_sources, canonical."""
+    return [str(ipaddress.ip_network(n, strict=False)) for n in config["firewall"]["admin_sources"]]
+
+
+def _rule(family, what):
+    return f'rule family="ipv{family}" {what} accept'
+
+
+def _vrrp_rules(vips, nodes, balancers, me):
+    """VRRP in firewalld: a unicast VIP's adverts from the other balancers'
+    addresses; a multicast VIP's to its group (their sources are whatever
+    the peers' interfaces hold, IPv6 ones link-local; keepalived takes only
+    adverts with TTL / hop limit 255, so never from off the link)."""
+    peers = [nodes[name]["address"] for name in balancers if name != me["name"]]
+    rules = []
+    for vip in sorted(vips.values(), key=lambda v: v["name"]):
+        family = vip["family"]
+        targets = ([f'source address="{peer}"' for peer in peers] if vip["unicast"]
+                   else [f'destination address="{VRRP_GROUPS[family]}"'])
+        rules.extend(_rule(family, f'{target} protocol value="vrrp"') for target in targets)
+    return rules
+
+
+def _firewall(config, ports, nodes, balancers, me):
+    """firewalld's ``ports`` and ``rich_rules`` for this node: a backend's
+    port, a balancer's frontend for everyone; the stats page, the metrics
+    and the node exporter for firewall:admin_sources only (the stats page
+    for the other balancers too: stats:backends_uri); VRRP."""
+    if not me:
+        return {"ports": [], "rich_rules": []}
+    public = [config["backend"]["port"]] if "backend" in me["roles"] else []
+    rules = []
+    if "balancer" in me["roles"]:
+        public += [number for key, number in ports.items() if key not in ADMIN_PORTS]
+        admin = [number for key, number in ports.items() if key in ADMIN_PORTS]
+        for source in _admin_sources(config):
+            family = ipaddress.ip_network(source).version
+            rules += [_rule(family, f'source address="{source}" port port="{number}" protocol="tcp"')
+                      for number in admin]
+        for name in balancers:
+            peer = nodes[name]["address"]
+            if name != me["name"]:
+                rules.append(_rule(ipaddress.ip_address(peer).version,
+                                   f'source address="{peer}" port port="{ports["stats:port"]}" protocol="tcp"'))
+        rules += _vrrp_rules(config["vips"], nodes, balancers, me)
+    return {"ports": [f"{number}/tcp" for number in dict.fromkeys(public)], "rich_rules": list(dict.fromkeys(rules))}
 
 
 def _check_tls(config):
@@ -347,16 +440,21 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         _relays(vips, nodes, balancers, me, mine_get)
         if interfaces is not None:
             _check_interfaces(vips, interfaces)
-    _check_ports(config, nodes)
+    ports = _check_ports(config, nodes)
     tls = _check_tls(config)
     _check_keepalived(config, vips)
     _check_haproxy(config)
     if balancers:
         _check_stats(config)
     config["frontend"] = {**config["frontend"], "tls": {**config["frontend"]["tls"], **tls}}
+    config["vips"] = vips
+    listen = _listen(config, nodes, balancers, me)
+    config["firewall"] = {**config["firewall"], "admin_sources": _admin_sources(config)}
     config.update(
         nodes=nodes,
         vips=vips,
+        listen=listen,
+        firewalld=_firewall(config, ports, nodes, balancers, me),
         vip_families=sorted({vip["family"] for vip in vips.values()}),
         backends=[nodes[name] for name in backends],
         balancers=[nodes[name] for name in balancers],

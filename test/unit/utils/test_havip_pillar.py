@@ -314,7 +314,8 @@ def test_the_master_derives_the_public_configuration_from_a_minions_pillar():
     """As map.jinja on a minion (the same merge, the same checks), but
     without the minion's own data: the runner's view of the cluster."""
     derived = havip_pillar.master_config(copy.deepcopy(SEED), copy.deepcopy(DEFAULTS))
-    assert derived == {**validate(SEED), "node": None, "roles": [],
+    assert derived == {**validate(SEED), "node": None, "roles": [], "listen": {},
+                       "firewalld": {"ports": [], "rich_rules": []},
                        "vips": {name: {key: value for key, value in vip.items() if key != "relay_to"}
                                 for name, vip in validate(SEED)["vips"].items()}}
     assert "password" not in derived["stats"]
