@@ -253,8 +253,8 @@ def _listening_ports(config):
     if config["frontend"]["tls"]["certificate"] is not None:
         ports["frontend:tls:port"] = config["frontend"]["tls"]["port"]
     if config["metrics"]["port"] is not None:
-        ports["metrics:port"] = config["metrics"]["port"]
         ports["lookup:metrics:node_exporter_port"] = config["lookup"]["metrics"]["node_exporter_port"]
+        ports["metrics:port"] = config["metrics"]["port"]
     return ports
 
 

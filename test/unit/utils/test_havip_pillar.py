@@ -115,6 +115,21 @@ BAD_PILLARS = {
     "mine network not a network": (set_key("mine:network", "eth0"), "mine:network"),
     "mine interface with a space": (set_key("mine:interface", "eth0 eth1"), "mine:interface"),
     "firewall zone": (set_key("firewall:zone", "public;"), "firewall:zone"),
+    "admin source not a network": (set_key("firewall:admin_sources", ["10.0.0.0/33"]), "firewall:admin_sources"),
+    "admin source with host bits": (set_key("firewall:admin_sources", ["10.0.0.1/24"]), "firewall:admin_sources"),
+    "admin source with a zone id": (set_key("firewall:admin_sources", ["fe80::%eth0/64"]), "firewall:admin_sources"),
+    "admin sources not a list": (set_key("firewall:admin_sources", "10.0.0.0/24"), "firewall:admin_sources"),
+    # ---- what listens where
+    "stats bind a hostname": (set_key("stats:bind", ["localhost"]), "stats:bind"),
+    "stats bind with a zone id": (set_key("stats:bind", ["fe80::1%eth0", "0.0.0.0"]), "stats:bind"),
+    "stats bind with a port": (set_key("stats:bind", ["0.0.0.0:1080"]), "stats:bind"),
+    "stats bind without a balancer's address": (set_key("stats:bind", ["192.168.100.13"]), "stats:bind"),
+    "stats bind on loopback only": (set_key("stats:bind", ["127.0.0.1"]), "stats:bind"),
+    "stats bind on IPv6 everywhere, IPv4 balancers": (set_key("stats:bind", ["::"]), "stats:bind"),
+    "metrics bind with a zone id": (set_key("metrics:bind", ["fe80::1%eth0"]), "metrics:bind"),
+    "metrics bind with the other balancer's address only": (set_key("metrics:bind", ["192.168.100.14"]),
+                                                            "metrics:bind"),
+    "metrics on the node exporter's port": (set_key("metrics:port", 9100), "metrics:port"),
     "lookup path relative": (set_key("lookup:haproxy:pidfile", "run/haproxy.pid"), "lookup:haproxy:pidfile"),
     "lookup path with a command": (set_key("lookup:haproxy:pidfile", "/run/x;reboot"), "lookup:haproxy:pidfile"),
     "lookup package with a space": (set_key("lookup:pkgs:nginx", ["nginx extras"]), "lookup:pkgs:nginx"),
@@ -152,6 +167,39 @@ def test_a_bad_pillar_is_refused_naming_the_key(case):
         validate(havip)
     assert refused.value.key == key
     assert f"havip pillar: havip:{key}: " in str(refused.value)
+
+
+def test_the_stats_page_and_metrics_listen_on_the_balancers_own_address_by_default():
+    havip = copy.deepcopy(SEED)
+    havip["metrics"] = {"port": 9101}
+    assert validate(havip)["listen"] == {"stats": ["192.168.100.13", "127.0.0.1"], "metrics": ["192.168.100.13"]}
+    assert validate(havip, "svr2")["listen"]["metrics"] == ["192.168.100.14"]
+    assert validate(havip, "nginx1")["listen"] == {}
+
+
+def test_listen_addresses_are_canonical_and_each_balancer_leaves_the_others_own():
+    havip = copy.deepcopy(SEED)
+    havip["stats"]["bind"] = ["192.168.100.13", "192.168.100.14", "FD00::0:5", "fd00::5", "127.0.0.1"]
+    havip["metrics"] = {"port": 9101, "bind": ["::", "192.168.100.14"]}
+    listen = validate(havip)["listen"]
+    assert listen == {"stats": ["192.168.100.13", "fd00::5", "127.0.0.1"], "metrics": ["::"]}
+
+
+def test_firewalld_opens_the_admin_ports_to_the_admin_sources_and_vrrp_to_the_peers():
+    havip = copy.deepcopy(SEED)
+    havip["metrics"] = {"port": 9101}
+    havip["firewall"] = {"admin_sources": ["10.9.0.0/16"]}
+    havip["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32", "virtual_router_id": 52,
+                             "unicast": True}
+    firewalld = validate(havip)["firewalld"]
+    assert firewalld["ports"] == ["9090/tcp"]
+    assert firewalld["rich_rules"] == [
+        f'rule family="ipv4" source address="10.9.0.0/16" port port="{port}" protocol="tcp" accept'
+        for port in (1080, 9100, 9101)] + [
+        'rule family="ipv4" source address="192.168.100.14" port port="1080" protocol="tcp" accept',
+        'rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept',
+        'rule family="ipv4" source address="192.168.100.14" protocol value="vrrp" accept']
+    assert validate(havip, "nginx1")["firewalld"] == {"ports": ["80/tcp"], "rich_rules": []}
 
 
 def test_an_unknown_key_names_the_nearest_known_one():
