@@ -36,6 +36,9 @@ LOOPBACK = "127.0.0.1"
 ADMIN_PORTS = ("stats:port", "metrics:port", "lookup:metrics:node_exporter_port")
 # VRRP's multicast groups (RFC 5798).
 VRRP_GROUPS = {4: "224.0.0.18", 6: "ff02::12"}
+# What havip up to 0.4.1 opened in firewalld and no longer does (removed on
+# an upgrade): IPv6 VRRP from every link-local source.
+LEGACY_RICH_RULES = ('rule family="ipv6" source address="fe80::/10" protocol value="vrrp" accept',)
 
 
 def _vrrp_rank(address, priority):
@@ -332,29 +335,37 @@ def _vrrp_rules(vips, nodes, balancers, me):
     return rules
 
 
-def _firewall(config, ports, nodes, balancers, me):
-    """firewalld's ``ports`` and ``rich_rules`` for this node: a backend's
-    port, a balancer's frontend for everyone; the stats page, the metrics
-    and the node exporter for firewall:admin_sources only (the stats page
-    for the other balancers too: stats:backends_uri); VRRP."""
-    if not me:
-        return {"ports": [], "rich_rules": []}
-    public = [config["backend"]["port"]] if "backend" in me["roles"] else []
+def _admin_rules(config, ports, nodes, balancers, me):
+    """The rich rules of a balancer's admin ports: the stats page, the
+    metrics and the node exporter to firewall:admin_sources, the stats page
+    to the other balancers too (they ask stats:backends_uri)."""
+    admin = [number for key, number in ports.items() if key in ADMIN_PORTS]
     rules = []
-    if "balancer" in me["roles"]:
+    for source in _admin_sources(config):
+        family = ipaddress.ip_network(source).version
+        rules += [_rule(family, f'source address="{source}" port port="{number}" protocol="tcp"') for number in admin]
+    for peer in (nodes[name]["address"] for name in balancers if name != me["name"]):
+        rules.append(_rule(ipaddress.ip_address(peer).version,
+                           f'source address="{peer}" port port="{ports["stats:port"]}" protocol="tcp"'))
+    return rules
+
+
+def _firewall(config, ports, nodes, balancers, me):
+    """What firewalld gets on this node: ``ports`` for everyone (a backend's
+    port, a balancer's frontend), ``rich_rules`` (a balancer's admin ports
+    and VRRP), and ``closed``: what havip up to 0.4.1 opened and this
+    release does not (the admin ports zone-wide, IPv6 VRRP from fe80::/10),
+    removed where it is."""
+    public, rules, closed = [], [], {"ports": [], "rich_rules": []}
+    if me and "backend" in me["roles"]:
+        public.append(config["backend"]["port"])
+    if me and "balancer" in me["roles"]:
         public += [number for key, number in ports.items() if key not in ADMIN_PORTS]
-        admin = [number for key, number in ports.items() if key in ADMIN_PORTS]
-        for source in _admin_sources(config):
-            family = ipaddress.ip_network(source).version
-            rules += [_rule(family, f'source address="{source}" port port="{number}" protocol="tcp"')
-                      for number in admin]
-        for name in balancers:
-            peer = nodes[name]["address"]
-            if name != me["name"]:
-                rules.append(_rule(ipaddress.ip_address(peer).version,
-                                   f'source address="{peer}" port port="{ports["stats:port"]}" protocol="tcp"'))
-        rules += _vrrp_rules(config["vips"], nodes, balancers, me)
-    return {"ports": [f"{number}/tcp" for number in dict.fromkeys(public)], "rich_rules": list(dict.fromkeys(rules))}
+        rules = _admin_rules(config, ports, nodes, balancers, me) + _vrrp_rules(config["vips"], nodes, balancers, me)
+        closed = {"ports": [f"{number}/tcp" for key, number in ports.items() if key in ADMIN_PORTS],
+                  "rich_rules": list(LEGACY_RICH_RULES)}
+    return {"ports": [f"{number}/tcp" for number in dict.fromkeys(public)], "rich_rules": list(dict.fromkeys(rules)),
+            "closed": closed}
 
 
 def _check_tls(config):

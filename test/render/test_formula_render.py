@@ -125,6 +125,13 @@ def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
         'rule family="ipv4" source address="192.168.100.14" port port="1080" protocol="tcp" accept',
         'rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept']
     assert zone["prune_ports"] is False
+    # What havip up to 0.4.1 opened and no longer does is removed where it is.
+    closed = states["havip-firewall-closed-port-1080/tcp"]
+    assert closed["name"] == "firewall-cmd --permanent --zone=public --remove-port=1080/tcp && firewall-cmd --reload"
+    assert closed["onlyif"] == "firewall-cmd --permanent --zone=public --query-port=1080/tcp"
+    assert states["havip-firewall-closed-rule-1"]["onlyif"] == (
+        "firewall-cmd --permanent --zone=public --query-rich-rule="
+        "'rule family=\"ipv6\" source address=\"fe80::/10\" protocol value=\"vrrp\" accept'")
     assert states["havip-firewall-service-running"]["name"] == "firewalld"
     boolean = states["havip-selinux-boolean-haproxy_connect_any"]
     assert boolean["fun"] == "selinux.boolean" and boolean["value"] is True and boolean["persist"] is True
@@ -140,7 +147,7 @@ def test_redhat_balancer_opens_the_stats_and_metrics_ports_to_the_admin_sources_
     zone = salt_call("svr1", REDHAT_GRAINS).show_sls(pillar)["havip-firewall-zone"]
     assert zone["ports"] == ["9090/tcp"]
     admin = [f'rule family="ipv{family}" source address="{source}" port port="{port}" protocol="tcp" accept'
-             for family, source in ((4, "10.9.0.0/16"), (6, "fd00:9::/64")) for port in (1080, 9101, 9100)]
+             for family, source in ((4, "10.9.0.0/16"), (6, "fd00:9::/64")) for port in (1080, 9100, 9101)]
     assert zone["rich_rules"][:len(admin)] == admin
 
 

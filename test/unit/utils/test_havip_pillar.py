@@ -199,7 +199,10 @@ def test_firewalld_opens_the_admin_ports_to_the_admin_sources_and_vrrp_to_the_pe
         'rule family="ipv4" source address="192.168.100.14" port port="1080" protocol="tcp" accept',
         'rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept',
         'rule family="ipv4" source address="192.168.100.14" protocol value="vrrp" accept']
-    assert validate(havip, "nginx1")["firewalld"] == {"ports": ["80/tcp"], "rich_rules": []}
+    assert validate(havip, "nginx1")["firewalld"] == {"ports": ["80/tcp"], "rich_rules": [],
+                                                      "closed": {"ports": [], "rich_rules": []}}
+    assert firewalld["closed"] == {"ports": ["1080/tcp", "9100/tcp", "9101/tcp"], "rich_rules": [
+        'rule family="ipv6" source address="fe80::/10" protocol value="vrrp" accept']}
 
 
 def test_an_unknown_key_names_the_nearest_known_one():
@@ -363,7 +366,7 @@ def test_the_master_derives_the_public_configuration_from_a_minions_pillar():
     without the minion's own data: the runner's view of the cluster."""
     derived = havip_pillar.master_config(copy.deepcopy(SEED), copy.deepcopy(DEFAULTS))
     assert derived == {**validate(SEED), "node": None, "roles": [], "listen": {},
-                       "firewalld": {"ports": [], "rich_rules": []},
+                       "firewalld": {"ports": [], "rich_rules": [], "closed": {"ports": [], "rich_rules": []}},
                        "vips": {name: {key: value for key, value in vip.items() if key != "relay_to"}
                                 for name, vip in validate(SEED)["vips"].items()}}
     assert "password" not in derived["stats"]
