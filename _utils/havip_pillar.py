@@ -429,7 +429,8 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
     ``order``, the balancers from the most to the least preferred),
     ``vip_families``, ``backends``/``balancers``, this minion's ``node`` and
     ``roles``, ``mine_function``/``mine_args``, ``arp_sysctls``,
-    ``facts_file``, ``haproxy_backend``.  ``ip_addrs`` and ``mine_get`` stand
+    ``facts_file``, ``haproxy_backend``, what this node ``listen``s on and
+    what ``firewalld`` opens.  ``ip_addrs`` and ``mine_get`` stand
     for network.ip_addrs and mine.get (needed with havip:mine),
     ``interfaces`` for this minion's interface names (its grains)."""
     walk(SPEC, config)
