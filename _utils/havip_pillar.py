@@ -320,19 +320,27 @@ def _rule(family, what):
     return f'rule family="ipv{family}" {what} accept'
 
 
+def _vrrp_sources(vip, peers):
+    """Where a VIP's VRRP adverts come from: a unicast VIP's from the other
+    balancers' addresses; a multicast one's to its group, IPv4 from the
+    peers' addresses (their interfaces' own; unknown when those are IPv6),
+    IPv6 from link-local sources (RFC 5798 sends from the interface's
+    link-local address, which havip does not know).  keepalived takes only
+    adverts with TTL / hop limit 255, so never from off the link."""
+    if vip["unicast"]:
+        return [f'source address="{peer}"' for peer in peers]
+    group = f'destination address="{VRRP_GROUPS[vip["family"]]}"'
+    if vip["family"] == 6:
+        return [f'source address="fe80::/10" {group}']
+    ipv4_peers = [peer for peer in peers if ipaddress.ip_address(peer).version == 4]
+    return [f'source address="{peer}" {group}' for peer in ipv4_peers] or [group]
+
+
 def _vrrp_rules(vips, nodes, balancers, me):
-    """VRRP in firewalld: a unicast VIP's adverts from the other balancers'
-    addresses; a multicast VIP's to its group (their sources are whatever
-    the peers' interfaces hold, IPv6 ones link-local; keepalived takes only
-    adverts with TTL / hop limit 255, so never from off the link)."""
+    """VRRP in firewalld, each VIP's from its sources (``_vrrp_sources``)."""
     peers = [nodes[name]["address"] for name in balancers if name != me["name"]]
-    rules = []
-    for vip in sorted(vips.values(), key=lambda v: v["name"]):
-        family = vip["family"]
-        targets = ([f'source address="{peer}"' for peer in peers] if vip["unicast"]
-                   else [f'destination address="{VRRP_GROUPS[family]}"'])
-        rules.extend(_rule(family, f'{target} protocol value="vrrp"') for target in targets)
-    return rules
+    return [_rule(vip["family"], f'{source} protocol value="vrrp"')
+            for vip in sorted(vips.values(), key=lambda v: v["name"]) for source in _vrrp_sources(vip, peers)]
 
 
 def _admin_rules(config, ports, nodes, balancers, me):

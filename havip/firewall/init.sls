@@ -4,7 +4,8 @@
 # backends their port, balancers the frontend (and its TLS port) to everyone;
 # the stats page, the metrics (HAProxy's exporter and the node exporter) to
 # firewall:admin_sources only (the stats page to the other balancers too);
-# VRRP from the peers (unicast) or to its multicast group.  havip.validate
+# VRRP from the peers (unicast), or to its multicast group from the peers
+# (IPv4) or link-local sources (IPv6).  havip.validate
 # derives them (`firewalld`), and what earlier releases opened and this one
 # does not (`firewalld.closed`), removed where it is.
 {%- set tplroot = tpldir.split('/')[0] %}

@@ -123,7 +123,8 @@ def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
     assert zone["ports"] == ["9090/tcp"]
     assert zone["rich_rules"] == [
         'rule family="ipv4" source address="192.168.100.14" port port="1080" protocol="tcp" accept',
-        'rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept']
+        'rule family="ipv4" source address="192.168.100.14" destination address="224.0.0.18" protocol value="vrrp"'
+        ' accept']
     assert zone["prune_ports"] is False
     # What havip up to 0.4.1 opened and no longer does is removed where it is.
     closed = states["havip-firewall-closed-port-1080/tcp"]
@@ -155,10 +156,11 @@ def test_redhat_balancer_takes_ipv6_vrrp_adverts_to_their_group_only(salt_call):
     pillar = seed_pillar()
     pillar["havip"]["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 51}
     zone = salt_call("svr1", REDHAT_GRAINS).show_sls(pillar)["havip-firewall-zone"]
-    # Not every link-local source (fe80::/10): the adverts' group, ff02::12.
+    # Link-local sources (fe80::/10), to the adverts' group (ff02::12) only.
     assert [rule for rule in zone["rich_rules"] if "vrrp" in rule] == [
-        'rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept',
-        'rule family="ipv6" destination address="ff02::12" protocol value="vrrp" accept']
+        'rule family="ipv4" source address="192.168.100.14" destination address="224.0.0.18" protocol value="vrrp"'
+        ' accept',
+        'rule family="ipv6" source address="fe80::/10" destination address="ff02::12" protocol value="vrrp" accept']
 
 
 def test_redhat_balancers_of_ipv6_addresses_take_ipv4_vrrp_too(salt_call):

@@ -197,12 +197,34 @@ def test_firewalld_opens_the_admin_ports_to_the_admin_sources_and_vrrp_to_the_pe
         f'rule family="ipv4" source address="10.9.0.0/16" port port="{port}" protocol="tcp" accept'
         for port in (1080, 9100, 9101)] + [
         'rule family="ipv4" source address="192.168.100.14" port port="1080" protocol="tcp" accept',
-        'rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept',
+        'rule family="ipv4" source address="192.168.100.14" destination address="224.0.0.18" protocol value="vrrp"'
+        ' accept',
         'rule family="ipv4" source address="192.168.100.14" protocol value="vrrp" accept']
     assert validate(havip, "nginx1")["firewalld"] == {"ports": ["80/tcp"], "rich_rules": [],
                                                       "closed": {"ports": [], "rich_rules": []}}
     assert firewalld["closed"] == {"ports": ["1080/tcp", "9100/tcp", "9101/tcp"], "rich_rules": [
         'rule family="ipv6" source address="fe80::/10" protocol value="vrrp" accept']}
+
+
+def test_multicast_vrrp_over_ipv6_is_admitted_to_its_group_from_link_local_sources_only():
+    havip = copy.deepcopy(SEED)
+    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
+    vrrp = [rule for rule in validate(havip)["firewalld"]["rich_rules"] if "vrrp" in rule]
+    assert vrrp[1] == ('rule family="ipv6" source address="fe80::/10" destination address="ff02::12"'
+                       ' protocol value="vrrp" accept')
+
+
+def test_balancers_of_ipv6_addresses_admit_ipv4_vrrp_to_its_group():
+    """Their IPv4 sources are unknown (not nodes:<id>:address): the group
+    alone, not no rule at all."""
+    havip = copy.deepcopy(SEED)
+    for name, number in (("nginx1", 11), ("nginx2", 12), ("svr1", 13), ("svr2", 14)):
+        havip["nodes"][name]["address"] = f"fd00:100::{number}"
+    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52,
+                             "unicast": True}
+    vrrp = [rule for rule in validate(havip)["firewalld"]["rich_rules"] if "vrrp" in rule]
+    assert vrrp == ['rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept',
+                    'rule family="ipv6" source address="fd00:100::14" protocol value="vrrp" accept']
 
 
 def test_an_unknown_key_names_the_nearest_known_one():
