@@ -74,6 +74,12 @@ def validate(config, minion_id=None):
     - ``mine_function`` / ``mine_args`` / ``relay_function``: what nodes
       publish in the Salt mine
     - ``arp_sysctls``, ``handover``: what the handover needs
+    - ``listen``: on a balancer, the addresses its ``stats`` listener
+      (stats:bind or its own address, and 127.0.0.1) and its ``metrics``
+      (HAProxy's exporter, the node exporter) listen on
+    - ``firewalld``: the ``ports`` this node opens to everyone, its
+      ``rich_rules`` (admin ports to firewall:admin_sources, VRRP) and what
+      earlier releases opened that it ``closed``
 
     CLI Example:
 

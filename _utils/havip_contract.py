@@ -155,6 +155,10 @@ def whole(doc, low, high, **kwargs):
     return Key(doc, f"a whole number from {low} to {high}", _whole(low, high), **kwargs)
 
 
+def listen_addresses(doc):
+    return Key(doc, "a list of IP addresses (no IPv6 zone)", _list_of(is_address))
+
+
 def switch(doc):
     return Key(doc, "true or false", _switch)
 
@@ -258,6 +262,9 @@ SPEC = {
         "port": Key("HAProxy's Prometheus exporter answers /metrics on this port of every balancer, and"
                     " the VRRP state is published for prometheus-node-exporter; null = no metrics",
                     "a whole number from 1 to 65535, or null", _whole(1, 65535), nullable=True),
+        "bind": listen_addresses("addresses HAProxy's exporter and prometheus-node-exporter listen on; empty ="
+                                 " the balancer's own address (`nodes:<id>:address`). A listed address that"
+                                 " is another balancer's is left to it"),
     },
     "backend": {
         "port": port("the port nginx listens on, and HAProxy's servers"),
@@ -276,7 +283,12 @@ SPEC = {
         },
     },
     "stats": {
-        "port": port("the port of HAProxy's stats page (every address)"),
+        "port": port("the port of HAProxy's stats page (on stats:bind and 127.0.0.1)"),
+        "bind": listen_addresses("addresses the stats page listens on, beside 127.0.0.1 (keepalived's checks);"
+                                 " empty = the balancer's own address (`nodes:<id>:address`). Given, it must"
+                                 " cover every balancer's own address (listed, or 0.0.0.0 / :: of its family):"
+                                 " the other balancers ask stats:backends_uri there. A listed address that"
+                                 " is another balancer's is left to it"),
         "uri": path("the path of the stats page"),
         "user": text("the stats page's user", r"[A-Za-z0-9._-]{1,64}",
                      "1 to 64 letters, digits or . _ -"),
@@ -329,6 +341,11 @@ SPEC = {
     "firewall": {
         "manage": switch("open havip's ports and VRRP in firewalld (default on RedHat)"),
         "zone": text("the firewalld zone", r"[A-Za-z0-9_-]{1,17}", "a firewalld zone name"),
+        "admin_sources": Key("networks that may reach the stats page, HAProxy's metrics and the node exporter"
+                             " (firewalld rich rules); empty = those ports are opened to no one but the other"
+                             " balancers (stats:backends_uri): reach them from the balancer itself, e.g."
+                             " `ssh -L 1080:<address>:1080`", "a list of networks such as 10.0.0.0/24 (no IPv6 zone)",
+                             _list_of(_is_network)),
     },
     "selinux": {
         "manage": switch("set the SELinux booleans and ports havip needs (default on RedHat)"),
@@ -367,7 +384,10 @@ SPEC = {
         "sysctl_file": file("the sysctl file havip's kernel settings go to"),
         "metrics": {
             "textfile_dir": file("where prometheus-node-exporter's textfile collector reads *.prom"),
-            "node_exporter_port": port("where prometheus-node-exporter serves (opened in firewalld)"),
+            "node_exporter_port": port("where prometheus-node-exporter serves (on metrics:bind; opened in"
+                                       " firewalld to firewall:admin_sources)"),
+            "node_exporter_defaults": file("prometheus-node-exporter's environment file (its unit reads"
+                                           " `ARGS` there): havip writes its listen addresses"),
         },
         "selinux": {
             "booleans": Key("SELinux booleans set for balancers", "a list of boolean names",

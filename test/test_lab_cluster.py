@@ -105,9 +105,12 @@ def test_requests_to_the_vip_round_robin_over_every_backend(cluster, first_apply
     assert all(bodies.count(b) == 3 for b in backends), bodies
 
 
-def test_stats_page_on_the_vip_wants_its_password(cluster, first_apply):
-    havip = cluster.topology.pillar["havip"]
-    url = f"http://{cluster.topology.vip}:1080/status"
+def test_stats_page_on_a_balancers_own_address_wants_its_password(cluster, first_apply):
+    topology = cluster.topology
+    havip = topology.pillar["havip"]
+    # On each balancer's own address (stats:bind's default), not on the VIP.
+    assert cluster.client_get(topology.stats_url(topology.vip))[0] == 0
+    url = topology.stats_url(topology.hosts[topology.preferred_balancer])
     assert cluster.client_get(url)[0] == 401
     assert cluster.client_get(url, user="admin:wrong")[0] == 401
     status, body = cluster.client_get(url, user=f"admin:{havip['stats']['password']}")

@@ -137,7 +137,7 @@ def test_a_rolling_deploy_brings_a_pillar_change_to_every_node_without_a_failed_
     answers = {healthy.client_get(SEED.frontend_url)[1] for _ in range(2 * len(BACKENDS))}
     assert answers == {f"{name} v2" for name in BACKENDS}
     assert healthy.vip_holders() == [PRIMARY]
-    assert healthy.client_get(f"http://{SEED.vip}:1080/status", user=f"admin:{password}")[0] == 200
+    assert healthy.client_get(SEED.stats_url(SEED.hosts[PRIMARY]), user=f"admin:{password}")[0] == 200
 
 
 def test_a_failing_apply_stops_the_deploy_there_and_a_rerun_after_the_fix_completes_it(healthy):

@@ -339,7 +339,7 @@ def test_a_stats_password_change_shows_neither_password_anywhere(seed_pillar_aft
         for secret in (old, new):
             assert secret not in text, f"{secret!r} shows in {where}"
     # The apply did change the password: it logs in, the old one does not.
-    url = f"http://{SEED.vip}:1080/status"
+    url = SEED.stats_url(SEED.hosts[PRIMARY])
     assert cluster.client_get(url, user=f"admin:{new}")[0] == 200
     assert cluster.client_get(url, user=f"admin:{old}")[0] == 401
     for name in SEED.with_role("balancer"):

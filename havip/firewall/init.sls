@@ -1,33 +1,15 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 # Opens what this node's roles serve in firewalld (instead of disabling it):
-# backends their port; balancers the frontend (and its TLS port), the stats
-# page, the metrics (HAProxy's exporter and the node exporter) and VRRP.
+# backends their port, balancers the frontend (and its TLS port) to everyone;
+# the stats page, the metrics (HAProxy's exporter and the node exporter) to
+# firewall:admin_sources only (the stats page to the other balancers too);
+# VRRP from the peers (unicast), or to its multicast group from the peers
+# (IPv4) or link-local sources (IPv6).  havip.validate
+# derives them (`firewalld`), and what earlier releases opened and this one
+# does not (`firewalld.closed`), removed where it is.
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
-{%- set ports = [] %}
-{%- set rich_rules = [] %}
-{%- if 'backend' in havip.roles %}
-{%-   do ports.append(havip.backend.port ~ '/tcp') %}
-{%- endif %}
-{%- if 'balancer' in havip.roles %}
-{%-   do ports.extend([havip.frontend.port ~ '/tcp', havip.stats.port ~ '/tcp']) %}
-{%-   if havip.frontend.tls.enabled %}{% do ports.append(havip.frontend.tls.port ~ '/tcp') %}{% endif %}
-{%-   if havip.metrics.port %}
-{%-     do ports.extend([havip.metrics.port ~ '/tcp', havip.lookup.metrics.node_exporter_port ~ '/tcp']) %}
-{%-   endif %}
-{#-   VRRP from the other balancers only: their addresses, and for IPv6
-      the link-local sources of multicast adverts. #}
-{%-   set peers = havip.balancers | rejectattr('name', 'equalto', havip.node.name)
-                  | map(attribute='address') | list %}
-{%-   for family in havip.vip_families %}
-{%-     set sources = peers | select('match', '.*:' if family == 6 else '^[0-9.]+$') | list %}
-{%-     for source in sources + (['fe80::/10'] if family == 6 else []) %}
-{%-       do rich_rules.append('rule family="ipv' ~ family ~ '" source address="' ~ source
-                               ~ '" protocol value="vrrp" accept') %}
-{%-     endfor %}
-{%-   endfor %}
-{%- endif %}
 
 havip-firewall-pkg:
   pkg.installed:
@@ -43,9 +25,28 @@ havip-firewall-service-running:
 havip-firewall-zone:
   firewalld.present:
     - name: {{ havip.firewall.zone }}
-    - ports: {{ ports | unique | list | tojson }}
-    - rich_rules: {{ rich_rules | tojson }}
+    - ports: {{ havip.firewalld.ports | tojson }}
+    - rich_rules: {{ havip.firewalld.rich_rules | tojson }}
     - prune_ports: false
     - prune_services: false
     - require:
       - service: havip-firewall-service-running
+{%- set zone = havip.firewall.zone %}
+{%- for port in havip.firewalld.closed.ports %}
+
+havip-firewall-closed-port-{{ port }}:
+  cmd.run:
+    - name: firewall-cmd --permanent --zone={{ zone }} --remove-port={{ port }} && firewall-cmd --reload
+    - onlyif: firewall-cmd --permanent --zone={{ zone }} --query-port={{ port }}
+    - require:
+      - firewalld: havip-firewall-zone
+{%- endfor %}
+{%- for rule in havip.firewalld.closed.rich_rules %}
+
+havip-firewall-closed-rule-{{ loop.index }}:
+  cmd.run:
+    - name: firewall-cmd --permanent --zone={{ zone }} --remove-rich-rule='{{ rule }}' && firewall-cmd --reload
+    - onlyif: firewall-cmd --permanent --zone={{ zone }} --query-rich-rule='{{ rule }}'
+    - require:
+      - firewalld: havip-firewall-zone
+{%- endfor %}

@@ -3,4 +3,5 @@
 
 include:
   - .install
+  - .config
   - .service

@@ -5,6 +5,7 @@
 
 include:
   - .install
+  - .config
 
 havip-metrics-service-running:
   service.running:
@@ -12,6 +13,8 @@ havip-metrics-service-running:
     - enable: true
     - require:
       - file: havip-metrics-textfile-dir
+    - watch:
+      - file: havip-metrics-defaults-file
 
 {#- keepalived's notify script publishes the VRRP state on every transition;
     when metrics are turned on later (or the first transitions came before

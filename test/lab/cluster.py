@@ -90,6 +90,11 @@ class Topology:
         port = self.pillar["havip"].get("frontend", {}).get("port", 9090)
         return havip_facts.url(address, port)
 
+    def stats_url(self, address):
+        """The stats page at ``address`` (a balancer's own, by default)."""
+        stats = self.pillar["havip"].get("stats", {})
+        return havip_facts.url(address, stats.get("port", 1080), stats.get("uri", "/status"))
+
 
 def _topology(name, nodes, vip, vrid, client="client", from_mine=(), **havip):
     """A topology of one VIP; the nodes ``from_mine`` (backends) publish

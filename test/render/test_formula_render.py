@@ -119,10 +119,21 @@ def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
     states = salt_call("svr1", REDHAT_GRAINS).show_sls(seed_pillar())
     zone = states["havip-firewall-zone"]
     assert zone["fun"] == "firewalld.present" and zone["name"] == "public"
-    assert sorted(zone["ports"]) == ["1080/tcp", "9090/tcp"]
-    # VRRP from the peer balancer only.
-    assert zone["rich_rules"] == ['rule family="ipv4" source address="192.168.100.14" protocol value="vrrp" accept']
+    # The frontend to everyone; the stats page to the peer balancer only
+    # (stats:backends_uri); VRRP to its multicast group.
+    assert zone["ports"] == ["9090/tcp"]
+    assert zone["rich_rules"] == [
+        'rule family="ipv4" source address="192.168.100.14" port port="1080" protocol="tcp" accept',
+        'rule family="ipv4" source address="192.168.100.14" destination address="224.0.0.18" protocol value="vrrp"'
+        ' accept']
     assert zone["prune_ports"] is False
+    # What havip up to 0.4.1 opened and no longer does is removed where it is.
+    closed = states["havip-firewall-closed-port-1080/tcp"]
+    assert closed["name"] == "firewall-cmd --permanent --zone=public --remove-port=1080/tcp && firewall-cmd --reload"
+    assert closed["onlyif"] == "firewall-cmd --permanent --zone=public --query-port=1080/tcp"
+    assert states["havip-firewall-closed-rule-1"]["onlyif"] == (
+        "firewall-cmd --permanent --zone=public --query-rich-rule="
+        "'rule family=\"ipv6\" source address=\"fe80::/10\" protocol value=\"vrrp\" accept'")
     assert states["havip-firewall-service-running"]["name"] == "firewalld"
     boolean = states["havip-selinux-boolean-haproxy_connect_any"]
     assert boolean["fun"] == "selinux.boolean" and boolean["value"] is True and boolean["persist"] is True
@@ -131,12 +142,40 @@ def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
     assert "provider" not in states["havip-haproxy-service-running"]
 
 
-def test_redhat_balancer_takes_ipv6_vrrp_adverts_from_link_local_sources(salt_call):
+def test_redhat_balancer_opens_the_stats_and_metrics_ports_to_the_admin_sources_only(salt_call):
+    pillar = seed_pillar()
+    pillar["havip"]["metrics"] = {"port": 9101}
+    pillar["havip"]["firewall"] = {"admin_sources": ["10.9.0.0/16", "fd00:9::/64"]}
+    zone = salt_call("svr1", REDHAT_GRAINS).show_sls(pillar)["havip-firewall-zone"]
+    assert zone["ports"] == ["9090/tcp"]
+    admin = [f'rule family="ipv{family}" source address="{source}" port port="{port}" protocol="tcp" accept'
+             for family, source in ((4, "10.9.0.0/16"), (6, "fd00:9::/64")) for port in (1080, 9100, 9101)]
+    assert zone["rich_rules"][:len(admin)] == admin
+
+
+def test_redhat_balancer_takes_ipv6_vrrp_adverts_to_their_group_only(salt_call):
     pillar = seed_pillar()
     pillar["havip"]["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 51}
     zone = salt_call("svr1", REDHAT_GRAINS).show_sls(pillar)["havip-firewall-zone"]
-    assert zone["rich_rules"] == ['rule family="ipv4" source address="192.168.100.14" protocol value="vrrp" accept',
-                                  'rule family="ipv6" source address="fe80::/10" protocol value="vrrp" accept']
+    # Link-local sources (fe80::/10), to the adverts' group (ff02::12) only.
+    assert [rule for rule in zone["rich_rules"] if "vrrp" in rule] == [
+        'rule family="ipv4" source address="192.168.100.14" destination address="224.0.0.18" protocol value="vrrp"'
+        ' accept',
+        'rule family="ipv6" source address="fe80::/10" destination address="ff02::12" protocol value="vrrp" accept']
+
+
+def test_redhat_balancers_of_ipv6_addresses_take_ipv4_vrrp_too(salt_call):
+    """A cluster whose nodes have IPv6 addresses and whose VIPs are of both
+    families: VRRP of either family is admitted, unicast from the peers."""
+    pillar = seed_pillar()
+    for name, number in (("nginx1", 11), ("nginx2", 12), ("svr1", 13), ("svr2", 14)):
+        pillar["havip"]["nodes"][name]["address"] = f"fd00:100::{number}"
+    pillar["havip"]["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52,
+                                       "unicast": True}
+    zone = salt_call("svr1", REDHAT_GRAINS).show_sls(pillar)["havip-firewall-zone"]
+    assert [rule for rule in zone["rich_rules"] if "vrrp" in rule] == [
+        'rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept',
+        'rule family="ipv6" source address="fd00:100::14" protocol value="vrrp" accept']
 
 
 def test_a_balancer_of_ipv6_vips_only_leaves_the_arp_sysctls_alone(salt_call):
@@ -223,9 +262,10 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
     assert ("option httpchk GET /" in haproxy) == (mode == "http")
     assert f"stats auth 'admin:{TEST_PASSWORD}'" in haproxy
     for line in ("stats uri /status", "stats refresh 5s", "stats realm 'HAProxy Statistics'",
-                 "bind *:1080", "timeout connect 100ms",
+                 "bind 192.168.100.13:1080", "bind 127.0.0.1:1080", "timeout connect 100ms",
                  "http-request return status 200 if { path /havip-backends } { nbsrv(havip_backends) ge 1 }"):
         assert line in haproxy
+    assert "*:" not in haproxy  # nothing on every address
 
     keepalived = texts["keepalived.conf"]
     for line in ("state BACKUP", "priority 150", "virtual_router_id 51", "interface hvtvip0",
@@ -283,6 +323,35 @@ def test_a_page_reaches_nginx_as_written_whatever_its_characters(salt_call):
     assert states["havip-haproxy-config-file"]["context"]["havip"]["nodes"]["nginx1"]["page"] == page
 
 
+def test_stats_and_metrics_listen_on_the_given_addresses_in_canonical_form(salt_call, tmp_path):
+    pillar = seed_pillar()
+    pillar["havip"]["stats"]["bind"] = ["0.0.0.0", "FD00:0:0::5"]
+    # Each balancer's own address is left to it.
+    pillar["havip"]["metrics"] = {"port": 9101, "bind": ["192.168.100.13", "192.168.100.14", "fd00::0:13"]}
+    minion = salt_call("svr1", DEBIAN_GRAINS)
+    states = minion.show_sls(pillar)
+    result, haproxy = render_config(minion, states, "havip-haproxy-config-file", tmp_path / "haproxy.cfg", pillar)
+    assert result["result"] is True, result  # haproxy -c accepts it
+    stats = haproxy.split("listen stats")[1]
+    assert [line.strip() for line in stats.splitlines() if "bind" in line] == [
+        "bind 0.0.0.0:1080", "bind [fd00::5]:1080"]  # 0.0.0.0 takes keepalived's checks on 127.0.0.1
+    metrics = haproxy.split("frontend havip_metrics")[1].split("listen stats")[0]
+    assert [line.strip() for line in metrics.splitlines() if "bind" in line] == [
+        "bind 192.168.100.13:9101", "bind [fd00::13]:9101"]
+    defaults = states["havip-metrics-defaults-file"]
+    assert defaults["name"] == "/etc/default/prometheus-node-exporter"
+    assert 'ARGS="--collector.textfile.directory=/var/lib/prometheus/node-exporter' \
+           ' --web.listen-address=192.168.100.13:9100 --web.listen-address=[fd00::13]:9100"' in defaults["contents"]
+
+
+def test_the_node_exporter_listens_on_the_balancers_own_address_by_default(salt_call):
+    pillar = seed_pillar()
+    pillar["havip"]["metrics"] = {"port": 9101}
+    states = salt_call("svr2", DEBIAN_GRAINS).show_sls(pillar)
+    assert "--web.listen-address=192.168.100.14:9100\"" in states["havip-metrics-defaults-file"]["contents"]
+    assert {"file": "havip-metrics-defaults-file"} in states["havip-metrics-service-running"]["watch"]
+
+
 def instances(keepalived_conf):
     """{instance name: its block's text} of a keepalived.conf."""
     blocks = keepalived_conf.split("vrrp_instance ")[1:]
@@ -303,6 +372,7 @@ def test_each_vip_gets_its_own_priority_and_unicast_peers_where_asked(salt_call,
     assert "priority 150" in vi_2
     assert "unicast_src_ip 192.168.100.13" in vi_2
     assert "unicast_peer {\n        192.168.100.14\n    }" in vi_2
+    assert "check_unicast_src" in vi_2 and "check_unicast_src" not in vi_1
     # svr1 without backends must rank below svr2 (200) on VI_2, and below svr2 (100) on VI_1.
     assert "havip_check_backends weight -51" in vi_1 and "havip_check_backends weight -51" in vi_2
     _, haproxy = render_config(minion, states, "havip-haproxy-config-file", tmp_path / "haproxy.cfg", pillar)
