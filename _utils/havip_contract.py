@@ -143,6 +143,16 @@ _is_interface_address = _parses(ipaddress.ip_interface)
 _is_network = _parses(ipaddress.ip_network)
 
 
+# What a string in the SLS can carry: Salt's tojson escapes every non-ASCII
+# character as \uXXXX, a character above U+FFFF as a surrogate pair, which
+# YAML refuses.
+_SLS_TEXT = re.compile("[^\ud800-\udfff\U00010000-\U0010ffff]*")
+
+
+def _page(value):
+    return isinstance(value, str) and value.strip() != "" and _SLS_TEXT.fullmatch(value) is not None
+
+
 def _list_of(test):
     return lambda value: isinstance(value, list) and all(test(item) for item in value)
 
@@ -225,9 +235,10 @@ SPEC = {
                        required="yes, but a backend may take it from the mine (`mine`)"),
         "priority": whole("the VRRP priority; the highest healthy balancer holds the VIPs (no two"
                           " balancers alike)", 1, 254, required="for balancers"),
-        "page": Key("backends: the page nginx serves (its index.html, HTML)", "a non-empty string",
-                    lambda value: isinstance(value, str) and value.strip() != "",
-                    as_is=True, default="the minion id"),
+        "page": Key("backends: the page nginx serves (its index.html, HTML)",
+                    "a non-empty string of characters up to U+FFFF (write an emoji as an HTML entity,"
+                    " `&#x1F600;`: the SLS carries strings ASCII-escaped, and YAML takes no escaped"
+                    " surrogate pair)", _page, as_is=True, default="the minion id"),
     }, required="on every minion that applies havip", placeholder="<id>"),
     "vips": Each("the virtual IPs, a VRRP instance each",
                  text("", NAME, "a name of letters, digits and _ . - (a VRRP instance)"), {

@@ -15,6 +15,7 @@ import ssl
 import time
 import urllib.request
 
+from havip_contract import parse_address
 from havip_facts import WAIT_LIMIT
 from salt.exceptions import CommandExecutionError
 
@@ -160,7 +161,7 @@ def cluster_addresses(config):
         for entry in entries.values() if isinstance(entries, dict) else ():
             address = entry.get("address") if isinstance(entry, dict) else None
             with contextlib.suppress(ValueError):
-                addresses.add(ipaddress.ip_interface(address if isinstance(address, str) else "").ip)
+                addresses.add(parse_address(address, ipaddress.ip_interface).ip)
     return addresses
 
 

@@ -24,18 +24,18 @@
 # salt '*' saltutil.sync_all
 {%- set deploy = salt['pillar.get']('deploy', {}) %}
 {%- if deploy is not mapping %}
-{{- raise('havip.deploy: the deploy pillar must be a mapping of options, got ' ~ deploy | json) }}
+{{- raise('havip.deploy: the deploy pillar must be a mapping of options, got ' ~ deploy | tojson) }}
 {%- endif %}
 
 havip-deploy-precheck:
   salt.runner:
     - name: havip.status
-    - tgt: {{ deploy.get('tgt', '*') | json }}
-    - tgt_type: {{ deploy.get('tgt_type', 'glob') | json }}
+    - tgt: {{ deploy.get('tgt', '*') | tojson }}
+    - tgt_type: {{ deploy.get('tgt_type', 'glob') | tojson }}
 
 havip-deploy-run:
   salt.runner:
     - name: havip.deploy
-    - kwarg: {{ deploy | json }}
+    - kwarg: {{ deploy | tojson }}
     - require:
       - salt: havip-deploy-precheck

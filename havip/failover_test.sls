@@ -16,18 +16,18 @@
 # salt '*' saltutil.sync_all
 {%- set test = salt['pillar.get']('failover_test', {}) %}
 {%- if test is not mapping %}
-{{- raise('havip.failover_test: the failover_test pillar must be a mapping of options, got ' ~ test | json) }}
+{{- raise('havip.failover_test: the failover_test pillar must be a mapping of options, got ' ~ test | tojson) }}
 {%- endif %}
 
 havip-failover-test-precheck:
   salt.runner:
     - name: havip.status
-    - tgt: {{ test.get('tgt', '*') | json }}
-    - tgt_type: {{ test.get('tgt_type', 'glob') | json }}
+    - tgt: {{ test.get('tgt', '*') | tojson }}
+    - tgt_type: {{ test.get('tgt_type', 'glob') | tojson }}
 
 havip-failover-test-run:
   salt.runner:
     - name: havip.failover_test
-    - kwarg: {{ test | json }}
+    - kwarg: {{ test | tojson }}
     - require:
       - salt: havip-failover-test-precheck

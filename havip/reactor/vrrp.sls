@@ -17,8 +17,8 @@
 havip-reactor-log-transition:
   runner.havip.log_transition:
     - args:
-      - minion: {{ tag.split('/')[2] | json }}
-      - vip: {{ transition.vip | json }}
-      - state: {{ transition.state | json }}
-      - previous: {{ transition.previous | json }}
-      - at: {{ transition.at | json }}
+      - minion: {{ tag.split('/')[2] | tojson }}
+      - vip: {{ transition.vip | tojson }}
+      - state: {{ transition.state | tojson }}
+      - previous: {{ transition.previous | tojson }}
+      - at: {{ transition.at | tojson }}

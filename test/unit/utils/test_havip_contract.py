@@ -115,3 +115,19 @@ def test_an_haproxy_time_with_digits_not_ascii_is_refused(key, time):
     with pytest.raises(havip_contract.Invalid) as refused:
         havip_contract.walk(havip_contract.SPEC, config)
     assert refused.value.key == key
+
+
+@pytest.mark.parametrize("page,taken", [("caf\u00e9 \u0085 \u2028 <b>&#x1F600;</b>", True),
+                                        ("smile \U0001F600", False), ("lone \ud800", False), (" \n", False)])
+def test_a_page_takes_what_the_sls_can_carry(page, taken):
+    """The SLS carries strings ASCII-escaped (tojson): a character above
+    U+FFFF would be a surrogate pair, which YAML refuses, breaking every
+    state of the node; refused naming the key (an HTML entity serves it)."""
+    config = copy.deepcopy(DEFAULTS)
+    config["nodes"] = {"nginx1": {"roles": ["backend"], "address": "192.168.100.11", "page": page}}
+    if taken:
+        havip_contract.walk(havip_contract.SPEC, config)
+        return
+    with pytest.raises(havip_contract.Invalid) as refused:
+        havip_contract.walk(havip_contract.SPEC, config)
+    assert refused.value.key == "nodes:nginx1:page"
