@@ -163,11 +163,6 @@ def _exclusive(function, report, args, run):
         return _fail(report, f"havip.{function} refused: {busy}")
 
 
-def _is_name(value):
-    """A minion id or a VIP's name, as the pillar contract accepts them."""
-    return isinstance(value, str) and re.fullmatch(havip_contract.NAME, value) is not None
-
-
 def _is_number(value, low, high):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
@@ -180,9 +175,9 @@ TARGET_TYPES = ("glob", "pcre", "list", "grain", "grain_pcre", "pillar", "pillar
 def _option_checks():
     """Every option of the runner's functions: (its check, what it accepts)."""
     return {
-        "name": (_is_name, "a balancer's minion id (letters, digits and _ . -)"),
-        "client": (lambda value: value is None or _is_name(value), "a minion id (letters, digits and _ . -)"),
-        "vip": (lambda value: value is None or _is_name(value), "a VIP's name (letters, digits and _ . -)"),
+        "name": (havip_contract.is_name, "a balancer's minion id (letters, digits and _ . -)"),
+        "client": (lambda value: value is None or havip_contract.is_name(value), "a minion id (letters, digits and _ . -)"),
+        "vip": (lambda value: value is None or havip_contract.is_name(value), "a VIP's name (letters, digits and _ . -)"),
         "failure": (lambda value: isinstance(value, str) and value in havip_facts.FAILURES,
                     f"one of {', '.join(havip_facts.FAILURES)}"),
         "rate": (lambda value: _is_number(value, 0.1, 1000), "a number of requests per second from 0.1 to 1000"),

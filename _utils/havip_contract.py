@@ -191,6 +191,9 @@ PACKAGE = r"[a-z0-9][a-z0-9+.-]{0,127}"
 UNIT = r"[A-Za-z0-9_][A-Za-z0-9@._-]{0,127}"
 PORT = whole("", 1, 65535)
 
+# A minion id, a VIP's name: what the contract's names accept.
+is_name = _full(NAME)
+
 URL_PATH = "a path: '/' then letters, digits and . _ ~ / -"
 
 

@@ -24,12 +24,11 @@ import hmac
 import json
 import math
 import os
-import re
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from havip_contract import NAME
+from havip_contract import is_name
 from havip_facts import VRRP_STATES
 
 # How far a transition's time may be from the master's clock (seconds).
@@ -48,7 +47,7 @@ SEAL = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashe
 
 def problem(minion, vip, state, previous, at, now):
     """Why the transition is refused as it came (the field named), or None."""
-    for key, value, valid in (("minion", minion, _is_name), ("vip", vip, _is_name), ("state", state, _is_state),
+    for key, value, valid in (("minion", minion, is_name), ("vip", vip, is_name), ("state", state, _is_state),
                               ("previous", previous, _is_state)):
         if not valid(value):
             return f"{key} {value!r} refused"
@@ -57,10 +56,6 @@ def problem(minion, vip, state, previous, at, now):
     if abs(at - now) > CLOCK_SKEW:
         return f"at {at!r} refused: more than {CLOCK_SKEW} s from the master's clock ({now:.3f})"
     return None
-
-
-def _is_name(value):
-    return isinstance(value, str) and re.fullmatch(NAME, value) is not None
 
 
 def _is_state(value):
