@@ -356,11 +356,12 @@ def _vrrp_rules(vips, nodes, balancers, me):
 
 def _admin_rules(config, ports, nodes, balancers, me):
     """The rich rules of a balancer's admin ports: the stats page, the
-    metrics and the node exporter to firewall:admin_sources, the stats page
-    to the other balancers too (they ask stats:backends_uri)."""
+    metrics and the node exporter to firewall:admin_sources (canonical by
+    now), the stats page to the other balancers too (they ask
+    stats:backends_uri)."""
     admin = [number for key, number in ports.items() if key in ADMIN_PORTS]
     rules = []
-    for source in _admin_sources(config):
+    for source in config["firewall"]["admin_sources"]:
         family = ipaddress.ip_network(source).version
         rules += [_rule(family, f'source address="{source}" port port="{number}" protocol="tcp"') for number in admin]
     for peer in (nodes[name]["address"] for name in balancers if name != me["name"]):
@@ -369,7 +370,7 @@ def _admin_rules(config, ports, nodes, balancers, me):
     return rules
 
 
-def _firewall(config, ports, nodes, balancers, me):
+def _firewall(config, vips, ports, nodes, balancers, me):
     """What firewalld gets on this node: ``ports`` for everyone (a backend's
     port, a balancer's frontend), ``rich_rules`` (a balancer's admin ports
     and VRRP), and ``closed``: what havip up to 0.4.1 opened and this
@@ -380,7 +381,7 @@ def _firewall(config, ports, nodes, balancers, me):
         public.append(config["backend"]["port"])
     if me and "balancer" in me["roles"]:
         public += [number for key, number in ports.items() if key not in ADMIN_PORTS]
-        rules = _admin_rules(config, ports, nodes, balancers, me) + _vrrp_rules(config["vips"], nodes, balancers, me)
+        rules = _admin_rules(config, ports, nodes, balancers, me) + _vrrp_rules(vips, nodes, balancers, me)
         closed = {"ports": [f"{number}/tcp" for key, number in ports.items() if key in ADMIN_PORTS],
                   "rich_rules": list(LEGACY_RICH_RULES)}
     return {"ports": [f"{number}/tcp" for number in dict.fromkeys(public)], "rich_rules": list(dict.fromkeys(rules)),
@@ -470,14 +471,13 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         _check_stats(config)
     config["frontend"] = {**config["frontend"], "bind": [canonical_address(a) for a in config["frontend"]["bind"]],
                           "tls": {**config["frontend"]["tls"], **tls}}
-    config["vips"] = vips
     listen = _listen(config, nodes, balancers, me)
     config["firewall"] = {**config["firewall"], "admin_sources": _admin_sources(config)}
     config.update(
         nodes=nodes,
         vips=vips,
         listen=listen,
-        firewalld=_firewall(config, ports, nodes, balancers, me),
+        firewalld=_firewall(config, vips, ports, nodes, balancers, me),
         vip_families=sorted({vip["family"] for vip in vips.values()}),
         backends=[nodes[name] for name in backends],
         balancers=[nodes[name] for name in balancers],
