@@ -32,6 +32,7 @@ $(VENV)/.installed-salt$(SALT_VERSION): requirements.txt Makefile | debs
 lint: deps
 	$(VENV)/bin/yamllint -s havip pillar.example test
 	$(VENV)/bin/salt-lint $(SLS)
+	$(VENV)/bin/ruff check .
 
 test-fast: deps
 	$(PY) -m pytest -m "not lab" test

@@ -6,7 +6,7 @@ escaped where it is written (``Key.escaped``), or is the operator's own
 syntax written as is (``Key.as_is``); ``walk`` refuses unknown keys
 at every level, naming the nearest known one.  The pillar reference in the
 docs is generated from this table and parameters/defaults.yaml.
-""" 
+"""
 
 import dataclasses
 import ipaddress
@@ -117,7 +117,7 @@ def parse_address(value, kind=ipaddress.ip_address):
     never the input.  ValueError unless ``value`` is a string of an
     address's characters (no zone, ASCII only) that ``kind`` accepts."""
     if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
-        raise ValueError(f"not an IP address without a zone: {ascii(value)}")
+        raise ValueError(f"not an IP address without a zone: {value!a}")
     return kind(value)
 
 

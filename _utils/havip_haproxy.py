@@ -16,7 +16,6 @@ import havip_probe
 from havip_facts import HAPROXY_BACKEND, url
 from salt.exceptions import CommandExecutionError
 
-
 # What havip needs of haproxy:global (and global_extra).
 NO_SOCKET = "no `stats socket <path> ... level admin` line in havip:haproxy:global or global_extra"
 

@@ -12,13 +12,21 @@ import ipaddress
 import re
 
 import salt.utils.dictupdate
-from salt.exceptions import CommandExecutionError
-
 from havip_contract import SPEC, Invalid, canonical_address, parse_address, public, walk
-from havip_facts import (ARP_SYSCTLS, FACTS_FILE, HAPROXY_BACKEND, LINGER_DEVICE, MINE_FUNCTION, RELAY_FUNCTION,
-                         RELAY_TABLE_PREFIX, TRACK_TABLE, WAIT_DEFAULT)
+from havip_facts import (
+    ARP_SYSCTLS,
+    FACTS_FILE,
+    HAPROXY_BACKEND,
+    LINGER_DEVICE,
+    MINE_FUNCTION,
+    RELAY_FUNCTION,
+    RELAY_TABLE_PREFIX,
+    TRACK_TABLE,
+    WAIT_DEFAULT,
+)
 from havip_haproxy import stats_socket
 from havip_tls import check_certificate
+from salt.exceptions import CommandExecutionError
 
 # Passwords copied from examples and tutorials: refused.
 PLACEHOLDERS = {"change-me", "changeme", "change_me", "password", "passw0rd", "admin", "secret",
@@ -68,7 +76,7 @@ def _reported_addresses(values, key, what="a list of IP addresses"):
             raise ValueError(values)
         return [parse_address(value) for value in values]
     except ValueError:
-        raise Invalid(key, f"must be {what} (no IPv6 zone), got {ascii(values)}") from None
+        raise Invalid(key, f"must be {what} (no IPv6 zone), got {values!a}") from None
 
 
 def _published_address(name, published, mine_args):
@@ -185,7 +193,7 @@ def _interface_addresses(published, key):
     for grain in ("ip4_interfaces", "ip6_interfaces"):
         table = published.get(grain, {}) if isinstance(published, dict) else None
         if not isinstance(table, dict):
-            raise Invalid(key, f"{grain} must map interfaces to lists of IP addresses, got {ascii(table)}")
+            raise Invalid(key, f"{grain} must map interfaces to lists of IP addresses, got {table!a}")
         for interface, addresses in table.items():
             found.setdefault(str(interface), []).extend(_reported_addresses(
                 addresses, key, f"a list of IP addresses in {grain}"))

@@ -143,7 +143,7 @@ def probe_url(url, allowed=None):
     match = URL.fullmatch(url) if isinstance(url, str) else None
     host = _host(match["host"]) if match else None
     port = int(match["port"]) if match and match["port"] else None
-    if host is None or port is not None and not 1 <= port <= 65535:
+    if host is None or (port is not None and not 1 <= port <= 65535):
         raise CommandExecutionError(f"havip.probe: url {url!r} refused: not an http or https URL")
     if allowed is not None and host not in allowed:
         raise CommandExecutionError(f"havip.probe: url {url!r} refused: its host is none of this cluster's VIPs"

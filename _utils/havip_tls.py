@@ -11,7 +11,6 @@ import re
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-
 from havip_contract import Invalid
 
 KEY = "frontend:tls:certificate"
@@ -50,7 +49,7 @@ def check_certificate(pem, now=None):
     if key.public_key().public_bytes(serialization.Encoding.PEM, public) != \
             certificate.public_key().public_bytes(serialization.Encoding.PEM, public):
         raise Invalid(KEY, "its private key does not match the certificate")
-    now = now or datetime.datetime.now(datetime.timezone.utc)
+    now = now or datetime.datetime.now(datetime.UTC)
     not_before, not_after = _validity(certificate)
     if now > not_after:
         raise Invalid(KEY, f"the certificate expired on {not_after:%Y-%m-%d %H:%M} UTC")
@@ -64,5 +63,5 @@ def _validity(certificate):
     release Salt 3006-3008 ships with."""
     if hasattr(certificate, "not_valid_after_utc"):
         return certificate.not_valid_before_utc, certificate.not_valid_after_utc
-    utc = datetime.timezone.utc
+    utc = datetime.UTC
     return certificate.not_valid_before.replace(tzinfo=utc), certificate.not_valid_after.replace(tzinfo=utc)

@@ -27,7 +27,6 @@ import os
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-
 from havip_contract import is_name
 from havip_facts import VRRP_STATES
 

@@ -15,7 +15,7 @@ import sys
 
 # The formula's helpers import each other by their plain names.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "_utils"))
-import havip_probe  # noqa: E402
+import havip_probe
 
 
 def main(argv=None):

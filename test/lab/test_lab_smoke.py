@@ -230,11 +230,10 @@ def test_down_removes_everything():
 
 
 def test_down_after_failure_mid_test():
-    with pytest.raises(ZeroDivisionError):
-        with Lab(T_HOSTS, prefix="hvlt", gateway=T_GATEWAY) as tlab:
-            pids = lab_pids(tlab)
-            tlab.host("y").run("systemctl list-units", check=False)
-            1 / 0
+    with pytest.raises(ZeroDivisionError), Lab(T_HOSTS, prefix="hvlt", gateway=T_GATEWAY) as tlab:
+        pids = lab_pids(tlab)
+        tlab.host("y").run("systemctl list-units", check=False)
+        1 / 0
     assert_gone("hvlt", tlab.workdir, pids)
 
 
@@ -244,9 +243,8 @@ def test_down_after_partial_up(monkeypatch, tmp_path):
     broken.chmod(0o755)
     monkeypatch.setattr(lablib, "NSPAWN", str(broken))
     tlab = Lab(T_HOSTS, prefix="hvlt", gateway=T_GATEWAY)
-    with pytest.raises(LabError, match="nspawn exploded"):
-        with tlab:
-            pass
+    with pytest.raises(LabError, match="nspawn exploded"), tlab:
+        pass
     assert_gone("hvlt", tlab.workdir, [])
 
 
@@ -264,9 +262,8 @@ def test_up_names_a_host_that_does_not_reach_running_and_its_failed_units(monkey
 
     monkeypatch.setattr(Lab, "_mount_root", with_a_failing_unit)
     tlab = Lab(T_HOSTS, prefix="hvlt", gateway=T_GATEWAY)
-    with pytest.raises(LabError, match=r"host y is degraded; failed units:\n.*havip-lab-broken.service"):
-        with tlab:
-            pass
+    with pytest.raises(LabError, match=r"host y is degraded; failed units:\n.*havip-lab-broken.service"), tlab:
+        pass
     assert_gone("hvlt", tlab.workdir, [])
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from test.certs import pem
-from test.saltcall import TEST_PASSWORD, DEBIAN_GRAINS, REDHAT_GRAINS, seed_pillar
+from test.saltcall import DEBIAN_GRAINS, REDHAT_GRAINS, TEST_PASSWORD, seed_pillar
 
 CONFIG_STATES = {
     "havip-haproxy-config-file": "haproxy.cfg",
@@ -137,7 +137,7 @@ def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
     assert states["havip-firewall-service-running"]["name"] == "firewalld"
     boolean = states["havip-selinux-boolean-haproxy_connect_any"]
     assert boolean["fun"] == "selinux.boolean" and boolean["value"] is True and boolean["persist"] is True
-    assert not any("selinux.mode" == f or "setenforce" in str(a) for f, a in
+    assert not any(f == "selinux.mode" or "setenforce" in str(a) for f, a in
                    ((args["fun"], args) for args in states.values()))
     assert "provider" not in states["havip-haproxy-service-running"]
 

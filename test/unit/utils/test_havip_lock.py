@@ -27,9 +27,8 @@ def test_a_second_holder_is_refused_naming_the_first_until_it_is_done(tmp_path):
 
 def test_the_lock_is_released_when_the_run_fails(tmp_path):
     path = str(tmp_path / "runner.lock")
-    with pytest.raises(RuntimeError):
-        with havip_lock.exclusive(path, "havip.deploy", {}):
-            raise RuntimeError("a step blew up")
+    with pytest.raises(RuntimeError), havip_lock.exclusive(path, "havip.deploy", {}):
+        raise RuntimeError("a step blew up")
     with havip_lock.exclusive(path, "havip.standby", {"name": "svr1"}):
         pass
 
