@@ -9,6 +9,7 @@ arguments (no Salt dunders).
 
 import csv
 import io
+import itertools
 import socket
 import urllib.error
 
@@ -30,7 +31,7 @@ def stats_socket(haproxy):
         if words[:2] != ["stats", "socket"] or len(words) < 3:
             continue
         path = words[2].removeprefix("unix@")
-        admin = ("level", "admin") in zip(words[3:], words[4:])
+        admin = ("level", "admin") in itertools.pairwise(words[3:])
         if path.startswith("/") and admin:
             return path
     return None
