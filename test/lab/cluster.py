@@ -529,14 +529,3 @@ def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None)
                 assert mined.returncode == 0, mined
                 yield cluster
 
-
-@contextlib.contextmanager
-def deployed_cluster(salt_factories, topology, tmp_path_factory, master_overrides=None):
-    """running_cluster after `state.apply havip` on every minion, with the
-    first VIP on its preferred balancer."""
-    with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar"), master_overrides) as cluster:
-        applied = cluster.apply()
-        assert applied.returncode == 0, applied.stdout
-        preferred = [topology.preferred_balancer]
-        assert cluster.wait_for_holders(preferred) == preferred
-        yield cluster

@@ -40,7 +40,7 @@ started that way has to be started again after a boot (``Cluster.boot``
 does).  ``boot`` starts the host again on the same upper
 dir, in a network namespace made anew (a rebooted machine's interfaces come
 up without the addresses, nftables rules and sysctls of its last run), so
-enabled units come back and nothing else does.  ``reboot`` = both.
+enabled units come back and nothing else does.  ``Cluster.reboot`` = both.
 
 Layout of ``workdir`` (default ``/var/lib/havip-lab/<prefix>``)::
 
@@ -545,13 +545,6 @@ class Lab:
         self._mount_root(h, first_boot=False)
         self._spawn(h)
         self._wait_booted([h])
-        return time.monotonic() - t0
-
-    def reboot(self, name):
-        """power_off, then boot; returns the seconds it took."""
-        t0 = time.monotonic()
-        self.power_off(name)
-        self.boot(name)
         return time.monotonic() - t0
 
     def _power_off(self, hosts):
