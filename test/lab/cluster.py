@@ -272,7 +272,8 @@ class Cluster:
         interface = self.topology.pillar["havip"]["vips"][name]["interface"]
         return sorted(
             balancer for balancer in self.topology.with_role("balancer")
-            if self.host(balancer).pid is not None and f" {address}/" in self.host(balancer).run(["ip", "-o", "addr", "show", "dev", interface]).stdout
+            if self.host(balancer).pid is not None
+            and f" {address}/" in self.host(balancer).run(["ip", "-o", "addr", "show", "dev", interface]).stdout
         )
 
     def wait_for_holders(self, expected, timeout=20, vip=None):
@@ -466,7 +467,7 @@ class Cluster:
         try:
             yield report
         finally:
-            out, err = proc.communicate(timeout=seconds + 30)
+            out, _ = proc.communicate(timeout=seconds + 30)
             report.update(json.loads(out))
 
 

@@ -444,7 +444,8 @@ class Lab:
         with open(d / "console.log", "ab") as log:
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  env=env, start_new_session=True,  # a terminal's Ctrl-C reaches only us
-                                 preexec_fn=lambda: _join_cgroups(cgroups))
+                                 # Into the lab's cgroups before nspawn runs (no lock taken there).
+                                 preexec_fn=lambda: _join_cgroups(cgroups))  # noqa: PLW1509
         self._procs[h.name] = p
         h.nspawn = [p.pid, _start_time(p.pid)]
         self._save_state()
@@ -638,7 +639,7 @@ def _remove_cgroups(prefix):
     left = []
     for root in _cgroup_roots():
         for top in (root / CGROUP_DIR).glob(f"{prefix}-*"):
-            for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
                 try:
                     os.rmdir(dirpath)
                 except OSError:

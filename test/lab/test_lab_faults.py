@@ -300,8 +300,8 @@ def test_a_flapping_haproxy_does_not_ping_pong_the_vip_faster_than_rise(healthy)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         primary.run(f"kill -9 $(cat {HAPROXY_PIDFILE})", check=False)  # none while systemd restarts it
-        for name in seen:
-            seen[name].add(healthy.vrrp_state(name))
+        for name, states in seen.items():
+            states.add(healthy.vrrp_state(name))
         time.sleep(0.5)
     # One move to the backup, none back: HAProxy never stayed up for the
     # 2 good checks in a row (rise) the holder needs.
