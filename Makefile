@@ -57,12 +57,12 @@ test: lint lab-cleanup
 	$(PY) -m pytest test
 
 demo: deps lab-cleanup
-	$(PY) -m pytest -m demo -s -p no:cacheprovider test/test_demo.py
+	$(PY) -m pytest -m demo -s -p no:cacheprovider test/lab/test_demo.py
 
-# Failover figures in the lab (see test/test_bench.py); matplotlib only here.
+# Failover figures in the lab (see test/lab/test_bench.py); matplotlib only here.
 bench: deps lab-cleanup
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-bench.txt
-	$(PY) -m pytest -m bench -s -p no:cacheprovider test/test_bench.py
+	$(PY) -m pytest -m bench -s -p no:cacheprovider test/lab/test_bench.py
 
 # Removes what a crashed lab run left behind (only the lab's own namespaces,
 # mounts and processes).

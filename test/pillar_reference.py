@@ -74,7 +74,7 @@ def reference():
     families = {path.stem: (yaml.safe_load(path.read_text()) or {}).get("havip", {})
                 for path in sorted((PARAMETERS / "os_family").glob("*.yaml"))}
     rows = []
-    for key, spec in havip_contract.keys():
+    for key, spec in havip_contract.keys():  # noqa: SIM118 (the contract's (key, spec) pairs, not dict.keys)
         accepts = "a mapping by name" if isinstance(spec, havip_contract.Each) else spec.accepts
         if getattr(spec, "as_is", False):
             accepts += "; written as is"

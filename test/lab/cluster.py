@@ -272,7 +272,8 @@ class Cluster:
         interface = self.topology.pillar["havip"]["vips"][name]["interface"]
         return sorted(
             balancer for balancer in self.topology.with_role("balancer")
-            if self.host(balancer).pid is not None and f" {address}/" in self.host(balancer).run(["ip", "-o", "addr", "show", "dev", interface]).stdout
+            if self.host(balancer).pid is not None
+            and f" {address}/" in self.host(balancer).run(["ip", "-o", "addr", "show", "dev", interface]).stdout
         )
 
     def wait_for_holders(self, expected, timeout=20, vip=None):
@@ -466,7 +467,7 @@ class Cluster:
         try:
             yield report
         finally:
-            out, err = proc.communicate(timeout=seconds + 30)
+            out, _ = proc.communicate(timeout=seconds + 30)
             report.update(json.loads(out))
 
 
@@ -529,14 +530,3 @@ def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None)
                 assert mined.returncode == 0, mined
                 yield cluster
 
-
-@contextlib.contextmanager
-def deployed_cluster(salt_factories, topology, tmp_path_factory, master_overrides=None):
-    """running_cluster after `state.apply havip` on every minion, with the
-    first VIP on its preferred balancer."""
-    with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar"), master_overrides) as cluster:
-        applied = cluster.apply()
-        assert applied.returncode == 0, applied.stdout
-        preferred = [topology.preferred_balancer]
-        assert cluster.wait_for_holders(preferred) == preferred
-        yield cluster

@@ -40,7 +40,7 @@ started that way has to be started again after a boot (``Cluster.boot``
 does).  ``boot`` starts the host again on the same upper
 dir, in a network namespace made anew (a rebooted machine's interfaces come
 up without the addresses, nftables rules and sysctls of its last run), so
-enabled units come back and nothing else does.  ``reboot`` = both.
+enabled units come back and nothing else does.  ``Cluster.reboot`` = both.
 
 Layout of ``workdir`` (default ``/var/lib/havip-lab/<prefix>``)::
 
@@ -444,7 +444,8 @@ class Lab:
         with open(d / "console.log", "ab") as log:
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  env=env, start_new_session=True,  # a terminal's Ctrl-C reaches only us
-                                 preexec_fn=lambda: _join_cgroups(cgroups))
+                                 # Into the lab's cgroups before nspawn runs (no lock taken there).
+                                 preexec_fn=lambda: _join_cgroups(cgroups))  # noqa: PLW1509
         self._procs[h.name] = p
         h.nspawn = [p.pid, _start_time(p.pid)]
         self._save_state()
@@ -547,13 +548,6 @@ class Lab:
         self._wait_booted([h])
         return time.monotonic() - t0
 
-    def reboot(self, name):
-        """power_off, then boot; returns the seconds it took."""
-        t0 = time.monotonic()
-        self.power_off(name)
-        self.boot(name)
-        return time.monotonic() - t0
-
     def _power_off(self, hosts):
         """SIGTERM to each host's nspawn (a clean poweroff), a bounded wait,
         then SIGKILL of the recorded nspawn and systemd PIDs as a last resort."""
@@ -645,7 +639,7 @@ def _remove_cgroups(prefix):
     left = []
     for root in _cgroup_roots():
         for top in (root / CGROUP_DIR).glob(f"{prefix}-*"):
-            for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            for dirpath, _, _ in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
                 try:
                     os.rmdir(dirpath)
                 except OSError:

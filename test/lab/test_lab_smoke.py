@@ -230,10 +230,10 @@ def test_down_removes_everything():
 
 
 def test_down_after_failure_mid_test():
-    with pytest.raises(ZeroDivisionError), Lab(T_HOSTS, prefix="hvlt", gateway=T_GATEWAY) as tlab:
+    with pytest.raises(RuntimeError), Lab(T_HOSTS, prefix="hvlt", gateway=T_GATEWAY) as tlab:
         pids = lab_pids(tlab)
         tlab.host("y").run("systemctl list-units", check=False)
-        1 / 0
+        raise RuntimeError("a test failing mid-way")
     assert_gone("hvlt", tlab.workdir, pids)
 
 
@@ -270,9 +270,8 @@ def test_up_names_a_host_that_does_not_reach_running_and_its_failed_units(monkey
 def test_cleanup_cli_after_crash():
     """A run killed with SIGKILL leaves its lab; `lab.py cleanup` powers its
     hosts off and removes the rest, from state.json."""
-    code = ("import sys, time; sys.path.insert(0, %r); from lab import Lab; "
-            "Lab(%r, prefix='hvlt', gateway=%r).up(); print('up', flush=True); time.sleep(300)"
-            % (str(Path(lablib.__file__).parent), T_HOSTS, T_GATEWAY))
+    code = (f"import sys, time; sys.path.insert(0, {str(Path(lablib.__file__).parent)!r}); from lab import Lab; "
+            f"Lab({T_HOSTS!r}, prefix='hvlt', gateway={T_GATEWAY!r}).up(); print('up', flush=True); time.sleep(300)")
     crashed = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert crashed.stdout.readline() == "up\n"

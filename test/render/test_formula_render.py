@@ -209,7 +209,7 @@ def render_config(minion, states, state_id, target, pillar):
             if k not in ("fun", "require", "require_in", "watch", "watch_in", "user", "group")}
     args["name"] = str(target)
     minion.set_pillar(pillar)
-    code, ret = minion.run("state.single", "file.managed", **args)
+    _, ret = minion.run("state.single", "file.managed", **args)
     result = next(iter(ret.values())) if isinstance(ret, dict) else {"result": False, "comment": ret}
     return result, target.read_text() if target.exists() else None
 
@@ -273,7 +273,8 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
                  f'script "{tmp_path / "check_script"}"', f'notify "{tmp_path / "notify_script"}"',
                  f'file "{tmp_path / "standby"}"', "havip_standby",
                  # Priorities 150 and 100: without a backend UP, 150 ranks below 100.
-                 "/usr/bin/curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-backends", "        havip_check_backends weight -51\n"):
+                 "/usr/bin/curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-backends",
+                 "        havip_check_backends weight -51\n"):
         assert line in keepalived
     assert "state MASTER" not in keepalived
     assert "listen 8080;" in texts["nginx-site.conf"]

@@ -180,7 +180,7 @@ SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
 @SETTINGS
 @given(havip=pillars())
 def test_every_valid_pillar_renders_configs_and_scripts_the_daemons_accept(checked_in, pillars_tried, havip):
-    problems, root = checked_in(havip)
+    problems, _ = checked_in(havip)
     pillars_tried["valid"] += 1
     assert not problems, (problems, yaml.safe_dump(havip))
 

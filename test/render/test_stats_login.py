@@ -37,7 +37,8 @@ def stats_page(netns, tmp_path, password, addresses=()):
     havip = seed_pillar()["havip"]
     havip["stats"] = {"password": password, "port": 18080, "realm": "havip (test) stats"}
     config = validated(havip, "svr1")
-    config["haproxy"]["global"] = [f"stats socket {tmp_path}/admin.sock mode 600 level admin", f"pidfile {tmp_path}/pid"]
+    config["haproxy"]["global"] = [f"stats socket {tmp_path}/admin.sock mode 600 level admin",
+                                   f"pidfile {tmp_path}/pid"]
     config_file = tmp_path / "haproxy.cfg"
     config_file.write_text(render("haproxy.cfg.jinja", config, havip))
     assert subprocess.run(["haproxy", "-c", "-q", "-f", config_file]).returncode == 0

@@ -20,7 +20,7 @@ def test_every_default_is_a_key_of_the_contract_and_passes_its_check():
 def test_an_unknown_key_names_the_nearest_known_one():
     config = copy.deepcopy(DEFAULTS)
     config["keepalived"]["advert_interval"] = 1
-    with pytest.raises(havip_contract.Invalid, match="did you mean advert_int?") as refused:
+    with pytest.raises(havip_contract.Invalid, match=r"did you mean advert_int\?") as refused:
         havip_contract.walk(havip_contract.SPEC, config)
     assert refused.value.key == "keepalived:advert_interval"
 

@@ -11,9 +11,10 @@ import pytest
 
 
 def test_a_second_holder_is_refused_naming_the_first_until_it_is_done(tmp_path):
-    path = str(tmp_path / "havip" / "runner.lock")
+    lock = tmp_path / "havip" / "runner.lock"
+    path = str(lock)
     with havip_lock.exclusive(path, "havip.failover_test", {"failure": "link_down"}):
-        held = json.loads(open(path, encoding="utf-8").read())
+        held = json.loads(lock.read_text(encoding="utf-8"))
         assert (held["function"], held["args"], held["pid"]) == ("havip.failover_test", {"failure": "link_down"},
                                                                  os.getpid())
         with pytest.raises(havip_lock.Busy, match=rf"^havip.failover_test is running since \d{{4}}-\d\d-\d\d"
@@ -21,8 +22,8 @@ def test_a_second_holder_is_refused_naming_the_first_until_it_is_done(tmp_path):
             with havip_lock.exclusive(path, "havip.deploy", {}):
                 pytest.fail("two runs at once")
     with havip_lock.exclusive(path, "havip.deploy", {}):
-        assert json.loads(open(path, encoding="utf-8").read())["function"] == "havip.deploy"
-    assert open(path, encoding="utf-8").read() == ""
+        assert json.loads(lock.read_text(encoding="utf-8"))["function"] == "havip.deploy"
+    assert lock.read_text(encoding="utf-8") == ""
 
 
 def test_the_lock_is_released_when_the_run_fails(tmp_path):

@@ -246,7 +246,7 @@ def test_balancers_of_ipv6_addresses_admit_ipv4_vrrp_to_its_group():
 def test_an_unknown_key_names_the_nearest_known_one():
     havip = copy.deepcopy(SEED)
     havip["keepalived"] = {"advert_interval": 1}
-    with pytest.raises(havip_contract.Invalid, match="did you mean advert_int?"):
+    with pytest.raises(havip_contract.Invalid, match=r"did you mean advert_int\?"):
         validate(havip)
 
 
@@ -352,7 +352,7 @@ def test_a_backend_publishes_its_own_address_from_its_interfaces():
     ({"os_family": "RedHat", "os": "AlmaLinux", "osmajorrelease": 9}, {"keepalived": "2.1.5-9.el9"}),
 ])
 def test_a_platform_below_the_minimums_is_refused(grains, versions):
-    with pytest.raises(CommandExecutionError, match="havip: .* (is not supported|is installed here)"):
+    with pytest.raises(CommandExecutionError, match=r"havip: .* (is not supported|is installed here)"):
         havip_pillar.check_platform(grains, versions)
 
 

@@ -13,30 +13,12 @@ import time
 
 import pytest
 
-from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, deployed_cluster, outages, wait_until
+from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, outages, wait_until
 
 pytestmark = pytest.mark.lab
 
 PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
 BACKENDS = SEED.with_role("backend")
-
-
-@pytest.fixture(scope="module")
-def cluster(salt_factories, tmp_path_factory):
-    with deployed_cluster(salt_factories, SEED, tmp_path_factory) as c:
-        yield c
-
-
-@pytest.fixture
-def lab(cluster):
-    """Starts from the deployed cluster; afterwards a re-apply must bring it
-    back to one holder, the preferred one, serving every backend."""
-    assert cluster.wait_for_holders([PRIMARY]) == [PRIMARY]
-    yield cluster
-    cluster.set_pillar(SEED.pillar)
-    assert cluster.apply().returncode == 0
-    assert cluster.wait_for_holders([PRIMARY], timeout=30) == [PRIMARY]
-    assert cluster.client_get(SEED.frontend_url)[0] == 200
 
 
 def with_frontend_mode(cluster, mode):
@@ -52,21 +34,21 @@ def served_after(report, moment):
 
 
 @pytest.mark.parametrize("process", ["master", "worker"])
-def test_haproxy_killed_on_the_holder_costs_one_short_outage_and_its_return_none(lab, process):
+def test_haproxy_killed_on_the_holder_costs_one_short_outage_and_its_return_none(healthy, process):
     """kill -9 of HAProxy's master (its worker exits with it) or of its
     worker (the master then exits): the VIP moves at once.  Debian's unit
     (Restart=always, 100 ms) starts HAProxy again, and once keepalived's
     check has risen the preferred holder takes the VIP back, no re-apply -
     a move like any other, handed over: the return loses no request."""
-    restarts = lab.restarts(PRIMARY)
-    with lab.probe(seconds=10, timeline=True) as report:
+    restarts = healthy.restarts(PRIMARY)
+    with healthy.probe(seconds=10, timeline=True) as report:
         time.sleep(1.5)
-        killed = lab.kill_haproxy(PRIMARY, process)
-        assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
-        state, since = lab.vrrp_state(BACKUP)
+        killed = healthy.kill_haproxy(PRIMARY, process)
+        assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+        state, since = healthy.vrrp_state(BACKUP)
         assert state == "MASTER" and since > killed
-        assert lab.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
-    assert lab.restarts(PRIMARY) == restarts + 1
+        assert healthy.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
+    assert healthy.restarts(PRIMARY) == restarts + 1
     moved = killed - report["started"]
     runs = outages(report)
     # One outage, right after the kill (the requests HAProxy had in flight,
@@ -77,48 +59,48 @@ def test_haproxy_killed_on_the_holder_costs_one_short_outage_and_its_return_none
 
 
 @pytest.mark.parametrize("service", ["haproxy", "keepalived"])
-def test_a_stopped_service_on_the_holder_moves_the_vip_at_once_and_a_reapply_restores(lab, service):
+def test_a_stopped_service_on_the_holder_moves_the_vip_at_once_and_a_reapply_restores(healthy, service):
     """`systemctl stop haproxy` (the seed's own failover test) or `systemctl
     stop keepalived` on the holder: one short outage, and `state.apply`
-    starts it again (the lab fixture's re-apply checks the holder after)."""
-    with lab.probe(seconds=5, timeline=True) as report:
+    starts it again (the `healthy` fixture's re-apply checks the holder after)."""
+    with healthy.probe(seconds=5, timeline=True) as report:
         time.sleep(1)
         stopped = time.time()
-        lab.systemctl(PRIMARY, "stop", service)
-        assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+        healthy.systemctl(PRIMARY, "stop", service)
+        assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
     moved = stopped - report["started"]
     runs = outages(report)
     assert len(runs) <= 1 and all(last < moved + 1.0 for _, last in runs), (moved, runs)
     assert report["recovered"], report
-    assert lab.systemctl(PRIMARY, "is-active", service, check=False).stdout.strip() == "inactive"
+    assert healthy.systemctl(PRIMARY, "is-active", service, check=False).stdout.strip() == "inactive"
 
 
-def test_reloading_keepalived_moves_no_vip_and_loses_no_request(lab):
+def test_reloading_keepalived_moves_no_vip_and_loses_no_request(healthy):
     """A keepalived config change reaches it by SIGHUP (systemctl reload)."""
-    before = {name: lab.vrrp_state(name) for name in (PRIMARY, BACKUP)}
-    with lab.probe(seconds=5) as report:
+    before = {name: healthy.vrrp_state(name) for name in (PRIMARY, BACKUP)}
+    with healthy.probe(seconds=5) as report:
         time.sleep(1)
         for name in (PRIMARY, BACKUP):
-            lab.systemctl(name, "reload", "keepalived")
+            healthy.systemctl(name, "reload", "keepalived")
         time.sleep(2)
     assert report["failed"] == 0, report
-    assert {name: lab.vrrp_state(name) for name in (PRIMARY, BACKUP)} == before
+    assert {name: healthy.vrrp_state(name) for name in (PRIMARY, BACKUP)} == before
 
 
-def test_a_rebooted_balancer_gives_the_vip_up_at_once_and_takes_it_back_losing_nothing(lab):
+def test_a_rebooted_balancer_gives_the_vip_up_at_once_and_takes_it_back_losing_nothing(healthy):
     """Power off (keepalived stops before HAProxy, by the formula's drop-in:
     the VIP leaves while HAProxy still serves), boot again on the same disk:
     the enabled units start, and the preferred holder takes the VIP back, a
     handover."""
-    with lab.probe(seconds=20, timeline=True) as report:
+    with healthy.probe(seconds=20, timeline=True) as report:
         time.sleep(1)
         off = time.time()
-        lab.power_off(PRIMARY)
-        assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+        healthy.power_off(PRIMARY)
+        assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
         time.sleep(1)
         on = time.time()
-        lab.boot(PRIMARY)
-        assert lab.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
+        healthy.boot(PRIMARY)
+        assert healthy.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
         time.sleep(1)
     runs = outages(report)
     leaving = [(first, last) for first, last in runs if first < on - report["started"]]
@@ -126,38 +108,38 @@ def test_a_rebooted_balancer_gives_the_vip_up_at_once_and_takes_it_back_losing_n
     assert returning == [], runs
     assert all(last - first <= 0.05 for first, last in leaving), (off - report["started"], runs)
     for unit in ("haproxy", "keepalived"):
-        assert lab.systemctl(PRIMARY, "is-active", unit).stdout.strip() == "active"
+        assert healthy.systemctl(PRIMARY, "is-active", unit).stdout.strip() == "active"
 
 
-def test_with_the_salt_master_down_a_dead_haproxy_still_fails_over(lab):
+def test_with_the_salt_master_down_a_dead_haproxy_still_fails_over(healthy):
     """keepalived needs no master: it fails over, and the cluster is as
     before once the master is back."""
-    lab.master.terminate()
+    healthy.master.terminate()
     try:
-        with lab.probe(seconds=6, timeline=True) as report:
+        with healthy.probe(seconds=6, timeline=True) as report:
             time.sleep(1)
-            killed = lab.kill_haproxy(PRIMARY)
-            assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
-            assert lab.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
+            killed = healthy.kill_haproxy(PRIMARY)
+            assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+            assert healthy.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
         moved = killed - report["started"]
         assert all(last < moved + 1.0 for _, last in outages(report)), outages(report)
     finally:
-        lab.master.start(start_timeout=60)
+        healthy.master.start(start_timeout=60)
     deadline = time.monotonic() + 60
-    while (view := lab.run("havip.status")).returncode != 0:
+    while (view := healthy.run("havip.status")).returncode != 0:
         assert time.monotonic() < deadline, view.stdout
         time.sleep(2)
 
 
-def test_a_rebooted_backend_costs_no_request_and_is_taken_back(lab):
+def test_a_rebooted_backend_costs_no_request_and_is_taken_back(healthy):
     """nginx stops gracefully at the poweroff (HAProxy sends the next
     requests to the other backend) and is UP again after the boot."""
     def in_haproxy():
-        return lab.salt(PRIMARY, "havip.status").data["haproxy"]["backends"].get(BACKENDS[0], "")
+        return healthy.salt(PRIMARY, "havip.status").data["haproxy"]["backends"].get(BACKENDS[0], "")
 
-    with lab.probe(seconds=12) as report:
+    with healthy.probe(seconds=12) as report:
         time.sleep(1)
-        lab.reboot(BACKENDS[0])
+        healthy.reboot(BACKENDS[0])
         deadline = time.monotonic() + 10
         while not in_haproxy().startswith("UP"):
             assert time.monotonic() < deadline, in_haproxy()
@@ -166,54 +148,54 @@ def test_a_rebooted_backend_costs_no_request_and_is_taken_back(lab):
     assert report["backends"].get(BACKENDS[0]), report  # back in rotation before the probe ended
 
 
-def test_hung_haproxy_is_noticed_and_the_vip_comes_back_when_it_wakes(lab):
+def test_hung_haproxy_is_noticed_and_the_vip_comes_back_when_it_wakes(healthy):
     """SIGSTOP of HAProxy's worker (the process that serves; the master only
     supervises it): alive but not answering - keepalived's check asks
     HAProxy's monitor URI, so a hung HAProxy is a failure too."""
-    workers = lab.haproxy_workers(PRIMARY)
-    stopped = lab.signal_pids(PRIMARY, "STOP", workers)
+    workers = healthy.haproxy_workers(PRIMARY)
+    stopped = healthy.signal_pids(PRIMARY, "STOP", workers)
     try:
-        assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
-        state, since = lab.vrrp_state(BACKUP)
-        check = lab.topology.pillar["havip"].get("keepalived", {}).get("check", {})
+        assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+        state, since = healthy.vrrp_state(BACKUP)
+        check = healthy.topology.pillar["havip"].get("keepalived", {}).get("check", {})
         assert state == "MASTER" and since - stopped < check.get("interval", 1) + 1.0
-        assert lab.client_get(SEED.frontend_url)[0] == 200
+        assert healthy.client_get(SEED.frontend_url)[0] == 200
     finally:
-        lab.signal_pids(PRIMARY, "CONT", workers)
+        healthy.signal_pids(PRIMARY, "CONT", workers)
     # Nothing to repair: once it answers again it takes the VIP back.
-    assert lab.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
+    assert healthy.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
 
 
-def test_keepalived_killed_on_the_holder_moves_the_vip(lab):
-    with lab.probe(seconds=4) as report:
+def test_keepalived_killed_on_the_holder_moves_the_vip(healthy):
+    with healthy.probe(seconds=4) as report:
         time.sleep(1)
-        lab.signal(PRIMARY, "KILL", *KEEPALIVED_PIDFILES)
-        assert lab.wait_for_holders([PRIMARY, BACKUP], timeout=5) == [PRIMARY, BACKUP]
+        healthy.signal(PRIMARY, "KILL", *KEEPALIVED_PIDFILES)
+        assert healthy.wait_for_holders([PRIMARY, BACKUP], timeout=5) == [PRIMARY, BACKUP]
     # The backup holds it as MASTER; the dead one's address is stale until
     # keepalived starts again (the re-apply after this test) and removes it.
-    assert lab.vrrp_state(BACKUP)[0] == "MASTER"
+    assert healthy.vrrp_state(BACKUP)[0] == "MASTER"
     assert served_after(report, 2), report
 
 
-def test_holder_link_down_moves_the_vip_and_it_comes_back(lab):
-    primary = lab.host(PRIMARY)
-    with lab.probe(seconds=6) as report:
+def test_holder_link_down_moves_the_vip_and_it_comes_back(healthy):
+    primary = healthy.host(PRIMARY)
+    with healthy.probe(seconds=6) as report:
         time.sleep(1)
         primary.run(["ip", "link", "set", "eth0", "down"])
         try:
-            assert lab.wait_for_holders([BACKUP], timeout=5)[-1:] == [BACKUP]
+            assert healthy.wait_for_holders([BACKUP], timeout=5)[-1:] == [BACKUP]
             # (keepalived adds the VIP, then runs the notify script that records the state)
-            state = wait_until(lambda: lab.vrrp_state(BACKUP), lambda seen: seen[0] == "MASTER", 2, 0.1)
+            state = wait_until(lambda: healthy.vrrp_state(BACKUP), lambda seen: seen[0] == "MASTER", 2, 0.1)
             assert state[0] == "MASTER", state
         finally:
             primary.run(["ip", "link", "set", "eth0", "up"])
     assert served_after(report, 3), report
-    assert lab.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
+    assert healthy.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
 
 
-def test_a_holder_back_from_a_long_link_loss_returns_only_once_it_sees_its_backends(lab):
-    primary = lab.host(PRIMARY)
-    with lab.probe(seconds=10, timeline=True) as report:
+def test_a_holder_back_from_a_long_link_loss_returns_only_once_it_sees_its_backends(healthy):
+    primary = healthy.host(PRIMARY)
+    with healthy.probe(seconds=10, timeline=True) as report:
         time.sleep(1)
         primary.run(["ip", "link", "set", "eth0", "down"])
         try:
@@ -222,7 +204,7 @@ def test_a_holder_back_from_a_long_link_loss_returns_only_once_it_sees_its_backe
         finally:
             primary.run(["ip", "link", "set", "eth0", "up"])
             link_up = time.time()
-        assert lab.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
+        assert healthy.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
     # Had it preempted at once, it would have answered without backends
     # until its checks rose again (about a second of failed requests).
     back = link_up - report["started"]
@@ -232,11 +214,11 @@ def test_a_holder_back_from_a_long_link_loss_returns_only_once_it_sees_its_backe
 
 
 @pytest.mark.parametrize("mode", ["tcp", "http"])
-def test_a_backend_killed_under_load_costs_no_request(lab, mode):
-    with_frontend_mode(lab, mode)
-    with lab.probe(seconds=6) as report:
+def test_a_backend_killed_under_load_costs_no_request(healthy, mode):
+    with_frontend_mode(healthy, mode)
+    with healthy.probe(seconds=6) as report:
         time.sleep(1.5)
-        lab.kill_nginx(BACKENDS[0])
+        healthy.kill_nginx(BACKENDS[0])
     # Connections refused by the dead server are redispatched at once (option
     # redispatch 1), also the one that races the server's mark-down (timeout
     # connect 100ms bounds HAProxy's turn-around).
@@ -245,32 +227,32 @@ def test_a_backend_killed_under_load_costs_no_request(lab, mode):
     assert report["backends"].get(BACKENDS[1], 0) > report["backends"].get(BACKENDS[0], 0)
 
 
-def test_both_backends_down_fail_fast_and_recover_by_themselves(lab):
-    with_frontend_mode(lab, "http")
+def test_both_backends_down_fail_fast_and_recover_by_themselves(healthy):
+    with_frontend_mode(healthy, "http")
     for backend in BACKENDS:
-        lab.kill_nginx(backend)
+        healthy.kill_nginx(backend)
     time.sleep(3)  # HAProxy's checks (inter 1s, fall 2) mark both DOWN
     started = time.monotonic()
-    assert lab.client_get(SEED.frontend_url, timeout=2)[0] == 503
+    assert healthy.client_get(SEED.frontend_url, timeout=2)[0] == 503
     assert time.monotonic() - started < 1.5
     for backend in BACKENDS:
-        lab.start_nginx(backend)
+        healthy.start_nginx(backend)
     deadline = time.monotonic() + 10
-    while lab.client_get(SEED.frontend_url)[0] != 200 and time.monotonic() < deadline:
+    while healthy.client_get(SEED.frontend_url)[0] != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert lab.client_get(SEED.frontend_url)[0] == 200
-    assert lab.vip_holders() == [PRIMARY]  # the balancers never gave up the VIP
+    assert healthy.client_get(SEED.frontend_url)[0] == 200
+    assert healthy.vip_holders() == [PRIMARY]  # the balancers never gave up the VIP
 
 
-def test_a_pool_change_applied_under_load_costs_no_request(lab):
+def test_a_pool_change_applied_under_load_costs_no_request(healthy):
     """A backend out of the pool and back in, each by `state.apply` (HAProxy reloads)."""
     smaller = copy.deepcopy(SEED.pillar)
     smaller["havip"]["nodes"].pop(BACKENDS[1])
-    with lab.probe(seconds=25) as report:
+    with healthy.probe(seconds=25) as report:
         for pillar in (smaller, SEED.pillar):
-            lab.set_pillar(pillar)
+            healthy.set_pillar(pillar)
             for balancer in (PRIMARY, BACKUP):
-                applied = lab.apply(balancer)
+                applied = healthy.apply(balancer)
                 assert applied.returncode == 0, applied.stdout
                 reload = [s for s in applied.data.values() if s["__id__"] == "havip-haproxy-service-running"]
                 assert reload[0]["changes"], reload  # HAProxy did reload
@@ -278,24 +260,24 @@ def test_a_pool_change_applied_under_load_costs_no_request(lab):
     assert sorted(report["backends"]) == BACKENDS
 
 
-def stop_keepalived(lab, name):
-    lab.systemctl(name, "stop", "keepalived")
-    assert lab.keepalived_gone(name), f"keepalived on {name} did not stop"
+def stop_keepalived(healthy, name):
+    healthy.systemctl(name, "stop", "keepalived")
+    assert healthy.keepalived_gone(name), f"keepalived on {name} did not stop"
 
 
-def test_backup_booted_before_the_master_ends_on_the_preferred_holder(lab):
+def test_backup_booted_before_the_master_ends_on_the_preferred_holder(healthy):
     for name in (PRIMARY, BACKUP):
-        stop_keepalived(lab, name)
-    assert lab.vip_holders() == []
-    assert lab.apply(BACKUP).returncode == 0  # starts keepalived on the backup
-    assert lab.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
-    assert lab.apply(PRIMARY).returncode == 0
-    assert lab.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
+        stop_keepalived(healthy, name)
+    assert healthy.vip_holders() == []
+    assert healthy.apply(BACKUP).returncode == 0  # starts keepalived on the backup
+    assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+    assert healthy.apply(PRIMARY).returncode == 0
+    assert healthy.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
 
 
-def test_saturated_cpus_move_no_vip(lab):
-    client = lab.host(SEED.client)
-    before = {name: lab.vrrp_state(name) for name in (PRIMARY, BACKUP)}
+def test_saturated_cpus_move_no_vip(healthy):
+    client = healthy.host(SEED.client)
+    before = {name: healthy.vrrp_state(name) for name in (PRIMARY, BACKUP)}
     burners = [client.popen(["timeout", "30", "sh", "-c", "while :; do :; done"]) for _ in range(4)]
     try:
         for burner in burners:
@@ -304,22 +286,22 @@ def test_saturated_cpus_move_no_vip(lab):
         for burner in burners:
             burner.kill()
             burner.wait()
-    assert {name: lab.vrrp_state(name) for name in (PRIMARY, BACKUP)} == before
+    assert {name: healthy.vrrp_state(name) for name in (PRIMARY, BACKUP)} == before
 
 
-def test_a_flapping_haproxy_does_not_ping_pong_the_vip_faster_than_rise(lab):
+def test_a_flapping_haproxy_does_not_ping_pong_the_vip_faster_than_rise(healthy):
     """HAProxy killed every 0.5 s for 10 s - systemd starts it again 100 ms
     after each kill (Restart=always), until its start limit (5 starts in
     10 s) leaves the unit failed: the holder may only take the VIP back
     after `rise` good checks in a row."""
-    primary = lab.host(PRIMARY)
+    primary = healthy.host(PRIMARY)
     seen = {PRIMARY: set(), BACKUP: set()}
     started = time.time()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         primary.run(f"kill -9 $(cat {HAPROXY_PIDFILE})", check=False)  # none while systemd restarts it
-        for name in seen:
-            seen[name].add(lab.vrrp_state(name))
+        for name, states in seen.items():
+            states.add(healthy.vrrp_state(name))
         time.sleep(0.5)
     # One move to the backup, none back: HAProxy never stayed up for the
     # 2 good checks in a row (rise) the holder needs.
@@ -327,5 +309,5 @@ def test_a_flapping_haproxy_does_not_ping_pong_the_vip_faster_than_rise(lab):
     # it can still be the one from before.)
     assert len({since for state, since in seen[BACKUP] if state == "MASTER" and since > started}) == 1, seen
     assert not any(state == "MASTER" and since > started for state, since in seen[PRIMARY]), seen
-    unit = lab.systemctl(PRIMARY, "show", "haproxy", "-p", "ActiveState", "-p", "Result").stdout.split()
-    print(f"\nhaproxy.service after 10 s of kills: {unit}, restarted {lab.restarts(PRIMARY)} times")
+    unit = healthy.systemctl(PRIMARY, "show", "haproxy", "-p", "ActiveState", "-p", "Result").stdout.split()
+    print(f"\nhaproxy.service after 10 s of kills: {unit}, restarted {healthy.restarts(PRIMARY)} times")

@@ -451,7 +451,8 @@ def moved(r):
         return "-"
     if not r["moved"]:
         return "none"
-    return seconds(r["move"]["median"]) + ("" if r["moved"] == r["timed moves"] else f" ({r['moved']}/{r['timed moves']})")
+    timed = "" if r["moved"] == r["timed moves"] else f" ({r['moved']}/{r['timed moves']})"
+    return seconds(r["move"]["median"]) + timed
 
 
 def ratio(counts):

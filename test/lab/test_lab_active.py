@@ -21,7 +21,7 @@ import urllib.parse
 import pytest
 
 from test.lab.ca import CA
-from test.lab.cluster import ACTIVE, Topology, deployed_cluster, wait_until
+from test.lab.cluster import ACTIVE, Topology, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -82,15 +82,27 @@ def vip_addresses():
 
 
 @pytest.fixture(scope="module")
-def cluster(salt_factories, tmp_path_factory, ca):
-    topology = Topology(ACTIVE.name, ACTIVE.hosts, ACTIVE.client,
-                        tls_pillar(ca.issue("vips", vip_addresses(), serial=0x1001)))
-    reactor_log = pathlib.Path(salt_factories.root_dir) / "havip-vrrp-active.log"
-    reactor = {"reactor": [{"salt/beacon/*/havip/*": ["salt://havip/reactor/vrrp.sls"]}],
-               "havip_vrrp_log": str(reactor_log)}
-    with deployed_cluster(salt_factories, topology, tmp_path_factory, master_overrides=reactor) as c:
-        c.reactor_log = reactor_log
-        yield c
+def cluster_topology(ca):
+    return Topology(ACTIVE.name, ACTIVE.hosts, ACTIVE.client,
+                    tls_pillar(ca.issue("vips", vip_addresses(), serial=0x1001)))
+
+
+@pytest.fixture(scope="module")
+def reactor_log(salt_factories):
+    """Where the example reactor logs the VRRP transitions it saw."""
+    return pathlib.Path(salt_factories.root_dir) / "havip-vrrp-active.log"
+
+
+def logged_since(reactor_log, since):
+    """The reactor's log lines from ``since`` (a time.time()) on, without their time."""
+    lines = reactor_log.read_text().splitlines() if reactor_log.exists() else []
+    return [line.split(" ", 1)[1] for line in lines if float(line.split()[0]) >= since]
+
+
+@pytest.fixture(scope="module")
+def cluster_master_overrides(reactor_log):
+    return {"reactor": [{"salt/beacon/*/havip/*": ["salt://havip/reactor/vrrp.sls"]}],
+            "havip_vrrp_log": str(reactor_log)}
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +295,8 @@ def test_rotating_the_certificate_under_load_loses_no_request(lab, ca):
     lab.set_pillar(lab.topology.pillar)
 
 
-def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(lab, ca, prometheus, event_listener):
+def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(lab, ca, prometheus, event_listener,
+                                                                                 reactor_log):
     def holders_by_prometheus():
         return {sample["metric"]["instance"].split(":")[0]: sample["value"][1]
                 for sample in prometheus('havip_vrrp_master{vip="VI_A"}')}
@@ -324,8 +337,7 @@ def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(l
     # The example reactor announced the new holder and logged the moves.
     # (the VIP's return to lb1, once systemd has restarted its HAProxy, may follow)
     def logged_and_announced():
-        lines = lab.reactor_log.read_text().splitlines() if lab.reactor_log.exists() else []
-        return ([line.split(" ", 1)[1] for line in lines if float(line.split()[0]) >= killed],
+        return (logged_since(reactor_log, killed),
                 [event.data.get("holder") for event in event_listener.get_events(
                     [(lab.master.id, "havip/vip/VI_A/holder")], after_time=started)])
 
@@ -336,7 +348,7 @@ def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(l
     assert lb2_took_over(seen), seen
 
 
-def test_a_minion_cannot_report_a_transition_for_another(lab, event_listener):
+def test_a_minion_cannot_report_a_transition_for_another(lab, event_listener, reactor_log):
     """A backend fires a beacon's event for lb2 on the master's bus (its
     tag and its data's id both say lb2, as a beacon's would): VI_A taken
     over.  The reactor's runner asks lb2, which has VI_A as BACKUP, and
@@ -358,6 +370,5 @@ def test_a_minion_cannot_report_a_transition_for_another(lab, event_listener):
     assert [comment.split(": its ")[0] for comment in refused] == [
         f"havip.log_transition: lb2 does not confirm VI_A MASTER at {started}"], refused
     assert event_listener.get_events([(lab.master.id, "salt/beacon/lb2/havip/VI_A/MASTER")], after_time=started)
-    lines = lab.reactor_log.read_text().splitlines() if lab.reactor_log.exists() else []
-    assert [line for line in lines if float(line.split()[0]) >= started] == []
+    assert logged_since(reactor_log, started) == []
     assert not event_listener.get_events([(lab.master.id, "havip/vip/*/holder")], after_time=started)

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from test.lab.cluster import GATEWAY, LOOKUP, NETWORK, SEED, deployed_cluster
+from test.lab.cluster import GATEWAY, LOOKUP, NETWORK, SEED
 
 pytestmark = pytest.mark.lab
 
@@ -29,31 +29,6 @@ CUT_RULES = """table inet havip_lab_cut {
     chain input { type filter hook input priority -300; ip protocol vrrp drop; }
 }
 """
-
-
-@pytest.fixture(scope="module")
-def cluster(salt_factories, tmp_path_factory):
-    with deployed_cluster(salt_factories, SEED, tmp_path_factory) as c:
-        yield c
-
-
-@pytest.fixture
-def healthy(cluster):
-    """The cluster is as deployed before and after the test."""
-    assert cluster.wait_for_holders([PRIMARY]) == [PRIMARY]
-    yield cluster
-    for name in SEED.with_role("balancer"):
-        cluster.salt(name, "havip.resume")
-    cluster.apply()
-    assert cluster.wait_for_holders([PRIMARY], timeout=30) == [PRIMARY]
-
-
-@pytest.fixture
-def seed_pillar_after(healthy):
-    """The seed's pillar applied everywhere after the test (`healthy`
-    checks the cluster then)."""
-    yield healthy
-    healthy.set_pillar(SEED.pillar)
 
 
 def test_status_agrees_with_ip_addr_and_every_daemon_is_seen(healthy):
@@ -319,8 +294,8 @@ def job_records(cluster, events):
     return {jid: cluster.run("jobs.lookup_jid", jid).stdout for jid in sorted(jids)}
 
 
-def test_a_stats_password_change_shows_neither_password_anywhere(seed_pillar_after, event_listener):
-    cluster = seed_pillar_after
+def test_a_stats_password_change_shows_neither_password_anywhere(healthy, event_listener):
+    cluster = healthy
     old = SEED.pillar["havip"]["stats"]["password"]
     new = "n3w 'stats' #pass$word"
     started = time.time()
@@ -349,8 +324,8 @@ def test_a_stats_password_change_shows_neither_password_anywhere(seed_pillar_aft
         assert modes[:2] == ["640 root haproxy", "600 root root"], (name, modes)
 
 
-def test_a_malicious_address_in_the_mine_is_refused_and_changes_nothing(seed_pillar_after):
-    cluster = seed_pillar_after
+def test_a_malicious_address_in_the_mine_is_refused_and_changes_nothing(healthy):
+    cluster = healthy
     # nginx2 takes its address from the mine ...
     pillar = json.loads(json.dumps(SEED.pillar))
     pillar["havip"]["mine"] = {"network": str(NETWORK)}
@@ -404,12 +379,12 @@ def texts(data):
 
 
 @pytest.mark.parametrize("publisher", sorted(ZONED))
-def test_an_address_with_a_zone_in_the_mine_is_refused_and_changes_nothing(seed_pillar_after, publisher):
+def test_an_address_with_a_zone_in_the_mine_is_refused_and_changes_nothing(healthy, publisher):
     """Published through a grain (grains.setval, then mine.send of
     grains.get), as a compromised host could: every apply that reads it is
     refused naming it (the value escaped, on one line), no file changes, no
     command runs."""
-    cluster = seed_pillar_after
+    cluster = healthy
     function, evil, shown, readers, key = ZONED[publisher]
     # nginx2 takes its address from the mine, by its interface (no network
     # for an address to be outside of) ...

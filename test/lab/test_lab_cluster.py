@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from test.lab.cluster import REPO, SEED, TRIO_HTTP, running_cluster, wait_until
+from test.lab.cluster import REPO, SEED, TRIO_HTTP, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -26,9 +26,14 @@ PACKAGES = {"backend": ["nginx"], "balancer": ["haproxy", "keepalived"]}
 
 
 @pytest.fixture(scope="module", params=[SEED, TRIO_HTTP], ids=lambda t: t.name)
-def cluster(request, salt_factories, tmp_path_factory):
-    with running_cluster(salt_factories, request.param, tmp_path_factory.mktemp("pillar")) as c:
-        yield c
+def cluster_topology(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def cluster_deployed():
+    """The first apply is a test of its own."""
+    return False
 
 
 def installed(host, package):

@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from test.lab.cluster import HAPROXY_PIDFILE, LOOKUP, REPO, SEED, deployed_cluster
+from test.lab.cluster import HAPROXY_PIDFILE, LOOKUP, REPO, SEED
 
 pytestmark = pytest.mark.lab
 
@@ -28,12 +28,6 @@ DEFAULT_LINES = yaml.safe_load((REPO / "havip" / "parameters" / "defaults.yaml")
     "havip"]["haproxy"]["defaults"]
 
 
-@pytest.fixture(scope="module")
-def cluster(salt_factories, tmp_path_factory):
-    with deployed_cluster(salt_factories, SEED, tmp_path_factory) as c:
-        yield c
-
-
 def settled(cluster, timeout=30):
     """`salt-run havip.status` once it exits 0 (every node healthy, the VIP
     on its preferred holder), or its last answer after ``timeout`` s."""
@@ -45,7 +39,8 @@ def settled(cluster, timeout=30):
 
 @pytest.fixture
 def healthy(cluster):
-    """A healthy cluster before the test; afterwards the seed's pillar
+    """Stricter than the lab's shared `healthy`: a cluster `salt-run
+    havip.status` calls healthy before the test; afterwards the seed's pillar
     applied everywhere, no balancer on standby, every backend in rotation."""
     view = settled(cluster)
     assert view.returncode == 0, view.stdout

@@ -3,8 +3,8 @@
 the namespace lab of systemd hosts, with a printed report: the apply, the
 cluster view, the round robin, HAProxy killed on the holder and brought back
 by systemd, a planned move and back, and the failover test.  A walk-through,
-not a test: it runs only with `-m demo`.  What it prints is what README
-shows.
+not a test: it runs only with `-m demo`.  What it prints is what
+docs/examples.md shows (and README's quick start, in part).
 """
 
 import copy
