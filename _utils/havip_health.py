@@ -12,12 +12,42 @@ from havip_haproxy import any_up
 
 # ---- a node ---------------------------------------------------------------------
 
+# The handover's rule, written here once: havip-handover
+# (havip/files/handover.sh.jinja) follows it on every VRRP transition and
+# state.apply, and its `check` and handover_problems below check it.
+#
+# A client's connection in flight when its neighbour entry for a VIP changes
+# sends its next packets to the new holder, which never saw it begin.  So,
+# in this order:
+#  1. conntrack is on (table inet TRACK_TABLE) before anything else, and
+#     stays on: a relay knows a connection as this host's own only if
+#     conntrack saw it begin;
+#  2. the holder (MASTER) stops a release still running for its VIP, then
+#     keeps the VIP also on LINGER_DEVICE, where it stays when keepalived
+#     takes it off the interface;
+#  3. a balancer giving a VIP up (BACKUP, FAULT, STOP) loads its relay first
+#     (table ip|ip6 RELAY_TABLE_PREFIX<name>: the packets of connections it
+#     did not see begin go to the other balancers, and the one that kept
+#     the VIP serves them), and only then starts the release of its copy;
+#  4. the release takes the copy off once no connection on the VIP was seen
+#     for 1 s, after release_max s at the latest, unless the VIP came back
+#     (MASTER) meanwhile;
+#  5. the relay stays when the VIP comes back (conntrack saw the holder's
+#     own connections begin: they are not relayed), so that as the new
+#     holder it passes the old holder's connections on.  Only havip.clean
+#     (or the VIP leaving the pillar) removes it.
+# In order, then: conntrack on; a VIP held on LINGER_DEVICE; a VIP not held
+# relayed (where another balancer has an address of its family) and off
+# LINGER_DEVICE, or on it while its release runs (release_max s, which
+# havip.check stretches by RELEASE_GRACE s: the release is not watched).
+
 
 def handover_problems(report, facts, now):
-    """What is wrong with a balancer's handover (havip-handover), from its
-    ``havip.status`` and its deployed ``facts`` at time ``now``: a VIP
-    still kept on lo long after it left, a VIP it does not hold without a
-    relay to its peers, conntrack's table missing."""
+    """What is wrong with a balancer's handover (havip-handover), against
+    the handover's rule above, from its ``havip.status`` and its deployed
+    ``facts`` at time ``now``: a VIP still kept on lo long after it left, a
+    VIP it does not hold without a relay to its peers, conntrack's table
+    missing."""
     problems = []
     late = facts["handover"]["release_max"] + RELEASE_GRACE
     for name, vip in sorted(report["vips"].items()):

@@ -20,7 +20,7 @@ def notify(tmp_path):
     havip["lookup"] = {"keepalived": {"state_dir": str(tmp_path / "vrrp"), "events_dir": str(tmp_path / "events"),
                                       "handover_script": str(tmp_path / "handover")},
                        "metrics": {"textfile_dir": str(tmp_path)}}
-    # The handover is havip-handover's (tested in the lab): here it only says what it was asked.
+    # The handover is havip-handover's (test_handover_script.py, the lab): here it only says what it was asked.
     (tmp_path / "handover").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/handover.calls\n')
     (tmp_path / "handover").chmod(0o755)
     script = tmp_path / "notify"
