@@ -9,7 +9,7 @@ import uuid
 # The formula's folders are what `spm build` packs and Salt syncs: no
 # bytecode of the tests' imports lands there (nor stays from an older run).
 sys.dont_write_bytecode = True
-for _folder in ("_modules", "_runners", "_utils", "_beacons"):
+for _folder in ("_modules", "_states", "_runners", "_utils", "_beacons"):
     shutil.rmtree(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), _folder, "__pycache__"),
                   ignore_errors=True)
 

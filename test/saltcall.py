@@ -28,7 +28,7 @@ REDHAT_GRAINS = {"os_family": "RedHat", "os": "Rocky", "osmajorrelease": 9, "ini
 # What Salt's file server needs of the repo.  file_roots gets a directory of
 # links to just these: the roots backend walks all of a file root on every
 # call, and the repo holds virtualenvs (hundreds of MB each).
-FORMULA_DIRS = ("havip", "_modules", "_runners", "_utils", "_beacons")
+FORMULA_DIRS = ("havip", "_modules", "_states", "_runners", "_utils", "_beacons")
 
 
 def formula_root(path):
@@ -79,7 +79,8 @@ class SaltCall:
             "grains": grains,
         }
         if not synced:
-            config.update(module_dirs=[str(REPO / "_modules")], utils_dirs=[str(REPO / "_utils")])
+            config.update(module_dirs=[str(REPO / "_modules")], states_dirs=[str(REPO / "_states")],
+                          utils_dirs=[str(REPO / "_utils")])
         (conf / "minion").write_text(yaml.safe_dump(config))
 
     def set_pillar(self, pillar):
