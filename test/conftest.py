@@ -62,8 +62,8 @@ def salt_factories_config():
 @pytest.fixture
 def salt_call(tmp_path):
     """Factory: a masterless minion with the given id and grains."""
-    def make(minion_id, grains, netns=None, synced=False):
-        return SaltCall(tmp_path / minion_id, minion_id, grains, netns=netns, synced=synced)
+    def make(minion_id, grains, netns=None, synced=False, site_root=None):
+        return SaltCall(tmp_path / minion_id, minion_id, grains, netns=netns, synced=synced, site_root=site_root)
     return make
 
 

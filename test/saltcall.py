@@ -62,9 +62,10 @@ class SaltCall:
     """A masterless minion config in ``root``; ``run`` calls one function.
     The module and its helpers load from the repo; with ``synced`` only
     once ``saltutil.sync_all`` has brought them from the file root, as on
-    a real minion."""
+    a real minion.  ``site_root``: a file root of the operator's, before
+    the formula's (its own templates, docs/tofs.md)."""
 
-    def __init__(self, root, minion_id, grains, netns=None, synced=False):
+    def __init__(self, root, minion_id, grains, netns=None, synced=False, site_root=None):
         self.root = pathlib.Path(root)
         self.netns = netns
         conf = self.root / "conf"
@@ -72,7 +73,8 @@ class SaltCall:
         config = {
             "id": minion_id,
             "file_client": "local",
-            "file_roots": {"base": [str(formula_root(self.root / "formula"))]},
+            "file_roots": {"base": [*([str(site_root)] if site_root else []),
+                                    str(formula_root(self.root / "formula"))]},
             "root_dir": str(self.root / "root"),
             "pillar_roots": {"base": [str(self.root / "pillar")]},
             "enable_fqdns_grains": False,
