@@ -24,6 +24,7 @@ try:
     import havip_pillar
     import havip_probe
     import havip_relay
+    import havip_tofs
     import havip_transition
 except ImportError as missing:
     HELPERS_MISSING = str(missing)
@@ -80,6 +81,9 @@ def validate(config, minion_id=None):
     - ``firewalld``: the ``ports`` this node opens to everyone, its
       ``rich_rules`` (admin ports to firewall:admin_sources, VRRP) and what
       earlier releases opened that it ``closed``
+    - ``tofs:sources``: {state id: the ``source`` list of its file.managed},
+      where this minion's grains (``tofs:files_switch``) look for each
+      template before the formula's own (docs/tofs.md)
 
     CLI Example:
 
@@ -90,11 +94,14 @@ def validate(config, minion_id=None):
     if isinstance(config, str):
         config = json.loads(config)
     havip_pillar.check_platform(__grains__, {package: _installed(package) for package in havip_pillar.MINIMUM_VERSIONS})
-    return havip_pillar.validate(
+    # network.ip_addrs and mine.get are looked up only if validation needs them.
+    validated = havip_pillar.validate(
         config, minion_id,
-        ip_addrs=lambda **kwargs: __salt__["network.ip_addrs"](**kwargs),
-        mine_get=lambda tgt, fun: __salt__["mine.get"](tgt, fun),
+        ip_addrs=lambda **kwargs: __salt__["network.ip_addrs"](**kwargs),  # noqa: PLW0108
+        mine_get=lambda tgt, fun: __salt__["mine.get"](tgt, fun),  # noqa: PLW0108
         interfaces=list(__grains__.get("ip_interfaces", {})) or None)
+    validated["tofs"] = {**validated["tofs"], "sources": havip_tofs.sources(validated["tofs"], __grains__)}
+    return validated
 
 
 def _installed(package):

@@ -191,6 +191,23 @@ PACKAGE = r"[a-z0-9][a-z0-9+.-]{0,127}"
 UNIT = r"[A-Za-z0-9_][A-Za-z0-9@._-]{0,127}"
 PORT = whole("", 1, 65535)
 
+# A path below the file server's root (salt://...), one segment or more,
+# none starting with a dot: never `..`.
+SALT_PATH = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9_][A-Za-z0-9._-]{0,127}){0,15}"
+# A grain's name, ``a:b`` for a nested key (as grains.get takes it).
+GRAIN = r"[A-Za-z0-9_]{1,64}(?::[A-Za-z0-9_]{1,64}){0,7}"
+
+# The formula's file.managed states whose template TOFS may override
+# (havip_tofs: the ``tofs`` key), each with its template in havip/files/.
+TEMPLATES = {
+    "havip-haproxy-config-file": "haproxy.cfg.jinja",
+    "havip-keepalived-config-file": "keepalived.conf.jinja",
+    "havip-keepalived-check-script-file": "check-haproxy.sh.jinja",
+    "havip-keepalived-handover-script-file": "handover.sh.jinja",
+    "havip-keepalived-notify-script-file": "notify.sh.jinja",
+    "havip-nginx-config-file": "nginx-site.conf.jinja",
+}
+
 # A minion id, a VIP's name: what the contract's names accept.
 is_name = _full(NAME)
 
@@ -363,6 +380,22 @@ SPEC = {
     },
     "selinux": {
         "manage": switch("set the SELinux booleans and ports havip needs (default on RedHat)"),
+    },
+    "tofs": {
+        "files_switch": Key("grains whose values name folders searched first for each template, in this order:"
+                            " `<path_prefix>/files/<value>/<template>` (docs/tofs.md)",
+                            "a list of grain names (letters, digits and _; `a:b` for a nested key)",
+                            _list_of(_full(GRAIN))),
+        "path_prefix": text("the salt:// folder searched before the formula's own (`havip`): its"
+                            " `files/<grain value>/` folders, then its `files/`", SALT_PATH,
+                            "a path below salt:// (segments of letters, digits and . _ -, none starting"
+                            " with .), or null", nullable=True),
+        "source_files": Each("template names searched before the formula's own, per state",
+                             one_of("", tuple(TEMPLATES)),
+                             Key("names searched, in this order, before the state's own template",
+                                 "a list of paths below the files folder (segments of letters, digits and"
+                                 " . _ -, none starting with .)", _list_of(_full(SALT_PATH))),
+                             placeholder="<state id>"),
     },
     "lookup": {
         "pkgs": Each("packages per concern", text("", NAME, "a name"),

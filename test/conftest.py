@@ -9,7 +9,7 @@ import uuid
 # The formula's folders are what `spm build` packs and Salt syncs: no
 # bytecode of the tests' imports lands there (nor stays from an older run).
 sys.dont_write_bytecode = True
-for _folder in ("_modules", "_runners", "_utils", "_beacons"):
+for _folder in ("_modules", "_states", "_runners", "_utils", "_beacons"):
     shutil.rmtree(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), _folder, "__pycache__"),
                   ignore_errors=True)
 
@@ -62,8 +62,8 @@ def salt_factories_config():
 @pytest.fixture
 def salt_call(tmp_path):
     """Factory: a masterless minion with the given id and grains."""
-    def make(minion_id, grains, netns=None, synced=False):
-        return SaltCall(tmp_path / minion_id, minion_id, grains, netns=netns, synced=synced)
+    def make(minion_id, grains, netns=None, synced=False, site_root=None):
+        return SaltCall(tmp_path / minion_id, minion_id, grains, netns=netns, synced=synced, site_root=site_root)
     return make
 
 

@@ -28,7 +28,7 @@ REDHAT_GRAINS = {"os_family": "RedHat", "os": "Rocky", "osmajorrelease": 9, "ini
 # What Salt's file server needs of the repo.  file_roots gets a directory of
 # links to just these: the roots backend walks all of a file root on every
 # call, and the repo holds virtualenvs (hundreds of MB each).
-FORMULA_DIRS = ("havip", "_modules", "_runners", "_utils", "_beacons")
+FORMULA_DIRS = ("havip", "_modules", "_states", "_runners", "_utils", "_beacons")
 
 
 def formula_root(path):
@@ -62,9 +62,10 @@ class SaltCall:
     """A masterless minion config in ``root``; ``run`` calls one function.
     The module and its helpers load from the repo; with ``synced`` only
     once ``saltutil.sync_all`` has brought them from the file root, as on
-    a real minion."""
+    a real minion.  ``site_root``: a file root of the operator's, before
+    the formula's (its own templates, docs/tofs.md)."""
 
-    def __init__(self, root, minion_id, grains, netns=None, synced=False):
+    def __init__(self, root, minion_id, grains, netns=None, synced=False, site_root=None):
         self.root = pathlib.Path(root)
         self.netns = netns
         conf = self.root / "conf"
@@ -72,14 +73,16 @@ class SaltCall:
         config = {
             "id": minion_id,
             "file_client": "local",
-            "file_roots": {"base": [str(formula_root(self.root / "formula"))]},
+            "file_roots": {"base": [*([str(site_root)] if site_root else []),
+                                    str(formula_root(self.root / "formula"))]},
             "root_dir": str(self.root / "root"),
             "pillar_roots": {"base": [str(self.root / "pillar")]},
             "enable_fqdns_grains": False,
             "grains": grains,
         }
         if not synced:
-            config.update(module_dirs=[str(REPO / "_modules")], utils_dirs=[str(REPO / "_utils")])
+            config.update(module_dirs=[str(REPO / "_modules")], states_dirs=[str(REPO / "_states")],
+                          utils_dirs=[str(REPO / "_utils")])
         (conf / "minion").write_text(yaml.safe_dump(config))
 
     def set_pillar(self, pillar):

@@ -22,7 +22,7 @@ havip-haproxy-sysctl-nonlocal-bind-{{ proto }}:
 havip-haproxy-config-file:
   file.managed:
     - name: {{ havip.lookup.haproxy.config }}
-    - source: salt://{{ tplroot }}/files/haproxy.cfg.jinja
+    - source: {{ havip.tofs.sources['havip-haproxy-config-file'] | tojson }}
     - template: jinja
     - user: root
     - group: {{ havip.lookup.haproxy.group }}

@@ -12,7 +12,7 @@ include:
 havip-keepalived-check-script-file:
   file.managed:
     - name: {{ lookup.keepalived.check_script }}
-    - source: salt://{{ tplroot }}/files/check-haproxy.sh.jinja
+    - source: {{ havip.tofs.sources['havip-keepalived-check-script-file'] | tojson }}
     - template: jinja
     - user: root
     - group: root
@@ -25,7 +25,7 @@ havip-keepalived-check-script-file:
 havip-keepalived-handover-script-file:
   file.managed:
     - name: {{ lookup.keepalived.handover_script }}
-    - source: salt://{{ tplroot }}/files/handover.sh.jinja
+    - source: {{ havip.tofs.sources['havip-keepalived-handover-script-file'] | tojson }}
     - template: jinja
     - user: root
     - group: root
@@ -39,7 +39,7 @@ havip-keepalived-handover-script-file:
 havip-keepalived-notify-script-file:
   file.managed:
     - name: {{ lookup.keepalived.notify_script }}
-    - source: salt://{{ tplroot }}/files/notify.sh.jinja
+    - source: {{ havip.tofs.sources['havip-keepalived-notify-script-file'] | tojson }}
     - template: jinja
     - user: root
     - group: root
@@ -95,7 +95,7 @@ havip-keepalived-standby-file:
 havip-keepalived-config-file:
   file.managed:
     - name: {{ lookup.keepalived.config }}
-    - source: salt://{{ tplroot }}/files/keepalived.conf.jinja
+    - source: {{ havip.tofs.sources['havip-keepalived-config-file'] | tojson }}
     - template: jinja
     - user: root
     - group: root

@@ -28,7 +28,7 @@ havip-nginx-page-file:
 havip-nginx-config-file:
   file.managed:
     - name: {{ nginx.site_file }}
-    - source: salt://{{ tplroot }}/files/nginx-site.conf.jinja
+    - source: {{ havip.tofs.sources['havip-nginx-config-file'] | tojson }}
     - template: jinja
     - mode: '0644'
     - context:

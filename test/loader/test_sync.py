@@ -1,7 +1,8 @@
 """
 Salt's loader brings the formula's helpers (``_utils/havip_*.py``) to the
 execution module and to the runner, which import them by their plain
-names: a masterless minion after ``saltutil.sync_all``, and a master after
+names: a masterless minion after ``saltutil.sync_all`` (with the state
+module, over the execution module), and a master after
 ``salt-run saltutil.sync_all``; the runner takes the cluster from the
 pillar the master compiles.  No lab: one salt-call, one salt-master on
 127.0.0.1 with the formula as its file root.
@@ -33,12 +34,17 @@ def test_a_synced_minion_validates_with_the_helpers(salt_call):
     code, synced = minion.run("saltutil.sync_all")
     assert code == 0, synced
     assert sorted(name for name in synced["utils"] if name.startswith("utils.havip_")) == HELPERS
-    assert "modules.havip" in synced["modules"]
+    assert "modules.havip" in synced["modules"] and "states.havip" in synced["states"]
     # The pillar's checks (havip_pillar) answer, naming the key.
     code, refused = minion.run("havip.validate", '{"nodes": {}}', minion_id="svr1")
     assert code != 0 and "havip pillar: havip:" in str(refused)
     code, refused = minion.run("havip.config")
     assert code != 0 and "nothing is deployed on this minion" in str(refused)
+    # The states, over the synced module: its refusal is the state's comment.
+    code, states = minion.run("state.single", "havip.drained", "nginx1")
+    (drained,) = states.values()
+    assert code != 0 and drained["result"] is False
+    assert drained["comment"].startswith("havip: nothing is deployed on this minion")
 
 
 @pytest.fixture

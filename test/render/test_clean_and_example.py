@@ -62,7 +62,7 @@ def test_spm_build_packs_what_an_installation_needs_and_nothing_else(tmp_path):
     with tarfile.open(package) as packed:
         tops = {name.split("/")[1] for name in packed.getnames() if name.count("/")}
         names = packed.getnames()
-    assert tops == {"FORMULA", "havip", "_modules", "_runners", "_utils", "_beacons", "pillar.example",
+    assert tops == {"FORMULA", "havip", "_modules", "_states", "_runners", "_utils", "_beacons", "pillar.example",
                     "README.md"}, tops
     assert "havip/_utils/havip_pillar.py" in names and "havip/havip/init.sls" in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]

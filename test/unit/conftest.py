@@ -14,13 +14,15 @@ import yaml
 
 from test.saltcall import REPO, seed_pillar
 
-SURFACES = {"module": REPO / "_modules" / "havip.py", "runner": REPO / "_runners" / "havip.py"}
+SURFACES = {"module": REPO / "_modules" / "havip.py", "runner": REPO / "_runners" / "havip.py",
+            "states": REPO / "_states" / "havip.py"}
 
 
 @pytest.fixture
 def surface():
-    """Factory: a fresh copy of the execution module ("module") or the
-    runner ("runner"), its dunders left to the test."""
+    """Factory: a fresh copy of the execution module ("module"), the
+    runner ("runner") or the state module ("states"), its dunders left to
+    the test."""
     def load(kind):
         spec = importlib.util.spec_from_file_location(f"havip_{kind}", SURFACES[kind])
         loaded = importlib.util.module_from_spec(spec)
