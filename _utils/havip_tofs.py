@@ -12,7 +12,7 @@ Pure helpers: the grains come in as an argument (no Salt dunders).
 import re
 
 import salt.utils.data
-from havip_contract import TEMPLATES, Invalid
+from havip_contract import TEMPLATES
 
 # The formula's folder on the file server (map.jinja's tplroot) and its templates' folder.
 FORMULA = "havip"
@@ -22,18 +22,17 @@ _FOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}")
 
 
 def _values(grains, name):
-    """The values of grain ``name`` (``a:b`` a nested key) as folder names;
-    none if the minion has no such grain."""
+    """The values of grain ``name`` (``a:b`` a nested key) that name a
+    folder; none if the minion has no such grain.  A value that is not one
+    path segment (``..``, ``a/b``, a space, a dict) names no folder and is
+    skipped: a minion's odd id must not stop its apply."""
     value = salt.utils.data.traverse_dict_and_list(grains, name, default=None, delimiter=":")
-    values = value if isinstance(value, list) else [] if value is None else [value]
-    folders = []
-    for item in values:
-        text = str(item) if isinstance(item, (str, int)) and not isinstance(item, bool) else None
-        if text is None or not _FOLDER.fullmatch(text):
-            raise Invalid("tofs:files_switch", f"grain {name}'s value {item!a:.80} is not a folder name"
-                                               " (letters, digits and . _ -, not starting with .)")
-        folders.append(text)
-    return folders
+    values = value if isinstance(value, list) else [value]
+    return [
+        str(item)
+        for item in values
+        if isinstance(item, (str, int)) and not isinstance(item, bool) and _FOLDER.fullmatch(str(item))
+    ]
 
 
 def folders(files_switch, grains):
