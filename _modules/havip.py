@@ -92,8 +92,9 @@ def validate(config, minion_id=None):
     havip_pillar.check_platform(__grains__, {package: _installed(package) for package in havip_pillar.MINIMUM_VERSIONS})
     return havip_pillar.validate(
         config, minion_id,
-        ip_addrs=lambda **kwargs: __salt__["network.ip_addrs"](**kwargs),
-        mine_get=lambda tgt, fun: __salt__["mine.get"](tgt, fun),
+        # __salt__ looked up only when (and if) validate calls them
+        ip_addrs=lambda **kwargs: __salt__["network.ip_addrs"](**kwargs),  # noqa: PLW0108
+        mine_get=lambda tgt, fun: __salt__["mine.get"](tgt, fun),  # noqa: PLW0108
         interfaces=list(__grains__.get("ip_interfaces", {})) or None)
 
 
@@ -334,23 +335,7 @@ def standby(timeout=None):
 
         salt svr1 havip.standby
     """
-    facts = _balancer_facts("standby")
-    lookup = facts["lookup"]
-    if havip_host.standby_value(lookup):
-        return {"standby": True, "changed": False, "moved": [], "seconds": 0.0}
-    _require_serving_peer(facts, "standby")
-    held = _held_vips(facts)
-    budget = float(timeout or havip_facts.move_budget(facts["keepalived"]))
-    start = time.monotonic()
-    havip_host.write_standby(lookup, 1 if facts["keepalived"]["preempt"] else 2)
-    if not _wait_until(lambda: not _held_vips(facts), budget):
-        havip_host.write_standby(lookup, 0)
-        raise CommandExecutionError(
-            f"havip.standby: no balancer took over {', '.join(held)} within {budget:.1f} s;"
-            " standby undone, this balancer is in service again"
-        )
-    return {"standby": True, "changed": True, "moved": held,
-            "seconds": round(time.monotonic() - start, 3)}
+    return _move_vips(True, timeout)
 
 
 def resume(timeout=None):
@@ -368,21 +353,39 @@ def resume(timeout=None):
 
         salt svr1 havip.resume
     """
-    facts = _balancer_facts("resume")
-    lookup = facts["lookup"]
-    if not havip_host.standby_value(lookup):
-        return {"standby": False, "changed": False, "moved": [], "seconds": 0.0}
+    return _move_vips(False, timeout)
+
+
+def _move_vips(standby, timeout):
+    """Put this balancer on ``standby`` (True) or back in service (False),
+    and wait until the VIPs have moved: :py:func:`standby` and
+    :py:func:`resume`."""
+    function = "standby" if standby else "resume"
+    facts = _balancer_facts(function)
+    lookup, keepalived = facts["lookup"], facts["keepalived"]
+    if bool(havip_host.standby_value(lookup)) is standby:
+        return {"standby": standby, "changed": False, "moved": [], "seconds": 0.0}
+    if standby:
+        _require_serving_peer(facts, function)
+        moving, level = _held_vips(facts), 1 if keepalived["preempt"] else 2
+    else:
+        moving = havip_facts.preferred_vips(facts, facts["node"]["name"]) if keepalived["preempt"] else []
+        level = 0
+
+    def moved():
+        held = set(_held_vips(facts))
+        return not held if standby else set(moving) <= held
+    budget = float(timeout or havip_facts.move_budget(keepalived))
     start = time.monotonic()
-    havip_host.write_standby(lookup, 0)
-    expected = havip_facts.preferred_vips(facts, facts["node"]["name"]) if facts["keepalived"]["preempt"] else []
-    budget = float(timeout or havip_facts.move_budget(facts["keepalived"]))
-    if not _wait_until(lambda: set(expected) <= set(_held_vips(facts)), budget):
-        raise CommandExecutionError(
-            f"havip.resume: in service again, but {', '.join(expected)} did not come back"
-            f" within {budget:.1f} s"
-        )
-    return {"standby": False, "changed": True, "moved": expected,
-            "seconds": round(time.monotonic() - start, 3)}
+    havip_host.write_standby(lookup, level)
+    if not _wait_until(moved, budget):
+        if standby:
+            havip_host.write_standby(lookup, 0)
+            raise CommandExecutionError(f"havip.standby: no balancer took over {', '.join(moving)} within"
+                                        f" {budget:.1f} s; standby undone, this balancer is in service again")
+        raise CommandExecutionError(f"havip.resume: in service again, but {', '.join(moving)} did not come back"
+                                    f" within {budget:.1f} s")
+    return {"standby": standby, "changed": True, "moved": moving, "seconds": round(time.monotonic() - start, 3)}
 
 
 # ---- rolling deploys: a backend server out of rotation and back ------------

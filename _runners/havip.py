@@ -173,28 +173,28 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
 # ---- planned switchover -------------------------------------------------------
 
 
-def _switch(name, fun, tgt, tgt_type):
-    """``fun`` (havip.standby or havip.resume) on balancer ``name``, as a
-    report."""
-    verb = fun.split(".")[1]
+def _switch(verb, name, tgt, tgt_type):
+    """``havip.<verb>`` (standby, or resume) on balancer ``name``, as a
+    report: :py:func:`standby` and :py:func:`resume`."""
     report = {"balancer": name}
-    with _connect() as minions:
-        try:
-            config = minions.config(tgt, tgt_type)
-        except ValueError as exc:
-            return _fail(report, str(exc))
-        balancers = [node["name"] for node in config["balancers"]]
-        if name not in balancers:
-            return _fail(report, f"{name!r} is not a balancer (balancers: {', '.join(balancers)})")
-        problem, answers = havip_master.run_step(minions, havip_rollout.move_step(config, name, fun))
-    if problem:
-        return _fail(report, f"{verb} {name} FAILED: {problem}")
-    answer = answers[name]
-    already = "" if answer["changed"] else f" (it was {'on standby' if verb == 'standby' else 'in service'} already)"
-    moved = f"{', '.join(answer['moved'])} moved in {answer['seconds']:.1f} s" if answer["moved"] else "no VIP moved"
-    report.update(moved=answer["moved"], seconds=answer["seconds"], result=True,
-                  comment=f"{verb} {name} done: {moved}{already}")
-    return report
+
+    def run():
+        with _connect() as minions:
+            try:
+                config = minions.config(tgt, tgt_type)
+            except ValueError as exc:
+                return _fail(report, str(exc))
+            balancers = [node["name"] for node in config["balancers"]]
+            if name not in balancers:
+                return _fail(report, f"{name!r} is not a balancer (balancers: {', '.join(balancers)})")
+            problem, answers = havip_master.run_step(minions, havip_rollout.move_step(config, name, f"havip.{verb}"))
+        if problem:
+            return _fail(report, f"{verb} {name} FAILED: {problem}")
+        answer = answers[name]
+        report.update(moved=answer["moved"], seconds=answer["seconds"], result=True,
+                      comment=havip_rollout.move_done(verb, name, answer))
+        return report
+    return _exclusive(verb, report, {"name": name, "tgt": tgt, "tgt_type": tgt_type}, run)
 
 
 def standby(name, tgt="*", tgt_type="glob"):
@@ -216,8 +216,7 @@ def standby(name, tgt="*", tgt_type="glob"):
 
         salt-run havip.standby svr1
     """
-    return _exclusive("standby", {"balancer": name}, {"name": name, "tgt": tgt, "tgt_type": tgt_type},
-                      lambda: _switch(name, "havip.standby", tgt, tgt_type))
+    return _switch("standby", name, tgt, tgt_type)
 
 
 def resume(name, tgt="*", tgt_type="glob"):
@@ -232,8 +231,7 @@ def resume(name, tgt="*", tgt_type="glob"):
 
         salt-run havip.resume svr1
     """
-    return _exclusive("resume", {"balancer": name}, {"name": name, "tgt": tgt, "tgt_type": tgt_type},
-                      lambda: _switch(name, "havip.resume", tgt, tgt_type))
+    return _switch("resume", name, tgt, tgt_type)
 
 
 # ---- rolling deploy -----------------------------------------------------------

@@ -37,6 +37,14 @@ def move_step(config, name, fun):
     return Step(f"{fun.split('.')[1]} {name}", [name], fun, [], {}, switch_timeout(config))
 
 
+def move_done(verb, name, answer):
+    """What balancer ``name``'s ``answer`` to ``havip.<verb>`` (standby, or
+    resume) says was done."""
+    already = "" if answer["changed"] else f" (it was {'on standby' if verb == 'standby' else 'in service'} already)"
+    moved = f"{', '.join(answer['moved'])} moved in {answer['seconds']:.1f} s" if answer["moved"] else "no VIP moved"
+    return f"{verb} {name} done: {moved}{already}"
+
+
 def rollout_order(config, held):
     """The nodes in rollout order: those that are only backends, then the
     balancers holding no VIP, then those holding VIPs (by name within each
