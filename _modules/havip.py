@@ -21,6 +21,7 @@ try:
     import havip_haproxy
     import havip_health
     import havip_host
+    import havip_http
     import havip_pillar
     import havip_probe
     import havip_relay
@@ -182,7 +183,7 @@ def _nginx_status(facts):
     url = havip_facts.url(facts["node"]["address"], facts["backend"]["port"])
     return {
         "running": havip_host.running([facts["lookup"]["nginx"]["pidfile"]]),
-        "answering": havip_probe.http_ok(url),
+        "answering": havip_http.http_ok(url),
         "url": url,
     }
 

@@ -54,8 +54,8 @@ def restore(minions, config, holder, failure, expected, servers_up, budget):
         time.sleep(0.5)
 
 
-def probe_problem(minions, probing):
-    """Why the client cannot probe the URL (a probe of 1 s at the test's
+def reach_problem(minions, probing):
+    """Why the client cannot reach the URL (a probe of 1 s at the test's
     rate, before anything is broken), or None."""
     client, url = probing["client"], probing["url"]
     seen = minions.answers([client], "havip.probe", kwarg={"url": url, "seconds": 1, "rate": probing["rate"]},
@@ -196,7 +196,7 @@ def run(minions, connect, report, client, vip, rate, tgt, tgt_type):
     move_budget, restore_budget = havip_facts.failover_budgets(config, failure)
     report.update(vip=vip, holder=holder, move_budget=round(move_budget, 2),
                   probe={"url": havip_facts.frontend_url(config, vip), "client": client, "rate": rate})
-    if problem := havip_master.pending_problem(minions, config) or probe_problem(minions, report["probe"]):
+    if problem := havip_master.pending_problem(minions, config) or reach_problem(minions, report["probe"]):
         return False, with_leftovers(f"{problem}; nothing was broken", report)
     problems = broken_and_restored(minions, connect, config, report, before, (move_budget, restore_budget))
     if problems is None:

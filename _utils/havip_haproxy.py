@@ -9,10 +9,11 @@ arguments (no Salt dunders).
 
 import csv
 import io
+import itertools
 import socket
 import urllib.error
 
-import havip_probe
+import havip_http
 from havip_facts import HAPROXY_BACKEND, url
 from salt.exceptions import CommandExecutionError
 
@@ -30,7 +31,7 @@ def stats_socket(haproxy):
         if words[:2] != ["stats", "socket"] or len(words) < 3:
             continue
         path = words[2].removeprefix("unix@")
-        admin = ("level", "admin") in zip(words[3:], words[4:])
+        admin = ("level", "admin") in itertools.pairwise(words[3:])
         if path.startswith("/") and admin:
             return path
     return None
@@ -132,7 +133,7 @@ def peer_health(facts, peer):
     stats = facts["stats"]
     page = url(peer["address"], stats["port"], stats["backends_uri"])
     try:
-        havip_probe.get(page)
+        havip_http.get(page)
     except urllib.error.HTTPError as exc:
         return f"its HAProxy has no backend server UP ({page} answered {exc.code})"
     except (OSError, ValueError) as exc:

@@ -21,6 +21,7 @@ import urllib.error
 import havip_facts
 import havip_haproxy
 import havip_host
+import havip_http
 import havip_probe
 import havip_relay
 import havip_transition
@@ -66,7 +67,7 @@ def havip(surface, tmp_path, monkeypatch):
     monkeypatch.setattr(havip_facts, "FACTS_FILE", str(tmp_path / "nothing-deployed.json"))
     monkeypatch.setattr(havip_facts, "LINK_RESTORE_DIR", str(tmp_path / "run-havip"))
     monkeypatch.setattr(havip_haproxy, "runtime_api", _no_network)
-    monkeypatch.setattr(havip_probe, "get", _no_network)
+    monkeypatch.setattr(havip_http, "get", _no_network)
     return module
 
 
@@ -176,7 +177,7 @@ class Rig:
         monkeypatch.setattr(havip_haproxy, "runtime_api", self.runtime_api)
         self.http = {}                  # url -> (status, body) or exception
         self.http_calls = []
-        monkeypatch.setattr(havip_probe, "get", self.get)
+        monkeypatch.setattr(havip_http, "get", self.get)
 
     def runtime_api(self, path, command, timeout=2.0):
         self.api_calls.append((path, command))
@@ -347,7 +348,7 @@ def test_a_balancer_always_needs_its_address_in_the_pillar(havip, seed_with_ngin
     config, mine_get, _ = seed_with_nginx2_in_the_mine({})
     del config["nodes"]["svr2"]["address"]
     havip.__salt__.update({"mine.get": mine_get})
-    with pytest.raises(CommandExecutionError, match="havip:nodes:svr2:address: is required$"):
+    with pytest.raises(CommandExecutionError, match=r"havip:nodes:svr2:address: is required$"):
         havip.validate(config, "svr1")
 
 
@@ -373,7 +374,7 @@ def test_config_hides_the_stats_password_and_vrrp_auth_pass(havip, deploy):
 
 
 def test_config_raises_when_nothing_is_deployed(havip):
-    with pytest.raises(CommandExecutionError, match="run state.apply havip first"):
+    with pytest.raises(CommandExecutionError, match=r"run state.apply havip first"):
         havip.config()
 
 
@@ -422,7 +423,7 @@ def test_status_asked_with_a_challenge_proves_its_vips_with_the_sealed_nonce(hav
 
 @pytest.mark.parametrize("sealed", ["not base64", "QUJD", 7])
 def test_status_refuses_a_challenge_its_key_does_not_open(havip, lb, minion_key, sealed):
-    with pytest.raises(CommandExecutionError, match="^havip.status: challenge refused: "):
+    with pytest.raises(CommandExecutionError, match=r"^havip.status: challenge refused: "):
         havip.status(challenge=sealed)
 
 
@@ -663,7 +664,7 @@ def test_standby_without_preemption_writes_2_for_fault(havip, deploy):
 def test_standby_is_undone_when_the_vip_never_leaves(havip, lb):
     peer_serves(lb)
     lb.host.addresses = [[SVR1, VIP]]
-    with pytest.raises(CommandExecutionError, match="no balancer took over VI_1 within 0.2 s; standby undone"):
+    with pytest.raises(CommandExecutionError, match=r"no balancer took over VI_1 within 0.2 s; standby undone"):
         havip.standby(timeout=0.2)
     assert lb.standby_value() == "0"
 
@@ -689,7 +690,7 @@ def test_resume_writes_0_and_waits_for_the_preferred_vip_to_come_back(havip, lb)
 def test_resume_raises_when_the_preferred_vip_does_not_come_back(havip, lb):
     lb.set_standby(1)
     lb.host.addresses = [[SVR1]]
-    with pytest.raises(CommandExecutionError, match="in service again, but VI_1 did not come back within 0.2 s"):
+    with pytest.raises(CommandExecutionError, match=r"in service again, but VI_1 did not come back within 0.2 s"):
         havip.resume(timeout=0.2)
     assert lb.standby_value() == "0"
 
@@ -869,8 +870,8 @@ def test_inject_link_down_is_restored_by_its_timer_when_the_job_is_killed(havip,
 def test_inject_link_down_refuses_a_route_it_could_not_rebuild_before_anything(havip, lb, route):
     peer_serves(lb)
     lb.host.routes = [route]
-    with pytest.raises(CommandExecutionError, match="^havip.inject: refused, a route through ens32 that the"
-                                                    " restore could not rebuild"):
+    with pytest.raises(CommandExecutionError, match=r"^havip.inject: refused, a route through ens32 that the"
+                                                    r" restore could not rebuild"):
         havip.inject("link_down", duration=1, confirm=True)
     assert lb.host.calls == [["ip", "-j", "route", "show", "dev", "ens32"]]
 
@@ -914,7 +915,7 @@ def test_inject_link_down_rejects_a_bad_duration(havip, lb, duration):
 def test_inject_stop_haproxy_raises_when_the_service_module_fails(havip, lb):
     peer_serves(lb)
     lb.host.service_retcode = 1
-    with pytest.raises(CommandExecutionError, match="service.stop haproxy failed"):
+    with pytest.raises(CommandExecutionError, match=r"service.stop haproxy failed"):
         havip.inject("stop_haproxy", confirm=True)
 
 
