@@ -191,7 +191,7 @@ def _switch(verb, name, tgt, tgt_type):
         if problem:
             return _fail(report, f"{verb} {name} FAILED: {problem}")
         answer = answers[name]
-        report.update(moved=answer["moved"], seconds=answer["seconds"], result=True,
+        report.update(moved=answer["moved"], took_s=answer["took_s"], result=True,
                       comment=havip_rollout.move_done(verb, name, answer))
         return report
     return _exclusive(verb, report, {"name": name, "tgt": tgt, "tgt_type": tgt_type}, run)
@@ -207,7 +207,7 @@ def standby(name, tgt="*", tgt_type="glob"):
     lost.  Refused while another failover test, deploy, standby or resume
     runs on this master.
 
-    Reports ``balancer``, ``moved`` (the VIPs), ``seconds``; exits non-zero
+    Reports ``balancer``, ``moved`` (the VIPs), ``took_s`` (seconds); exits non-zero
     when the move fails, the comment says why.
 
     CLI Example:

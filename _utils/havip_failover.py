@@ -24,7 +24,7 @@ def wait_for_holder(minions, candidates, vip, timeout):
         for name, status in sorted(minions.call(candidates, "havip.status").items()):
             entry = status["vips"].get(vip, {})
             if entry.get("held") and entry.get("state") == "MASTER":
-                return name, entry["since"]
+                return name, entry["since_s"]
         time.sleep(0.2)
     return None, None
 
@@ -108,14 +108,14 @@ def break_and_measure(minions, connect, config, report, move_budget):
         if breaker.result is None:
             problems.append(injection_problem(None, failure, holder))
         else:
-            injected_at = breaker.result["at"]
+            injected_at = breaker.result["at_s"]
     others = [b["name"] for b in config["balancers"] if b["name"] != holder]
     new_holder, since = wait_for_holder(minions, others, vip, move_budget + 2.0)
     if new_holder is None:
         problems.append(f"VIP {vip} not on another balancer within {move_budget:.1f} s")
     else:
         moved = since - injected_at
-        report.update(new_holder=new_holder, vip_moved_after=round(moved, 2))
+        report.update(new_holder=new_holder, vip_moved_after_s=round(moved, 2))
         if moved > move_budget:
             problems.append(f"VIP {vip} moved after {moved:.2f} s, over the budget of {move_budget:.1f} s")
     probe.join()
@@ -132,9 +132,9 @@ def traffic_problems(seen, report, injected_at, move_budget):
     probing = report["probe"]
     if not isinstance(seen, dict):
         return [f"the probe on {probing['client']} returned nothing"]
-    report.update(client_visible_outage=round(seen["longest_outage"], 2),
+    report.update(client_visible_outage_s=round(seen["longest_outage_s"], 2),
                   failed_requests=seen["failed"], requests=seen["total"])
-    failing_for = (seen["last_failure"] or 0) + seen["started"] - injected_at
+    failing_for = (seen["last_failure_s"] or 0) + seen["started_s"] - injected_at
     if not seen["recovered"] or failing_for > move_budget + 1.0:
         return [f"traffic through {probing['url']} did not resume within {move_budget + 1.0:.1f} s"]
     return []
@@ -163,7 +163,7 @@ def broken_and_restored(minions, connect, config, report, before, budgets):
                 expected[vip] = [new_holder]  # without preemption the VIP stays where it went
             took, problem = restore(minions, config, holder, report["failure"], expected,
                                     havip_health.servers_up(config, before["statuses"]), restore_budget)
-            report.update(restored_after=round(took, 1), restore_budget=round(restore_budget, 2),
+            report.update(restored_after_s=round(took, 1), restore_budget_s=round(restore_budget, 2),
                           holders_after=havip_master.survey(minions, config)["holders"])
             problems += [problem] if problem else []
     return problems if broken else None
@@ -194,7 +194,7 @@ def run(minions, connect, report, client, vip, rate, tgt, tgt_type):
         return False, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})"
     holder = before["holders"][vip][0]
     move_budget, restore_budget = havip_facts.failover_budgets(config, failure)
-    report.update(vip=vip, holder=holder, move_budget=round(move_budget, 2),
+    report.update(vip=vip, holder=holder, move_budget_s=round(move_budget, 2),
                   probe={"url": havip_facts.frontend_url(config, vip), "client": client, "rate": rate})
     if problem := havip_master.pending_problem(minions, config) or reach_problem(minions, report["probe"]):
         return False, with_leftovers(f"{problem}; nothing was broken", report)

@@ -50,13 +50,13 @@ def summarize(url, started, seconds, requests, timeline=False):
         longest = max(longest, seconds - outage_started)
     report = {
         "url": url,
-        "started": round(started, 3),
-        "seconds": round(seconds, 3),
+        "started_s": round(started, 3),
+        "duration_s": round(seconds, 3),
         "total": len(requests),
         "failed": len(failures),
-        "first_failure": round(failures[0], 3) if failures else None,
-        "last_failure": round(failures[-1], 3) if failures else None,
-        "longest_outage": round(longest, 3),
+        "first_failure_s": round(failures[0], 3) if failures else None,
+        "last_failure_s": round(failures[-1], 3) if failures else None,
+        "longest_outage_s": round(longest, 3),
         "recovered": outage_started is None,
         "backends": backends,
     }

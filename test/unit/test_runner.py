@@ -152,7 +152,7 @@ class Cluster:
             held = name in self.holders[vip]
             vips[vip] = {"address": entry["address"], "interface": "ens32", "held": held,
                          "state": self.states.get(name, "MASTER" if held else "BACKUP"),
-                         "since": 1_700_000_000.0, "priority": entry["priorities"][name]}
+                         "since_s": 1_700_000_000.0, "priority": entry["priorities"][name]}
         servers = {server: "DOWN" if server in self.down.get(name, ()) else "UP" for server in ("nginx1", "nginx2")}
         servers.update(self.server_states.get(name, {}))
         return {"roles": ["balancer"], "vips": vips, "standby": name in self.standby,
@@ -173,8 +173,8 @@ class Cluster:
             return {"havip-facts-file": {"__sls__": "havip.facts", "file": [
                 {"name": "/etc/havip/havip.json"}, {"dataset": copy.deepcopy(self.pending)}, "serialize"]}}
         if fun == "havip.probe" and kwarg["seconds"] == 1:  # the failover test's first look
-            return {"url": kwarg["url"], "started": 1_700_000_000.0, "seconds": 1.0, "total": 100, "failed": 0,
-                    "first_failure": None, "last_failure": None, "longest_outage": 0.0, "recovered": True,
+            return {"url": kwarg["url"], "started_s": 1_700_000_000.0, "duration_s": 1.0, "total": 100, "failed": 0,
+                    "first_failure_s": None, "last_failure_s": None, "longest_outage_s": 0.0, "recovered": True,
                     "backends": {}}
         raise AssertionError(f"unexpected call {fun} on {name}")
 
@@ -513,17 +513,17 @@ class FailoverCluster(Cluster):
             if self.takeover is not None:
                 self.holders["VI_1"] = ["svr2"]
             self.reasons["svr1"] = ["HAProxy is not running"]
-            return LOST if self.inject_lost else {"failure": arg[0], "at": self.AT}
+            return LOST if self.inject_lost else {"failure": arg[0], "at_s": self.AT}
         if fun == "havip.probe" and kwarg["seconds"] > 1:
-            return {"started": self.AT - 1.0, "total": 1200, "failed": 30, "longest_outage": 2.5,
-                    "last_failure": 3.5, "recovered": True, "first_failure": 1.0, "backends": {}}
+            return {"started_s": self.AT - 1.0, "total": 1200, "failed": 30, "longest_outage_s": 2.5,
+                    "last_failure_s": 3.5, "recovered": True, "first_failure_s": 1.0, "backends": {}}
         if fun == "state.apply":
             self.holders["VI_1"] = ["svr1"]
             self.reasons.pop("svr1")
             return {"file_|-x_|-x_|-managed": {"result": True}}
         ret = super().answer(name, fun, arg, kwarg)
         if fun == "havip.status" and name == "svr2" and self.takeover is not None:
-            ret["vips"]["VI_1"]["since"] = self.AT + self.takeover
+            ret["vips"]["VI_1"]["since_s"] = self.AT + self.takeover
         return ret
 
 
@@ -533,9 +533,9 @@ def test_failover_test_reports_the_move_and_the_restore(runner, monkeypatch, fac
     report = runner.failover_test()
     assert report["result"] is True, report["comment"]
     assert report["comment"] == "failover test passed: kill_haproxy on svr1"
-    assert (report["holder"], report["new_holder"], report["vip_moved_after"], report["move_budget"]) == (
+    assert (report["holder"], report["new_holder"], report["vip_moved_after_s"], report["move_budget_s"]) == (
         "svr1", "svr2", 3.0, 4.2)
-    assert report["client_visible_outage"] == 2.5
+    assert report["client_visible_outage_s"] == 2.5
     assert (report["failed_requests"], report["requests"]) == (30, 1200)
     assert report["holders_before"] == report["holders_after"] == {"VI_1": ["svr1"]}
     assert "retcode" not in runner.__context__
@@ -648,13 +648,13 @@ def test_failover_test_restores_the_holder_when_an_error_stops_it_after_the_inje
         def answer(self, name, fun, arg, kwarg):
             ret = super().answer(name, fun, arg, kwarg)
             if fun == "havip.status" and name == "svr2" and "svr2" in self.holders["VI_1"]:
-                del ret["vips"]["VI_1"]["since"]
+                del ret["vips"]["VI_1"]["since_s"]
             return ret
     use_clock(monkeypatch, fake_time())
     cluster = Malformed(runner, facts())
     report = runner.failover_test(failure="stop_haproxy")
     assert report["result"] is False and report["retcode"] == 1
-    assert report["comment"] == "failover test FAILED: the test stopped after the injection: KeyError: 'since'"
+    assert report["comment"] == "failover test FAILED: the test stopped after the injection: KeyError: 'since_s'"
     assert cluster.funs().count("state.apply") == 1
     assert cluster.funs().index("havip.inject") < cluster.funs().index("state.apply")
     assert report["holders_after"] == {"VI_1": ["svr1"]}
@@ -733,7 +733,7 @@ def test_failover_test_restore_waits_until_every_server_that_was_up_is_up_again(
     report = runner.failover_test()
     assert report["result"] is True, report["comment"]
     assert cluster.polls_after_apply >= 3
-    assert (report["restored_after"], report["restore_budget"]) == (1.0, 8.2)
+    assert (report["restored_after_s"], report["restore_budget_s"]) == (1.0, 8.2)
 
 
 @pytest.mark.parametrize("broken, reasons", [
@@ -755,9 +755,9 @@ def test_failover_test_fails_and_says_why(runner, monkeypatch, broken, reasons, 
 
 
 def probe_report(url, failed=0):
-    return {"url": url, "started": 1_700_000_000.0, "seconds": 42.0, "total": 4200, "failed": failed,
-            "first_failure": 20.0 if failed else None, "last_failure": 20.0 if failed else None,
-            "longest_outage": 0.01 if failed else 0.0, "recovered": True, "backends": {}}
+    return {"url": url, "started_s": 1_700_000_000.0, "duration_s": 42.0, "total": 4200, "failed": failed,
+            "first_failure_s": 20.0 if failed else None, "last_failure_s": 20.0 if failed else None,
+            "longest_outage_s": 0.01 if failed else 0.0, "recovered": True, "backends": {}}
 
 
 PAGE_FILE_FAILED = {
@@ -816,7 +816,7 @@ class DeployCluster(Cluster):
             self.removed.append(arg[0])
             return True
         if fun in ("havip.drain", "havip.ready"):
-            return {"server": arg[0], "state": fun.split(".")[1], "seconds": 0.1}
+            return {"server": arg[0], "state": fun.split(".")[1], "took_s": 0.1}
         if fun == "havip.standby":
             return self.standby_answer(name)
         if fun == "havip.resume":
@@ -833,19 +833,19 @@ class DeployCluster(Cluster):
 
     def standby_answer(self, name):
         if name in self.standby:
-            return {"standby": True, "changed": False, "moved": [], "seconds": 0.0}
+            return {"standby": True, "changed": False, "moved": [], "took_s": 0.0}
         moved = [vip for vip, names in self.holders.items() if name in names]
         for vip in moved:
             self.holders[vip] = [next(b for b in self.deployed["vips"][vip]["order"] if b != name)]
         self.standby.add(name)
-        return {"standby": True, "changed": True, "moved": moved, "seconds": 0.2}
+        return {"standby": True, "changed": True, "moved": moved, "took_s": 0.2}
 
     def resume_answer(self, name):
         self.standby.discard(name)
         preferred = [vip for vip, entry in self.deployed["vips"].items() if entry["order"][0] == name]
         for vip in preferred if self.resume_brings_back else []:
             self.holders[vip] = [name]
-        return {"standby": False, "changed": True, "moved": preferred, "seconds": 0.2}
+        return {"standby": False, "changed": True, "moved": preferred, "took_s": 0.2}
 
     def apply(self, name):
         if name in self.failed_applies:
@@ -1172,7 +1172,7 @@ def test_deploy_removes_its_probes_stop_files_however_it_ends(runner, deploying)
 
 def test_runner_standby_calls_the_balancers_standby_and_reports_the_move(runner, deploying):
     report = runner.standby("svr1")
-    assert report == {"balancer": "svr1", "moved": ["VI_1"], "seconds": 0.2, "result": True,
+    assert report == {"balancer": "svr1", "moved": ["VI_1"], "took_s": 0.2, "result": True,
                       "comment": "standby svr1 done: VI_1 moved in 0.2 s"}
     assert deploying.rollout == [(["svr1"], "havip.standby", [])]
     assert deploying.holders == {"VI_1": ["svr2"]}
@@ -1287,7 +1287,7 @@ class Transitions:
 
     @staticmethod
     def _vips(states):
-        return {vip: {"state": state, "since": since} for vip, (state, since) in states.items()}
+        return {vip: {"state": state, "since_s": since} for vip, (state, since) in states.items()}
 
     def lines(self):
         return self.log.read_text().splitlines() if self.log.exists() else []

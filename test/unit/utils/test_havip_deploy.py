@@ -14,5 +14,5 @@ URL = "http://192.168.100.10:9090/"
     (0, f"1 of 500 requests to {URL} failed (longest outage 0.01 s)"), (1, None)])
 def test_a_probe_fails_the_deploy_only_above_max_failed_requests(max_failed, problem):
     probe = havip_deploy.Probe(None, None, "client", URL, 100, max_failed)
-    probe.answer = {"failed": 1, "total": 500, "longest_outage": 0.01, "seconds": 5.0}
+    probe.answer = {"failed": 1, "total": 500, "longest_outage_s": 0.01, "duration_s": 5.0}
     assert probe.problem(ended_early=False) == problem

@@ -12,7 +12,7 @@ AT = 1_700_000_100.0
 
 
 @pytest.mark.parametrize("answer, problem", [
-    ({"failure": "kill_haproxy", "at": AT}, None),
+    ({"failure": "kill_haproxy", "at_s": AT}, None),
     (None, "the answer of havip.inject kill_haproxy on svr1 was lost (restored all the same)"),
     ("ERROR: havip.inject: refused\nmore", "havip.inject kill_haproxy on svr1 failed: ERROR: havip.inject: refused"),
 ])
@@ -21,21 +21,21 @@ def test_what_the_injections_answer_says(answer, problem):
 
 
 def probed(**seen):
-    return {"started": AT - 1.0, "total": 1200, "failed": 30, "longest_outage": 2.5, "last_failure": 3.5,
+    return {"started_s": AT - 1.0, "total": 1200, "failed": 30, "longest_outage_s": 2.5, "last_failure_s": 3.5,
             "recovered": True, **seen}
 
 
 @pytest.mark.parametrize("seen, problems", [
     (probed(), []),
     (probed(recovered=False), [f"traffic through {URL} did not resume within 5.0 s"]),
-    (probed(last_failure=6.5), [f"traffic through {URL} did not resume within 5.0 s"]),
+    (probed(last_failure_s=6.5), [f"traffic through {URL} did not resume within 5.0 s"]),
     (None, ["the probe on nginx1 returned nothing"]),
 ])
 def test_the_probe_says_whether_traffic_resumed_within_the_budget(seen, problems):
     report = {"probe": {"client": "nginx1", "url": URL, "rate": 100}}
     assert havip_failover.traffic_problems(seen, report, AT, 4.0) == problems
     if seen:
-        assert (report["client_visible_outage"], report["failed_requests"], report["requests"]) == (2.5, 30, 1200)
+        assert (report["client_visible_outage_s"], report["failed_requests"], report["requests"]) == (2.5, 30, 1200)
 
 
 def test_the_comment_names_what_the_pre_check_found_left_behind():
