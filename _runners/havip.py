@@ -136,7 +136,10 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     havip`` and waits for the cluster to be as before.  The restore runs
     whatever happens after the injection (its answer lost, an error, an
     interruption); when its apply fails, the comment says what the failure
-    left on the holder.  Reports the figures, and ``leftovers``: balancers
+    left on the holder.  Reports the figures, in seconds where their key
+    ends in ``_s`` (``vip_moved_after_s``, ``client_visible_outage_s``,
+    ``failed_requests`` of ``requests``, ``restored_after_s``, the budgets
+    ``move_budget_s`` and ``restore_budget_s``), and ``leftovers``: balancers
     on standby and backend servers out of rotation that the pre-check found
     (a failed deploy step leaves them).  Exits non-zero with the reason if
     any step fails.
