@@ -21,6 +21,7 @@ try:
     import havip_haproxy
     import havip_health
     import havip_host
+    import havip_http
     import havip_pillar
     import havip_probe
     import havip_relay
@@ -170,7 +171,7 @@ def _balancer_status(facts):
             "held": havip_host.held(vip, addresses),
             "lingering": havip_host.lingering(vip, addresses),
             "state": state if keepalived else "STOPPED",
-            "since": None if since is None else round(since, 3),
+            "since_s": None if since is None else round(since, 3),
             "priority": vip["priorities"][facts["node"]["name"]],
         }
     config_valid = _run(["haproxy", "-c", "-q", "-f", lookup["haproxy"]["config"]])["retcode"] == 0
@@ -188,7 +189,7 @@ def _nginx_status(facts):
     url = havip_facts.url(facts["node"]["address"], facts["backend"]["port"])
     return {
         "running": havip_host.running([facts["lookup"]["nginx"]["pidfile"]]),
-        "answering": havip_probe.http_ok(url),
+        "answering": havip_http.http_ok(url),
         "url": url,
     }
 
@@ -201,7 +202,7 @@ def status(challenge=None):
     - ``vips`` (balancers): for every VIP ``address``, ``interface``,
       ``held`` (the address is on its interface now), ``state`` (keepalived's
       MASTER/BACKUP/FAULT as its notify script recorded it; STOPPED when
-      keepalived does not run), ``since`` (time of that change, seconds
+      keepalived does not run), ``since_s`` (time of that change, seconds
       since the epoch), ``priority`` and ``lingering`` (kept on ``lo`` and
       no longer on its interface: the handover of a VIP that left, serving
       the connections it had here until they end)
@@ -220,7 +221,7 @@ def status(challenge=None):
       backend port) and the ``url`` asked
     - ``proof``, asked with ``challenge`` (a nonce the master sealed to
       this minion's key: ``salt-run havip.log_transition`` asks so): an
-      HMAC of the VIPs' ``state`` and ``since`` keyed by that nonce, which
+      HMAC of the VIPs' ``state`` and ``since_s`` keyed by that nonce, which
       only the holder of this minion's private key can open
 
     CLI Example:
@@ -331,9 +332,9 @@ def standby(timeout=None):
     sees it).  With preemption on (the default) the priority drops to 1
     and a peer takes over while this node still answers; with ``preempt:
     false`` the instances go to FAULT instead.  Returns once the VIPs have
-    left this host's interfaces, with the time it took; if no peer took
-    them within ``timeout`` seconds (default: 4 adverts + preempt_delay +
-    2 s) the standby is undone and an error raised.
+    left this host's interfaces, with the time it took (``took_s``); if no
+    peer took them within ``timeout`` seconds (default: 4 adverts +
+    preempt_delay + 2 s) the standby is undone and an error raised.
 
     CLI Example:
 
@@ -341,23 +342,7 @@ def standby(timeout=None):
 
         salt svr1 havip.standby
     """
-    facts = _balancer_facts("standby")
-    lookup = facts["lookup"]
-    if havip_host.standby_value(lookup):
-        return {"standby": True, "changed": False, "moved": [], "seconds": 0.0}
-    _require_serving_peer(facts, "standby")
-    held = _held_vips(facts)
-    budget = float(timeout or havip_facts.move_budget(facts["keepalived"]))
-    start = time.monotonic()
-    havip_host.write_standby(lookup, 1 if facts["keepalived"]["preempt"] else 2)
-    if not _wait_until(lambda: not _held_vips(facts), budget):
-        havip_host.write_standby(lookup, 0)
-        raise CommandExecutionError(
-            f"havip.standby: no balancer took over {', '.join(held)} within {budget:.1f} s;"
-            " standby undone, this balancer is in service again"
-        )
-    return {"standby": True, "changed": True, "moved": held,
-            "seconds": round(time.monotonic() - start, 3)}
+    return _move_vips(True, timeout)
 
 
 def resume(timeout=None):
@@ -365,9 +350,9 @@ def resume(timeout=None):
     End a :py:func:`standby`: this balancer is in service again.  With
     preemption on it takes back the VIPs it is preferred for (the highest
     priority) - a handover: their holders serve the connections they have
-    until those end - and this returns once they are here, with the time it took;
-    an error is raised if they are not back within ``timeout`` seconds
-    (default: 4 adverts + preempt_delay + 2 s).
+    until those end - and this returns once they are here, with the time
+    it took (``took_s``); an error is raised if they are not back within
+    ``timeout`` seconds (default: 4 adverts + preempt_delay + 2 s).
 
     CLI Example:
 
@@ -375,21 +360,39 @@ def resume(timeout=None):
 
         salt svr1 havip.resume
     """
-    facts = _balancer_facts("resume")
-    lookup = facts["lookup"]
-    if not havip_host.standby_value(lookup):
-        return {"standby": False, "changed": False, "moved": [], "seconds": 0.0}
+    return _move_vips(False, timeout)
+
+
+def _move_vips(standby, timeout):
+    """Put this balancer on ``standby`` (True) or back in service (False),
+    and wait until the VIPs have moved: :py:func:`standby` and
+    :py:func:`resume`."""
+    function = "standby" if standby else "resume"
+    facts = _balancer_facts(function)
+    lookup, keepalived = facts["lookup"], facts["keepalived"]
+    if bool(havip_host.standby_value(lookup)) is standby:
+        return {"standby": standby, "changed": False, "moved": [], "took_s": 0.0}
+    if standby:
+        _require_serving_peer(facts, function)
+        moving, level = _held_vips(facts), 1 if keepalived["preempt"] else 2
+    else:
+        moving = havip_facts.preferred_vips(facts, facts["node"]["name"]) if keepalived["preempt"] else []
+        level = 0
+
+    def moved():
+        held = set(_held_vips(facts))
+        return not held if standby else set(moving) <= held
+    budget = float(timeout or havip_facts.move_budget(keepalived))
     start = time.monotonic()
-    havip_host.write_standby(lookup, 0)
-    expected = havip_facts.preferred_vips(facts, facts["node"]["name"]) if facts["keepalived"]["preempt"] else []
-    budget = float(timeout or havip_facts.move_budget(facts["keepalived"]))
-    if not _wait_until(lambda: set(expected) <= set(_held_vips(facts)), budget):
-        raise CommandExecutionError(
-            f"havip.resume: in service again, but {', '.join(expected)} did not come back"
-            f" within {budget:.1f} s"
-        )
-    return {"standby": False, "changed": True, "moved": expected,
-            "seconds": round(time.monotonic() - start, 3)}
+    havip_host.write_standby(lookup, level)
+    if not _wait_until(moved, budget):
+        if standby:
+            havip_host.write_standby(lookup, 0)
+            raise CommandExecutionError(f"havip.standby: no balancer took over {', '.join(moving)} within"
+                                        f" {budget:.1f} s; standby undone, this balancer is in service again")
+        raise CommandExecutionError(f"havip.resume: in service again, but {', '.join(moving)} did not come back"
+                                    f" within {budget:.1f} s")
+    return {"standby": standby, "changed": True, "moved": moving, "took_s": round(time.monotonic() - start, 3)}
 
 
 # ---- rolling deploys: a backend server out of rotation and back ------------
@@ -400,7 +403,7 @@ def drain(server, timeout=None):
     Take backend server ``server`` out of this balancer's rotation: HAProxy's
     runtime API sets it to ``drain`` (no new connections; its health checks
     go on), and this returns once it has no session left (``scur`` 0 in
-    ``show stat``), with the time it took.
+    ``show stat``), with the time it took (``took_s``).
 
     Refuses, changing nothing, when no other backend server is UP in this
     HAProxy: nothing would be left to answer.  Raises an error if sessions
@@ -430,15 +433,15 @@ def drain(server, timeout=None):
         left = havip_haproxy.sessions(path, server)
         raise CommandExecutionError(f"havip.drain: {server} still has {left} sessions after {budget:.1f} s;"
                                     f" it stays drained (havip.ready {server} puts it back)")
-    return {"server": server, "state": "drain", "seconds": round(time.monotonic() - start, 3)}
+    return {"server": server, "state": "drain", "took_s": round(time.monotonic() - start, 3)}
 
 
 def ready(server, timeout=None):
     """
     Put backend server ``server`` back into this balancer's rotation after
     :py:func:`drain` (HAProxy's runtime state ``ready``) and return once
-    HAProxy sees it UP - its health checks pass - with the time it took.
-    Raises an error if it is not UP within ``timeout`` seconds (default 30);
+    HAProxy sees it UP - its health checks pass - with the time it took
+    (``took_s``).  Raises an error if it is not UP within ``timeout`` seconds (default 30);
     it is in rotation all the same, and gets traffic once its checks pass.
 
     CLI Example:
@@ -456,7 +459,7 @@ def ready(server, timeout=None):
         raise CommandExecutionError(
             f"havip.ready: {server} is in rotation again but not UP after {budget:.1f} s"
             f" ({havip_haproxy.server_row(path, server)['status']}): its health checks fail")
-    return {"server": server, "state": "ready", "seconds": round(time.monotonic() - start, 3)}
+    return {"server": server, "state": "ready", "took_s": round(time.monotonic() - start, 3)}
 
 
 # ---- measuring and breaking ---------------------------------------------------
@@ -466,11 +469,12 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=No
     """
     Request ``url`` from this minion ``rate`` times a second for ``seconds``
     seconds - on a fixed schedule, each request with its own ``timeout`` -
-    and report what a client saw: total and failed requests, first/last
-    failure (seconds after the start), the longest outage (from the first
-    failed request of a run to the next answered one), ``recovered`` (the
-    last request got an answer) and how many answers each backend gave (by
-    response body).
+    and report what a client saw: ``started_s`` (seconds since the epoch),
+    ``duration_s``, ``total`` and ``failed`` requests,
+    ``first_failure_s``/``last_failure_s`` (seconds after the start),
+    ``longest_outage_s`` (from the first failed request of a run to the
+    next answered one), ``recovered`` (the last request got an answer) and
+    ``backends``, how many answers each backend gave (by response body).
 
     ``url`` defaults to the frontend on the first VIP of the havip
     configuration deployed here.  With ``stop_file`` the probe ends early,
@@ -544,7 +548,7 @@ def inject(failure="kill_haproxy", duration=5, confirm=False):
     failover test (``salt-run havip.failover_test``) confirms only after
     its own survey found another healthy balancer in service.
 
-    Returns ``{"failure": ..., "at": <seconds since the epoch>}``.  Nothing is
+    Returns ``{"failure": ..., "at_s": <seconds since the epoch>}``.  Nothing is
     repaired here; ``state.apply havip`` does.
 
     CLI Example:
@@ -579,4 +583,4 @@ def inject(failure="kill_haproxy", duration=5, confirm=False):
     else:
         havip_host.link_down(_run, sorted({vip["interface"] for vip in facts["vips"].values()}), duration,
                              havip_facts.LINK_RESTORE_DIR, havip_facts.LINK_RESTORE_LATE)
-    return {"failure": failure, "at": round(at, 3)}
+    return {"failure": failure, "at_s": round(at, 3)}

@@ -13,7 +13,7 @@ import itertools
 import socket
 import urllib.error
 
-import havip_probe
+import havip_http
 from havip_facts import HAPROXY_BACKEND, url
 from salt.exceptions import CommandExecutionError
 
@@ -133,7 +133,7 @@ def peer_health(facts, peer):
     stats = facts["stats"]
     page = url(peer["address"], stats["port"], stats["backends_uri"])
     try:
-        havip_probe.get(page)
+        havip_http.get(page)
     except urllib.error.HTTPError as exc:
         return f"its HAProxy has no backend server UP ({page} answered {exc.code})"
     except (OSError, ValueError) as exc:

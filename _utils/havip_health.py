@@ -51,7 +51,7 @@ def handover_problems(report, facts, now):
     problems = []
     late = facts["handover"]["release_max"] + RELEASE_GRACE
     for name, vip in sorted(report["vips"].items()):
-        age = None if vip["since"] is None else now - vip["since"]
+        age = None if vip["since_s"] is None else now - vip["since_s"]
         if vip["lingering"] and (age is None or age > late):
             problems.append(f"VIP {name} is still kept on {LINGER_DEVICE}" + ("" if age is None else f" {age:.0f} s")
                             + " after it left (its handover did not end: state.apply havip ends it)")

@@ -1,50 +1,28 @@
 """
-A client's view of a URL: HTTP GETs, and the probe behind ``havip.probe``
-(and the lab's probe) - a request at a fixed rate, each on its own, and a
-summary of what the client saw: failures, outages, answers per backend.
+The probe: a client's view of a URL, behind ``havip.probe`` (and the lab's
+probe) - a request at a fixed rate, each on its own, and a summary of what
+the client saw: failures, outages, answers per backend; and what it may
+request.
 
 Pure helpers (no Salt dunders); the lab imports this file as it is.
 """
 
-import base64
 import concurrent.futures
 import contextlib
 import ipaddress
 import re
-import ssl
 import time
-import urllib.request
 
+import havip_http
 from havip_contract import parse_address
 from havip_facts import WAIT_LIMIT
 from salt.exceptions import CommandExecutionError
 
 
-def get(url, timeout=2.0, auth=None, cafile=None):
-    """(status, body) of an HTTP GET; raises OSError (URLError) on failure.
-    An https URL's certificate is verified against ``cafile`` (default: the
-    system's CAs)."""
-    request = urllib.request.Request(url)
-    if auth:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    context = ssl.create_default_context(cafile=cafile) if cafile else None
-    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
-        return response.status, response.read().decode(errors="replace")
-
-
-def http_ok(url):
-    """Does ``url`` answer 200 within 2 s?"""
-    try:
-        return get(url)[0] == 200
-    except (OSError, ValueError):
-        return False
-
-
 def fetch_body(url, timeout, cafile=None):
     """The response body (stripped), or None on any failure."""
     try:
-        return get(url, timeout, cafile=cafile)[1].strip()
+        return havip_http.get(url, timeout, cafile=cafile)[1].strip()
     except (OSError, ValueError):
         return None
 
@@ -72,13 +50,13 @@ def summarize(url, started, seconds, requests, timeline=False):
         longest = max(longest, seconds - outage_started)
     report = {
         "url": url,
-        "started": round(started, 3),
-        "seconds": round(seconds, 3),
+        "started_s": round(started, 3),
+        "duration_s": round(seconds, 3),
         "total": len(requests),
         "failed": len(failures),
-        "first_failure": round(failures[0], 3) if failures else None,
-        "last_failure": round(failures[-1], 3) if failures else None,
-        "longest_outage": round(longest, 3),
+        "first_failure_s": round(failures[0], 3) if failures else None,
+        "last_failure_s": round(failures[-1], 3) if failures else None,
+        "longest_outage_s": round(longest, 3),
         "recovered": outage_started is None,
         "backends": backends,
     }
@@ -93,7 +71,8 @@ def measure(url, seconds, rate, timeout, timeline=False, stop=None, cafile=None)
     summarize what a client saw (the loop behind ``havip.probe``); with
     ``timeline`` also every request as [seconds after the start, answered
     (1) or not (0)].  ``stop``, if given, is asked before each request and
-    ends the run early when it returns True.  ``cafile``: see ``get``."""
+    ends the run early when it returns True.  ``cafile``: see
+    ``havip_http.get``."""
     period = 1.0 / rate
     count = int(seconds * rate)
     started, start = time.time(), time.monotonic()

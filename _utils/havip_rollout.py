@@ -37,6 +37,14 @@ def move_step(config, name, fun):
     return Step(f"{fun.split('.')[1]} {name}", [name], fun, [], {}, switch_timeout(config))
 
 
+def move_done(verb, name, answer):
+    """What balancer ``name``'s ``answer`` to ``havip.<verb>`` (standby, or
+    resume) says was done."""
+    already = "" if answer["changed"] else f" (it was {'on standby' if verb == 'standby' else 'in service'} already)"
+    moved = f"{', '.join(answer['moved'])} moved in {answer['took_s']:.1f} s" if answer["moved"] else "no VIP moved"
+    return f"{verb} {name} done: {moved}{already}"
+
+
 def rollout_order(config, held):
     """The nodes in rollout order: those that are only backends, then the
     balancers holding no VIP, then those holding VIPs (by name within each
@@ -130,10 +138,10 @@ def probe_problem(seen, where, url, ended_early, max_failed):
     if not isinstance(seen, dict):
         return f"{where} failed: {'no answer' if seen is None else error_text(seen)}"
     if ended_early:
-        return f"{where} ended after {seen['seconds']:.0f} s, before the rollout did"
+        return f"{where} ended after {seen['duration_s']:.0f} s, before the rollout did"
     if seen["failed"] > max_failed:
         return (f"{seen['failed']} of {seen['total']} requests to {url} failed"
-                f" (longest outage {seen['longest_outage']:.2f} s)")
+                f" (longest outage {seen['longest_outage_s']:.2f} s)")
     return None
 
 

@@ -80,9 +80,9 @@ def unseal(private_pem, sealed, password=None):
 
 
 def proof(nonce, vips):
-    """The proof of the VIPs' ``state`` and ``since`` in ``vips`` ({vip:
+    """The proof of the VIPs' ``state`` and ``since_s`` in ``vips`` ({vip:
     entry}): an HMAC-SHA256 keyed by ``nonce`` (hex)."""
-    claims = {vip: [entry.get("state"), entry.get("since")] if isinstance(entry, dict) else None
+    claims = {vip: [entry.get("state"), entry.get("since_s")] if isinstance(entry, dict) else None
               for vip, entry in vips.items()}
     return hmac.new(nonce, json.dumps(claims, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
@@ -111,7 +111,7 @@ def unconfirmed(answer, vip, state, at, nonce):
     expected = ("STOP", "STOPPED") if state == "STOP" else (state,)
     if entry.get("state") not in expected:
         return f"its {vip} is {entry.get('state')!r}, not {state}"
-    since = entry.get("since")
+    since = entry.get("since_s")
     if not (isinstance(since, (int, float)) and not isinstance(since, bool) and math.isfinite(since)
             and since - 1 <= at <= since + HANDOVER_SLACK):
         return f"its {vip} has been {state} since {since!r}, not since {at!r}"

@@ -134,15 +134,15 @@ def probed(cluster, seconds, timeline=False):
     """cluster.probe, and "moves": the VIP's moves while it ran."""
     with cluster.probe(seconds=seconds, timeline=timeline) as report:
         yield report
-    report["moves"] = vip_moves(cluster, report["started"], report["started"] + report["seconds"])
+    report["moves"] = vip_moves(cluster, report["started_s"], report["started_s"] + report["duration_s"])
 
 
 def part(report, start, end):
     """What the client saw of the requests it sent from ``start`` to ``end``
     (epoch seconds): the probe's own summary of those."""
-    begin, stop = start - report["started"], end - report["started"]
+    begin, stop = start - report["started_s"], end - report["started_s"]
     requests = [[sent, "" if answered else None] for sent, answered in report["timeline"] if begin <= sent < stop]
-    return havip_probe.summarize(report["url"], report["started"], min(stop, report["seconds"]), requests)
+    return havip_probe.summarize(report["url"], report["started_s"], min(stop, report["duration_s"]), requests)
 
 
 # ---- the scenarios: one trial each ------------------------------------------------
@@ -161,10 +161,10 @@ def trial(cluster, seconds, fault, restore=None, move_within=5.0):
         returning = at["move"] or at["restore"]
         at["back"] = returning and wait_for_master(cluster, PRIMARY, at["fault"], probe_ends - time.time() - 0.5)
     split = at["restore"] or (at["move"] and at["back"] and (at["move"] + at["back"]) / 2)
-    end = report["started"] + report["seconds"]
+    end = report["started_s"] + report["duration_s"]
     back_to_primary(cluster)
     return {"at": at, "moves": report["moves"], "report": report,
-            "fault": part(report, report["started"], split or end),
+            "fault": part(report, report["started_s"], split or end),
             "return": split and part(report, split, end)}
 
 
@@ -283,7 +283,7 @@ def rolling_deploys(cluster, count):
         cluster.set_pillar(pillar)
         _, steps = cluster.orchestrate("deploy", timeout=900, client=SEED.client)
         failed, total = (steps["havip-deploy-run"][key] for key in ("failed_requests", "requests"))
-        trials.append({"fault": {"failed": failed, "total": total, "longest_outage": None}})
+        trials.append({"fault": {"failed": failed, "total": total, "longest_outage_s": None}})
     deploy(cluster, {})
     return trials
 
@@ -406,7 +406,7 @@ def scale_point(salt_factories, tmp_path_factory, backends):
         point["failover test"] = timed(lambda: cluster.orchestrate("failover_test", client=topology.client)[0])
         back_to_primary(cluster)
         kills = [kill_haproxy(cluster, "master") for _ in range(FEW)]
-        point["outage"] = stats([kill["fault"]["longest_outage"] for kill in kills])["median"]
+        point["outage"] = stats([kill["fault"]["longest_outage_s"] for kill in kills])["median"]
     print(f"\nscale, {backends} backends: {point}", flush=True)
     return point
 
@@ -433,7 +433,7 @@ def row(scenario, config, trials):
     moves = [at["move"] and at["move"] - at["fault"] for at in ats]
     backs = [at.get("back") and at["back"] - (at.get("restore") or at["fault"]) for at in ats]
     return {"scenario": scenario, "config": config, "trials": len(trials),
-            "outage": stats([t["fault"]["longest_outage"] for t in trials if "fault" in t]),
+            "outage": stats([t["fault"]["longest_outage_s"] for t in trials if "fault" in t]),
             "fault": summed("fault"), "return": summed("return"),
             "move": stats(moves), "moved": sum(m is not None for m in moves), "timed moves": len(moves),
             "back": stats(backs), "VIP moves": sum(t["moves"] for t in trials) if "moves" in trials[0] else None,
@@ -532,8 +532,8 @@ def plot(timelines, path):
                  ("back", "tab:purple", "svr1 MASTER again (VIP back)"))
         for key, color, label in marks:
             if kill["at"][key]:
-                ax.axvline(kill["at"][key] - report["started"], color=color, linestyle="--", label=label)
-        ax.set_title(f"{config}: outage {kill['fault']['longest_outage']:.3f} s")
+                ax.axvline(kill["at"][key] - report["started_s"], color=color, linestyle="--", label=label)
+        ax.set_title(f"{config}: outage {kill['fault']['longest_outage_s']:.3f} s")
         ax.set_yticks([])
         ax.legend(loc="lower right", fontsize=7)
     axes[-1, 0].set_xlabel("seconds since the probe started (one request every 10 ms)")

@@ -61,7 +61,7 @@ def test_demo(salt_factories, tmp_path):
         print(f"   haproxy.service on {holder[0]}: restarted by systemd {cluster.restarts(holder[0]) - restarts}"
               " time (Restart=always)")
         print(f"   client requests: {report['failed']} failed of {report['total']}; outages: "
-              + (", ".join(f"{last - first + 0.01:.2f} s at {first - (killed - report['started']):+.2f} s"
+              + (", ".join(f"{last - first + 0.01:.2f} s at {first - (killed - report['started_s']):+.2f} s"
                            for first, last in outages(report)) or "none")
               + " (from the kill)")
         print(f"   answers by backend: {report['backends']}")

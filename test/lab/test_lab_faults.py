@@ -30,7 +30,7 @@ def with_frontend_mode(cluster, mode):
 
 def served_after(report, moment):
     """Every request sent later than ``moment`` s into the probe was answered."""
-    return report["recovered"] and (report["last_failure"] or 0) < moment
+    return report["recovered"] and (report["last_failure_s"] or 0) < moment
 
 
 @pytest.mark.parametrize("process", ["master", "worker"])
@@ -49,7 +49,7 @@ def test_haproxy_killed_on_the_holder_costs_one_short_outage_and_its_return_none
         assert state == "MASTER" and since > killed
         assert healthy.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
     assert healthy.restarts(PRIMARY) == restarts + 1
-    moved = killed - report["started"]
+    moved = killed - report["started_s"]
     runs = outages(report)
     # One outage, right after the kill (the requests HAProxy had in flight,
     # and those sent until the backup took the VIP); nothing at the return.
@@ -68,7 +68,7 @@ def test_a_stopped_service_on_the_holder_moves_the_vip_at_once_and_a_reapply_res
         stopped = time.time()
         healthy.systemctl(PRIMARY, "stop", service)
         assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
-    moved = stopped - report["started"]
+    moved = stopped - report["started_s"]
     runs = outages(report)
     assert len(runs) <= 1 and all(last < moved + 1.0 for _, last in runs), (moved, runs)
     assert report["recovered"], report
@@ -103,10 +103,10 @@ def test_a_rebooted_balancer_gives_the_vip_up_at_once_and_takes_it_back_losing_n
         assert healthy.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
         time.sleep(1)
     runs = outages(report)
-    leaving = [(first, last) for first, last in runs if first < on - report["started"]]
-    returning = [(first, last) for first, last in runs if first >= on - report["started"]]
+    leaving = [(first, last) for first, last in runs if first < on - report["started_s"]]
+    returning = [(first, last) for first, last in runs if first >= on - report["started_s"]]
     assert returning == [], runs
-    assert all(last - first <= 0.05 for first, last in leaving), (off - report["started"], runs)
+    assert all(last - first <= 0.05 for first, last in leaving), (off - report["started_s"], runs)
     for unit in ("haproxy", "keepalived"):
         assert healthy.systemctl(PRIMARY, "is-active", unit).stdout.strip() == "active"
 
@@ -121,7 +121,7 @@ def test_with_the_salt_master_down_a_dead_haproxy_still_fails_over(healthy):
             killed = healthy.kill_haproxy(PRIMARY)
             assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
             assert healthy.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
-        moved = killed - report["started"]
+        moved = killed - report["started_s"]
         assert all(last < moved + 1.0 for _, last in outages(report)), outages(report)
     finally:
         healthy.master.start(start_timeout=60)
@@ -207,7 +207,7 @@ def test_a_holder_back_from_a_long_link_loss_returns_only_once_it_sees_its_backe
         assert healthy.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
     # Had it preempted at once, it would have answered without backends
     # until its checks rose again (about a second of failed requests).
-    back = link_up - report["started"]
+    back = link_up - report["started_s"]
     failed_after_return = [sent for sent, answered in report["timeline"] if sent > back and not answered]
     assert len(failed_after_return) <= 1, failed_after_return
     assert report["recovered"], report

@@ -21,6 +21,7 @@ import urllib.error
 import havip_facts
 import havip_haproxy
 import havip_host
+import havip_http
 import havip_probe
 import havip_relay
 import havip_transition
@@ -66,7 +67,7 @@ def havip(surface, tmp_path, monkeypatch):
     monkeypatch.setattr(havip_facts, "FACTS_FILE", str(tmp_path / "nothing-deployed.json"))
     monkeypatch.setattr(havip_facts, "LINK_RESTORE_DIR", str(tmp_path / "run-havip"))
     monkeypatch.setattr(havip_haproxy, "runtime_api", _no_network)
-    monkeypatch.setattr(havip_probe, "get", _no_network)
+    monkeypatch.setattr(havip_http, "get", _no_network)
     return module
 
 
@@ -176,7 +177,7 @@ class Rig:
         monkeypatch.setattr(havip_haproxy, "runtime_api", self.runtime_api)
         self.http = {}                  # url -> (status, body) or exception
         self.http_calls = []
-        monkeypatch.setattr(havip_probe, "get", self.get)
+        monkeypatch.setattr(havip_http, "get", self.get)
 
     def runtime_api(self, path, command, timeout=2.0):
         self.api_calls.append((path, command))
@@ -389,7 +390,7 @@ def test_status_of_a_master_balancer_holding_the_vip(havip, lb):
     assert havip.status() == {
         "roles": ["balancer"],
         "vips": {"VI_1": {"address": VIP, "interface": "ens32", "held": True, "lingering": False,
-                          "state": "MASTER", "since": 1_700_000_000, "priority": 150}},
+                          "state": "MASTER", "since_s": 1_700_000_000, "priority": 150}},
         "standby": False,
         "keepalived": {"running": True},
         "haproxy": {"running": True, "config_valid": True,
@@ -445,7 +446,7 @@ def test_status_says_unknown_without_a_state_file(havip, lb):
     os.remove(os.path.join(lb.lookup["keepalived"]["state_dir"], "VI_1"))
     vip = havip.status()["vips"]["VI_1"]
     assert vip["state"] == "UNKNOWN"
-    assert vip["since"] is None
+    assert vip["since_s"] is None
 
 
 def test_status_reads_the_standby_flag_from_the_standby_file(havip, lb):
@@ -645,7 +646,7 @@ def test_standby_lowers_the_priority_and_returns_once_the_vip_left(havip, lb):
     assert result["standby"] is True
     assert result["changed"] is True
     assert result["moved"] == ["VI_1"]
-    assert 0 <= result["seconds"] < 2
+    assert 0 <= result["took_s"] < 2
     assert len(lb.host.commands("ip", "-j", "addr", "show")) == 3
 
 
@@ -670,7 +671,7 @@ def test_standby_is_undone_when_the_vip_never_leaves(havip, lb):
 
 def test_standby_when_already_on_standby_changes_nothing(havip, lb):
     lb.set_standby(1)
-    assert havip.standby() == {"standby": True, "changed": False, "moved": [], "seconds": 0.0}
+    assert havip.standby() == {"standby": True, "changed": False, "moved": [], "took_s": 0.0}
     assert lb.standby_value() == "1"
     assert lb.http_calls == []
 
@@ -716,7 +717,7 @@ def test_resume_waits_only_for_the_vips_this_balancer_is_preferred_for(havip, de
 
 
 def test_resume_when_not_on_standby_changes_nothing(havip, lb):
-    assert havip.resume() == {"standby": False, "changed": False, "moved": [], "seconds": 0.0}
+    assert havip.resume() == {"standby": False, "changed": False, "moved": [], "took_s": 0.0}
     assert lb.standby_value() == "0"
 
 
@@ -870,7 +871,7 @@ def test_inject_link_down_refuses_a_route_it_could_not_rebuild_before_anything(h
     peer_serves(lb)
     lb.host.routes = [route]
     with pytest.raises(CommandExecutionError, match=r"^havip.inject: refused, a route through ens32 that the"
-                                                    " restore could not rebuild"):
+                                                    r" restore could not rebuild"):
         havip.inject("link_down", duration=1, confirm=True)
     assert lb.host.calls == [["ip", "-j", "route", "show", "dev", "ens32"]]
 
@@ -984,7 +985,7 @@ def test_drain_sets_the_server_to_drain_and_returns_once_its_sessions_ended(havi
     result = havip.drain("nginx1")
     assert fake.commands() == ["show stat", DRAIN, "show stat", "show stat"]
     assert result["server"] == "nginx1" and result["state"] == "drain"
-    assert 0.1 <= result["seconds"] < 2  # one poll while 2 sessions were left
+    assert 0.1 <= result["took_s"] < 2  # one poll while 2 sessions were left
 
 
 def test_drain_refuses_when_no_other_server_is_up_and_changes_nothing(havip, lb, api):
@@ -1083,7 +1084,7 @@ def test_probe_ends_early_once_its_stop_file_exists(havip, tmp_path, monkeypatch
     monkeypatch.setattr(havip_probe, "fetch_body", fetch)
     report = havip.probe(url="http://vip/", seconds=60, rate=50, stop_file=str(stop_file))
     assert 3 <= report["total"] <= 10 and report["failed"] == 0
-    assert report["seconds"] < 5
+    assert report["duration_s"] < 5
 
 
 # ---- the handover, as status and check see it ----------------------------------

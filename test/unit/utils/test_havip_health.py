@@ -14,7 +14,7 @@ def balancer(held, state="MASTER", standby=False, backends=None):
     return {"roles": ["balancer"], "standby": standby, "relay": {} if held else {"VI_1": ["192.168.100.14"]},
             "tracking": True, "keepalived": {"running": True},
             "haproxy": {"running": True, "config_valid": True, "backends": backends or {"nginx1": "UP"}},
-            "vips": {"VI_1": {"held": held, "lingering": False, "state": state, "since": 1000.0}}}
+            "vips": {"VI_1": {"held": held, "lingering": False, "state": state, "since_s": 1000.0}}}
 
 
 def test_a_node_with_both_roles_gets_both_verdicts(facts):

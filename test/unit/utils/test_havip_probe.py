@@ -21,14 +21,14 @@ def test_summarize_counts_failures_and_the_longest_outage_of_a_recovered_run():
     report = havip_probe.summarize("http://vip:9090/", 1000.0, 2.0, requests)
     assert report == {
         "url": "http://vip:9090/",
-        "started": 1000.0,
-        "seconds": 2.0,
+        "started_s": 1000.0,
+        "duration_s": 2.0,
         "total": 8,
         "failed": 3,
-        "first_failure": 0.5,
-        "last_failure": 1.0,
+        "first_failure_s": 0.5,
+        "last_failure_s": 1.0,
         # from the first failed request (.5 s) to the next answered one (1.25 s)
-        "longest_outage": 0.75,
+        "longest_outage_s": 0.75,
         "recovered": True,
         "backends": {"nginx1": 3, "nginx2": 2},
     }
@@ -38,17 +38,17 @@ def test_summarize_reports_an_outage_lasting_to_the_end_as_not_recovered():
     requests = requests_every(0.25, [None, "nginx1", None, None, "nginx2", None])
     report = havip_probe.summarize("http://vip/", 1000.0, 1.5, requests)
     assert (report["total"], report["failed"]) == (6, 4)
-    assert (report["first_failure"], report["last_failure"]) == (0.0, 1.25)
+    assert (report["first_failure_s"], report["last_failure_s"]) == (0.0, 1.25)
     # outages: 0 -> .25 (.25 s); .5 -> 1.0 (.5 s); 1.25 -> the end at 1.5 (.25 s)
-    assert report["longest_outage"] == 0.5
+    assert report["longest_outage_s"] == 0.5
     assert report["recovered"] is False
     assert report["backends"] == {"nginx1": 1, "nginx2": 1}
 
 
 def test_summarize_without_failures_and_with_a_timeline():
     report = havip_probe.summarize("http://vip/", 1000.0, 1.0, requests_every(0.25, ["a"] * 4), timeline=True)
-    assert (report["failed"], report["first_failure"], report["last_failure"]) == (0, None, None)
-    assert report["longest_outage"] == 0.0
+    assert (report["failed"], report["first_failure_s"], report["last_failure_s"]) == (0, None, None)
+    assert report["longest_outage_s"] == 0.0
     assert report["recovered"] is True
     assert report["backends"] == {"a": 4}
     assert report["timeline"] == [[0.0, 1], [0.25, 1], [0.5, 1], [0.75, 1]]
@@ -65,9 +65,9 @@ def test_measure_keeps_its_schedule_while_requests_hang(monkeypatch):
     monkeypatch.setattr(havip_probe, "fetch_body", fetch)
     report = havip_probe.measure("http://vip/", 0.5, 20, 0.3)
     assert (report["total"], report["failed"]) == (10, 1)
-    assert report["first_failure"] == report["last_failure"]
-    assert report["first_failure"] < 0.1  # the 2nd request, sent at 0.05 s
-    assert report["longest_outage"] < 0.1  # until the 3rd, sent on time
+    assert report["first_failure_s"] == report["last_failure_s"]
+    assert report["first_failure_s"] < 0.1  # the 2nd request, sent at 0.05 s
+    assert report["longest_outage_s"] < 0.1  # until the 3rd, sent on time
 
 
 @pytest.mark.parametrize("seconds, rate, timeout", [(0.1, 0.1, 0.01), (3600, 1000, 60), (10, 100, 0.2)])

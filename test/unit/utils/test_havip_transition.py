@@ -28,30 +28,30 @@ def proven(answer, nonce=NONCE):
 
 
 @pytest.mark.parametrize("answer", [None, "MASTER", {"vips": []}, proven({"vips": {"VI_1": "MASTER"}}),
-                                    proven({"vips": {"VI_1": {"state": "MASTER", "since": True}}}),
-                                    proven({"vips": {"VI_1": {"state": "MASTER", "since": float("nan")}}}),
-                                    proven({"vips": {"VI_1": {"state": "MASTER", "since": NOW + 2}}}),
-                                    proven({"vips": {"VI_1": {"state": "MASTER", "since": NOW - 11}}}),
-                                    proven({"vips": {"VI_1": {"state": "STOPPED", "since": NOW}}})])
+                                    proven({"vips": {"VI_1": {"state": "MASTER", "since_s": True}}}),
+                                    proven({"vips": {"VI_1": {"state": "MASTER", "since_s": float("nan")}}}),
+                                    proven({"vips": {"VI_1": {"state": "MASTER", "since_s": NOW + 2}}}),
+                                    proven({"vips": {"VI_1": {"state": "MASTER", "since_s": NOW - 11}}}),
+                                    proven({"vips": {"VI_1": {"state": "STOPPED", "since_s": NOW}}})])
 def test_an_answer_that_does_not_say_so_does_not_confirm(answer):
     assert havip_transition.unconfirmed(answer, "VI_1", "MASTER", NOW, NONCE) is not None
 
 
 def test_the_state_recorded_before_the_handover_confirms():
-    answer = proven({"vips": {"VI_1": {"state": "MASTER", "since": NOW - 3}}})
+    answer = proven({"vips": {"VI_1": {"state": "MASTER", "since_s": NOW - 3}}})
     assert havip_transition.unconfirmed(answer, "VI_1", "MASTER", NOW, NONCE) is None
 
 
 @pytest.mark.parametrize("proof", [None, "", 7, havip_transition.proof(bytes(32), {"VI_1": {"state": "MASTER",
-                                                                                           "since": NOW}})])
+                                                                                           "since_s": NOW}})])
 def test_an_answer_without_the_proof_of_the_nonce_does_not_confirm(proof):
-    answer = {"vips": {"VI_1": {"state": "MASTER", "since": NOW}}, "proof": proof}
+    answer = {"vips": {"VI_1": {"state": "MASTER", "since_s": NOW}}, "proof": proof}
     assert havip_transition.unconfirmed(answer, "VI_1", "MASTER", NOW, NONCE) == (
         "its answer is not proven by the key the master accepted for it")
 
 
-@pytest.mark.parametrize("vips", [{1: {"state": "MASTER"}, "VI_1": {"state": "MASTER", "since": NOW}},
-                                  {"VI_1": {"state": "MASTER", "since": NOW, "x": 1}, "VI_2": {"state": b"MASTER"}}])
+@pytest.mark.parametrize("vips", [{1: {"state": "MASTER"}, "VI_1": {"state": "MASTER", "since_s": NOW}},
+                                  {"VI_1": {"state": "MASTER", "since_s": NOW, "x": 1}, "VI_2": {"state": b"MASTER"}}])
 def test_an_answer_that_cannot_be_proven_does_not_confirm(vips):
     answer = {"vips": vips, "proof": "é"}
     assert havip_transition.unconfirmed(answer, "VI_1", "MASTER", NOW, NONCE) == (
@@ -59,11 +59,11 @@ def test_an_answer_that_cannot_be_proven_does_not_confirm(vips):
 
 
 def test_a_proof_covers_every_vips_state_and_time():
-    vips = {"VI_1": {"state": "MASTER", "since": NOW}, "VI_2": {"state": "BACKUP", "since": NOW - 1}}
+    vips = {"VI_1": {"state": "MASTER", "since_s": NOW}, "VI_2": {"state": "BACKUP", "since_s": NOW - 1}}
     made = havip_transition.proof(NONCE, vips)
     assert made == havip_transition.proof(NONCE, {**vips, "VI_1": {**vips["VI_1"], "held": True}})
-    assert made != havip_transition.proof(NONCE, {**vips, "VI_2": {"state": "MASTER", "since": NOW - 1}})
-    assert made != havip_transition.proof(NONCE, {**vips, "VI_2": {"state": "BACKUP", "since": NOW}})
+    assert made != havip_transition.proof(NONCE, {**vips, "VI_2": {"state": "MASTER", "since_s": NOW - 1}})
+    assert made != havip_transition.proof(NONCE, {**vips, "VI_2": {"state": "BACKUP", "since_s": NOW}})
 
 
 @pytest.fixture(scope="module")

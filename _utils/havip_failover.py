@@ -1,0 +1,206 @@
+"""
+The runner's live failover test (``havip.failover_test``): the checks
+before anything is broken, the break of the VIP's holder while the client
+probes, the wait for the VIP on another balancer, the measurements, the
+restore, and the report.
+
+The runner passes in the minions (havip_master.Minions) and the function
+that opens a connection of its own for a call in the background: no Salt
+dunders here.
+"""
+
+import time
+
+import havip_facts
+import havip_health
+import havip_master
+import havip_rollout
+
+
+def wait_for_holder(minions, candidates, vip, timeout):
+    """(name, since) of the first candidate that holds ``vip`` as MASTER."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, status in sorted(minions.call(candidates, "havip.status").items()):
+            entry = status["vips"].get(vip, {})
+            if entry.get("held") and entry.get("state") == "MASTER":
+                return name, entry["since_s"]
+        time.sleep(0.2)
+    return None, None
+
+
+def restore(minions, config, holder, failure, expected, servers_up, budget):
+    """`state.apply havip` on the broken balancer, then wait for the cluster
+    to look as it did before: the ``expected`` holders, and every backend
+    server UP on each balancer that was (``servers_up``).  Returns (seconds,
+    problem or None); a failed apply's problem says what ``failure`` left
+    there."""
+    start = time.monotonic()
+    applied = minions.answers([holder], "state.apply", ["havip"], timeout=havip_rollout.APPLY_TIMEOUT).get(holder)
+    if problem := havip_rollout.step_problem("state.apply", applied):
+        return time.monotonic() - start, (f"state.apply havip on {holder} failed ({problem}); not restored: "
+                                          + havip_facts.FAILURE_LEFT[failure].format(holder=holder))
+    deadline = time.monotonic() + budget
+    while True:
+        survey = havip_master.survey(minions, config)
+        problems = survey["problems"] + havip_health.servers_not_back(
+            servers_up, havip_health.servers_up(config, survey["statuses"]))
+        if survey["holders"] == expected and not problems:
+            return time.monotonic() - start, None
+        if time.monotonic() > deadline:
+            return time.monotonic() - start, (
+                f"cluster not restored within {budget:.1f} s of the apply: holders "
+                f"{havip_health.show(survey['holders'])}" + "".join(f"; {p}" for p in problems))
+        time.sleep(0.5)
+
+
+def reach_problem(minions, probing):
+    """Why the client cannot reach the URL (a probe of 1 s at the test's
+    rate, before anything is broken), or None."""
+    client, url = probing["client"], probing["url"]
+    seen = minions.answers([client], "havip.probe", kwarg={"url": url, "seconds": 1, "rate": probing["rate"]},
+                           timeout=havip_facts.CALL_TIMEOUT + 1).get(client)
+    where = f"the client {client} cannot probe {url} before the test"
+    if not isinstance(seen, dict):
+        return f"{where}: {'no answer' if seen is None else havip_rollout.error_text(seen)}"
+    if seen["failed"]:
+        return f"{where}: {seen['failed']} of {seen['total']} failed"
+    return None
+
+
+def injection_problem(answer, failure, holder):
+    """What the answer of havip.inject says is wrong: None when it broke
+    the holder; a lost answer (the failure may have happened: the holder
+    is restored all the same) or the minion's error."""
+    if isinstance(answer, dict):
+        return None
+    if answer is None:
+        return f"the answer of havip.inject {failure} on {holder} was lost (restored all the same)"
+    return f"havip.inject {failure} on {holder} failed: {havip_rollout.error_text(answer)}"
+
+
+def break_and_measure(minions, connect, config, report, move_budget):
+    """Steps 2-4 of the failover test: break ``report["holder"]`` while the
+    client probes, wait for the VIP on another balancer; fills in the
+    figures, returns (the new holder or None, problems), or None when the
+    failure was refused (nothing was broken)."""
+    holder, vip, probing, failure = report["holder"], report["vip"], report["probe"], report["failure"]
+    seconds = 1.0 + move_budget + 3.0
+    probe = havip_master.Background(connect, probing["client"], "havip.probe",
+                                    kwarg={"url": probing["url"], "seconds": seconds, "rate": probing["rate"]},
+                                    timeout=seconds + 30)
+    probe.start()
+    time.sleep(1.0)  # good answers before the failure
+    problems = []
+    # confirm: the pre-check found another healthy balancer in service
+    # (else "no other healthy balancer could take over").  A link stays
+    # down until the probe is over: its return (the old holder preempting)
+    # is not the failover.
+    breaker = havip_master.Background(connect, holder, "havip.inject", [failure],
+                                      {"duration": seconds + 1.0, "confirm": True}, timeout=seconds + 30)
+    injected_at = time.time()
+    breaker.start()
+    if failure != "link_down":
+        breaker.join()
+        if breaker.result is not None and not isinstance(breaker.result, dict):
+            probe.join()
+            return None
+        if breaker.result is None:
+            problems.append(injection_problem(None, failure, holder))
+        else:
+            injected_at = breaker.result["at_s"]
+    others = [b["name"] for b in config["balancers"] if b["name"] != holder]
+    new_holder, since = wait_for_holder(minions, others, vip, move_budget + 2.0)
+    if new_holder is None:
+        problems.append(f"VIP {vip} not on another balancer within {move_budget:.1f} s")
+    else:
+        moved = since - injected_at
+        report.update(new_holder=new_holder, vip_moved_after_s=round(moved, 2))
+        if moved > move_budget:
+            problems.append(f"VIP {vip} moved after {moved:.2f} s, over the budget of {move_budget:.1f} s")
+    probe.join()
+    problems += traffic_problems(probe.result, report, injected_at, move_budget)
+    breaker.join()
+    if failure == "link_down" and (problem := injection_problem(breaker.result, failure, holder)):
+        problems.append(problem)
+    return new_holder, problems
+
+
+def traffic_problems(seen, report, injected_at, move_budget):
+    """What the probe's answer ``seen`` says of the failover; fills in its
+    figures."""
+    probing = report["probe"]
+    if not isinstance(seen, dict):
+        return [f"the probe on {probing['client']} returned nothing"]
+    report.update(client_visible_outage_s=round(seen["longest_outage_s"], 2),
+                  failed_requests=seen["failed"], requests=seen["total"])
+    failing_for = (seen["last_failure_s"] or 0) + seen["started_s"] - injected_at
+    if not seen["recovered"] or failing_for > move_budget + 1.0:
+        return [f"traffic through {probing['url']} did not resume within {move_budget + 1.0:.1f} s"]
+    return []
+
+
+def broken_and_restored(minions, connect, config, report, before, budgets):
+    """Steps 2-5 of the failover test: break the holder and measure, then
+    restore it whatever happened in between (an error is one more problem;
+    an interruption restores too).  Returns the problems, or None when the
+    failure was refused (nothing was broken, nothing restored)."""
+    holder, vip = report["holder"], report["vip"]
+    move_budget, restore_budget = budgets
+    broken, new_holder, problems = True, None, []
+    try:
+        measured = break_and_measure(minions, connect, config, report, move_budget)
+        broken = measured is not None
+        new_holder, problems = measured or (None, [])
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        # whatever failed after the injection, the holder is restored below
+        new_holder = report.get("new_holder")
+        problems = [f"the test stopped after the injection: {type(exc).__name__}: {exc}"]
+    finally:
+        if broken:
+            expected = dict(before["holders"])
+            if new_holder and not config["keepalived"]["preempt"]:
+                expected[vip] = [new_holder]  # without preemption the VIP stays where it went
+            took, problem = restore(minions, config, holder, report["failure"], expected,
+                                    havip_health.servers_up(config, before["statuses"]), restore_budget)
+            report.update(restored_after_s=round(took, 1), restore_budget_s=round(restore_budget, 2),
+                          holders_after=havip_master.survey(minions, config)["holders"])
+            problems += [problem] if problem else []
+    return problems if broken else None
+
+
+def with_leftovers(text, report):
+    """``text``, naming what the pre-check found left behind."""
+    leftovers = report.get("leftovers")
+    return text + (f"; leftovers: {'; '.join(leftovers)}" if leftovers else "")
+
+
+def run(minions, connect, report, client, vip, rate, tgt, tgt_type):
+    """The failover test of the runner's ``havip.failover_test`` (the
+    failure to inject in ``report``), filling in ``report``; returns
+    (passed, its comment)."""
+    failure = report["failure"]
+    try:
+        config = minions.config(tgt, tgt_type)
+        client = havip_facts.probing_client(config, client, "failover_test:client")
+    except ValueError as exc:
+        return False, str(exc)
+    before = havip_master.survey(minions, config)
+    report.update(holders_before=before["holders"], leftovers=havip_health.leftovers(config, before["statuses"]))
+    if before["problems"]:
+        return False, with_leftovers("pre-check failed: " + "; ".join(before["problems"]), report)
+    vip = vip or sorted(config["vips"])[0]
+    if vip not in config["vips"]:
+        return False, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})"
+    holder = before["holders"][vip][0]
+    move_budget, restore_budget = havip_facts.failover_budgets(config, failure)
+    report.update(vip=vip, holder=holder, move_budget_s=round(move_budget, 2),
+                  probe={"url": havip_facts.frontend_url(config, vip), "client": client, "rate": rate})
+    if problem := havip_master.pending_problem(minions, config) or reach_problem(minions, report["probe"]):
+        return False, with_leftovers(f"{problem}; nothing was broken", report)
+    problems = broken_and_restored(minions, connect, config, report, before, (move_budget, restore_budget))
+    if problems is None:
+        return False, with_leftovers(f"havip.inject {failure} on {holder} failed", report)
+    if problems:
+        return False, with_leftovers("failover test FAILED: " + "; ".join(problems), report)
+    return True, with_leftovers(f"failover test passed: {failure} on {holder}", report)

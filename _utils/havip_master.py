@@ -1,0 +1,143 @@
+"""
+What the master knows of a havip cluster, for the runner: its minions,
+asked through a LocalClient, and what it derives itself - the pillar it
+compiles for each (the cluster and its configuration come from there,
+never from what a minion answers), the formula's parameters from its file
+server; and the cluster-wide questions every runner function asks: the
+survey of the nodes, whether the pillar as it is now can be applied, one
+step on its targets.
+
+The runner passes in what it owns (its ``__opts__``, a LocalClient, the
+function that connects): no Salt dunders here.
+"""
+
+import re
+import threading
+
+import havip_facts
+import havip_health
+import havip_pillar
+import havip_rollout
+import salt.fileclient
+import salt.pillar
+import salt.utils.minions
+import salt.utils.yaml
+from salt.exceptions import CommandExecutionError
+
+# The formula's directory on the master's file server (map.jinja's tplroot).
+FORMULA = "havip"
+
+
+class Minions:
+    """The minions, asked through a LocalClient; and what the master knows
+    of them itself: their keys, and the pillar it compiles for them."""
+
+    def __init__(self, client, opts):
+        self.client, self.opts = client, opts
+        self.parameters = {}  # {OS family: defaults.yaml <- its file}
+
+    def answers(self, minions, fun, arg=(), kwarg=None, timeout=None):
+        """{minion: return} of the minions that answered, errors included."""
+        return self.client.cmd(list(minions), fun, arg=list(arg), kwarg=kwarg or {},
+                               tgt_type="list", timeout=timeout or havip_facts.CALL_TIMEOUT)
+
+    def call(self, minions, fun, arg=(), kwarg=None, timeout=None):
+        """{minion: return} of the minions that answered with data (not an error)."""
+        answers = self.answers(minions, fun, arg, kwarg, timeout)
+        return {name: ret for name, ret in answers.items() if isinstance(ret, dict)}
+
+    def config(self, tgt, tgt_type="glob"):
+        """The havip configuration of the cluster of the minions matching
+        ``tgt``, from the pillar the master compiles for each (what a minion
+        answers is never believed about its cluster); refused (ValueError)
+        when they belong to several clusters, or the nodes' pillars
+        disagree."""
+        matching = salt.utils.minions.CkMinions(self.opts).check_minions(tgt, tgt_type)["minions"]
+        configs = {name: self.pillar_config(name) for name in sorted(matching)}
+        config = havip_facts.cluster_config(configs, tgt)
+        configs.update({name: self.pillar_config(name) for name in config["nodes"] if name not in configs})
+        if problem := havip_facts.disagreement(config, configs):
+            raise ValueError(problem)
+        return config
+
+    def pillar_config(self, minion):
+        """The havip configuration the master derives from the pillar it
+        compiles for ``minion`` (the grains in its cache select the pillar
+        and the OS family's parameters, as on the minion), without secrets;
+        None without havip nodes."""
+        grains = salt.utils.minions.get_minion_data(minion, self.opts)[1] or {}
+        pillar = salt.pillar.get_pillar(self.opts, grains, minion, saltenv=self.opts.get("saltenv") or "base",
+                                        pillarenv=self.opts.get("pillarenv")).compile_pillar()
+        if pillar.get("_errors"):
+            # The errors may quote the pillar's lines, secrets too: counted, not shown.
+            raise ValueError(f"the master cannot compile the pillar of {minion} ({len(pillar['_errors'])}"
+                             f" errors: salt-run pillar.show_pillar {minion} shows them)")
+        family = grains.get("os_family")
+        try:
+            return havip_pillar.master_config(pillar.get("havip"), self.formula_parameters(
+                family if isinstance(family, str) and re.fullmatch(r"[A-Za-z0-9_]+", family) else None))
+        except CommandExecutionError as exc:
+            raise ValueError(f"the pillar of {minion}: {exc}") from None
+
+    def formula_parameters(self, family):
+        """map.jinja's first steps: the formula's defaults.yaml <- the OS
+        family's file (if there is one), from the master's file server."""
+        if family not in self.parameters:
+            defaults = self.formula_yaml("defaults")
+            if defaults is None:
+                raise ValueError(f"salt://{FORMULA}/parameters/defaults.yaml is not on this master's file server")
+            over = self.formula_yaml(f"os_family/{family}") if family else None
+            self.parameters[family] = havip_pillar.merge(defaults.get("havip") or {}, (over or {}).get("havip") or {})
+        return self.parameters[family]
+
+    def formula_yaml(self, name):
+        """The formula's ``parameters/<name>.yaml`` from the master's file
+        server, None if there is none."""
+        with salt.fileclient.get_file_client(self.opts) as files:
+            path = files.cache_file(f"salt://{FORMULA}/parameters/{name}.yaml", self.opts.get("saltenv") or "base")
+        if not path:
+            return None
+        with open(path, encoding="utf-8") as handle:
+            return salt.utils.yaml.safe_load(handle) or {}
+
+
+class Background(threading.Thread):
+    """A salt call that runs while the caller goes on, through its own
+    connection (``connect()``: a context manager giving Minions);
+    ``result`` after join(): the minion's answer (an error message too),
+    None if it was lost."""
+
+    def __init__(self, connect, minion, fun, arg=(), kwarg=None, timeout=None):
+        super().__init__(daemon=True)
+        self.connect = connect
+        self.call = (minion, fun, arg, kwarg, timeout)
+        self.result = None
+
+    def run(self):
+        minion, fun, arg, kwarg, timeout = self.call
+        with self.connect() as minions:
+            self.result = minions.answers([minion], fun, arg, kwarg, timeout).get(minion)
+
+
+def survey(minions, config):
+    """Status and health of every node, and the problems they add up to."""
+    names = sorted(config["nodes"])
+    return havip_health.survey(config, minions.call(names, "havip.status"), minions.call(names, "havip.check"))
+
+
+def pending_problem(minions, config):
+    """Why the pillar as it is now cannot be applied to one balancer at a
+    time (it does not render on one, or changes keepalived:vrrp_version),
+    or None: the deploy applies it so, the failover test's restore too."""
+    balancers = [node["name"] for node in config["balancers"]]
+    pending = minions.answers(balancers, "state.show_sls", ["havip.facts"], timeout=havip_rollout.RENDER_TIMEOUT)
+    return havip_rollout.vrrp_version_problem(minions.call(balancers, "havip.config"),
+                                              {name: pending.get(name) for name in balancers})
+
+
+def run_step(minions, step):
+    """(None or why the step failed, {target where it went through: its answer})."""
+    answers = minions.answers(step.targets, step.fun, step.arg, step.kwarg, step.timeout)
+    problems = {name: havip_rollout.step_problem(step.fun, answers.get(name)) for name in step.targets}
+    failed = "; ".join(f"{name}: {problem}" for name, problem in problems.items() if problem)
+    return failed or None, {name: answers[name] for name, problem in problems.items() if not problem}
