@@ -38,12 +38,14 @@ import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
 
 try:
+    import havip_cluster
     import havip_contract
     import havip_facts
     import havip_health
     import havip_lock
     import havip_pillar
     import havip_rollout
+    import havip_timing
     import havip_transition
 except ImportError as missing:
     NOT_SYNCED = (False, f"havip: its helpers (_utils/havip_*.py) are not on the master ({missing}):"
@@ -86,9 +88,9 @@ class _Minions:
         disagree."""
         matching = salt.utils.minions.CkMinions(self.opts).check_minions(tgt, tgt_type)["minions"]
         configs = {name: self.pillar_config(name) for name in sorted(matching)}
-        config = havip_facts.cluster_config(configs, tgt)
+        config = havip_cluster.cluster_config(configs, tgt)
         configs.update({name: self.pillar_config(name) for name in config["nodes"] if name not in configs})
-        if problem := havip_facts.disagreement(config, configs):
+        if problem := havip_cluster.disagreement(config, configs):
             raise ValueError(problem)
         return config
 
@@ -209,7 +211,7 @@ def _unknown_options(function, options):
     given = [name for name in options if not str(name).startswith("__")]
     known = [name for name, parameter in inspect.signature(function).parameters.items()
              if parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
-    found = havip_facts.unknown_key(given, known)
+    found = havip_contract.unknown_key(given, known)
     return f"{function.__name__}:{found[0]}: {found[1]}" if found else None
 
 
@@ -436,7 +438,7 @@ def _failover_test(minions, report, client, vip, rate, tgt, tgt_type):
     failure = report["failure"]
     try:
         config = minions.config(tgt, tgt_type)
-        client = havip_facts.probing_client(config, client, "failover_test:client")
+        client = havip_cluster.probing_client(config, client, "failover_test:client")
     except ValueError as exc:
         return _fail(report, str(exc))
     before = _survey(minions, config)
@@ -447,9 +449,9 @@ def _failover_test(minions, report, client, vip, rate, tgt, tgt_type):
     if vip not in config["vips"]:
         return _fail(report, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})")
     holder = before["holders"][vip][0]
-    move_budget, restore_budget = havip_facts.failover_budgets(config, failure)
+    move_budget, restore_budget = havip_timing.failover_budgets(config, failure)
     report.update(vip=vip, holder=holder, move_budget=round(move_budget, 2),
-                  probe={"url": havip_facts.frontend_url(config, vip), "client": client, "rate": rate})
+                  probe={"url": havip_cluster.frontend_url(config, vip), "client": client, "rate": rate})
     if problem := _pending_problem(minions, config) or _probe_problem(minions, report["probe"]):
         return _fail(report, _with_leftovers(f"{problem}; nothing was broken", report))
     problems = _broken_and_restored(minions, config, report, before, (move_budget, restore_budget))
@@ -705,7 +707,7 @@ def _deploy(minions, config, tgt, tgt_type, client, rate, max_failed, report):
     if problem := _pending_problem(minions, config):
         return [f"refused, nothing deployed: {problem}"]
     order = havip_rollout.rollout_order(config, before["holders"])
-    urls = [havip_facts.frontend_url(config, vip) for vip in sorted(config["vips"])]
+    urls = [havip_cluster.frontend_url(config, vip) for vip in sorted(config["vips"])]
     report.update(order=order, probe={"urls": urls, "client": client, "rate": rate}, steps=[])
     probes = [_Probe(minions, client, url, rate, max_failed) for url in urls]
     problems = _under_probes(probes, lambda: _roll_out(minions, config, order, report["steps"])
@@ -721,7 +723,7 @@ def _deployed(report, client, rate, max_failed, tgt, tgt_type):
     with _connect() as minions:
         try:
             config = minions.config(tgt, tgt_type)
-            client = havip_facts.probing_client(config, client, "deploy:client")
+            client = havip_cluster.probing_client(config, client, "deploy:client")
         except ValueError as exc:
             return _fail(report, str(exc))
         problems = _deploy(minions, config, tgt, tgt_type, client, rate, max_failed, report)
@@ -795,9 +797,6 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
                       lambda: _deployed(report, client, rate, max_failed, tgt, tgt_type))
 
 
-TRANSITION_LOG = "/var/log/salt/havip-vrrp.log"
-
-
 def _accepted_key(minion):
     """The public key (PEM) the master accepted for ``minion`` (a checked
     name)."""
@@ -850,7 +849,7 @@ def log_transition(minion, vip, state, previous, at):
     if problem := havip_transition.unconfirmed(answer, vip, state, at, nonce):
         return _fail(report, f"havip.log_transition: {minion} does not confirm {vip} {state} at {at}: {problem}")
     line = f"{at} {minion} {vip} {previous} -> {state}\n"
-    path = __opts__.get("havip_vrrp_log", TRANSITION_LOG)
+    path = __opts__.get(havip_facts.TRANSITION_LOG_OPTION, havip_facts.TRANSITION_LOG)
     with open(path, "a", encoding="utf-8") as log:
         log.write(line)
     if state == "MASTER":

@@ -9,11 +9,12 @@ arguments (no Salt dunders).
 
 import csv
 import io
+import itertools
 import socket
 import urllib.error
 
 import havip_probe
-from havip_facts import HAPROXY_BACKEND, url
+from havip_facts import HAPROXY_BACKEND
 from salt.exceptions import CommandExecutionError
 
 # What havip needs of haproxy:global (and global_extra).
@@ -30,7 +31,7 @@ def stats_socket(haproxy):
         if words[:2] != ["stats", "socket"] or len(words) < 3:
             continue
         path = words[2].removeprefix("unix@")
-        admin = ("level", "admin") in zip(words[3:], words[4:])
+        admin = ("level", "admin") in itertools.pairwise(words[3:])
         if path.startswith("/") and admin:
             return path
     return None
@@ -130,7 +131,7 @@ def peer_health(facts, peer):
     stats password can change under a rolling deploy.  Else the reason why
     not."""
     stats = facts["stats"]
-    page = url(peer["address"], stats["port"], stats["backends_uri"])
+    page = havip_probe.http_url(peer["address"], stats["port"], stats["backends_uri"])
     try:
         havip_probe.get(page)
     except urllib.error.HTTPError as exc:

@@ -15,9 +15,16 @@ import ssl
 import time
 import urllib.request
 
+import salt.utils.network
 from havip_contract import parse_address
 from havip_facts import WAIT_LIMIT
 from salt.exceptions import CommandExecutionError
+
+
+def http_url(address, port, path="/"):
+    """An HTTP URL of the IP ``address``, an IPv6 one in brackets (Salt's
+    ``ip_bracket``, as the templates' ``ipwrap`` filter)."""
+    return f"http://{salt.utils.network.ip_bracket(address)}:{port}{path}"
 
 
 def get(url, timeout=2.0, auth=None, cafile=None):

@@ -8,6 +8,7 @@ import copy
 import subprocess
 import time
 
+import havip_facts
 import pytest
 
 from test.certs import pem
@@ -48,9 +49,12 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_salts_service_modul
     assert not any(s.startswith("havip-nginx") for s in states)
     assert not any(f.startswith(("firewalld.", "selinux.")) for f in funs(states).values())
     # What havip.status and friends read: root only (the states get no secret).
-    facts = states["havip-facts-file"]
-    assert (facts["name"], facts["mode"], facts["user"]) == ("/etc/havip/havip.json", "0600", "root")
+    facts = states[havip_facts.FACTS_STATE]
+    assert (facts["name"], facts["mode"], facts["user"]) == (havip_facts.FACTS_FILE, "0600", "root")
     assert facts["dataset"]["node"]["name"] == "svr1"
+    # Created in service, never replaced (havip.standby writes it).
+    standby = states["havip-keepalived-standby-file"]
+    assert (standby["contents"], standby["replace"]) == (str(havip_facts.IN_SERVICE), False)
 
 
 def test_debian_backend_gets_nginx_and_its_page_only(salt_call):
@@ -209,7 +213,7 @@ def render_config(minion, states, state_id, target, pillar):
             if k not in ("fun", "require", "require_in", "watch", "watch_in", "user", "group")}
     args["name"] = str(target)
     minion.set_pillar(pillar)
-    code, ret = minion.run("state.single", "file.managed", **args)
+    _, ret = minion.run("state.single", "file.managed", **args)
     result = next(iter(ret.values())) if isinstance(ret, dict) else {"result": False, "comment": ret}
     return result, target.read_text() if target.exists() else None
 
@@ -273,7 +277,8 @@ def test_rendered_configs_pass_the_daemons_own_checks(salt_call, netns_with, tmp
                  f'script "{tmp_path / "check_script"}"', f'notify "{tmp_path / "notify_script"}"',
                  f'file "{tmp_path / "standby"}"', "havip_standby",
                  # Priorities 150 and 100: without a backend UP, 150 ranks below 100.
-                 "/usr/bin/curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-backends", "        havip_check_backends weight -51\n"):
+                 "/usr/bin/curl -fs -o /dev/null -m 0.5 http://127.0.0.1:1080/havip-backends",
+                 "        havip_check_backends weight -51\n"):
         assert line in keepalived
     assert "state MASTER" not in keepalived
     assert "listen 8080;" in texts["nginx-site.conf"]

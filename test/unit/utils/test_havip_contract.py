@@ -20,9 +20,25 @@ def test_every_default_is_a_key_of_the_contract_and_passes_its_check():
 def test_an_unknown_key_names_the_nearest_known_one():
     config = copy.deepcopy(DEFAULTS)
     config["keepalived"]["advert_interval"] = 1
-    with pytest.raises(havip_contract.Invalid, match="did you mean advert_int?") as refused:
+    with pytest.raises(havip_contract.Invalid, match=r"did you mean advert_int?") as refused:
         havip_contract.walk(havip_contract.SPEC, config)
     assert refused.value.key == "keepalived:advert_interval"
+
+
+def test_unknown_key_names_the_nearest_known_one():
+    assert havip_contract.unknown_key(["failur", "rate"], ["failure", "rate"]) == (
+        "failur", "unknown key (did you mean failure? known: failure, rate)")
+    assert havip_contract.unknown_key(["zzz"], ["failure"]) == ("zzz", "unknown key (known: failure)")
+    assert havip_contract.unknown_key(["rate"], ["failure", "rate"]) is None
+
+
+@pytest.mark.parametrize("name, accepted", [
+    ("ens32", True), ("br-lan.10", True), ("a" * 15, True),
+    # What the kernel refuses (dev_valid_name): too long, . and .., a slash, a colon, a space.
+    ("a" * 16, False), (".", False), ("..", False), ("en/s", False), ("ens32:1", False), ("en s", False), ("", False),
+    (None, False)])
+def test_an_interface_name_is_what_the_kernel_accepts(name, accepted):
+    assert havip_contract.is_interface(name) is accepted
 
 
 def test_public_drops_every_key_the_table_calls_secret():

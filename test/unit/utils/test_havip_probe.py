@@ -11,6 +11,13 @@ import pytest
 from salt.exceptions import CommandExecutionError
 
 
+@pytest.mark.parametrize("address, url", [
+    ("192.168.100.10", "http://192.168.100.10:9090/"), ("fd00::10", "http://[fd00::10]:9090/")])
+def test_http_url_brackets_an_ipv6_address(address, url):
+    assert havip_probe.http_url(address, 9090) == url
+    assert havip_probe.http_url(address, 1080, "/status;csv") == url.replace(":9090/", ":1080/status;csv")
+
+
 def requests_every(period, answers):
     """[sent, body] of requests sent every ``period`` s from 0."""
     return [[index * period, body] for index, body in enumerate(answers)]
@@ -121,5 +128,5 @@ def test_file_path_accepts_a_safe_absolute_path(value):
 
 @pytest.mark.parametrize("value", ["/etc/../etc/shadow", "/./x", "x/y", "/a b", "/a\n", b"/a", "/"])
 def test_file_path_refuses_anything_else(value):
-    with pytest.raises(CommandExecutionError, match="cafile .* refused"):
+    with pytest.raises(CommandExecutionError, match=r"cafile .* refused"):
         havip_probe.file_path("cafile", value)
