@@ -81,7 +81,8 @@ def validate(config, minion_id=None):
     - ``arp_sysctls``, ``handover``: what the handover needs
     - ``standby``: keepalived's standby file, its ``weight`` and the levels
       ``havip.standby`` writes (``in_service``, ``lowest``, ``fault``)
-    - ``backends_check``: the ``answer_timeout`` of keepalived's check of
+    - ``checks``: the ``address`` where keepalived's checks ask HAProxy
+      (127.0.0.1) and the ``backends_answer_timeout`` of its check of
       ``stats:backends_uri``
     - ``facts_file`` / ``facts_state``: where the formula writes this
       configuration, and its state id

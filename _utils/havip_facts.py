@@ -58,6 +58,9 @@ STANDBY_WEIGHT = -MAX_WEIGHT
 IN_SERVICE = 0
 STANDBY_LOWEST = 1
 STANDBY_FAULT = 2
+# Where keepalived's checks ask HAProxy's stats listener (which listens
+# there beside stats:bind).
+CHECK_ADDRESS = "127.0.0.1"
 # Seconds HAProxy has to answer stats:backends_uri to keepalived's backends
 # check (keepalived:track_backends) when keepalived:check:answer_timeout is
 # 0 (the check of stats:monitor_uri is off).

@@ -16,6 +16,7 @@ from havip_contract import SPEC, Invalid, canonical_address, parse_address, publ
 from havip_facts import (
     ARP_SYSCTLS,
     BACKENDS_ANSWER_TIMEOUT,
+    CHECK_ADDRESS,
     FACTS_FILE,
     FACTS_STATE,
     HAPROXY_BACKEND,
@@ -45,8 +46,6 @@ PLACEHOLDERS = {"change-me", "changeme", "change_me", "password", "passw0rd", "a
 # releases that ship them (by grain os, else os_family).
 MINIMUM_VERSIONS = {"haproxy": (2, 4), "keepalived": (2, 2)}
 MINIMUM_RELEASES = {"Debian": 12, "Ubuntu": 22, "RedHat": 9}
-# Where keepalived's checks ask HAProxy's stats listener.
-LOOPBACK = "127.0.0.1"
 # The ports firewalld opens to firewall:admin_sources only.
 ADMIN_PORTS = ("stats:port", "metrics:port", "lookup:metrics:node_exporter_port")
 # VRRP's multicast groups (RFC 5798).
@@ -339,7 +338,8 @@ def _listen(config, nodes, balancers, me):
     stats, metrics = (_binds(config, key, nodes, balancers) for key in ("stats", "metrics"))
     if not me or "balancer" not in me["roles"]:
         return {}
-    local = stats[me["name"]] if _covers(stats[me["name"]], LOOPBACK) else stats[me["name"]] + [LOOPBACK]
+    bound = stats[me["name"]]
+    local = bound if _covers(bound, CHECK_ADDRESS) else [*bound, CHECK_ADDRESS]
     return {"stats": local, "metrics": metrics[me["name"]]}
 
 
@@ -463,7 +463,7 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
     ``vip_families``, ``backends``/``balancers``, this minion's ``node`` and
     ``roles``, ``mine_function``/``mine_args``, ``arp_sysctls``,
     ``facts_file``/``facts_state``, ``haproxy_backend``, the ``handover``'s
-    and the ``standby`` file's facts, the ``backends_check``'s timeout, what
+    and the ``standby`` file's facts, where keepalived's ``checks`` ask, what
     this node ``listen``s on and what ``firewalld`` opens.  ``ip_addrs`` and ``mine_get`` stand
     for network.ip_addrs and mine.get (needed with havip:mine),
     ``interfaces`` for this minion's interface names (its grains)."""
@@ -520,8 +520,10 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         # keepalived's standby file (havip.standby): its weight and levels.
         standby={"weight": STANDBY_WEIGHT, "in_service": IN_SERVICE, "lowest": STANDBY_LOWEST,
                  "fault": STANDBY_FAULT},
-        # keepalived's check of stats:backends_uri (keepalived:track_backends).
-        backends_check={"answer_timeout": config["keepalived"]["check"]["answer_timeout"] or BACKENDS_ANSWER_TIMEOUT},
+        # Where keepalived's checks ask HAProxy, and how long its check of
+        # stats:backends_uri (keepalived:track_backends) waits for an answer.
+        checks={"address": CHECK_ADDRESS,
+                "backends_answer_timeout": config["keepalived"]["check"]["answer_timeout"] or BACKENDS_ANSWER_TIMEOUT},
         mine_args=mine_args,
         arp_sysctls=dict(ARP_SYSCTLS),
     )

@@ -46,6 +46,14 @@ def test_keepalived_asks_backends_uri_within_the_checks_answer_timeout_else_the_
     assert f"curl -fs -o /dev/null -m {asked} http://127.0.0.1:1080/havip-backends" in conf
 
 
+def test_keepalived_and_its_haproxy_check_ask_haproxy_where_it_listens_for_them(monkeypatch):
+    monkeypatch.setattr(havip_pillar, "CHECK_ADDRESS", "::1")
+    conf = rendered("keepalived.conf.jinja")
+    assert "-m 0.5 http://[::1]:1080/havip-backends" in conf
+    assert "-m '0.5' 'http://[::1]:1080/havip-health' || exit 1" in rendered("check-haproxy.sh.jinja")
+    assert validated(seed_pillar()["havip"], "svr1")["listen"]["stats"] == ["192.168.100.13", "::1"]
+
+
 def test_the_handover_takes_the_nftables_families(monkeypatch):
     monkeypatch.setattr(havip_pillar, "NFT_FAMILIES", {4: "ipx", 6: "ip6x"})
     def v6(havip):

@@ -427,10 +427,10 @@ def test_validate_hands_the_shared_facts_to_the_states():
 
 
 @pytest.mark.parametrize("answer_timeout, asked", [(0.3, 0.3), (0, havip_facts.BACKENDS_ANSWER_TIMEOUT)])
-def test_the_backends_check_answer_timeout_is_the_checks_own_else_the_default(answer_timeout, asked):
+def test_the_backends_checks_answer_timeout_is_the_checks_own_else_the_default(answer_timeout, asked):
     havip = copy.deepcopy(SEED)
     set_key("keepalived:check:answer_timeout", answer_timeout)(havip)
-    assert validate(havip)["backends_check"] == {"answer_timeout": asked}
+    assert validate(havip)["checks"] == {"address": havip_facts.CHECK_ADDRESS, "backends_answer_timeout": asked}
 
 
 def test_validate_gives_an_unlisted_minion_no_roles():
