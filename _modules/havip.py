@@ -17,6 +17,7 @@ import time
 from salt.exceptions import CommandExecutionError
 
 try:
+    import havip_cluster
     import havip_facts
     import havip_haproxy
     import havip_health
@@ -25,6 +26,7 @@ try:
     import havip_pillar
     import havip_probe
     import havip_relay
+    import havip_timing
     import havip_tofs
     import havip_transition
 except ImportError as missing:
@@ -58,7 +60,8 @@ def validate(config, minion_id=None):
     ``vips:<name>:auth_pass`` and ``frontend:tls:certificate``, plus:
 
     - ``nodes``: every node normalised (``name``, ``roles``, ``address``,
-      ``priority`` for balancers, ``discovered``).  With ``mine`` set, a backend may omit
+      ``priority`` for balancers, ``page`` for backends - its name unless
+      set -, ``discovered``).  With ``mine`` set, a backend may omit
       ``address``: it is taken from the Salt mine (``havip_address``), or
       from this minion's interfaces for itself; a balancer refuses a backend
       that has not published one yet, other minions leave it None.
@@ -66,7 +69,9 @@ def validate(config, minion_id=None):
       ``family``, ``interface``, ``virtual_router_id``, ``unicast``,
       ``authenticated``), with ``priorities`` (every balancer's priority for
       it), ``order`` (the balancers from the most to the least preferred
-      holder) and, on a balancer, ``relay_to`` (where the handover relays)
+      holder), ``track_backends_weight`` (one more than the priorities'
+      spread, negative), ``nft_family`` (``ip``, ``ip6``) and, on a
+      balancer, ``relay_to`` (where the handover relays)
     - ``frontend:tls``: ``enabled``, and the certificate's ``serial`` and
       ``not_after``
     - ``vip_families``: the IP versions (4, 6) of the VIPs
@@ -76,6 +81,13 @@ def validate(config, minion_id=None):
     - ``mine_function`` / ``mine_args`` / ``relay_function``: what nodes
       publish in the Salt mine
     - ``arp_sysctls``, ``handover``: what the handover needs
+    - ``standby``: keepalived's standby file, its ``weight`` and the levels
+      ``havip.standby`` writes (``in_service``, ``lowest``, ``fault``)
+    - ``checks``: the ``address`` where keepalived's checks ask HAProxy
+      (127.0.0.1) and the ``backends_answer_timeout`` of its check of
+      ``stats:backends_uri``
+    - ``facts_file`` / ``facts_state``: where the formula writes this
+      configuration, and its state id
     - ``listen``: on a balancer, the addresses its ``stats`` listener
       (stats:bind or its own address, and 127.0.0.1) and its ``metrics``
       (HAProxy's exporter, the node exporter) listen on
@@ -177,7 +189,7 @@ def _balancer_status(facts):
     config_valid = _run(["haproxy", "-c", "-q", "-f", lookup["haproxy"]["config"]])["retcode"] == 0
     return {
         "vips": vips,
-        "standby": havip_host.standby_value(lookup) != 0,
+        "standby": havip_host.standby_value(lookup) != havip_facts.IN_SERVICE,
         "keepalived": {"running": keepalived},
         "haproxy": havip_haproxy.status(facts, havip_host.running([lookup["haproxy"]["pidfile"]]), config_valid),
         "relay": havip_relay.relays(_run, facts["vips"]),
@@ -186,7 +198,7 @@ def _balancer_status(facts):
 
 
 def _nginx_status(facts):
-    url = havip_facts.url(facts["node"]["address"], facts["backend"]["port"])
+    url = havip_http.http_url(facts["node"]["address"], facts["backend"]["port"])
     return {
         "running": havip_host.running([facts["lookup"]["nginx"]["pidfile"]]),
         "answering": havip_http.http_ok(url),
@@ -374,20 +386,21 @@ def _move_vips(standby, timeout):
         return {"standby": standby, "changed": False, "moved": [], "took_s": 0.0}
     if standby:
         _require_serving_peer(facts, function)
-        moving, level = _held_vips(facts), 1 if keepalived["preempt"] else 2
+        moving = _held_vips(facts)
+        level = havip_facts.STANDBY_LOWEST if keepalived["preempt"] else havip_facts.STANDBY_FAULT
     else:
-        moving = havip_facts.preferred_vips(facts, facts["node"]["name"]) if keepalived["preempt"] else []
-        level = 0
+        moving = havip_cluster.preferred_vips(facts, facts["node"]["name"]) if keepalived["preempt"] else []
+        level = havip_facts.IN_SERVICE
 
     def moved():
         held = set(_held_vips(facts))
         return not held if standby else set(moving) <= held
-    budget = float(timeout or havip_facts.move_budget(keepalived))
+    budget = float(timeout or havip_timing.move_budget(keepalived))
     start = time.monotonic()
     havip_host.write_standby(lookup, level)
     if not _wait_until(moved, budget):
         if standby:
-            havip_host.write_standby(lookup, 0)
+            havip_host.write_standby(lookup, havip_facts.IN_SERVICE)
             raise CommandExecutionError(f"havip.standby: no balancer took over {', '.join(moving)} within"
                                         f" {budget:.1f} s; standby undone, this balancer is in service again")
         raise CommandExecutionError(f"havip.resume: in service again, but {', '.join(moving)} did not come back"
@@ -418,7 +431,7 @@ def drain(server, timeout=None):
         salt svr1 havip.drain nginx1
         salt 'svr*' havip.drain nginx1 timeout=120
     """
-    budget = havip_facts.wait_limit("drain", timeout)
+    budget = havip_timing.wait_limit("drain", timeout)
     path = havip_haproxy.server_socket(_balancer_facts("drain"), "drain", server)
     others = {name: state for name, state in havip_haproxy.servers(havip_haproxy.ask(path, "show stat")).items()
               if name != server}
@@ -450,7 +463,7 @@ def ready(server, timeout=None):
 
         salt svr1 havip.ready nginx1
     """
-    budget = havip_facts.wait_limit("ready", timeout)
+    budget = havip_timing.wait_limit("ready", timeout)
     path = havip_haproxy.server_socket(_balancer_facts("ready"), "ready", server)
     start = time.monotonic()
     havip_haproxy.set_server_state(path, server, "ready")
@@ -499,7 +512,7 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=No
         salt client havip.probe url=https://192.168.100.10/ cafile=/etc/ssl/our-ca.pem
     """
     if url is None:
-        url = havip_facts.frontend_url(_facts())
+        url = havip_cluster.frontend_url(_facts())
     url = havip_probe.probe_url(url, _probe_scope())
     stop_file, cafile = havip_probe.file_path("stop_file", stop_file), havip_probe.file_path("cafile", cafile)
     seconds, rate, timeout = havip_probe.probe_args(seconds, rate, timeout)

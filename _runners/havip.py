@@ -311,9 +311,6 @@ def _deployed(report, client, rate, max_failed, tgt, tgt_type):
     return report
 
 
-TRANSITION_LOG = "/var/log/salt/havip-vrrp.log"
-
-
 def _accepted_key(minion):
     """The public key (PEM) the master accepted for ``minion`` (a checked
     name)."""
@@ -366,7 +363,7 @@ def log_transition(minion, vip, state, previous, at):
     if problem := havip_transition.unconfirmed(answer, vip, state, at, nonce):
         return _fail(report, f"havip.log_transition: {minion} does not confirm {vip} {state} at {at}: {problem}")
     line = f"{at} {minion} {vip} {previous} -> {state}\n"
-    path = __opts__.get("havip_vrrp_log", TRANSITION_LOG)
+    path = __opts__.get(havip_facts.TRANSITION_LOG_OPTION, havip_facts.TRANSITION_LOG)
     with open(path, "a", encoding="utf-8") as log:
         log.write(line)
     if state == "MASTER":

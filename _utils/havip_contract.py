@@ -9,10 +9,11 @@ docs is generated from this table and parameters/defaults.yaml.
 """
 
 import dataclasses
+import difflib
 import ipaddress
 import re
 
-from havip_facts import HAPROXY_TIME, unknown_key
+from havip_timing import HAPROXY_TIME
 from salt.exceptions import CommandExecutionError
 
 ROLES = ("backend", "balancer")
@@ -210,6 +211,9 @@ TEMPLATES = {
 
 # A minion id, a VIP's name: what the contract's names accept.
 is_name = _full(NAME)
+# An interface name: what the kernel accepts (at most 15 characters, not
+# . or ..), less anything but letters, digits and _ . -
+is_interface = _full(INTERFACE)
 
 URL_PATH = "a path: '/' then letters, digits and . _ ~ / -"
 
@@ -463,6 +467,17 @@ def _join(key, name):
 def _holds_secret(spec):
     """Whether the mapping ``spec`` holds a secret key itself."""
     return any(getattr(sub, "secret", False) for sub in spec.values())
+
+
+def unknown_key(names, known):
+    """(the first of ``names`` not in ``known``, why: "unknown key (did you
+    mean <the nearest known one>? known: ...)"), or None if all are known."""
+    extra = sorted(str(name) for name in names if name not in known)
+    if not extra:
+        return None
+    near = difflib.get_close_matches(extra[0], [str(k) for k in known], n=1, cutoff=0.6)
+    hint = f"did you mean {near[0]}? " if near else ""
+    return extra[0], f"unknown key ({hint}known: {', '.join(map(str, known))})"
 
 
 def _unknown(value, known, key):

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 
+import havip_cluster
 import havip_facts
 import havip_health
 import havip_master
@@ -128,7 +129,7 @@ def deploy(minions, connect, config, tgt, tgt_type, client, rate, max_failed, re
     if problem := havip_master.pending_problem(minions, config):
         return [f"refused, nothing deployed: {problem}"]
     order = havip_rollout.rollout_order(config, before["holders"])
-    urls = [havip_facts.frontend_url(config, vip) for vip in sorted(config["vips"])]
+    urls = [havip_cluster.frontend_url(config, vip) for vip in sorted(config["vips"])]
     report.update(order=order, probe={"urls": urls, "client": client, "rate": rate}, steps=[])
     probes = [Probe(minions, connect, client, url, rate, max_failed) for url in urls]
     problems = under_probes(probes, lambda: roll_out(minions, config, order, report["steps"])
@@ -144,7 +145,7 @@ def run(minions, connect, report, client, rate, max_failed, tgt, tgt_type):
     ``report``; returns (done, its comment)."""
     try:
         config = minions.config(tgt, tgt_type)
-        client = havip_facts.probing_client(config, client, "deploy:client")
+        client = havip_cluster.probing_client(config, client, "deploy:client")
     except ValueError as exc:
         return False, str(exc)
     problems = deploy(minions, connect, config, tgt, tgt_type, client, rate, max_failed, report)

@@ -11,10 +11,12 @@ dunders here.
 
 import time
 
+import havip_cluster
 import havip_facts
 import havip_health
 import havip_master
 import havip_rollout
+import havip_timing
 
 
 def wait_for_holder(minions, candidates, vip, timeout):
@@ -182,7 +184,7 @@ def run(minions, connect, report, client, vip, rate, tgt, tgt_type):
     failure = report["failure"]
     try:
         config = minions.config(tgt, tgt_type)
-        client = havip_facts.probing_client(config, client, "failover_test:client")
+        client = havip_cluster.probing_client(config, client, "failover_test:client")
     except ValueError as exc:
         return False, str(exc)
     before = havip_master.survey(minions, config)
@@ -193,9 +195,9 @@ def run(minions, connect, report, client, vip, rate, tgt, tgt_type):
     if vip not in config["vips"]:
         return False, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})"
     holder = before["holders"][vip][0]
-    move_budget, restore_budget = havip_facts.failover_budgets(config, failure)
+    move_budget, restore_budget = havip_timing.failover_budgets(config, failure)
     report.update(vip=vip, holder=holder, move_budget_s=round(move_budget, 2),
-                  probe={"url": havip_facts.frontend_url(config, vip), "client": client, "rate": rate})
+                  probe={"url": havip_cluster.frontend_url(config, vip), "client": client, "rate": rate})
     if problem := havip_master.pending_problem(minions, config) or reach_problem(minions, report["probe"]):
         return False, with_leftovers(f"{problem}; nothing was broken", report)
     problems = broken_and_restored(minions, connect, config, report, before, (move_budget, restore_budget))

@@ -14,7 +14,7 @@ import socket
 import urllib.error
 
 import havip_http
-from havip_facts import HAPROXY_BACKEND, url
+from havip_facts import HAPROXY_BACKEND
 from salt.exceptions import CommandExecutionError
 
 # What havip needs of haproxy:global (and global_extra).
@@ -131,7 +131,7 @@ def peer_health(facts, peer):
     stats password can change under a rolling deploy.  Else the reason why
     not."""
     stats = facts["stats"]
-    page = url(peer["address"], stats["port"], stats["backends_uri"])
+    page = havip_http.http_url(peer["address"], stats["port"], stats["backends_uri"])
     try:
         havip_http.get(page)
     except urllib.error.HTTPError as exc:

@@ -7,7 +7,8 @@ every node's verdict, and whether another balancer could take over).
 Pure helpers: they judge the reports they are given (no Salt dunders).
 """
 
-from havip_facts import LINGER_DEVICE, RELEASE_GRACE, TRACK_TABLE, preferred_holders
+from havip_cluster import preferred_holders
+from havip_facts import LINGER_DEVICE, RELEASE_GRACE, TRACK_TABLE
 from havip_haproxy import any_up
 
 # ---- a node ---------------------------------------------------------------------

@@ -11,17 +11,11 @@ Pure helpers: a command runs through ``run(cmd, **kwargs)``, Salt's
 import ipaddress
 import json
 import os
-import re
 import time
 
-from havip_facts import LINGER_DEVICE
+from havip_contract import is_interface
+from havip_facts import IN_SERVICE, LINGER_DEVICE, STANDBY_FAULT, STANDBY_LOWEST
 from salt.exceptions import CommandExecutionError
-
-# An interface name a link restore takes into a file and a unit name:
-# what the kernel allows (at most 15 characters), less anything but
-# letters, digits and _ . -
-INTERFACE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-
 
 # ---- processes ----------------------------------------------------------------
 
@@ -98,7 +92,9 @@ def restore_unit(interface):
 
 
 def _checked_interface(name):
-    if not isinstance(name, str) or not INTERFACE_NAME.fullmatch(name):
+    """``name``, an interface name a link restore takes into a file and a
+    unit name, or refused."""
+    if not is_interface(name):
         raise CommandExecutionError(f"havip.inject: refused, {name!r} is not an interface name a restore can use")
     return name
 
@@ -208,12 +204,12 @@ def vrrp_state(state_dir, name):
 def standby_value(lookup):
     try:
         with open(lookup["keepalived"]["standby_file"], encoding="utf-8") as handle:
-            return int(handle.read().strip() or 0)
+            return int(handle.read().strip() or IN_SERVICE)
     except FileNotFoundError:
-        return 0
+        return IN_SERVICE
     except ValueError:
         raise CommandExecutionError(
-            f"havip: {lookup['keepalived']['standby_file']} must hold 0, 1 or 2"
+            f"havip: {lookup['keepalived']['standby_file']} must hold {IN_SERVICE}, {STANDBY_LOWEST} or {STANDBY_FAULT}"
         ) from None
 
 

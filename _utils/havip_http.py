@@ -10,6 +10,14 @@ import base64
 import ssl
 import urllib.request
 
+import salt.utils.network
+
+
+def http_url(address, port, path="/"):
+    """An HTTP URL of the IP ``address``, an IPv6 one in brackets (Salt's
+    ``ip_bracket``, as the templates' ``ipwrap`` filter)."""
+    return f"http://{salt.utils.network.ip_bracket(address)}:{port}{path}"
+
 
 def get(url, timeout=2.0, auth=None, cafile=None):
     """(status, body) of an HTTP GET; raises OSError (URLError) on failure.

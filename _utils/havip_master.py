@@ -14,6 +14,7 @@ function that connects): no Salt dunders here.
 import re
 import threading
 
+import havip_cluster
 import havip_facts
 import havip_health
 import havip_pillar
@@ -54,9 +55,9 @@ class Minions:
         disagree."""
         matching = salt.utils.minions.CkMinions(self.opts).check_minions(tgt, tgt_type)["minions"]
         configs = {name: self.pillar_config(name) for name in sorted(matching)}
-        config = havip_facts.cluster_config(configs, tgt)
+        config = havip_cluster.cluster_config(configs, tgt)
         configs.update({name: self.pillar_config(name) for name in config["nodes"] if name not in configs})
-        if problem := havip_facts.disagreement(config, configs):
+        if problem := havip_cluster.disagreement(config, configs):
             raise ValueError(problem)
         return config
 

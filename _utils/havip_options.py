@@ -59,5 +59,5 @@ def unknown_options(function, options):
     given = [name for name in options if not str(name).startswith("__")]
     known = [name for name, parameter in inspect.signature(function).parameters.items()
              if parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
-    found = havip_facts.unknown_key(given, known)
+    found = havip_contract.unknown_key(given, known)
     return f"{function.__name__}:{found[0]}: {found[1]}" if found else None

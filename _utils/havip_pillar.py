@@ -15,12 +15,21 @@ import salt.utils.dictupdate
 from havip_contract import SPEC, Invalid, canonical_address, parse_address, public, walk
 from havip_facts import (
     ARP_SYSCTLS,
+    BACKENDS_ANSWER_TIMEOUT,
+    CHECK_ADDRESS,
     FACTS_FILE,
+    FACTS_STATE,
     HAPROXY_BACKEND,
+    IN_SERVICE,
     LINGER_DEVICE,
+    MAX_WEIGHT,
     MINE_FUNCTION,
+    NFT_FAMILIES,
     RELAY_FUNCTION,
     RELAY_TABLE_PREFIX,
+    STANDBY_FAULT,
+    STANDBY_LOWEST,
+    STANDBY_WEIGHT,
     TRACK_TABLE,
     WAIT_DEFAULT,
 )
@@ -31,16 +40,12 @@ from salt.exceptions import CommandExecutionError
 # Passwords copied from examples and tutorials: refused.
 PLACEHOLDERS = {"change-me", "changeme", "change_me", "password", "passw0rd", "admin", "secret",
                 "s3cret", "haproxy", "123456", "12345678", "default", "example", "test"}
-# keepalived's weight (track_script, track_file) lies within -253..253.
-MAX_WEIGHT = 253
 # The oldest releases havip's configs work with: HAProxy 2.4 (`http-request
 # return`, `disable-l7-retry`, its Prometheus exporter) and keepalived 2.2
 # (VRRPv3 sub-second adverts, track_file), and the oldest distribution
 # releases that ship them (by grain os, else os_family).
 MINIMUM_VERSIONS = {"haproxy": (2, 4), "keepalived": (2, 2)}
 MINIMUM_RELEASES = {"Debian": 12, "Ubuntu": 22, "RedHat": 9}
-# Where keepalived's checks ask HAProxy's stats listener.
-LOOPBACK = "127.0.0.1"
 # The ports firewalld opens to firewall:admin_sources only.
 ADMIN_PORTS = ("stats:port", "metrics:port", "lookup:metrics:node_exporter_port")
 # VRRP's multicast groups (RFC 5798).
@@ -121,8 +126,9 @@ def _node(name, node, mine_args, minion_id, ip_addrs, mine_get):
         entry["priority"] = node["priority"]
     elif "priority" in node:
         raise Invalid(f"{key}:priority", "only balancers have a priority")
-    if "page" in node:
-        entry["page"] = node["page"]
+    if "backend" in roles or "page" in node:
+        # The page a backend serves: by default its name (the minion id).
+        entry["page"] = node.get("page", name)
     return entry
 
 
@@ -141,7 +147,10 @@ def _nodes(config, mine_args, minion_id, ip_addrs, mine_get):
 
 def _vip_priorities(name, vip, nodes, balancers):
     """Each balancer's priority for one VIP (``priorities`` overrides the
-    node's), and the balancers from the most to the least preferred."""
+    node's), the balancers from the most to the least preferred, and the
+    weight of keepalived:track_backends: one more than the priorities'
+    spread, so that a balancer that sees no backend server UP ranks below
+    every one that sees one."""
     key = f"vips:{name}:priorities"
     overrides = {str(node): value for node, value in (vip.get("priorities") or {}).items()}
     for node in overrides:
@@ -156,11 +165,12 @@ def _vip_priorities(name, vip, nodes, balancers):
             raise Invalid(where, f"{priorities[node]} is also {other}'s priority for VIP {name}: keepalived"
                                  " would break the tie by address; give every balancer its own priority")
     spread = max(priorities.values()) - min(priorities.values()) if priorities else 0
-    if spread + 1 > MAX_WEIGHT:
+    weight = -(spread + 1)
+    if weight < -MAX_WEIGHT:
         raise Invalid(key, f"the balancers' priorities for {name} span {spread}: keepalived:track_backends"
-                           f" needs a weight of -{spread + 1}, beyond keepalived's -{MAX_WEIGHT}")
+                           f" needs a weight of {weight}, beyond keepalived's -{MAX_WEIGHT}")
     order = sorted(balancers, key=lambda n: _vrrp_rank(nodes[n]["address"], priorities[n]), reverse=True)
-    return priorities, order
+    return priorities, order, weight
 
 
 def _vip(name, vip, nodes, balancers):
@@ -171,13 +181,14 @@ def _vip(name, vip, nodes, balancers):
         "address": str(interface.ip),
         "cidr": interface.with_prefixlen,
         "family": interface.version,
+        "nft_family": NFT_FAMILIES[interface.version],
         "interface": vip["interface"],
         "virtual_router_id": vip["virtual_router_id"],
         "unicast": vip.get("unicast", SPEC["vips"].spec["unicast"].default),
         # keepalived.conf reads auth_pass from the pillar (a secret).
         "authenticated": "auth_pass" in vip,
     }
-    entry["priorities"], entry["order"] = _vip_priorities(name, vip, nodes, balancers)
+    entry["priorities"], entry["order"], entry["track_backends_weight"] = _vip_priorities(name, vip, nodes, balancers)
     if entry["unicast"]:
         for node in balancers:
             if ipaddress.ip_address(nodes[node]["address"]).version != entry["family"]:
@@ -314,8 +325,9 @@ def _binds(config, key, nodes, balancers):
         if not binds[name]:
             raise Invalid(f"{key}:bind", f"holds no address for balancer {name} (its own is {own})")
         if key == "stats" and not _covers(binds[name], own):
-            raise Invalid("stats:bind", f"must hold {name}'s address {own} (or {'0.0.0.0' if ':' not in own else '::'}):"
-                                        " the other balancers ask stats:backends_uri there")
+            anywhere = "0.0.0.0" if ":" not in own else "::"
+            raise Invalid("stats:bind", f"must hold {name}'s address {own} (or {anywhere}): the other balancers"
+                                        " ask stats:backends_uri there")
     return binds
 
 
@@ -326,7 +338,8 @@ def _listen(config, nodes, balancers, me):
     stats, metrics = (_binds(config, key, nodes, balancers) for key in ("stats", "metrics"))
     if not me or "balancer" not in me["roles"]:
         return {}
-    local = stats[me["name"]] if _covers(stats[me["name"]], LOOPBACK) else stats[me["name"]] + [LOOPBACK]
+    bound = stats[me["name"]]
+    local = bound if _covers(bound, CHECK_ADDRESS) else [*bound, CHECK_ADDRESS]
     return {"stats": local, "metrics": metrics[me["name"]]}
 
 
@@ -437,19 +450,21 @@ def _check_interfaces(vips, interfaces):
     interface names, from grains)."""
     for vip in vips.values():
         if vip["interface"] not in interfaces:
-            raise Invalid(f"vips:{vip['name']}:interface",
-                          f"{vip['interface']} does not exist on this balancer (it has {', '.join(sorted(interfaces))})")
+            raise Invalid(f"vips:{vip['name']}:interface", f"{vip['interface']} does not exist on this balancer"
+                                                           f" (it has {', '.join(sorted(interfaces))})")
 
 
 def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=None):
     """The merged configuration checked, without its secrets (the states
     and havip.config never get them), plus what the states derive from it:
-    ``nodes`` and ``vips`` normalised (every VIP with ``priorities`` and
-    ``order``, the balancers from the most to the least preferred),
+    ``nodes`` and ``vips`` normalised (every backend with its ``page``, every
+    VIP with ``priorities``, ``order`` - the balancers from the most to the
+    least preferred -, ``track_backends_weight`` and ``nft_family``),
     ``vip_families``, ``backends``/``balancers``, this minion's ``node`` and
     ``roles``, ``mine_function``/``mine_args``, ``arp_sysctls``,
-    ``facts_file``, ``haproxy_backend``, what this node ``listen``s on and
-    what ``firewalld`` opens.  ``ip_addrs`` and ``mine_get`` stand
+    ``facts_file``/``facts_state``, ``haproxy_backend``, the ``handover``'s
+    and the ``standby`` file's facts, where keepalived's ``checks`` ask, what
+    this node ``listen``s on and what ``firewalld`` opens.  ``ip_addrs`` and ``mine_get`` stand
     for network.ip_addrs and mine.get (needed with havip:mine),
     ``interfaces`` for this minion's interface names (its grains)."""
     walk(SPEC, config)
@@ -492,6 +507,7 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         node=me,
         roles=me["roles"] if me else [],
         facts_file=FACTS_FILE,
+        facts_state=FACTS_STATE,
         haproxy_backend=HAPROXY_BACKEND,
         mine_function=MINE_FUNCTION,
         relay_function=RELAY_FUNCTION,
@@ -499,7 +515,15 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         # keeps it on ``device`` at most ``release_max`` s for its
         # connections; the tables of its relays and of conntrack.
         handover={"release_max": WAIT_DEFAULT, "device": LINGER_DEVICE,
-                  "relay_table_prefix": RELAY_TABLE_PREFIX, "track_table": TRACK_TABLE},
+                  "relay_table_prefix": RELAY_TABLE_PREFIX, "track_table": TRACK_TABLE,
+                  "nft_families": sorted(NFT_FAMILIES.items())},
+        # keepalived's standby file (havip.standby): its weight and levels.
+        standby={"weight": STANDBY_WEIGHT, "in_service": IN_SERVICE, "lowest": STANDBY_LOWEST,
+                 "fault": STANDBY_FAULT},
+        # Where keepalived's checks ask HAProxy, and how long its check of
+        # stats:backends_uri (keepalived:track_backends) waits for an answer.
+        checks={"address": CHECK_ADDRESS,
+                "backends_answer_timeout": config["keepalived"]["check"]["answer_timeout"] or BACKENDS_ANSWER_TIMEOUT},
         mine_args=mine_args,
         arp_sysctls=dict(ARP_SYSCTLS),
     )

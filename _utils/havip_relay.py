@@ -12,7 +12,7 @@ Pure helpers: nft runs through ``run(cmd, **kwargs)``, Salt's
 import json
 import shutil
 
-from havip_facts import RELAY_TABLE_PREFIX, TRACK_TABLE
+from havip_facts import NFT_FAMILIES, RELAY_TABLE_PREFIX, TRACK_TABLE
 
 
 def _table(run, family, name):
@@ -29,7 +29,7 @@ def relays(run, vips):
     nft)."""
     found = {}
     for name, vip in sorted(vips.items()) if shutil.which("nft") else ():
-        items = _table(run, "ip" if vip["family"] == 4 else "ip6", RELAY_TABLE_PREFIX + name)
+        items = _table(run, NFT_FAMILIES[vip["family"]], RELAY_TABLE_PREFIX + name)
         if items is not None:
             found[name] = _dup_addresses(items)
     return found

@@ -10,7 +10,8 @@ and judge the answers they are given; the runner makes the salt calls.
 
 import collections
 
-from havip_facts import CALL_TIMEOUT, WAIT_DEFAULT, move_budget
+from havip_facts import CALL_TIMEOUT, FACTS_STATE, WAIT_DEFAULT
+from havip_timing import move_budget
 
 # Seconds of probing before the first step (the probe's job must reach the client).
 PROBE_LEAD = 2.0
@@ -19,8 +20,6 @@ APPLY_TIMEOUT = 300
 RENDER_TIMEOUT = 60
 # Seconds the cluster may take to look healthy after the last step.
 SETTLE_TIMEOUT = 10
-# The state of havip/facts.sls: its dataset is the validated configuration.
-FACTS_STATE = "havip-facts-file"
 
 # One step of a rollout: ``fun`` on every one of ``targets``.
 Step = collections.namedtuple("Step", "label targets fun arg kwarg timeout")

@@ -6,7 +6,7 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
 
-havip-facts-file:
+{{ havip.facts_state }}:
   file.serialize:
     - name: {{ havip.facts_file }}
     - dataset: {{ havip | tojson }}

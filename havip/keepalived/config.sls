@@ -85,7 +85,7 @@ havip-keepalived-sysctl-{{ name.split('.')[-1] | replace('_', '-') }}:
 havip-keepalived-standby-file:
   file.managed:
     - name: {{ lookup.keepalived.standby_file }}
-    - contents: '0'
+    - contents: '{{ havip.standby.in_service }}'
     - replace: false
     - makedirs: true
     - user: root

@@ -18,7 +18,7 @@ havip-nginx-config-remove-{{ path }}:
 havip-nginx-page-file:
   file.managed:
     - name: {{ nginx.webroot }}/index.html
-    - contents: {{ havip.node.get('page', grains['id']) | tojson }}
+    - contents: {{ havip.node.page | tojson }}
     - mode: '0644'
     - makedirs: true
     - require:

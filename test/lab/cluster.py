@@ -19,7 +19,7 @@ import time
 import urllib.parse
 
 import attr
-import havip_facts
+import havip_http
 import yaml
 from saltfactories.daemons.minion import SaltMinion
 
@@ -88,12 +88,12 @@ class Topology:
 
     def url_of(self, address):
         port = self.pillar["havip"].get("frontend", {}).get("port", 9090)
-        return havip_facts.url(address, port)
+        return havip_http.http_url(address, port)
 
     def stats_url(self, address):
         """The stats page at ``address`` (a balancer's own, by default)."""
         stats = self.pillar["havip"].get("stats", {})
-        return havip_facts.url(address, stats.get("port", 1080), stats.get("uri", "/status"))
+        return havip_http.http_url(address, stats.get("port", 1080), stats.get("uri", "/status"))
 
 
 def _topology(name, nodes, vip, vrid, client="client", from_mine=(), **havip):

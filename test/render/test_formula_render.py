@@ -8,6 +8,7 @@ import copy
 import subprocess
 import time
 
+import havip_facts
 import pytest
 
 from test.certs import pem
@@ -48,9 +49,12 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_salts_service_modul
     assert not any(s.startswith("havip-nginx") for s in states)
     assert not any(f.startswith(("firewalld.", "selinux.")) for f in funs(states).values())
     # What havip.status and friends read: root only (the states get no secret).
-    facts = states["havip-facts-file"]
-    assert (facts["name"], facts["mode"], facts["user"]) == ("/etc/havip/havip.json", "0600", "root")
+    facts = states[havip_facts.FACTS_STATE]
+    assert (facts["name"], facts["mode"], facts["user"]) == (havip_facts.FACTS_FILE, "0600", "root")
     assert facts["dataset"]["node"]["name"] == "svr1"
+    # Created in service, never replaced (havip.standby writes it).
+    standby = states["havip-keepalived-standby-file"]
+    assert (standby["contents"], standby["replace"]) == (str(havip_facts.IN_SERVICE), False)
 
 
 def test_debian_backend_gets_nginx_and_its_page_only(salt_call):

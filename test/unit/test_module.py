@@ -895,12 +895,14 @@ def test_inject_link_down_leaves_the_timer_to_try_again_when_its_restore_fails(h
     assert lb.host.commands("systemctl") == []
 
 
-def test_inject_link_down_refuses_an_interface_name_its_restore_cannot_carry(havip, deploy):
+# The pillar's check of an interface name (the kernel's), "." and ".." too.
+@pytest.mark.parametrize("interface", ["ens32 up; x", ".", "..", "a" * 16])
+def test_inject_link_down_refuses_an_interface_name_its_restore_cannot_carry(havip, deploy, interface):
     rig = in_service(deploy("svr1"), "MASTER 150\n")
     peer_serves(rig)
-    rig.facts["vips"]["VI_1"]["interface"] = "ens32 up; x"
+    rig.facts["vips"]["VI_1"]["interface"] = interface
     rig.facts_file.write_text(json.dumps(rig.facts))
-    with pytest.raises(CommandExecutionError, match=r"refused, 'ens32 up; x' is not an interface name"):
+    with pytest.raises(CommandExecutionError, match=rf"refused, '{re.escape(interface)}' is not an interface name"):
         havip.inject("link_down", duration=1, confirm=True)
     assert rig.host.calls == []
 

@@ -25,6 +25,22 @@ def test_an_unknown_key_names_the_nearest_known_one():
     assert refused.value.key == "keepalived:advert_interval"
 
 
+def test_unknown_key_names_the_nearest_known_one():
+    assert havip_contract.unknown_key(["failur", "rate"], ["failure", "rate"]) == (
+        "failur", "unknown key (did you mean failure? known: failure, rate)")
+    assert havip_contract.unknown_key(["zzz"], ["failure"]) == ("zzz", "unknown key (known: failure)")
+    assert havip_contract.unknown_key(["rate"], ["failure", "rate"]) is None
+
+
+@pytest.mark.parametrize("name, accepted", [
+    ("ens32", True), ("br-lan.10", True), ("a" * 15, True),
+    # What the kernel refuses (dev_valid_name): too long, . and .., a slash, a colon, a space.
+    ("a" * 16, False), (".", False), ("..", False), ("en/s", False), ("ens32:1", False), ("en s", False), ("", False),
+    (None, False)])
+def test_an_interface_name_is_what_the_kernel_accepts(name, accepted):
+    assert havip_contract.is_interface(name) is accepted
+
+
 def test_public_drops_every_key_the_table_calls_secret():
     config = {"stats": {"password": "x", "user": "admin"}, "vips": {"VI_1": {"auth_pass": "y", "address": "z"}},
               "frontend": {"tls": {"certificate": "PEM", "port": 443}}}

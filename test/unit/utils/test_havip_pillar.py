@@ -9,6 +9,7 @@ test/render/test_pillar_validation.py.
 import copy
 
 import havip_contract
+import havip_facts
 import havip_haproxy
 import havip_pillar
 import pytest
@@ -388,6 +389,48 @@ def test_validate_ranks_the_balancers_of_each_vip_by_its_own_priorities():
     assert vips["VI_2"]["priorities"] == {"svr1": 150, "svr2": 200, "svr3": 120}
     assert vips["VI_2"]["order"] == ["svr2", "svr1", "svr3"]
     assert vips["VI_2"]["unicast"] is False
+
+
+def test_a_backends_page_is_its_own_or_its_name():
+    havip = copy.deepcopy(SEED)
+    havip["nodes"]["nginx1"]["page"] = "nginx--1"
+    nodes = validate(havip, "nginx2")["nodes"]
+    assert (nodes["nginx1"]["page"], nodes["nginx2"]["page"]) == ("nginx--1", "nginx2")
+    assert "page" not in nodes["svr1"]
+
+
+def test_track_backends_weighs_one_more_than_the_spread_of_each_vips_priorities():
+    havip = copy.deepcopy(SEED)
+    havip["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32",
+                             "virtual_router_id": 52, "priorities": {"svr2": 3}}
+    vips = validate(havip)["vips"]
+    assert (vips["VI_1"]["track_backends_weight"], vips["VI_2"]["track_backends_weight"]) == (-51, -148)
+
+
+def test_a_spread_beyond_keepaliveds_weight_is_refused():
+    havip = copy.deepcopy(SEED)
+    havip["nodes"]["svr1"]["priority"], havip["nodes"]["svr2"]["priority"] = 254, 1
+    with pytest.raises(havip_contract.Invalid, match="needs a weight of -254, beyond keepalived's -253") as refused:
+        validate(havip)
+    assert refused.value.key == "vips:VI_1:priorities"
+
+
+def test_validate_hands_the_shared_facts_to_the_states():
+    havip = copy.deepcopy(SEED)
+    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
+    config = validate(havip)
+    assert (config["facts_file"], config["facts_state"]) == (havip_facts.FACTS_FILE, havip_facts.FACTS_STATE)
+    assert config["standby"] == {"weight": havip_facts.STANDBY_WEIGHT, "in_service": havip_facts.IN_SERVICE,
+                                 "lowest": havip_facts.STANDBY_LOWEST, "fault": havip_facts.STANDBY_FAULT}
+    assert config["handover"]["nft_families"] == [(4, "ip"), (6, "ip6")]
+    assert {name: vip["nft_family"] for name, vip in config["vips"].items()} == {"VI_1": "ip", "VI_6": "ip6"}
+
+
+@pytest.mark.parametrize("answer_timeout, asked", [(0.3, 0.3), (0, havip_facts.BACKENDS_ANSWER_TIMEOUT)])
+def test_the_backends_checks_answer_timeout_is_the_checks_own_else_the_default(answer_timeout, asked):
+    havip = copy.deepcopy(SEED)
+    set_key("keepalived:check:answer_timeout", answer_timeout)(havip)
+    assert validate(havip)["checks"] == {"address": havip_facts.CHECK_ADDRESS, "backends_answer_timeout": asked}
 
 
 def test_validate_gives_an_unlisted_minion_no_roles():
