@@ -27,8 +27,8 @@ import os
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-from havip_contract import is_name
 from havip_facts import VRRP_STATES
+from havip_values import is_name
 
 # How far a transition's time may be from the master's clock (seconds).
 CLOCK_SKEW = 300
