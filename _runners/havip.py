@@ -311,11 +311,11 @@ def _deployed(report, client, rate, max_failed, tgt, tgt_type):
     return report
 
 
-def _accepted_key(minion):
-    """The public key (PEM) the master accepted for ``minion`` (a checked
-    name)."""
-    with open(os.path.join(__opts__["pki_dir"], "minions", minion), "rb") as handle:
-        return handle.read()
+def _status_answer(minion, sealed):
+    """``minion``'s answer to ``havip.status`` asked with the ``sealed``
+    nonce (None if it did not answer)."""
+    with _connect() as minions:
+        return minions.answers([minion], "havip.status", kwarg={"challenge": sealed}).get(minion)
 
 
 def log_transition(minion, vip, state, previous, at):
@@ -347,26 +347,12 @@ def log_transition(minion, vip, state, previous, at):
 
         salt-run havip.log_transition svr2 VI_1 MASTER BACKUP 1764670000.25
     """
-    report = {}
-    if problem := havip_transition.problem(minion, vip, state, previous, at, time.time()):
-        return _fail(report, f"havip.log_transition: {problem}")
-    try:
-        nonce, sealed = havip_transition.challenge(_accepted_key(minion))
-    except (OSError, ValueError) as error:
-        return _fail(report, f"havip.log_transition: {minion} refused: no key accepted for it ({error})")
-    if not havip_transition.admit(os.path.join(__opts__["cachedir"], havip_transition.COUNTED), minion,
-                                  time.time()):
-        return _fail(report, f"havip.log_transition: {minion} refused: more than {havip_transition.RATE_LIMIT}"
-                             f" transitions in {havip_transition.RATE_WINDOW} s")
-    with _connect() as minions:
-        answer = minions.answers([minion], "havip.status", kwarg={"challenge": sealed}).get(minion)
-    if problem := havip_transition.unconfirmed(answer, vip, state, at, nonce):
-        return _fail(report, f"havip.log_transition: {minion} does not confirm {vip} {state} at {at}: {problem}")
-    line = f"{at} {minion} {vip} {previous} -> {state}\n"
-    path = __opts__.get(havip_facts.TRANSITION_LOG_OPTION, havip_facts.TRANSITION_LOG)
-    with open(path, "a", encoding="utf-8") as log:
-        log.write(line)
+    refused = havip_transition.refusal(__opts__, lambda sealed: _status_answer(minion, sealed), minion, vip, state,
+                                       previous, at, time.time())
+    if refused:
+        return _fail({}, f"havip.log_transition: {refused}")
+    path, line = havip_transition.log(__opts__, minion, vip, state, previous, at)
     if state == "MASTER":
         with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
             bus.fire_event({"vip": vip, "holder": minion, "at": at}, f"havip/vip/{vip}/holder")
-    return {"result": True, "comment": f"{path}: {line.strip()}"}
+    return {"result": True, "comment": f"{path}: {line}"}
