@@ -67,6 +67,17 @@ def _fail(report, reason):
     return report
 
 
+def _run(helper, report, *args):
+    """``helper.run`` (havip_failover's or havip_deploy's) on the minions,
+    filling in ``report``: passed, or failed, its comment saying why."""
+    with _connect() as minions:
+        passed, comment = helper.run(minions, _connect, report, *args)
+    if not passed:
+        return _fail(report, comment)
+    report.update(result=True, comment=comment)
+    return report
+
+
 def _exclusive(function, report, args, run):
     """``run()`` (it returns the report) while this run holds the master's
     runner lock; refused, running nothing, when one of ``args`` (its
@@ -161,16 +172,9 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     report = {"failure": failure}
     if problem := havip_options.unknown_options(failover_test, options):
         return _fail(report, problem)
-
-    def run():
-        with _connect() as minions:
-            passed, comment = havip_failover.run(minions, _connect, report, client, vip, rate, tgt, tgt_type)
-        if not passed:
-            return _fail(report, comment)
-        report.update(result=True, comment=comment)
-        return report
     return _exclusive("failover_test", report, {"failure": failure, "client": client, "vip": vip, "rate": rate,
-                                                "tgt": tgt, "tgt_type": tgt_type}, run)
+                                                "tgt": tgt, "tgt_type": tgt_type},
+                      lambda: _run(havip_failover, report, client, vip, rate, tgt, tgt_type))
 
 
 # ---- planned switchover -------------------------------------------------------
@@ -298,17 +302,7 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
         return _fail(report, problem)
     return _exclusive("deploy", report, {"client": client, "rate": rate, "max_failed": max_failed, "tgt": tgt,
                                          "tgt_type": tgt_type},
-                      lambda: _deployed(report, client, rate, max_failed, tgt, tgt_type))
-
-
-def _deployed(report, client, rate, max_failed, tgt, tgt_type):
-    """The rolling deploy of :py:func:`deploy`, filling in ``report``."""
-    with _connect() as minions:
-        done, comment = havip_deploy.run(minions, _connect, report, client, rate, max_failed, tgt, tgt_type)
-    if not done:
-        return _fail(report, comment)
-    report.update(result=True, comment=comment)
-    return report
+                      lambda: _run(havip_deploy, report, client, rate, max_failed, tgt, tgt_type))
 
 
 def _status_answer(minion, sealed):

@@ -46,11 +46,6 @@ from havip_values import (
     whole,
 )
 
-ROLES = ("backend", "balancer")
-# HAProxy's balance algorithms that take no argument; uri needs http mode.
-BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri")
-ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter")
-
 # The formula's file.managed states whose template TOFS may override
 # (havip_tofs: the ``tofs`` key), each with its template in havip/files/.
 TEMPLATES = {
@@ -61,6 +56,11 @@ TEMPLATES = {
     "havip-keepalived-notify-script-file": "notify.sh.jinja",
     "havip-nginx-config-file": "nginx-site.conf.jinja",
 }
+
+ROLES = ("backend", "balancer")
+# HAProxy's balance algorithms that take no argument; uri needs http mode.
+BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri")
+ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter")
 
 SPEC = {
     "nodes": Each("every host of the cluster, by minion id",
