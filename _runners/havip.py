@@ -67,6 +67,17 @@ def _fail(report, reason):
     return report
 
 
+def _run(helper, report, *args):
+    """``helper.run`` (havip_failover's or havip_deploy's) on the minions,
+    filling in ``report``: passed, or failed, its comment saying why."""
+    with _connect() as minions:
+        passed, comment = helper.run(minions, _connect, report, *args)
+    if not passed:
+        return _fail(report, comment)
+    report.update(result=True, comment=comment)
+    return report
+
+
 def _exclusive(function, report, args, run):
     """``run()`` (it returns the report) while this run holds the master's
     runner lock; refused, running nothing, when one of ``args`` (its
@@ -161,16 +172,9 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     report = {"failure": failure}
     if problem := havip_options.unknown_options(failover_test, options):
         return _fail(report, problem)
-
-    def run():
-        with _connect() as minions:
-            passed, comment = havip_failover.run(minions, _connect, report, client, vip, rate, tgt, tgt_type)
-        if not passed:
-            return _fail(report, comment)
-        report.update(result=True, comment=comment)
-        return report
     return _exclusive("failover_test", report, {"failure": failure, "client": client, "vip": vip, "rate": rate,
-                                                "tgt": tgt, "tgt_type": tgt_type}, run)
+                                                "tgt": tgt, "tgt_type": tgt_type},
+                      lambda: _run(havip_failover, report, client, vip, rate, tgt, tgt_type))
 
 
 # ---- planned switchover -------------------------------------------------------
@@ -298,24 +302,14 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
         return _fail(report, problem)
     return _exclusive("deploy", report, {"client": client, "rate": rate, "max_failed": max_failed, "tgt": tgt,
                                          "tgt_type": tgt_type},
-                      lambda: _deployed(report, client, rate, max_failed, tgt, tgt_type))
+                      lambda: _run(havip_deploy, report, client, rate, max_failed, tgt, tgt_type))
 
 
-def _deployed(report, client, rate, max_failed, tgt, tgt_type):
-    """The rolling deploy of :py:func:`deploy`, filling in ``report``."""
+def _status_answer(minion, sealed):
+    """``minion``'s answer to ``havip.status`` asked with the ``sealed``
+    nonce (None if it did not answer)."""
     with _connect() as minions:
-        done, comment = havip_deploy.run(minions, _connect, report, client, rate, max_failed, tgt, tgt_type)
-    if not done:
-        return _fail(report, comment)
-    report.update(result=True, comment=comment)
-    return report
-
-
-def _accepted_key(minion):
-    """The public key (PEM) the master accepted for ``minion`` (a checked
-    name)."""
-    with open(os.path.join(__opts__["pki_dir"], "minions", minion), "rb") as handle:
-        return handle.read()
+        return minions.answers([minion], "havip.status", kwarg={"challenge": sealed}).get(minion)
 
 
 def log_transition(minion, vip, state, previous, at):
@@ -347,26 +341,12 @@ def log_transition(minion, vip, state, previous, at):
 
         salt-run havip.log_transition svr2 VI_1 MASTER BACKUP 1764670000.25
     """
-    report = {}
-    if problem := havip_transition.problem(minion, vip, state, previous, at, time.time()):
-        return _fail(report, f"havip.log_transition: {problem}")
-    try:
-        nonce, sealed = havip_transition.challenge(_accepted_key(minion))
-    except (OSError, ValueError) as error:
-        return _fail(report, f"havip.log_transition: {minion} refused: no key accepted for it ({error})")
-    if not havip_transition.admit(os.path.join(__opts__["cachedir"], havip_transition.COUNTED), minion,
-                                  time.time()):
-        return _fail(report, f"havip.log_transition: {minion} refused: more than {havip_transition.RATE_LIMIT}"
-                             f" transitions in {havip_transition.RATE_WINDOW} s")
-    with _connect() as minions:
-        answer = minions.answers([minion], "havip.status", kwarg={"challenge": sealed}).get(minion)
-    if problem := havip_transition.unconfirmed(answer, vip, state, at, nonce):
-        return _fail(report, f"havip.log_transition: {minion} does not confirm {vip} {state} at {at}: {problem}")
-    line = f"{at} {minion} {vip} {previous} -> {state}\n"
-    path = __opts__.get(havip_facts.TRANSITION_LOG_OPTION, havip_facts.TRANSITION_LOG)
-    with open(path, "a", encoding="utf-8") as log:
-        log.write(line)
+    refused = havip_transition.refusal(__opts__, lambda sealed: _status_answer(minion, sealed), minion, vip, state,
+                                       previous, at, time.time())
+    if refused:
+        return _fail({}, f"havip.log_transition: {refused}")
+    path, line = havip_transition.log(__opts__, minion, vip, state, previous, at)
     if state == "MASTER":
         with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
             bus.fire_event({"vip": vip, "holder": minion, "at": at}, f"havip/vip/{vip}/holder")
-    return {"result": True, "comment": f"{path}: {line.strip()}"}
+    return {"result": True, "comment": f"{path}: {line}"}

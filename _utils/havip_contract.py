@@ -1,6 +1,7 @@
 """
 The havip pillar contract, defined once: every key under ``havip:``, what it
-means and what it accepts (``SPEC``).  Every string that lands in a config
+means and what it accepts (``SPEC``, built of havip_values' ``Key`` and
+``Each``).  Every string that lands in a config
 file or a script is matched in full against what the daemon accepts, or
 escaped where it is written (``Key.escaped``), or is the operator's own
 syntax written as is (``Key.as_is``); ``walk`` refuses unknown keys
@@ -8,195 +9,42 @@ at every level, naming the nearest known one.  The pillar reference in the
 docs is generated from this table and parameters/defaults.yaml.
 """
 
-import dataclasses
 import difflib
-import ipaddress
-import re
 
 from havip_timing import HAPROXY_TIME
-from salt.exceptions import CommandExecutionError
-
-ROLES = ("backend", "balancer")
-# HAProxy's balance algorithms that take no argument; uri needs http mode.
-BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri")
-ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter")
-
-
-class Invalid(CommandExecutionError):
-    """A pillar value the formula refuses; the message names its key."""
-
-    def __init__(self, key, problem):
-        super().__init__(f"havip pillar: havip:{key}: {problem}")
-        self.key = key
-
-
-# ---- what each key accepts -------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Key:
-    """One pillar key: ``doc`` what it means, ``accepts`` what is accepted
-    (the reference and the error messages say it), ``test`` the check of a
-    value, ``escaped`` characters accepted because they are escaped where
-    the value is written, ``as_is`` written as it is given (the operator's
-    own syntax: HAProxy lines, the page's HTML; only ``test`` checks it),
-    ``secret`` never shown (not in a refusal either: ``secret=True`` is the
-    one list of secret keys), ``required`` when the key
-    must be given (ALWAYS: ``walk`` refuses its absence; otherwise the
-    checks across keys do)."""
-
-    doc: str
-    accepts: str
-    test: object
-    escaped: str = ""
-    as_is: bool = False
-    secret: bool = False
-    nullable: bool = False
-    required: str = ""
-    # The default of a key inside a named entry (defaults.yaml cannot hold
-    # those); the code takes it from here.
-    default: object = None
-
-    def check(self, value, key):
-        if value is None and self.nullable:
-            return
-        if not self.test(value):
-            got = f"{_kind(value)} (secret: not shown)" if self.secret else repr(value)
-            raise Invalid(key, f"must be {self.accepts}, got {got}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Each:
-    """A mapping whose keys are names (``name`` accepts them) and whose
-    values all follow ``spec``."""
-
-    doc: str
-    name: Key
-    spec: object
-    required: str = ""
-    placeholder: str = "<name>"
-
-
-ALWAYS = "yes"
-_KINDS = ((bool, "true or false"), (str, "a string"), ((int, float), "a number"), (list, "a list"),
-          (dict, "a mapping"))
-
-
-def _kind(value):
-    """What ``value`` is, in an error message that must not show it."""
-    if value is None:
-        return "null"
-    return next((name for types, name in _KINDS if isinstance(value, types)), type(value).__name__)
-
-
-def _full(pattern):
-    compiled = re.compile(pattern)
-    return lambda value: isinstance(value, str) and compiled.fullmatch(value) is not None
-
-
-def _whole(low, high):
-    return lambda value: not isinstance(value, bool) and isinstance(value, int) and low <= value <= high
-
-
-def _switch(value):
-    return isinstance(value, bool)
-
-
-# An IP address as havip takes it: ASCII hex digits, ':' and '.', then an
-# optional /prefix length.  No IPv6 zone (``fe80::1%eth0``): Python's
-# ipaddress takes any text after the '%' (quotes, newlines, ``$(...)``),
-# str() gives it back whole, and the address is still ``in`` its network.
-# (Salt's ip6_interfaces grain lists link-local addresses without a zone.)
-_ADDRESS = re.compile(r"[0-9A-Fa-f:.]+(?:/[0-9]{1,3})?")
-
-
-def parse_address(value, kind=ipaddress.ip_address):
-    """``value`` parsed by ``kind`` (ipaddress's ``ip_address``,
-    ``ip_interface`` or ``ip_network``): every address havip takes, from
-    the pillar, the mine or grains, goes through here, and what lands in a
-    config or a script is the canonical text of the result (``str()``),
-    never the input.  ValueError unless ``value`` is a string of an
-    address's characters (no zone, ASCII only) that ``kind`` accepts."""
-    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
-        raise ValueError(f"not an IP address without a zone: {value!a}")
-    return kind(value)
-
-
-def canonical_address(value):
-    """The canonical text of the IP address ``value`` (``fd00:0::0:1``:
-    ``fd00::1``), as ``parse_address`` accepts it."""
-    return str(parse_address(value))
-
-
-def _parses(kind):
-    """A test: does ``parse_address`` accept the value as a ``kind``?"""
-    def test(value):
-        try:
-            parse_address(value, kind)
-        except ValueError:
-            return False
-        return True
-    return test
-
-
-is_address = _parses(ipaddress.ip_address)
-_is_interface_address = _parses(ipaddress.ip_interface)
-_is_network = _parses(ipaddress.ip_network)
-
-
-# What a string in the SLS can carry: Salt's tojson escapes every non-ASCII
-# character as \uXXXX, a character above U+FFFF as a surrogate pair, which
-# YAML refuses.
-_SLS_TEXT = re.compile("[^\ud800-\udfff\U00010000-\U0010ffff]*")
-
-
-def _page(value):
-    return isinstance(value, str) and value.strip() != "" and _SLS_TEXT.fullmatch(value) is not None
-
-
-def _list_of(test):
-    return lambda value: isinstance(value, list) and all(test(item) for item in value)
-
-
-def _seconds(value):
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and value >= 0
-
-
-def whole(doc, low, high, **kwargs):
-    return Key(doc, f"a whole number from {low} to {high}", _whole(low, high), **kwargs)
-
-
-def listen_addresses(doc):
-    return Key(doc, "a list of IP addresses (no IPv6 zone)", _list_of(is_address))
-
-
-def switch(doc):
-    return Key(doc, "true or false", _switch)
-
-
-def one_of(doc, choices, nullable=False):
-    return Key(doc, "one of " + ", ".join(map(str, choices)) + (" or null" if nullable else ""),
-               lambda value: any(type(value) is type(c) and value == c for c in choices), nullable=nullable)
-
-
-def text(doc, pattern, accepts, **kwargs):
-    return Key(doc, accepts, _full(pattern), **kwargs)
-
-
-# Characters allowed in each kind of string (full match).
-NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
-PATH = r"/[A-Za-z0-9._~/-]{0,254}"
-FILE = r"(?:/[A-Za-z0-9_][A-Za-z0-9._-]*)+"
-INTERFACE = r"(?!\.{1,2}$)[A-Za-z0-9_.-]{1,15}"
-PACKAGE = r"[a-z0-9][a-z0-9+.-]{0,127}"
-UNIT = r"[A-Za-z0-9_][A-Za-z0-9@._-]{0,127}"
-PORT = whole("", 1, 65535)
-
-# A path below the file server's root (salt://...), one segment or more,
-# none starting with a dot: never `..`.
-SALT_PATH = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9_][A-Za-z0-9._-]{0,127}){0,15}"
-# A grain's name, ``a:b`` for a nested key (as grains.get takes it).
-GRAIN = r"[A-Za-z0-9_]{1,64}(?::[A-Za-z0-9_]{1,64}){0,7}"
+from havip_values import (
+    ALWAYS,
+    GRAIN,
+    INTERFACE,
+    NAME,
+    PORT,
+    SALT_PATH,
+    Each,
+    Invalid,
+    Key,
+    file,
+    files,
+    haproxy_lines,
+    in_range,
+    is_address,
+    is_interface_address,
+    is_network,
+    is_page,
+    is_seconds,
+    is_switch,
+    kind_of,
+    list_of,
+    listen_addresses,
+    matches,
+    one_of,
+    packages,
+    path,
+    port,
+    switch,
+    text,
+    unit,
+    whole,
+)
 
 # The formula's file.managed states whose template TOFS may override
 # (havip_tofs: the ``tofs`` key), each with its template in havip/files/.
@@ -209,43 +57,10 @@ TEMPLATES = {
     "havip-nginx-config-file": "nginx-site.conf.jinja",
 }
 
-# A minion id, a VIP's name: what the contract's names accept.
-is_name = _full(NAME)
-# An interface name: what the kernel accepts (at most 15 characters, not
-# . or ..), less anything but letters, digits and _ . -
-is_interface = _full(INTERFACE)
-
-URL_PATH = "a path: '/' then letters, digits and . _ ~ / -"
-
-
-def port(doc):
-    return whole(doc, 1, 65535)
-
-
-def path(doc):
-    return text(doc, PATH, URL_PATH)
-
-
-def file(doc):
-    return text(doc, FILE, "an absolute file path of letters, digits and . _ -")
-
-
-def files(doc):
-    return Key(doc, "a list of absolute file paths", _list_of(_full(FILE)))
-
-
-def packages(doc):
-    return Key(doc, "a list of package names", _list_of(_full(PACKAGE)))
-
-
-def unit(doc):
-    return text(doc, UNIT, "a service name (letters, digits and @ . _ -)")
-
-
-def haproxy_lines(doc):
-    return Key(doc, "a list of one-line strings of printable ASCII characters",
-               _list_of(_full(r"[ -~]+")), as_is=True)
-
+ROLES = ("backend", "balancer")
+# HAProxy's balance algorithms that take no argument; uri needs http mode.
+BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri")
+ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter")
 
 SPEC = {
     "nodes": Each("every host of the cluster, by minion id",
@@ -262,12 +77,12 @@ SPEC = {
         "page": Key("backends: the page nginx serves (its index.html, HTML)",
                     "a non-empty string of characters up to U+FFFF (write an emoji as an HTML entity,"
                     " `&#x1F600;`: the SLS carries strings ASCII-escaped, and YAML takes no escaped"
-                    " surrogate pair)", _page, as_is=True, default="the minion id"),
+                    " surrogate pair)", is_page, as_is=True, default="the minion id"),
     }, required="on every minion that applies havip", placeholder="<id>"),
     "vips": Each("the virtual IPs, a VRRP instance each",
                  text("", NAME, "a name of letters, digits and _ . - (a VRRP instance)"), {
         "address": Key("the virtual IP, with its prefix length (`192.168.100.10/24`, `fd00::10/64`)",
-                       "an IP address (no IPv6 zone) with an optional /prefix", _is_interface_address, required=ALWAYS),
+                       "an IP address (no IPv6 zone) with an optional /prefix", is_interface_address, required=ALWAYS),
         "interface": text("the interface keepalived puts the VIP on (it must exist on every balancer)",
                           INTERFACE, "an interface name (1-15 letters, digits and _ . -)", required=ALWAYS),
         "virtual_router_id": whole("the VRRP router id, unique per network segment", 1, 255, required=ALWAYS),
@@ -278,13 +93,13 @@ SPEC = {
                            text("", NAME, "a balancer's name"),
                            whole("this balancer's priority for this VIP", 1, 254), placeholder="<balancer>"),
         "unicast": Key("VRRP adverts to the other balancers' addresses instead of multicast",
-                       "true or false", _switch, default=False),
+                       "true or false", is_switch, default=False),
     }, required="with balancers"),
     "frontend": {
         "port": port("the port HAProxy's frontend listens on, on every VIP"),
         "mode": one_of("`tcp` (layer 4) or `http` (layer 7)", ("tcp", "http")),
         "bind": Key("addresses the frontend binds; empty = every VIP", "a list of IP addresses (no IPv6 zone)",
-                    _list_of(is_address)),
+                    list_of(is_address)),
         "tls": {
             "port": port("TLS is served on this port of every VIP, beside frontend:port"),
             "certificate": Key("PEM: the certificate (and its chain), then its private key; null = no TLS."
@@ -296,7 +111,7 @@ SPEC = {
     "metrics": {
         "port": Key("HAProxy's Prometheus exporter answers /metrics on this port of every balancer, and"
                     " the VRRP state is published for prometheus-node-exporter; null = no metrics",
-                    "a whole number from 1 to 65535, or null", _whole(1, 65535), nullable=True),
+                    "a whole number from 1 to 65535, or null", in_range(1, 65535), nullable=True),
         "bind": listen_addresses("addresses HAProxy's exporter and prometheus-node-exporter listen on; empty ="
                                  " the balancer's own address (`nodes:<id>:address`). A listed address that"
                                  " is another balancer's is left to it"),
@@ -349,7 +164,7 @@ SPEC = {
         "vrrp_version": one_of("VRRP version: 3 (sub-second adverts) or 2 (whole seconds, PASS auth)",
                                (2, 3)),
         "advert_int": Key("seconds between VRRP adverts", "0.01-40.95 s in steps of 0.01 (VRRPv3) or "
-                          "a whole 1-255 s (VRRPv2)", _seconds),
+                          "a whole 1-255 s (VRRPv2)", is_seconds),
         "preempt": switch("a recovered higher-priority balancer takes its VIPs back"),
         "preempt_delay": whole("seconds a balancer waits before preempting", 0, 1000),
         "check": {
@@ -360,7 +175,7 @@ SPEC = {
             "watch": switch("the check waits on HAProxy's process and fails the moment it exits"),
             "answer_timeout": Key("seconds HAProxy has to answer stats:monitor_uri (0 = do not ask)",
                                   "a number of seconds from 0 to below keepalived:check:interval",
-                                  _seconds),
+                                  is_seconds),
         },
         "track_backends": switch("a balancer whose HAProxy sees no backend UP ranks below those "
                                  "that see one"),
@@ -369,7 +184,7 @@ SPEC = {
     },
     "mine": {
         "network": Key("backends without `address` publish their address on this network in the mine",
-                       "a network such as 10.0.0.0/24 (no IPv6 zone), or null", _is_network, nullable=True),
+                       "a network such as 10.0.0.0/24 (no IPv6 zone), or null", is_network, nullable=True),
         "interface": text("... or on this interface", INTERFACE, "an interface name, or null",
                           nullable=True),
     },
@@ -380,7 +195,7 @@ SPEC = {
                              " (firewalld rich rules); empty = those ports are opened to no one but the other"
                              " balancers (stats:backends_uri): reach them from the balancer itself, e.g."
                              " `ssh -L 1080:<address>:1080`", "a list of networks such as 10.0.0.0/24 (no IPv6 zone)",
-                             _list_of(_is_network)),
+                             list_of(is_network)),
     },
     "selinux": {
         "manage": switch("set the SELinux booleans and ports havip needs (default on RedHat)"),
@@ -389,7 +204,7 @@ SPEC = {
         "files_switch": Key("grains whose values name folders searched first for each template, in this order:"
                             " `<path_prefix>/files/<value>/<template>` (docs/tofs.md)",
                             "a list of grain names (letters, digits and _; `a:b` for a nested key)",
-                            _list_of(_full(GRAIN))),
+                            list_of(matches(GRAIN))),
         "path_prefix": text("the salt:// folder searched before the formula's own (`havip`): its"
                             " `files/<grain value>/` folders, then its `files/`", SALT_PATH,
                             "a path below salt:// (segments of letters, digits and . _ -, none starting"
@@ -398,7 +213,7 @@ SPEC = {
                              one_of("", tuple(TEMPLATES)),
                              Key("names searched, in this order, before the state's own template",
                                  "a list of paths below the files folder (segments of letters, digits and"
-                                 " . _ -, none starting with .)", _list_of(_full(SALT_PATH))),
+                                 " . _ -, none starting with .)", list_of(matches(SALT_PATH))),
                              placeholder="<state id>"),
     },
     "lookup": {
@@ -442,9 +257,9 @@ SPEC = {
         },
         "selinux": {
             "booleans": Key("SELinux booleans set for balancers", "a list of boolean names",
-                            _list_of(_full(r"[a-z_]{1,64}"))),
+                            list_of(matches(r"[a-z_]{1,64}"))),
             "http_ports": Key("ports nginx may bind without a port policy",
-                              "a list of port numbers", _list_of(PORT.test)),
+                              "a list of port numbers", list_of(PORT.test)),
         },
     },
 }
@@ -456,7 +271,7 @@ SPEC = {
 def _mapping(value, key):
     if not isinstance(value, dict):
         # Only its kind: it may be a secret put one level too high.
-        raise Invalid(key, f"must be a mapping, got {_kind(value)}")
+        raise Invalid(key, f"must be a mapping, got {kind_of(value)}")
     return value
 
 

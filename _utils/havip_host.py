@@ -13,8 +13,8 @@ import json
 import os
 import time
 
-from havip_contract import is_interface
 from havip_facts import IN_SERVICE, LINGER_DEVICE, STANDBY_FAULT, STANDBY_LOWEST
+from havip_values import is_interface
 from salt.exceptions import CommandExecutionError
 
 # ---- processes ----------------------------------------------------------------

@@ -21,12 +21,33 @@ import havip_pillar
 import havip_rollout
 import salt.fileclient
 import salt.pillar
+import salt.utils.dictupdate
 import salt.utils.minions
 import salt.utils.yaml
 from salt.exceptions import CommandExecutionError
 
 # The formula's directory on the master's file server (map.jinja's tplroot).
 FORMULA = "havip"
+
+
+def merge(base, over):
+    """``over`` merged over ``base`` as map.jinja's ``slsutil.merge`` does
+    (dictionaries recursively, lists replaced), neither changed."""
+    return salt.utils.dictupdate.merge(base, over, strategy="recurse", merge_lists=False)
+
+
+def master_config(pillar, parameters):
+    """What map.jinja makes of a minion's havip ``pillar``, derived on the
+    master (the runner): merged over ``parameters`` (defaults.yaml <- the OS
+    family's file) and validated without the minion's own data (its
+    interfaces; a backend's address from the mine is None), without
+    secrets.  None when the pillar names no node."""
+    if pillar is None:
+        return None
+    if not isinstance(pillar, dict):
+        raise CommandExecutionError(f"havip pillar: havip: must be a dictionary, got {type(pillar).__name__}")
+    config = havip_pillar.validate(merge(parameters, pillar), mine_get=lambda tgt, fun: {})
+    return config if config["nodes"] else None
 
 
 class Minions:
@@ -75,7 +96,7 @@ class Minions:
                              f" errors: salt-run pillar.show_pillar {minion} shows them)")
         family = grains.get("os_family")
         try:
-            return havip_pillar.master_config(pillar.get("havip"), self.formula_parameters(
+            return master_config(pillar.get("havip"), self.formula_parameters(
                 family if isinstance(family, str) and re.fullmatch(r"[A-Za-z0-9_]+", family) else None))
         except CommandExecutionError as exc:
             raise ValueError(f"the pillar of {minion}: {exc}") from None
@@ -88,7 +109,7 @@ class Minions:
             if defaults is None:
                 raise ValueError(f"salt://{FORMULA}/parameters/defaults.yaml is not on this master's file server")
             over = self.formula_yaml(f"os_family/{family}") if family else None
-            self.parameters[family] = havip_pillar.merge(defaults.get("havip") or {}, (over or {}).get("havip") or {})
+            self.parameters[family] = merge(defaults.get("havip") or {}, (over or {}).get("havip") or {})
         return self.parameters[family]
 
     def formula_yaml(self, name):

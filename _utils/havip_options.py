@@ -10,6 +10,7 @@ import inspect
 
 import havip_contract
 import havip_facts
+import havip_values
 
 # The target types of Salt's minion matcher (CkMinions) a tgt_type may name.
 TARGET_TYPES = ("glob", "pcre", "list", "grain", "grain_pcre", "pillar", "pillar_pcre", "pillar_exact", "compound",
@@ -23,10 +24,10 @@ def _is_number(value, low, high):
 def _option_checks():
     """Every option of the runner's functions: (its check, what it accepts)."""
     return {
-        "name": (havip_contract.is_name, "a balancer's minion id (letters, digits and _ . -)"),
-        "client": (lambda value: value is None or havip_contract.is_name(value),
+        "name": (havip_values.is_name, "a balancer's minion id (letters, digits and _ . -)"),
+        "client": (lambda value: value is None or havip_values.is_name(value),
                    "a minion id (letters, digits and _ . -)"),
-        "vip": (lambda value: value is None or havip_contract.is_name(value),
+        "vip": (lambda value: value is None or havip_values.is_name(value),
                 "a VIP's name (letters, digits and _ . -)"),
         "failure": (lambda value: isinstance(value, str) and value in havip_facts.FAILURES,
                     f"one of {', '.join(havip_facts.FAILURES)}"),

@@ -4,15 +4,17 @@ from it.  ``validate`` takes the merged configuration (defaults <- OS family
 <- pillar), checks every key against the contract (havip_contract) and the
 keys against each other, and returns it without its secrets, with the
 derived data, or raises ``Invalid`` naming the key.  Data a minion published
-in the Salt mine passes the same checks as the pillar.  Pure: what is known
+in the Salt mine passes the same checks as the pillar (havip_mine); what a
+node listens on and what firewalld opens is havip_firewall's.  Pure: what is known
 of the minion (its id, interfaces, own addresses, the mine) is passed in.
 """
 
 import ipaddress
 import re
 
-import salt.utils.dictupdate
-from havip_contract import SPEC, Invalid, canonical_address, parse_address, public, walk
+import havip_firewall
+import havip_mine
+from havip_contract import SPEC, public, walk
 from havip_facts import (
     ARP_SYSCTLS,
     BACKENDS_ANSWER_TIMEOUT,
@@ -35,6 +37,7 @@ from havip_facts import (
 )
 from havip_haproxy import stats_socket
 from havip_tls import check_certificate
+from havip_values import Invalid, canonical_address, parse_address
 from salt.exceptions import CommandExecutionError
 
 # Passwords copied from examples and tutorials: refused.
@@ -46,66 +49,10 @@ PLACEHOLDERS = {"change-me", "changeme", "change_me", "password", "passw0rd", "a
 # releases that ship them (by grain os, else os_family).
 MINIMUM_VERSIONS = {"haproxy": (2, 4), "keepalived": (2, 2)}
 MINIMUM_RELEASES = {"Debian": 12, "Ubuntu": 22, "RedHat": 9}
-# The ports firewalld opens to firewall:admin_sources only.
-ADMIN_PORTS = ("stats:port", "metrics:port", "lookup:metrics:node_exporter_port")
-# VRRP's multicast groups (RFC 5798).
-VRRP_GROUPS = {4: "224.0.0.18", 6: "ff02::12"}
-# What havip up to 0.4.1 opened in firewalld and no longer does (removed on
-# an upgrade): IPv6 VRRP from every link-local source.
-LEGACY_RICH_RULES = ('rule family="ipv6" source address="fe80::/10" protocol value="vrrp" accept',)
-
 
 def _vrrp_rank(address, priority):
     """VRRP's order: the higher priority wins (ties are refused)."""
     return priority, int(ipaddress.ip_address(address))
-
-
-def _mine_args(mine):
-    """network.ip_addrs' arguments for the addresses a backend publishes in
-    the Salt mine (havip:mine), or None when the mine is not used."""
-    args = {}
-    if mine.get("network") is not None:
-        args["cidr"] = str(parse_address(mine["network"], ipaddress.ip_network))
-    if mine.get("interface") is not None:
-        args["interface"] = mine["interface"]
-    return args or None
-
-
-def _reported_addresses(values, key, what="a list of IP addresses"):
-    """``values``, addresses a minion reports (in the mine: untrusted;
-    network.ip_addrs), parsed: a list of IP addresses as ``parse_address``
-    takes them, else Invalid naming ``key`` (the value shown escaped, on
-    one line)."""
-    try:
-        if not isinstance(values, list):
-            raise ValueError(values)
-        return [parse_address(value) for value in values]
-    except ValueError:
-        raise Invalid(key, f"must be {what} (no IPv6 zone), got {values!a}") from None
-
-
-def _published_address(name, published, mine_args):
-    """The address backend ``name`` published in the mine: untrusted, so it
-    must be a list of IP addresses inside havip:mine:network (when set)."""
-    key = f"nodes:{name}:address (from the mine)"
-    addresses = _reported_addresses(published, key)
-    network = mine_args.get("cidr")
-    outside = [address for address in addresses if network and address not in ipaddress.ip_network(network)]
-    if outside:
-        raise Invalid(key, f"{outside[0]} is not in havip:mine:network {network}")
-    return str(addresses[0]) if addresses else None
-
-
-def _discovered_address(name, mine_args, minion_id, ip_addrs, mine_get):
-    """A backend's address: this minion's own from its interfaces, another's
-    from the Salt mine; None if it has not published one yet."""
-    if name == minion_id:
-        found = ip_addrs(**mine_args)
-        if not found:
-            raise Invalid(f"nodes:{name}:address", f"this minion has no address matching havip:mine {mine_args}")
-        return str(_reported_addresses(found, f"nodes:{name}:address (network.ip_addrs)")[0])
-    published = (mine_get(name, MINE_FUNCTION) or {}).get(name)
-    return None if published is None else _published_address(name, published, mine_args)
 
 
 def _node(name, node, mine_args, minion_id, ip_addrs, mine_get):
@@ -114,7 +61,7 @@ def _node(name, node, mine_args, minion_id, ip_addrs, mine_get):
     if "address" in node:
         address = canonical_address(node["address"])
     elif mine_args and "balancer" not in roles:
-        address = _discovered_address(name, mine_args, minion_id, ip_addrs, mine_get)
+        address = havip_mine.discovered_address(name, mine_args, minion_id, ip_addrs, mine_get)
     else:
         raise Invalid(f"{key}:address", "is required" + (
             "" if "balancer" in roles else " (or set havip:mine to take it from the Salt mine)"))
@@ -197,45 +144,6 @@ def _vip(name, vip, nodes, balancers):
     return entry
 
 
-def _interface_addresses(published, key):
-    """A balancer's published ``grains.item ip4_interfaces ip6_interfaces``
-    (untrusted), parsed: {interface: [addresses]}."""
-    found = {}
-    for grain in ("ip4_interfaces", "ip6_interfaces"):
-        table = published.get(grain, {}) if isinstance(published, dict) else None
-        if not isinstance(table, dict):
-            raise Invalid(key, f"{grain} must map interfaces to lists of IP addresses, got {table!a}")
-        for interface, addresses in table.items():
-            found.setdefault(str(interface), []).extend(_reported_addresses(
-                addresses, key, f"a list of IP addresses in {grain}"))
-    return found
-
-
-def _relay_address(vip, node, mine_get):
-    """Where the handover relays ``vip``'s packets for balancer ``node``: its
-    address on the VIP's interface and of the VIP's family, as it published
-    it in the mine (a global one first), else its node address if of that
-    family; None if neither is known."""
-    published = (mine_get(node["name"], RELAY_FUNCTION) or {}).get(node["name"]) if mine_get else None
-    if published is not None:
-        key = f"nodes:{node['name']}:address (from the mine, {RELAY_FUNCTION})"
-        candidates = _interface_addresses(published, key).get(vip["interface"], [])
-        candidates = [a for a in candidates if a.version == vip["family"] and a != ipaddress.ip_address(vip["address"])]
-        if candidates:
-            return str(min(candidates, key=lambda a: (a.is_link_local, int(a))))
-    if ipaddress.ip_address(node["address"]).version == vip["family"]:
-        return node["address"]
-    return None
-
-
-def _relays(vips, nodes, balancers, me, mine_get):
-    """Each VIP's ``relay_to`` on this balancer: the other balancers'
-    addresses the handover relays to."""
-    for vip in vips.values():
-        relay_to = (_relay_address(vip, nodes[name], mine_get) for name in balancers if name != me["name"])
-        vip["relay_to"] = [address for address in relay_to if address]
-
-
 def _vips(config, nodes, balancers):
     vips = config.get("vips") or {}
     if balancers and not vips:
@@ -305,110 +213,6 @@ def _check_ports(config, nodes):
     return ports
 
 
-def _covers(addresses, own):
-    """Does a listener on ``addresses`` take connections to ``own``?"""
-    own = ipaddress.ip_address(own)
-    return any(address == own or (address.is_unspecified and address.version == own.version)
-               for address in map(ipaddress.ip_address, addresses))
-
-
-def _binds(config, key, nodes, balancers):
-    """{balancer: the addresses it listens on for ``key`` (stats or
-    metrics)}: the listed ones (canonical, each once) but the other
-    balancers' own, or its own address when none is listed."""
-    listed = list(dict.fromkeys(canonical_address(a) for a in config[key]["bind"]))
-    binds = {}
-    for name in balancers:
-        own = nodes[name]["address"]
-        others = {nodes[other]["address"] for other in balancers if other != name}
-        binds[name] = [a for a in listed if a not in others] if listed else [own]
-        if not binds[name]:
-            raise Invalid(f"{key}:bind", f"holds no address for balancer {name} (its own is {own})")
-        if key == "stats" and not _covers(binds[name], own):
-            anywhere = "0.0.0.0" if ":" not in own else "::"
-            raise Invalid("stats:bind", f"must hold {name}'s address {own} (or {anywhere}): the other balancers"
-                                        " ask stats:backends_uri there")
-    return binds
-
-
-def _listen(config, nodes, balancers, me):
-    """What this balancer's daemons listen on: ``stats`` (stats:bind and
-    127.0.0.1, where keepalived's checks ask), ``metrics`` (HAProxy's
-    exporter and the node exporter)."""
-    stats, metrics = (_binds(config, key, nodes, balancers) for key in ("stats", "metrics"))
-    if not me or "balancer" not in me["roles"]:
-        return {}
-    bound = stats[me["name"]]
-    local = bound if _covers(bound, CHECK_ADDRESS) else [*bound, CHECK_ADDRESS]
-    return {"stats": local, "metrics": metrics[me["name"]]}
-
-
-def _admin_sources(config):
-    """firewall:admin_sources, canonical."""
-    return [str(parse_address(n, ipaddress.ip_network)) for n in config["firewall"]["admin_sources"]]
-
-
-def _rule(family, what):
-    return f'rule family="ipv{family}" {what} accept'
-
-
-def _vrrp_sources(vip, peers):
-    """Where a VIP's VRRP adverts come from: a unicast VIP's from the other
-    balancers' addresses; a multicast one's to its group, IPv4 from the
-    peers' addresses (their interfaces' own; unknown when those are IPv6),
-    IPv6 from link-local sources (RFC 5798 sends from the interface's
-    link-local address, which havip does not know).  keepalived takes only
-    adverts with TTL / hop limit 255, so never from off the link."""
-    if vip["unicast"]:
-        return [f'source address="{peer}"' for peer in peers]
-    group = f'destination address="{VRRP_GROUPS[vip["family"]]}"'
-    if vip["family"] == 6:
-        return [f'source address="fe80::/10" {group}']
-    ipv4_peers = [peer for peer in peers if ipaddress.ip_address(peer).version == 4]
-    return [f'source address="{peer}" {group}' for peer in ipv4_peers] or [group]
-
-
-def _vrrp_rules(vips, nodes, balancers, me):
-    """VRRP in firewalld, each VIP's from its sources (``_vrrp_sources``)."""
-    peers = [nodes[name]["address"] for name in balancers if name != me["name"]]
-    return [_rule(vip["family"], f'{source} protocol value="vrrp"')
-            for vip in sorted(vips.values(), key=lambda v: v["name"]) for source in _vrrp_sources(vip, peers)]
-
-
-def _admin_rules(config, ports, nodes, balancers, me):
-    """The rich rules of a balancer's admin ports: the stats page, the
-    metrics and the node exporter to firewall:admin_sources (canonical by
-    now), the stats page to the other balancers too (they ask
-    stats:backends_uri)."""
-    admin = [number for key, number in ports.items() if key in ADMIN_PORTS]
-    rules = []
-    for source in config["firewall"]["admin_sources"]:
-        family = ipaddress.ip_network(source).version
-        rules += [_rule(family, f'source address="{source}" port port="{number}" protocol="tcp"') for number in admin]
-    for peer in (nodes[name]["address"] for name in balancers if name != me["name"]):
-        rules.append(_rule(ipaddress.ip_address(peer).version,
-                           f'source address="{peer}" port port="{ports["stats:port"]}" protocol="tcp"'))
-    return rules
-
-
-def _firewall(config, vips, ports, nodes, balancers, me):
-    """What firewalld gets on this node: ``ports`` for everyone (a backend's
-    port, a balancer's frontend), ``rich_rules`` (a balancer's admin ports
-    and VRRP), and ``closed``: what havip up to 0.4.1 opened and this
-    release does not (the admin ports zone-wide, IPv6 VRRP from fe80::/10),
-    removed where it is."""
-    public, rules, closed = [], [], {"ports": [], "rich_rules": []}
-    if me and "backend" in me["roles"]:
-        public.append(config["backend"]["port"])
-    if me and "balancer" in me["roles"]:
-        public += [number for key, number in ports.items() if key not in ADMIN_PORTS]
-        rules = _admin_rules(config, ports, nodes, balancers, me) + _vrrp_rules(vips, nodes, balancers, me)
-        closed = {"ports": [f"{number}/tcp" for key, number in ports.items() if key in ADMIN_PORTS],
-                  "rich_rules": list(LEGACY_RICH_RULES)}
-    return {"ports": [f"{number}/tcp" for number in dict.fromkeys(public)], "rich_rules": list(dict.fromkeys(rules)),
-            "closed": closed}
-
-
 def _check_tls(config):
     """The TLS certificate, when there is one: its serial and expiry go to
     the states (the PEM itself does not)."""
@@ -469,7 +273,7 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
     ``interfaces`` for this minion's interface names (its grains)."""
     walk(SPEC, config)
     config = dict(config)
-    mine_args = _mine_args(config["mine"])
+    mine_args = havip_mine.mine_args(config["mine"])
     nodes = _nodes(config, mine_args, minion_id, ip_addrs, mine_get)
     balancers = sorted(name for name, node in nodes.items() if "balancer" in node["roles"])
     backends = sorted(name for name, node in nodes.items() if "backend" in node["roles"])
@@ -483,7 +287,7 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
                               f"is not in the Salt mine yet ({MINE_FUNCTION}): apply havip on {name} first")
     vips = _vips(config, nodes, balancers)
     if me and "balancer" in me["roles"]:
-        _relays(vips, nodes, balancers, me, mine_get)
+        havip_mine.relays(vips, nodes, balancers, me, mine_get)
         if interfaces is not None:
             _check_interfaces(vips, interfaces)
     ports = _check_ports(config, nodes)
@@ -494,13 +298,13 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         _check_stats(config)
     config["frontend"] = {**config["frontend"], "bind": [canonical_address(a) for a in config["frontend"]["bind"]],
                           "tls": {**config["frontend"]["tls"], **tls}}
-    listen = _listen(config, nodes, balancers, me)
-    config["firewall"] = {**config["firewall"], "admin_sources": _admin_sources(config)}
+    listen = havip_firewall.listen(config, nodes, balancers, me)
+    config["firewall"] = {**config["firewall"], "admin_sources": havip_firewall.admin_sources(config)}
     config.update(
         nodes=nodes,
         vips=vips,
         listen=listen,
-        firewalld=_firewall(config, vips, ports, nodes, balancers, me),
+        firewalld=havip_firewall.firewall(config, vips, ports, nodes, balancers, me),
         vip_families=sorted({vip["family"] for vip in vips.values()}),
         backends=[nodes[name] for name in backends],
         balancers=[nodes[name] for name in balancers],
@@ -528,26 +332,6 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         arp_sysctls=dict(ARP_SYSCTLS),
     )
     return public(config)
-
-
-def merge(base, over):
-    """``over`` merged over ``base`` as map.jinja's ``slsutil.merge`` does
-    (dictionaries recursively, lists replaced), neither changed."""
-    return salt.utils.dictupdate.merge(base, over, strategy="recurse", merge_lists=False)
-
-
-def master_config(pillar, parameters):
-    """What map.jinja makes of a minion's havip ``pillar``, derived on the
-    master (the runner): merged over ``parameters`` (defaults.yaml <- the OS
-    family's file) and validated without the minion's own data (its
-    interfaces; a backend's address from the mine is None), without
-    secrets.  None when the pillar names no node."""
-    if pillar is None:
-        return None
-    if not isinstance(pillar, dict):
-        raise CommandExecutionError(f"havip pillar: havip: must be a dictionary, got {type(pillar).__name__}")
-    config = validate(merge(parameters, pillar), mine_get=lambda tgt, fun: {})
-    return config if config["nodes"] else None
 
 
 def _major_minor(version):

@@ -14,8 +14,8 @@ import re
 import time
 
 import havip_http
-from havip_contract import parse_address
 from havip_facts import WAIT_LIMIT
+from havip_values import parse_address
 from salt.exceptions import CommandExecutionError
 
 

@@ -11,7 +11,7 @@ import re
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from havip_contract import Invalid
+from havip_values import Invalid
 
 KEY = "frontend:tls:certificate"
 BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----\r?\n.*?-----END \1-----", re.S)

@@ -13,8 +13,8 @@ a proof only that minion can make: the runner seals a fresh nonce to the
 public key the master accepted for it, and the answer's VIP states carry an
 HMAC keyed by that nonce.
 
-Pure helpers: the clock and the rate limit's file come in as arguments (no
-Salt dunders).
+The clock, the minion's answer and the master's options come in as
+arguments (no Salt dunders).
 """
 
 import base64
@@ -27,8 +27,8 @@ import os
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-from havip_contract import is_name
-from havip_facts import VRRP_STATES
+from havip_facts import TRANSITION_LOG, TRANSITION_LOG_OPTION, VRRP_STATES
+from havip_values import is_name
 
 # How far a transition's time may be from the master's clock (seconds).
 CLOCK_SKEW = 300
@@ -140,3 +140,41 @@ def admit(path, minion, now, limit=RATE_LIMIT, window=RATE_WINDOW):
         handle.truncate()
         json.dump({name: times for name, times in recent.items() if times}, handle)
         return True
+
+
+def accepted_key(pki_dir, minion):
+    """The public key (PEM) the master accepted for ``minion`` (a checked
+    name), in the master's ``pki_dir``."""
+    with open(os.path.join(pki_dir, "minions", minion), "rb") as handle:
+        return handle.read()
+
+
+def refusal(opts, ask, minion, vip, state, previous, at, now):
+    """Why the transition is refused, or None once ``minion`` confirmed it:
+    its fields (``problem``), a key the master accepted for it, the rate
+    limit, then its answer (``ask(sealed)``: its ``havip.status`` asked
+    with the sealed nonce) checked by ``unconfirmed``.  ``opts``: the
+    master's options (its pki_dir and cachedir), ``now`` its clock."""
+    if reason := problem(minion, vip, state, previous, at, now):
+        return reason
+    try:
+        nonce, sealed = challenge(accepted_key(opts["pki_dir"], minion))
+    except (OSError, ValueError) as error:
+        return f"{minion} refused: no key accepted for it ({error})"
+    if not admit(os.path.join(opts["cachedir"], COUNTED), minion, now):
+        return f"{minion} refused: more than {RATE_LIMIT} transitions in {RATE_WINDOW} s"
+    if reason := unconfirmed(ask(sealed), vip, state, at, nonce):
+        return f"{minion} does not confirm {vip} {state} at {at}: {reason}"
+    return None
+
+
+def log(opts, minion, vip, state, previous, at):
+    """Append the confirmed transition's line ``<at> <minion> <vip>
+    <previous> -> <state>`` to the file the master option
+    ``TRANSITION_LOG_OPTION`` of ``opts`` names (default
+    ``TRANSITION_LOG``); (that file's path, the line)."""
+    line = f"{at} {minion} {vip} {previous} -> {state}"
+    path = opts.get(TRANSITION_LOG_OPTION, TRANSITION_LOG)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+    return path, line

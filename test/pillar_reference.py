@@ -18,6 +18,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 PARAMETERS = REPO / "havip" / "parameters"
 sys.path.insert(0, str(REPO / "_utils"))
 import havip_contract  # noqa: E402  (as Salt's loader imports it)
+import havip_values  # noqa: E402
 
 HEADER = """\
 # havip pillar reference
@@ -75,7 +76,7 @@ def reference():
                 for path in sorted((PARAMETERS / "os_family").glob("*.yaml"))}
     rows = []
     for key, spec in havip_contract.keys():  # noqa: SIM118 (the contract's (key, spec) pairs, not dict.keys)
-        accepts = "a mapping by name" if isinstance(spec, havip_contract.Each) else spec.accepts
+        accepts = "a mapping by name" if isinstance(spec, havip_values.Each) else spec.accepts
         if getattr(spec, "as_is", False):
             accepts += "; written as is"
         if getattr(spec, "secret", False):

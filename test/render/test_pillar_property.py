@@ -24,6 +24,7 @@ import subprocess
 
 import havip_contract as contract
 import havip_pillar as pillar_lib
+import havip_values
 import pytest
 import yaml
 from havip_facts import MINE_FUNCTION, RELAY_FUNCTION
@@ -213,8 +214,8 @@ def contract_key(path):
     """The Key of the contract that a concrete key path falls under."""
     spec, parts = contract.SPEC, path.split(":")
     for part in parts:
-        spec = spec.spec if isinstance(spec, contract.Each) else spec[part]
-    return spec.name if isinstance(spec, contract.Each) else spec
+        spec = spec.spec if isinstance(spec, havip_values.Each) else spec[part]
+    return spec.name if isinstance(spec, havip_values.Each) else spec
 
 
 @st.composite
@@ -248,7 +249,7 @@ def test_a_dangerous_character_in_any_string_field_is_refused_naming_it_or_escap
     havip, key, char, escaped = mutation
     pillars_tried["mutated"] += 1
     if char not in escaped:
-        with pytest.raises(contract.Invalid) as refused:
+        with pytest.raises(havip_values.Invalid) as refused:
             validated(havip)
         assert refused.value.key == key, (refused.value.key, key, repr(char))
         return
@@ -296,7 +297,7 @@ def zoned_pillars(draw):
 def test_a_zone_on_any_address_of_the_pillar_is_refused_naming_its_key(pillars_tried, case):
     havip, key = case
     pillars_tried["zoned"] += 1
-    with pytest.raises(contract.Invalid) as refused:
+    with pytest.raises(havip_values.Invalid) as refused:
         validated(havip)
     assert refused.value.key == key, (refused.value.key, key)
 
@@ -334,7 +335,7 @@ def zoned_mines(draw):
 def test_a_zone_on_any_address_published_in_the_mine_is_refused_naming_its_key(pillars_tried, case):
     havip, mine, balancer, key = case
     pillars_tried["zoned"] += 1
-    with pytest.raises(contract.Invalid) as refused:
+    with pytest.raises(havip_values.Invalid) as refused:
         pillar_lib.validate(merged(havip), balancer, interfaces=list(INTERFACES),
                             mine_get=lambda name, function: {name: mine[(name, function)]} if (name, function) in mine
                             else {})

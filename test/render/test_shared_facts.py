@@ -4,6 +4,7 @@ the validated configuration, never from a literal of their own: a fact
 changed at its one source shows up in what they render.
 """
 
+import havip_firewall
 import havip_pillar
 import pytest
 
@@ -48,6 +49,7 @@ def test_keepalived_asks_backends_uri_within_the_checks_answer_timeout_else_the_
 
 def test_keepalived_and_its_haproxy_check_ask_haproxy_where_it_listens_for_them(monkeypatch):
     monkeypatch.setattr(havip_pillar, "CHECK_ADDRESS", "::1")
+    monkeypatch.setattr(havip_firewall, "CHECK_ADDRESS", "::1")
     conf = rendered("keepalived.conf.jinja")
     assert "-m 0.5 http://[::1]:1080/havip-backends" in conf
     assert "-m '0.5' 'http://[::1]:1080/havip-health' || exit 1" in rendered("check-haproxy.sh.jinja")

@@ -1,17 +1,18 @@
 """
 Unit tests of ``_utils/havip_pillar.py`` (with the contract's key table,
-``_utils/havip_contract.py``): every bad pillar refused naming its key, data
-from the mine untrusted, secrets never passed on, the platform's minimums.
+``_utils/havip_contract.py``): every bad pillar refused naming its key,
+secrets never passed on, the platform's minimums (the mine's data:
+test_havip_mine.py; what a node listens on: test_havip_firewall.py).
 The formula's render refuses them the same way:
 test/render/test_pillar_validation.py.
 """
 
 import copy
 
-import havip_contract
 import havip_facts
 import havip_haproxy
 import havip_pillar
+import havip_values
 import pytest
 from salt.exceptions import CommandExecutionError
 
@@ -24,10 +25,6 @@ SEED = seed_pillar()["havip"]
 def validate(havip, minion_id="svr1", **kwargs):
     kwargs.setdefault("interfaces", ["lo", "ens32"])
     return havip_pillar.validate(merged(havip), minion_id, **kwargs)
-
-
-
-
 
 
 V2 = set_key("keepalived", {"vrrp_version": 2, "advert_int": 1})
@@ -180,74 +177,16 @@ def test_a_bad_pillar_is_refused_naming_the_key(case):
     edit, key = BAD_PILLARS[case]
     havip = copy.deepcopy(SEED)
     edit(havip)
-    with pytest.raises(havip_contract.Invalid) as refused:
+    with pytest.raises(havip_values.Invalid) as refused:
         validate(havip)
     assert refused.value.key == key
     assert f"havip pillar: havip:{key}: " in str(refused.value)
 
 
-def test_the_stats_page_and_metrics_listen_on_the_balancers_own_address_by_default():
-    havip = copy.deepcopy(SEED)
-    havip["metrics"] = {"port": 9101}
-    assert validate(havip)["listen"] == {"stats": ["192.168.100.13", "127.0.0.1"], "metrics": ["192.168.100.13"]}
-    assert validate(havip, "svr2")["listen"]["metrics"] == ["192.168.100.14"]
-    assert validate(havip, "nginx1")["listen"] == {}
-
-
-def test_listen_addresses_are_canonical_and_each_balancer_leaves_the_others_own():
-    havip = copy.deepcopy(SEED)
-    havip["stats"]["bind"] = ["192.168.100.13", "192.168.100.14", "FD00::0:5", "fd00::5", "127.0.0.1"]
-    havip["metrics"] = {"port": 9101, "bind": ["::", "192.168.100.14"]}
-    listen = validate(havip)["listen"]
-    assert listen == {"stats": ["192.168.100.13", "fd00::5", "127.0.0.1"], "metrics": ["::"]}
-
-
-def test_firewalld_opens_the_admin_ports_to_the_admin_sources_and_vrrp_to_the_peers():
-    havip = copy.deepcopy(SEED)
-    havip["metrics"] = {"port": 9101}
-    havip["firewall"] = {"admin_sources": ["10.9.0.0/16"]}
-    havip["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32", "virtual_router_id": 52,
-                             "unicast": True}
-    firewalld = validate(havip)["firewalld"]
-    assert firewalld["ports"] == ["9090/tcp"]
-    assert firewalld["rich_rules"] == [
-        f'rule family="ipv4" source address="10.9.0.0/16" port port="{port}" protocol="tcp" accept'
-        for port in (1080, 9100, 9101)] + [
-        'rule family="ipv4" source address="192.168.100.14" port port="1080" protocol="tcp" accept',
-        'rule family="ipv4" source address="192.168.100.14" destination address="224.0.0.18" protocol value="vrrp"'
-        ' accept',
-        'rule family="ipv4" source address="192.168.100.14" protocol value="vrrp" accept']
-    assert validate(havip, "nginx1")["firewalld"] == {"ports": ["80/tcp"], "rich_rules": [],
-                                                      "closed": {"ports": [], "rich_rules": []}}
-    assert firewalld["closed"] == {"ports": ["1080/tcp", "9100/tcp", "9101/tcp"], "rich_rules": [
-        'rule family="ipv6" source address="fe80::/10" protocol value="vrrp" accept']}
-
-
-def test_multicast_vrrp_over_ipv6_is_admitted_to_its_group_from_link_local_sources_only():
-    havip = copy.deepcopy(SEED)
-    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
-    vrrp = [rule for rule in validate(havip)["firewalld"]["rich_rules"] if "vrrp" in rule]
-    assert vrrp[1] == ('rule family="ipv6" source address="fe80::/10" destination address="ff02::12"'
-                       ' protocol value="vrrp" accept')
-
-
-def test_balancers_of_ipv6_addresses_admit_ipv4_vrrp_to_its_group():
-    """Their IPv4 sources are unknown (not nodes:<id>:address): the group
-    alone, not no rule at all."""
-    havip = copy.deepcopy(SEED)
-    for name, number in (("nginx1", 11), ("nginx2", 12), ("svr1", 13), ("svr2", 14)):
-        havip["nodes"][name]["address"] = f"fd00:100::{number}"
-    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52,
-                             "unicast": True}
-    vrrp = [rule for rule in validate(havip)["firewalld"]["rich_rules"] if "vrrp" in rule]
-    assert vrrp == ['rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept',
-                    'rule family="ipv6" source address="fd00:100::14" protocol value="vrrp" accept']
-
-
 def test_an_unknown_key_names_the_nearest_known_one():
     havip = copy.deepcopy(SEED)
     havip["keepalived"] = {"advert_interval": 1}
-    with pytest.raises(havip_contract.Invalid, match=r"did you mean advert_int\?"):
+    with pytest.raises(havip_values.Invalid, match=r"did you mean advert_int\?"):
         validate(havip)
 
 
@@ -280,68 +219,6 @@ def test_the_stats_socket_line_may_be_in_global_extra_and_is_the_one_the_module_
     havip = copy.deepcopy(SEED)
     havip["haproxy"] = {"global": ["daemon"], "global_extra": ["stats socket /run/x.sock mode 600 level admin"]}
     assert havip_haproxy.stats_socket(validate(havip)["haproxy"]) == "/run/x.sock"
-
-
-def mine(published):
-    """A mine holding ``published`` as nginx2's havip_address."""
-    return lambda name, function: {name: published} if name == "nginx2" else {}
-
-
-def discovered(**mine_section):
-    havip = copy.deepcopy(SEED)
-    del havip["nodes"]["nginx2"]["address"]
-    havip["mine"] = mine_section
-    return havip
-
-
-@pytest.mark.parametrize("published", [
-    ["192.168.100.12:80\nglobal\n    daemon"],
-    "192.168.100.12",
-    [["192.168.100.12"]],
-    ["10.9.9.9"],                       # outside havip:mine:network
-    ["192.168.100.12", "10.9.9.9"],
-])
-def test_a_backend_address_from_the_mine_is_untrusted(published):
-    with pytest.raises(havip_contract.Invalid) as refused:
-        validate(discovered(network="192.168.100.0/24"), mine_get=mine(published))
-    assert refused.value.key == "nodes:nginx2:address (from the mine)"
-
-
-ZONED_BACKEND = "fd00::50%lo]:80 init-addr none\nglobal\n    stats socket ipv4@0.0.0.0:9999 level admin\n#"
-ZONED_BALANCER = "fd00::14%x'; touch \"$(printf '\\057tmp\\057pwned')\"; : '"
-
-
-@pytest.mark.parametrize("mine_section", [{"interface": "ens32"}, {"network": "fd00::/64"}])
-def test_a_backend_address_from_the_mine_with_a_zone_is_refused_shown_escaped(mine_section):
-    with pytest.raises(havip_contract.Invalid) as refused:
-        validate(discovered(**mine_section), mine_get=mine([ZONED_BACKEND]))
-    assert refused.value.key == "nodes:nginx2:address (from the mine)"
-    assert "\n" not in str(refused.value) and ascii(ZONED_BACKEND) in str(refused.value)
-
-
-def test_a_backend_address_from_the_mine_outside_the_network_is_shown_canonical():
-    with pytest.raises(havip_contract.Invalid, match=r"^havip pillar: havip:nodes:nginx2:address \(from the mine\): "
-                                                     r"fd01::9 is not in havip:mine:network fd00::/64$"):
-        validate(discovered(network="fd00::/64"), mine_get=mine(["FD01:0::0:9"]))
-
-
-def test_a_backend_address_from_the_mine_that_passes_is_used():
-    config = validate(discovered(network="192.168.100.0/24"), mine_get=mine(["192.168.100.12"]))
-    assert config["nodes"]["nginx2"]["address"] == "192.168.100.12"
-
-
-def test_a_backend_that_published_nothing_yet_stops_the_balancer():
-    with pytest.raises(havip_contract.Invalid, match="is not in the Salt mine yet"):
-        validate(discovered(network="192.168.100.0/24"), mine_get=mine(None))
-
-
-def test_a_backend_publishes_its_own_address_from_its_interfaces():
-    havip = discovered(network="192.168.100.0/24")
-    config = validate(havip, minion_id="nginx2", ip_addrs=lambda **kw: ["192.168.100.12"], mine_get=mine(None))
-    assert config["node"]["address"] == "192.168.100.12"
-    assert config["mine_args"] == {"cidr": "192.168.100.0/24"}
-
-
 
 
 @pytest.mark.parametrize("grains,versions", [
@@ -410,7 +287,7 @@ def test_track_backends_weighs_one_more_than_the_spread_of_each_vips_priorities(
 def test_a_spread_beyond_keepaliveds_weight_is_refused():
     havip = copy.deepcopy(SEED)
     havip["nodes"]["svr1"]["priority"], havip["nodes"]["svr2"]["priority"] = 254, 1
-    with pytest.raises(havip_contract.Invalid, match="needs a weight of -254, beyond keepalived's -253") as refused:
+    with pytest.raises(havip_values.Invalid, match="needs a weight of -254, beyond keepalived's -253") as refused:
         validate(havip)
     assert refused.value.key == "vips:VI_1:priorities"
 
@@ -444,53 +321,6 @@ def test_validate_errors_are_command_execution_errors():
         validate(havip)
 
 
-def test_a_balancer_relays_to_the_others_address_on_the_vips_interface_and_family():
-    havip = copy.deepcopy(SEED)
-    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
-    published = {"svr2": {"ip4_interfaces": {"ens32": ["192.168.100.14"]},
-                          "ip6_interfaces": {"ens32": ["fe80::2", "fd00:100::14"], "lo": ["::1"]}}}
-    config = validate(havip, mine_get=lambda name, function: {name: published.get(name)})
-    assert config["vips"]["VI_1"]["relay_to"] == ["192.168.100.14"]
-    assert config["vips"]["VI_6"]["relay_to"] == ["fd00:100::14"]
-    # Not published (yet): the node address if it is of the VIP's family.
-    config = validate(havip, mine_get=lambda name, function: {})
-    assert config["vips"]["VI_1"]["relay_to"] == ["192.168.100.14"]
-    assert config["vips"]["VI_6"]["relay_to"] == []
-
-
-def test_a_balancers_published_interface_addresses_are_untrusted():
-    havip = copy.deepcopy(SEED)
-    published = {"ip4_interfaces": {"ens32": ["192.168.100.14\nip daddr"]}, "ip6_interfaces": {}}
-    with pytest.raises(havip_contract.Invalid) as refused:
-        validate(havip, mine_get=lambda name, function: {name: published})
-    assert refused.value.key == "nodes:svr2:address (from the mine, havip_relay_addresses)"
-
-
-@pytest.mark.parametrize("grain,addresses", [
-    ("ip6_interfaces", [ZONED_BALANCER]),
-    ("ip6_interfaces", ["fd00:100::14", "fe80::2%ens32"]),
-    ("ip4_interfaces", ["192.168.100.14\u0085"]),
-])
-def test_a_balancers_published_interface_address_with_a_zone_is_refused_shown_escaped(grain, addresses):
-    havip = copy.deepcopy(SEED)
-    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
-    published = {"ip4_interfaces": {"ens32": ["192.168.100.14"]}, "ip6_interfaces": {"ens32": ["fd00:100::14"]}}
-    published[grain] = {"lo": [], "ens32": addresses}
-    with pytest.raises(havip_contract.Invalid) as refused:
-        validate(havip, mine_get=lambda name, function: {name: published})
-    assert refused.value.key == "nodes:svr2:address (from the mine, havip_relay_addresses)"
-    assert f"in {grain}" in str(refused.value) and ascii(addresses) in str(refused.value)
-    assert "\n" not in str(refused.value) and "\u0085" not in str(refused.value)
-
-
-def test_a_balancers_relay_address_is_its_canonical_form():
-    havip = copy.deepcopy(SEED)
-    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
-    published = {"ip4_interfaces": {}, "ip6_interfaces": {"ens32": ["FD00:100:0::0:14"]}}
-    config = validate(havip, mine_get=lambda name, function: {name: published})
-    assert config["vips"]["VI_6"]["relay_to"] == ["fd00:100::14"]
-
-
 def test_every_address_the_states_get_is_its_canonical_form():
     havip = copy.deepcopy(SEED)
     havip["nodes"]["svr2"]["address"] = "192.168.100.14"
@@ -503,28 +333,3 @@ def test_every_address_the_states_get_is_its_canonical_form():
     assert (config["vips"]["VI_6"]["address"], config["vips"]["VI_6"]["cidr"]) == ("fd00:100::10", "fd00:100::10/64")
     assert config["frontend"]["bind"] == ["fd00:100::10", "192.168.100.10"]
     assert config["mine_args"] == {"cidr": "fd00:100::/64"}
-
-
-def test_the_master_derives_the_public_configuration_from_a_minions_pillar():
-    """As map.jinja on a minion (the same merge, the same checks), but
-    without the minion's own data: the runner's view of the cluster."""
-    derived = havip_pillar.master_config(copy.deepcopy(SEED), copy.deepcopy(DEFAULTS))
-    assert derived == {**validate(SEED), "node": None, "roles": [], "listen": {},
-                       "firewalld": {"ports": [], "rich_rules": [], "closed": {"ports": [], "rich_rules": []}},
-                       "vips": {name: {key: value for key, value in vip.items() if key != "relay_to"}
-                                for name, vip in validate(SEED)["vips"].items()}}
-    assert "password" not in derived["stats"]
-    assert havip_pillar.master_config(None, DEFAULTS) is None
-    assert havip_pillar.master_config({"nodes": {}}, DEFAULTS) is None
-    with pytest.raises(CommandExecutionError, match=r"^havip pillar: havip: must be a dictionary, got str$"):
-        havip_pillar.master_config("nodes", DEFAULTS)
-    with pytest.raises(havip_contract.Invalid, match=r"havip:stats:password: is a well-known placeholder"):
-        havip_pillar.master_config({**SEED, "stats": {**SEED["stats"], "password": "Passw0rd"}}, DEFAULTS)
-
-
-def test_a_backend_whose_address_is_in_the_mine_has_none_on_the_master():
-    pillar = copy.deepcopy(SEED)
-    pillar["mine"] = {"network": "192.168.100.0/24"}
-    del pillar["nodes"]["nginx1"]["address"]
-    derived = havip_pillar.master_config(pillar, DEFAULTS)
-    assert derived["nodes"]["nginx1"]["address"] is None and derived["nodes"]["nginx1"]["discovered"] is True

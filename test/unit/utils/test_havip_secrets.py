@@ -8,7 +8,9 @@ secret (``secret=True``), on the minion (``validate``) and on the master
 import copy
 
 import havip_contract
+import havip_master
 import havip_pillar
+import havip_values
 import pytest
 
 from test.certs import certificate, key_pem, new_key
@@ -76,7 +78,7 @@ def shown_parts(value):
 
 
 def refusal(call):
-    with pytest.raises(havip_contract.Invalid) as refused:
+    with pytest.raises(havip_values.Invalid) as refused:
         call()
     return refused.value
 
@@ -94,7 +96,7 @@ def test_a_bad_secret_is_refused_naming_its_key_never_its_value(key, what, where
     if where == "minion":
         refused = refusal(lambda: havip_pillar.validate(merged(havip), "svr1", interfaces=["lo", "ens32"]))
     else:
-        refused = refusal(lambda: havip_pillar.master_config(havip, copy.deepcopy(DEFAULTS)))
+        refused = refusal(lambda: havip_master.master_config(havip, copy.deepcopy(DEFAULTS)))
     message = str(refused)
     assert refused.key == key and message.startswith(f"havip pillar: havip:{key}: "), message
     for part in shown_parts(value):

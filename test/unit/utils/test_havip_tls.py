@@ -6,8 +6,8 @@ match, or it is not valid now; a good one passes the whole pillar check.
 
 import copy
 
-import havip_contract as contract
 import havip_pillar
+import havip_values
 import pytest
 
 from test.certs import DAY, NOW, certificate, key_pem, new_key
@@ -41,7 +41,7 @@ def with_tls(pem, **tls):
     ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n" + key_pem(KEY), "cannot be read"),
 ])
 def test_a_bad_certificate_is_refused_naming_its_key(pem, problem):
-    with pytest.raises(contract.Invalid, match=problem) as refused:
+    with pytest.raises(havip_values.Invalid, match=problem) as refused:
         validate(with_tls(pem))
     assert refused.value.key == "frontend:tls:certificate"
 
@@ -62,6 +62,6 @@ def test_a_good_certificate_passes_and_only_its_serial_and_expiry_reach_the_stat
 def test_tls_and_metrics_ports_and_redirects_are_checked(edit, key):
     havip = with_tls(GOOD, redirect=True)
     edit(havip)
-    with pytest.raises(contract.Invalid) as refused:
+    with pytest.raises(havip_values.Invalid) as refused:
         validate(havip)
     assert refused.value.key == key

@@ -6,6 +6,7 @@ grain value that is no folder name is skipped.
 
 import havip_contract
 import havip_tofs
+import havip_values
 import pytest
 
 from test.formula import DEFAULTS, REPO
@@ -75,6 +76,6 @@ def test_a_grain_value_that_is_no_folder_name_is_skipped(value):
 ])
 def test_the_contract_refuses_a_tofs_key_that_could_leave_the_file_server_or_names_no_state(key, value):
     config = {**DEFAULTS, "tofs": tofs(**{key: value})}
-    with pytest.raises(havip_contract.Invalid) as refused:
+    with pytest.raises(havip_values.Invalid) as refused:
         havip_contract.walk(havip_contract.SPEC, config)
     assert refused.value.key.startswith(f"tofs:{key}")

@@ -1,5 +1,5 @@
 """_utils/havip_transition.py: a reported transition's checks, the
-minion's confirmation, the rate limit's file."""
+minion's confirmation, the rate limit's file, the log."""
 
 import havip_transition
 import pytest
@@ -103,3 +103,36 @@ def test_a_damaged_count_is_started_over(tmp_path):
     path = tmp_path / "transitions.json"
     path.write_text("{not json")
     assert havip_transition.admit(str(path), "svr1", NOW) is True
+
+
+def opts_with_key(tmp_path, minion, public):
+    """A master's options whose pki_dir accepted ``public`` for ``minion``."""
+    (tmp_path / "pki" / "minions").mkdir(parents=True)
+    (tmp_path / "pki" / "minions" / minion).write_bytes(public)
+    return {"pki_dir": str(tmp_path / "pki"), "cachedir": str(tmp_path / "cache")}
+
+
+def test_a_transition_is_admitted_once_the_minion_proves_it_with_its_key(key, tmp_path):
+    opts = opts_with_key(tmp_path, "svr1", key[1])
+
+    def ask(sealed):
+        nonce = havip_transition.unseal(key[0], sealed)
+        return proven({"vips": {"VI_1": {"state": "MASTER", "since_s": NOW}}}, nonce)
+    assert havip_transition.refusal(opts, ask, "svr1", "VI_1", "MASTER", "BACKUP", NOW, NOW) is None
+    assert havip_transition.refusal(opts, lambda sealed: None, "svr1", "VI_1", "MASTER", "BACKUP", NOW, NOW) == (
+        f"svr1 does not confirm VI_1 MASTER at {NOW}: it did not answer havip.status")
+
+
+def test_a_transition_of_a_minion_without_an_accepted_key_is_refused_asking_nothing(key, tmp_path):
+    opts = opts_with_key(tmp_path, "svr1", key[1])
+    refused = havip_transition.refusal(opts, pytest.fail, "web7", "VI_1", "MASTER", "BACKUP", NOW, NOW)
+    assert refused.startswith("web7 refused: no key accepted for it (")
+
+
+def test_the_log_gets_one_line_per_transition_in_the_masters_option(tmp_path):
+    opts = {"havip_vrrp_log": str(tmp_path / "vrrp.log")}
+    assert havip_transition.log(opts, "svr1", "VI_1", "MASTER", "BACKUP", NOW) == (
+        str(tmp_path / "vrrp.log"), f"{NOW} svr1 VI_1 BACKUP -> MASTER")
+    havip_transition.log(opts, "svr2", "VI_1", "BACKUP", "MASTER", NOW + 1)
+    assert (tmp_path / "vrrp.log").read_text() == (f"{NOW} svr1 VI_1 BACKUP -> MASTER\n"
+                                                   f"{NOW + 1} svr2 VI_1 MASTER -> BACKUP\n")
