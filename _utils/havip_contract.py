@@ -11,6 +11,7 @@ docs is generated from this table and parameters/defaults.yaml.
 
 import difflib
 
+from havip_contract_services import BALANCE, ON_ERROR, POOLS, SERVICES
 from havip_timing import HAPROXY_TIME
 from havip_values import (
     ALWAYS,
@@ -21,6 +22,7 @@ from havip_values import (
     SALT_PATH,
     Each,
     Invalid,
+    Items,
     Key,
     file,
     files,
@@ -57,21 +59,19 @@ TEMPLATES = {
     "havip-nginx-config-file": "nginx-site.conf.jinja",
 }
 
-ROLES = ("backend", "balancer")
-# HAProxy's balance algorithms that take no argument; uri needs http mode.
-BALANCE = ("roundrobin", "static-rr", "leastconn", "first", "source", "random", "uri")
-ON_ERROR = ("mark-down", "fail-check", "sudden-death", "fastinter")
+ROLES = ("app", "backend", "balancer")
 
 SPEC = {
     "nodes": Each("every host of the cluster, by minion id",
                   text("", NAME, "a name of letters, digits and _ . - (a minion id)"), {
-        "roles": Key("`backend`, `balancer` or both: what the node runs (nginx; HAProxy and keepalived)",
-                     "a non-empty list of backend and/or balancer",
+        "roles": Key("`backend`, `balancer`, `app`: what the node runs (nginx; HAProxy and keepalived; the"
+                     " operator's own service, a pool's server: havip installs nothing for it)",
+                     "a non-empty list of app, backend and/or balancer",
                      lambda value: isinstance(value, list) and bool(value) and set(value) <= set(ROLES),
                      required=ALWAYS),
-        "address": Key("its address on the cluster network (a backend may take it from the mine, see "
-                       "`mine`)", "an IP address (no IPv6 zone)", is_address,
-                       required="yes, but a backend may take it from the mine (`mine`)"),
+        "address": Key("its address on the cluster network (a backend or app node may take it from the mine,"
+                       " see `mine`)", "an IP address (no IPv6 zone)", is_address,
+                       required="yes, but a backend or app node may take it from the mine (`mine`)"),
         "priority": whole("the VRRP priority; the highest healthy balancer holds the VIPs (no two"
                           " balancers alike)", 1, 254, required="for balancers"),
         "page": Key("backends: the page nginx serves (its index.html, HTML)",
@@ -108,6 +108,8 @@ SPEC = {
             "redirect": switch("http mode: plain requests on frontend:port get a 301 to https"),
         },
     },
+    "services": SERVICES,
+    "pools": POOLS,
     "metrics": {
         "port": Key("HAProxy's Prometheus exporter answers /metrics on this port of every balancer, and"
                     " the VRRP state is published for prometheus-node-exporter; null = no metrics",
@@ -307,24 +309,36 @@ def _unknown(value, known, key):
     raise Invalid(_join(key, found[0]), found[1])
 
 
-def walk(spec, value, key=""):
-    """Check ``value`` against ``spec``: unknown keys, then every value."""
+def _list(value, key):
+    if not isinstance(value, list):
+        raise Invalid(key, f"must be a list, got {kind_of(value)}")
+    return value
+
+
+def walk(spec, value, key="", defaults=True):
+    """Check ``value`` against ``spec``: unknown keys, then every value.
+    ``defaults``: ``value`` is merged over the formula's defaults, so every
+    mapping of ``spec`` is there (inside a named entry, which defaults.yaml
+    cannot hold, one may be absent)."""
     if isinstance(spec, Key):
         spec.check(value, key)
     elif isinstance(spec, Each):
         for name, item in _mapping(value if value is not None else {}, key).items():
             spec.name.check(str(name), _join(key, name))
-            walk(spec.spec, item, _join(key, name))
+            walk(spec.spec, item, _join(key, name), defaults=False)
+    elif isinstance(spec, Items):
+        for index, item in enumerate(_list(value, key)):
+            walk(spec.spec, item, _join(key, index), defaults=False)
     else:
         _unknown(_mapping(value, key or "<top>"), spec, key)
         for name, sub in spec.items():
             if getattr(sub, "required", "") == ALWAYS and name not in value:
-                raise Invalid(_join(key, name), f"is required: {sub.accepts}")
-            if isinstance(sub, dict) and name not in value:
+                raise Invalid(_join(key, name), f"is required: {getattr(sub, 'accepts', 'a mapping by name')}")
+            if isinstance(sub, dict) and name not in value and defaults:
                 raise Invalid(_join(key, name), "is missing: the configuration to check is the pillar merged"
                                                 " over the formula's defaults (as map.jinja does)")
         for name, item in value.items():
-            walk(spec[name], item, _join(key, name))
+            walk(spec[name], item, _join(key, name), defaults)
 
 
 def keys(spec=SPEC, key=""):
@@ -332,7 +346,7 @@ def keys(spec=SPEC, key=""):
     any name of an Each."""
     if isinstance(spec, Key):
         yield key, spec
-    elif isinstance(spec, Each):
+    elif isinstance(spec, (Each, Items)):
         yield key, spec
         yield from keys(spec.spec, _join(key, spec.placeholder))
     else:

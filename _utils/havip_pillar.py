@@ -14,6 +14,7 @@ import re
 
 import havip_firewall
 import havip_mine
+import havip_services
 from havip_contract import SPEC, public, walk
 from havip_facts import (
     ARP_SYSCTLS,
@@ -36,7 +37,6 @@ from havip_facts import (
     WAIT_DEFAULT,
 )
 from havip_haproxy import stats_socket
-from havip_tls import check_certificate
 from havip_values import Invalid, canonical_address, parse_address
 from salt.exceptions import CommandExecutionError
 
@@ -188,42 +188,35 @@ def _check_keepalived(config, vips):
                       f"must be above the {longest:g} s a check may take (answer_timeout + watch)")
 
 
-def _listening_ports(config):
-    """{key: port} of every port a balancer listens on."""
-    ports = {"frontend:port": config["frontend"]["port"], "stats:port": config["stats"]["port"]}
-    if config["frontend"]["tls"]["certificate"] is not None:
-        ports["frontend:tls:port"] = config["frontend"]["tls"]["port"]
+def _listening_ports(config, services):
+    """{key: port} of every port a balancer listens on: each service's (its
+    TLS port after stats:port, as before services came), stats, metrics."""
+    ports = {key: number for service in services for key, number in service["ports"].items()
+             if not key.endswith(":tls:port")}
+    ports["stats:port"] = config["stats"]["port"]
+    ports.update((key, number) for service in services for key, number in service["ports"].items()
+                 if key.endswith(":tls:port"))
     if config["metrics"]["port"] is not None:
         ports["lookup:metrics:node_exporter_port"] = config["lookup"]["metrics"]["node_exporter_port"]
         ports["metrics:port"] = config["metrics"]["port"]
     return ports
 
 
-def _check_ports(config, nodes):
-    ports = _listening_ports(config)
+def _check_ports(config, nodes, services):
+    """No two of a balancer's listeners on one port (two services' ports on
+    distinct addresses are havip_services' to check)."""
+    ports = _listening_ports(config, services)
+    service_ports = {key for service in services for key in service["ports"]}
     seen = {}
     for key, number in ports.items():
         other = seen.setdefault(number, key)
-        if other != key:
+        if other != key and not {key, other} <= service_ports:
             raise Invalid(key, f"{number} is also {other}")
-    both = [n["name"] for n in nodes.values() if len(n["roles"]) == 2]
+    both = [n["name"] for n in nodes.values() if {"backend", "balancer"} <= set(n["roles"])]
     backend = config["backend"]["port"]
     if both and backend in seen:
         raise Invalid("backend:port", f"{backend} is also {seen[backend]}, and {both[0]} is backend and balancer")
     return ports
-
-
-def _check_tls(config):
-    """The TLS certificate, when there is one: its serial and expiry go to
-    the states (the PEM itself does not)."""
-    tls = config["frontend"]["tls"]
-    if tls["redirect"] and config["frontend"]["mode"] != "http":
-        raise Invalid("frontend:tls:redirect", "needs frontend:mode http (a tcp frontend cannot redirect)")
-    if tls["certificate"] is None:
-        if tls["redirect"]:
-            raise Invalid("frontend:tls:redirect", "needs frontend:tls:certificate (there is no TLS to redirect to)")
-        return {"enabled": False}
-    return {"enabled": True, **check_certificate(tls["certificate"])}
 
 
 def _check_stats(config):
@@ -245,8 +238,13 @@ def _check_haproxy(config):
         raise Invalid("haproxy:global", "needs a `stats socket <path> ... level admin` line (in global or"
                                         " global_extra): havip.status, drain and ready use HAProxy's runtime"
                                         " API")
-    if config["backend"]["balance"] == "uri" and config["frontend"]["mode"] != "http":
-        raise Invalid("backend:balance", "uri needs frontend:mode http")
+
+
+def _frontend_tls(model, legacy):
+    """frontend:tls's derived keys (today's frontend): ``enabled``, its
+    certificate's ``serial`` and ``not_after``."""
+    tls = model["services"][0]["tls"] if legacy else {"enabled": False}
+    return {key: tls[key] for key in ("enabled", "serial", "not_after") if key in tls}
 
 
 def _check_interfaces(vips, interfaces):
@@ -268,36 +266,40 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
     ``roles``, ``mine_function``/``mine_args``, ``arp_sysctls``,
     ``facts_file``/``facts_state``, ``haproxy_backend``, the ``handover``'s
     and the ``standby`` file's facts, where keepalived's ``checks`` ask, what
-    this node ``listen``s on and what ``firewalld`` opens.  ``ip_addrs`` and ``mine_get`` stand
-    for network.ip_addrs and mine.get (needed with havip:mine),
-    ``interfaces`` for this minion's interface names (its grains)."""
+    this node ``listen``s on and what ``firewalld`` opens, the
+    ``services`` and ``pools`` (havip_services' model: today's frontend
+    and backend are one service and one pool of it).  ``ip_addrs`` and
+    ``mine_get`` stand for network.ip_addrs and mine.get (needed with
+    havip:mine), ``interfaces`` for this minion's interface names (its
+    grains)."""
     walk(SPEC, config)
     config = dict(config)
     mine_args = havip_mine.mine_args(config["mine"])
     nodes = _nodes(config, mine_args, minion_id, ip_addrs, mine_get)
     balancers = sorted(name for name, node in nodes.items() if "balancer" in node["roles"])
     backends = sorted(name for name, node in nodes.items() if "backend" in node["roles"])
-    if balancers and not backends:
+    legacy = "services" not in config and "pools" not in config
+    if balancers and legacy and not backends:
         raise Invalid("nodes", "balancers need at least one node with the role backend")
     me = nodes.get(str(minion_id)) if minion_id is not None else None
+    vips = _vips(config, nodes, balancers)
+    model = havip_services.derive(config, nodes, vips)
     if me and "balancer" in me["roles"]:
-        for name in backends:
+        for name in havip_services.server_nodes(model):
             if nodes[name]["address"] is None:
                 raise Invalid(f"nodes:{name}:address",
                               f"is not in the Salt mine yet ({MINE_FUNCTION}): apply havip on {name} first")
-    vips = _vips(config, nodes, balancers)
-    if me and "balancer" in me["roles"]:
         havip_mine.relays(vips, nodes, balancers, me, mine_get)
         if interfaces is not None:
             _check_interfaces(vips, interfaces)
-    ports = _check_ports(config, nodes)
-    tls = _check_tls(config)
+    ports = _check_ports(config, nodes, model["services"])
     _check_keepalived(config, vips)
     _check_haproxy(config)
     if balancers:
         _check_stats(config)
     config["frontend"] = {**config["frontend"], "bind": [canonical_address(a) for a in config["frontend"]["bind"]],
-                          "tls": {**config["frontend"]["tls"], **tls}}
+                          "tls": {**config["frontend"]["tls"], **_frontend_tls(model, legacy)}}
+    config.update(model)
     listen = havip_firewall.listen(config, nodes, balancers, me)
     config["firewall"] = {**config["firewall"], "admin_sources": havip_firewall.admin_sources(config)}
     config.update(

@@ -1,5 +1,6 @@
 """
-The TLS certificate of the VIPs (havip:frontend:tls:certificate), checked
+A TLS certificate of the VIPs (havip:frontend:tls:certificate, each of
+havip:services:<service>:tls:certificates), checked
 before HAProxy ever sees it: a PEM holding the certificate, its chain, and
 the private key that matches the certificate, valid now.  The PEM is a
 secret: no message quotes it, nor the parser's error (which may).
@@ -17,44 +18,45 @@ KEY = "frontend:tls:certificate"
 BLOCK = re.compile(r"-----BEGIN ([A-Z ]+)-----\r?\n.*?-----END \1-----", re.S)
 
 
-def _blocks(pem):
+def _blocks(pem, key, which):
     """(certificate blocks, private key blocks) of a PEM text."""
     blocks = [(match[1], match[0]) for match in BLOCK.finditer(pem)]
     leftover = BLOCK.sub("", pem).strip()
     if leftover or not blocks:
-        raise Invalid(KEY, "is not a PEM: certificate blocks then a private key block, nothing else")
+        raise Invalid(key, f"{which}is not a PEM: certificate blocks then a private key block, nothing else")
     certificates = [text for kind, text in blocks if kind == "CERTIFICATE"]
     keys = [text for kind, text in blocks if kind.endswith("PRIVATE KEY")]
     if not certificates or len(keys) != 1 or len(certificates) + 1 != len(blocks):
-        raise Invalid(KEY, f"must hold certificates and exactly one private key, found {len(certificates)}"
-                           f" certificate(s) and {len(keys)} key(s)")
+        raise Invalid(key, f"{which}must hold certificates and exactly one private key, found"
+                           f" {len(certificates)} certificate(s) and {len(keys)} key(s)")
     return certificates, keys[0]
 
 
-def check_certificate(pem, now=None):
+def check_certificate(pem, now=None, key=KEY, which=""):
     """The certificate's ``serial`` and ``not_after`` (ISO); raises Invalid
-    for a PEM that is not one, a key that does not match the (first)
+    naming ``key`` (its message after ``which``: "certificate 2: " in a
+    list) for a PEM that is not one, a key that does not match the (first)
     certificate, or a certificate not valid at ``now``."""
-    certificates, key_text = _blocks(pem)
+    certificates, key_text = _blocks(pem, key, which)
     try:
         certificate = x509.load_pem_x509_certificate(certificates[0].encode())
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise Invalid(KEY, "its (first) certificate cannot be read") from None
+        raise Invalid(key, f"{which}its (first) certificate cannot be read") from None
     try:
-        key = serialization.load_pem_private_key(key_text.encode(), password=None)
+        private_key = serialization.load_pem_private_key(key_text.encode(), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
-        raise Invalid(KEY, "its private key cannot be read (it must be unencrypted: HAProxy reads it"
+        raise Invalid(key, f"{which}its private key cannot be read (it must be unencrypted: HAProxy reads it"
                            " unattended)") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key().public_bytes(serialization.Encoding.PEM, public) != \
+    if private_key.public_key().public_bytes(serialization.Encoding.PEM, public) != \
             certificate.public_key().public_bytes(serialization.Encoding.PEM, public):
-        raise Invalid(KEY, "its private key does not match the certificate")
+        raise Invalid(key, f"{which}its private key does not match the certificate")
     now = now or datetime.datetime.now(datetime.UTC)
     not_before, not_after = _validity(certificate)
     if now > not_after:
-        raise Invalid(KEY, f"the certificate expired on {not_after:%Y-%m-%d %H:%M} UTC")
+        raise Invalid(key, f"{which}the certificate expired on {not_after:%Y-%m-%d %H:%M} UTC")
     if now < not_before:
-        raise Invalid(KEY, f"the certificate is not valid before {not_before:%Y-%m-%d %H:%M} UTC")
+        raise Invalid(key, f"{which}the certificate is not valid before {not_before:%Y-%m-%d %H:%M} UTC")
     return {"serial": format(certificate.serial_number, "x"), "not_after": not_after.isoformat()}
 
 

@@ -1,10 +1,11 @@
 """
 What a value of the havip pillar accepts, and the table's building blocks:
-``Key`` (one key: its doc, what it accepts, its test) and ``Each`` (a
-mapping by name), the tests of values (full matches of the characters a
-daemon accepts: names, interfaces, paths, HAProxy lines) and the one parser
-of IP addresses (``parse_address``), and ``Invalid``, the refusal that names
-its key.  The table itself, every key under ``havip:``, is havip_contract.
+``Key`` (one key: its doc, what it accepts, its test), ``Each`` (a
+mapping by name) and ``Items`` (a list of mappings), the tests of values
+(full matches of the characters a daemon accepts: names, interfaces,
+paths, host names, HAProxy lines) and the one parser of IP addresses
+(``parse_address``), and ``Invalid``, the refusal that names its key.
+The table itself, every key under ``havip:``, is havip_contract.
 """
 
 import dataclasses
@@ -67,6 +68,17 @@ class Each:
     spec: object
     required: str = ""
     placeholder: str = "<name>"
+
+
+@dataclasses.dataclass(frozen=True)
+class Items:
+    """A list whose items all follow ``spec`` (a mapping of keys), each
+    named by its index (``routes:0:host``)."""
+
+    doc: str
+    spec: object
+    required: str = ""
+    placeholder: str = "<n>"
 
 
 ALWAYS = "yes"
@@ -189,6 +201,18 @@ PORT = whole("", 1, 65535)
 SALT_PATH = r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9_][A-Za-z0-9._-]{0,127}){0,15}"
 # A grain's name, ``a:b`` for a nested key (as grains.get takes it).
 GRAIN = r"[A-Za-z0-9_]{1,64}(?::[A-Za-z0-9_]{1,64}){0,7}"
+
+# A service's or a pool's name: it names HAProxy's frontend or backend.
+SERVICE_NAME = r"[a-z][a-z0-9_-]{0,31}"
+# A host name (RFC 1123): labels of letters, digits and -, none starting or
+# ending with -, at most 253 characters; a route's may start with `*.`.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+HOST = rf"(?:\*\.)?{_LABEL}(?:\.{_LABEL})*"
+
+
+def is_host(value):
+    return matches(HOST)(value) and len(value.removeprefix("*.")) <= 253
+
 
 # A minion id, a VIP's name: what the contract's names accept.
 is_name = matches(NAME)

@@ -76,7 +76,8 @@ def reference():
                 for path in sorted((PARAMETERS / "os_family").glob("*.yaml"))}
     rows = []
     for key, spec in havip_contract.keys():  # noqa: SIM118 (the contract's (key, spec) pairs, not dict.keys)
-        accepts = "a mapping by name" if isinstance(spec, havip_values.Each) else spec.accepts
+        accepts = ("a mapping by name" if isinstance(spec, havip_values.Each)
+                   else "a list of mappings" if isinstance(spec, havip_values.Items) else spec.accepts)
         if getattr(spec, "as_is", False):
             accepts += "; written as is"
         if getattr(spec, "secret", False):

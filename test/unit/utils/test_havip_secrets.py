@@ -49,8 +49,9 @@ BAD_VALUES = {
 
 
 def concrete(key):
-    """The contract's key as the seed pillar names it (its VIP)."""
-    return key.replace("<name>", next(iter(SEED["vips"])))
+    """The contract's key as the seed pillar names it (its VIP; the service
+    ``web`` of ``with_secret``)."""
+    return key.replace("<name>", next(iter(SEED["vips"]))).replace("<service>", "web")
 
 
 def with_secret(key, value):
@@ -61,6 +62,9 @@ def with_secret(key, value):
         set_key("keepalived", {"vrrp_version": 2, "advert_int": 1})(havip)
     if key.startswith("frontend:tls"):
         havip["frontend"] = {"mode": "http"}
+    if key.startswith("services:"):
+        havip["services"] = {"web": {"port": 80, "mode": "http", "pool": "web", "tls": {}}}
+        havip["pools"] = {"web": {"servers": {"nginx1": {"node": "nginx1"}}}}
     set_key(key, value)(havip)
     return havip
 
@@ -83,8 +87,9 @@ def refusal(call):
     return refused.value
 
 
-def test_the_contract_calls_the_three_secrets_secret():
-    assert SECRET_KEYS == ["vips:<name>:auth_pass", "frontend:tls:certificate", "stats:password"]
+def test_the_contract_calls_the_four_secrets_secret():
+    assert SECRET_KEYS == ["vips:<name>:auth_pass", "frontend:tls:certificate", "services:<service>:tls:certificates",
+                           "stats:password"]
 
 
 @pytest.mark.parametrize("where", ["minion", "master"])
@@ -126,3 +131,14 @@ def test_a_secret_without_the_space_after_its_colon_is_refused_without_its_value
     refused = refusal(lambda: havip_pillar.validate(merged(havip), "svr1"))
     assert refused.key == parent and MARK not in str(refused), str(refused)
     assert f"did you mean {leaf}?" in str(refused)
+
+
+@pytest.mark.parametrize("what", [what for what, value in BAD_VALUES.items() if isinstance(value, str)])
+def test_a_bad_certificate_in_a_services_list_is_refused_naming_its_key_and_place_never_its_value(what):
+    key = concrete("services:<service>:tls:certificates")
+    havip = with_secret(key, [CERTIFICATE + PRIVATE_KEY, BAD_VALUES[what]])
+    refused = refusal(lambda: havip_pillar.validate(merged(havip), "svr1", interfaces=["lo", "ens32"]))
+    message = str(refused)
+    assert refused.key == key and message.startswith(f"havip pillar: havip:{key}: certificate 2: "), message
+    for part in shown_parts(BAD_VALUES[what]):
+        assert str(part) not in message, (part, message)
