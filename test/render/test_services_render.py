@@ -1,0 +1,99 @@
+"""
+Several services behind one VIP pair (issue 23): the haproxy.cfg of a
+pillar with ``services`` and ``pools``, rendered from havip_services' model
+(a frontend per service, its routes as ACLs; a backend per pool, its
+servers' options and checks), and accepted by ``haproxy -c``; the firewall
+opens every service's ports.
+"""
+
+import copy
+import re
+import subprocess
+
+from test import certs
+from test.formula import render, validated
+from test.unit.utils.test_havip_services import SEED, two_services
+
+CERTIFICATES = [certs.pem(), certs.pem()]
+
+
+def pillar(tmp_path):
+    """The issue's two services, ``shop`` with TLS (two certificates, its
+    files under ``tmp_path``) on two VIPs, ``db`` on the first."""
+    havip = copy.deepcopy(SEED)
+    two_services(havip)
+    havip["vips"]["VI_2"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
+    havip["services"]["shop"]["tls"] = {"port": 443, "certificates": CERTIFICATES, "redirect": True}
+    havip["services"]["db"]["vips"] = ["VI_1"]
+    havip["pools"]["sql"]["check"] = {"on_error": "mark-down"}
+    havip["lookup"] = {"haproxy": {"certificate": str(tmp_path / "havip.pem")}}
+    return havip
+
+
+def haproxy_cfg(tmp_path):
+    havip = pillar(tmp_path)
+    config = validated(havip, "svr1", interfaces=["lo", "ens32"])
+    for file, pem in zip(config["services"][1]["tls"]["files"], CERTIFICATES, strict=True):
+        with open(file, "w") as out:
+            out.write(pem)
+    return render("haproxy.cfg.jinja", config, havip)
+
+
+def section(text, header):
+    """The lines of ``header``'s section of haproxy.cfg."""
+    match = re.search(rf"^{re.escape(header)}\n((?:    .*\n)*)", text, re.M)
+    assert match, header
+    return [line.strip() for line in match[1].splitlines()]
+
+
+def test_two_services_render_a_config_haproxy_accepts(tmp_path):
+    text = haproxy_cfg(tmp_path)
+    (tmp_path / "haproxy.cfg").write_text(text)
+    check = subprocess.run(["haproxy", "-c", "-q", "-f", tmp_path / "haproxy.cfg"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_each_service_is_a_frontend_on_its_vips_with_its_routes_in_order(tmp_path):
+    text = haproxy_cfg(tmp_path)
+    crt = f"crt {tmp_path}/havip-shop-1.pem crt {tmp_path}/havip-shop-2.pem"
+    assert section(text, "frontend shop") == [
+        "mode http",
+        "bind 192.168.100.10:80", f"bind 192.168.100.10:443 ssl {crt} ssl-min-ver TLSv1.2 alpn h2,http/1.1",
+        "bind [fd00:100::10]:80", f"bind [fd00:100::10]:443 ssl {crt} ssl-min-ver TLSv1.2 alpn h2,http/1.1",
+        "option httplog",
+        "http-request redirect scheme https code 301 unless { ssl_fc }",
+        "use_backend api if { req.hdr(host),field(1,:) -i api.example.com }",
+        "use_backend static if { req.hdr(host),field(1,:) -m end -i .static.example.com } { path_beg /static }",
+        "use_backend api if { path_beg /v2 }",
+        "default_backend web"]
+    assert section(text, "frontend db") == ["mode tcp", "bind 192.168.100.10:5432", "option tcplog",
+                                            "default_backend sql"]
+    assert "frontend havip\n" not in text
+
+
+def test_each_pool_is_a_backend_with_its_servers_options_and_checks(tmp_path):
+    text = haproxy_cfg(tmp_path)
+    api = section(text, "backend api")
+    assert api[:3] == ["mode http", "balance leastconn", "option httpchk GET /"]
+    assert "http-request disable-l7-retry unless { method GET HEAD OPTIONS }" in api
+    assert api[-4:] == ["default-server check inter 500ms fall 2 rise 2",
+                        "server app1 192.168.100.21:8080 weight 10 maxconn 200",
+                        "server app2 192.168.100.22:8080", "server legacy [fd00::9]:8081 backup"]
+    web = section(text, "backend web")
+    assert web[2:4] == ["option httpchk", "http-check send meth GET uri /healthz hdr Host www.example.com"]
+    assert web[-2:] == ["server nginx1 192.168.100.11:80", "server nginx2 192.168.100.12:80"]
+    sql = section(text, "backend sql")
+    assert sql == ["mode tcp", "balance roundrobin", "default-server check inter 1s fall 2 rise 2",
+                   "default-server observe layer4 error-limit 1 on-error mark-down", "server app1 192.168.100.21:5432"]
+    # keepalived:track_backends: a server UP in every pool.
+    assert ("http-request return status 200 if { path /havip-backends } { nbsrv(api) ge 1 } { nbsrv(sql) ge 1 }"
+            " { nbsrv(static) ge 1 } { nbsrv(web) ge 1 }") in text
+
+
+def test_the_firewall_opens_every_services_ports_once(tmp_path):
+    havip = pillar(tmp_path)
+    havip["services"]["db"]["port"] = 443
+    havip["services"]["db"]["vips"] = ["VI_1"]
+    havip["services"]["shop"]["vips"] = ["VI_2"]
+    config = validated(havip, "svr1", interfaces=["lo", "ens32"])
+    assert config["firewalld"]["ports"] == ["443/tcp", "80/tcp"]
