@@ -243,8 +243,9 @@ def _check_haproxy(config):
 def _frontend_tls(model, legacy):
     """frontend:tls's derived keys (today's frontend): ``enabled``, its
     certificate's ``serial`` and ``not_after``."""
-    tls = model["services"][0]["tls"] if legacy else {"enabled": False}
-    return {key: tls[key] for key in ("enabled", "serial", "not_after") if key in tls}
+    tls = model["services"][0]["tls"] if legacy else {"enabled": False, "certificates": []}
+    return {"enabled": tls["enabled"], **{key: certificate[key] for certificate in tls["certificates"]
+                                          for key in ("serial", "not_after")}}
 
 
 def _check_interfaces(vips, interfaces):

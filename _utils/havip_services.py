@@ -18,6 +18,9 @@ from havip_values import Invalid, canonical_address
 
 # The frontend of today's pair (a pillar without services).
 LEGACY_SERVICE = "havip"
+# The state that writes today's frontend's certificate; a service's n-th
+# is <this>-<service>-<n>.
+CERTIFICATE_STATE = "havip-haproxy-certificate-file"
 # The roles of the nodes a pool's server may be.
 SERVER_ROLES = ("app", "backend")
 
@@ -27,7 +30,8 @@ def derive(config, nodes, vips):
     ``config`` (merged, walked), its checked ``nodes`` and ``vips``.  A
     service: ``name`` (HAProxy's frontend), ``port``, ``mode``, ``vips``,
     ``binds`` (addresses), ``ports`` ({pillar key: port}), ``tls``
-    (``enabled``, ``port``, ``redirect``, ``files``; each certificate's
+    (``enabled``, ``port``, ``redirect``, ``certificates``: each one's
+    ``file``, the ``pillar`` key of its PEM, the ``state`` that writes it,
     ``serial`` and ``not_after``), ``routes`` in order (``host``,
     ``wildcard``, ``path_prefix``, ``pool``) and ``pool``.  A pool:
     ``name`` (HAProxy's backend), ``mode``, ``balance``, ``check``,
@@ -78,9 +82,10 @@ def _legacy_tls(config):
     if tls["certificate"] is None:
         if tls["redirect"]:
             raise Invalid("frontend:tls:redirect", "needs frontend:tls:certificate (there is no TLS to redirect to)")
-        return {"enabled": False, "port": tls["port"], "redirect": False, "files": []}
-    return {"enabled": True, "port": tls["port"], "redirect": tls["redirect"],
-            "files": [config["lookup"]["haproxy"]["certificate"]], **check_certificate(tls["certificate"])}
+        return {"enabled": False, "port": tls["port"], "redirect": False, "certificates": []}
+    certificate = {"file": config["lookup"]["haproxy"]["certificate"], "pillar": "havip:frontend:tls:certificate",
+                   "state": CERTIFICATE_STATE, **check_certificate(tls["certificate"])}
+    return {"enabled": True, "port": tls["port"], "redirect": tls["redirect"], "certificates": [certificate]}
 
 
 def _refuse_legacy_keys(config):
@@ -119,20 +124,22 @@ def _service(name, service, config, vips):
 
 def _service_tls(key, tls, mode, config):
     """A service's TLS: each certificate checked, its file beside
-    lookup:haproxy:certificate (``havip-<service>-<n>.pem``)."""
+    lookup:haproxy:certificate (``havip-<service>-<n>.pem``), the pillar
+    key the state writes it from."""
     if tls is None:
-        return {"enabled": False, "port": None, "redirect": False, "files": []}
+        return {"enabled": False, "port": None, "redirect": False, "certificates": []}
     redirect = tls.get("redirect", False)
     if redirect and mode != "http":
         raise Invalid(f"{key}:tls:redirect", "needs an http service (a tcp service cannot redirect)")
     default = pathlib.PurePosixPath(config["lookup"]["haproxy"]["certificate"])
     name = key.split(":", 1)[1]
-    certificates, files = [], []
-    for number, pem in enumerate(tls["certificates"], 1):
-        certificates.append(check_certificate(pem, key=f"{key}:tls:certificates", which=f"certificate {number}: "))
-        files.append(str(default.with_name(f"{default.stem}-{name}-{number}{default.suffix}")))
+    certificates = [{"file": str(default.with_name(f"{default.stem}-{name}-{number}{default.suffix}")),
+                     "pillar": f"havip:{key}:tls:certificates:{number - 1}",
+                     "state": f"{CERTIFICATE_STATE}-{name}-{number}",
+                     **check_certificate(pem, key=f"{key}:tls:certificates", which=f"certificate {number}: ")}
+                    for number, pem in enumerate(tls["certificates"], 1)]
     return {"enabled": True, "port": tls.get("port", config["frontend"]["tls"]["port"]), "redirect": redirect,
-            "files": files, "certificates": certificates}
+            "certificates": certificates}
 
 
 def _routes(key, routes, mode):

@@ -19,8 +19,13 @@ havip-haproxy-config-clean:
   file.absent:
     - names:
       - {{ havip.lookup.haproxy.config }}
-      # the VIPs' TLS certificate and its key
+      # the VIPs' TLS certificate and its key, and each service's
       - {{ havip.lookup.haproxy.certificate }}
+{%- for service in havip.services %}
+{%-   for certificate in service.tls.certificates if certificate.file != havip.lookup.haproxy.certificate %}
+      - {{ certificate.file }}
+{%-   endfor %}
+{%- endfor %}
     - require:
       - pkg: havip-haproxy-pkg-clean
 

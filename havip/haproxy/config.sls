@@ -36,17 +36,22 @@ havip-haproxy-config-file:
     - check_cmd: haproxy -c -q -f
     - require:
       - pkg: havip-haproxy-pkg
-{%- if havip.frontend.tls.enabled %}
-      - file: havip-haproxy-certificate-file
+{%- for service in havip.services %}
+{%-   for certificate in service.tls.certificates %}
+      - file: {{ certificate.state }}
+{%-   endfor %}
+{%- endfor %}
+{%- for service in havip.services %}
+{%-   for certificate in service.tls.certificates %}
 
-{#- The PEM comes straight from the pillar (contents_pillar): it never shows
+{#- Each PEM comes straight from the pillar (contents_pillar): it never shows
     in the rendered SLS, and show_changes keeps it out of Salt's output.
     HAProxy reads it as root before it drops privileges.  A new certificate
     reaches HAProxy by a reload (no connection lost). #}
-havip-haproxy-certificate-file:
+{{ certificate.state }}:
   file.managed:
-    - name: {{ havip.lookup.haproxy.certificate }}
-    - contents_pillar: havip:frontend:tls:certificate
+    - name: {{ certificate.file }}
+    - contents_pillar: {{ certificate.pillar }}
     - user: root
     - group: root
     - mode: '0600'
@@ -55,7 +60,9 @@ havip-haproxy-certificate-file:
       - pkg: havip-haproxy-pkg
     - watch_in:
       - service: havip-haproxy-service-running
-{%- else %}
+{%-   endfor %}
+{%- endfor %}
+{%- if not havip.frontend.tls.enabled %}
 
 havip-haproxy-certificate-file:
   file.absent:

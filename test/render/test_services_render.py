@@ -2,7 +2,8 @@
 Several services behind one VIP pair (issue 23): the haproxy.cfg of a
 pillar with ``services`` and ``pools``, rendered from havip_services' model
 (a frontend per service, its routes as ACLs; a backend per pool, its
-servers' options and checks), and accepted by ``haproxy -c``; the firewall
+servers' options and checks), and accepted by ``haproxy -c``; each
+service's certificates written from the pillar, never shown; the firewall
 opens every service's ports.
 """
 
@@ -12,6 +13,8 @@ import subprocess
 
 from test import certs
 from test.formula import render, validated
+from test.render.test_formula_render import render_config
+from test.saltcall import DEBIAN_GRAINS
 from test.unit.utils.test_havip_services import SEED, two_services
 
 CERTIFICATES = [certs.pem(), certs.pem()]
@@ -33,8 +36,8 @@ def pillar(tmp_path):
 def haproxy_cfg(tmp_path):
     havip = pillar(tmp_path)
     config = validated(havip, "svr1", interfaces=["lo", "ens32"])
-    for file, pem in zip(config["services"][1]["tls"]["files"], CERTIFICATES, strict=True):
-        with open(file, "w") as out:
+    for certificate, pem in zip(config["services"][1]["tls"]["certificates"], CERTIFICATES, strict=True):
+        with open(certificate["file"], "w") as out:
             out.write(pem)
     return render("haproxy.cfg.jinja", config, havip)
 
@@ -97,3 +100,33 @@ def test_the_firewall_opens_every_services_ports_once(tmp_path):
     havip["services"]["shop"]["vips"] = ["VI_2"]
     config = validated(havip, "svr1", interfaces=["lo", "ens32"])
     assert config["firewalld"]["ports"] == ["443/tcp", "80/tcp"]
+
+
+def test_each_services_certificate_is_written_from_the_pillar_before_the_config_never_shown(salt_call, tmp_path):
+    havip = pillar(tmp_path)
+    minion = salt_call("svr1", DEBIAN_GRAINS)
+    states = minion.show_sls({"havip": havip})
+    for number in (1, 2):
+        state = states[f"havip-haproxy-certificate-file-shop-{number}"]
+        assert (state["name"], state["contents_pillar"], state["show_changes"], state["mode"]) == (
+            str(tmp_path / f"havip-shop-{number}.pem"), f"havip:services:shop:tls:certificates:{number - 1}",
+            False, "0600")
+        required = states["havip-haproxy-config-file"]["require"]
+        assert {"file": f"havip-haproxy-certificate-file-shop-{number}"} in required
+    assert states["havip-haproxy-certificate-file"]["fun"] == "file.absent"  # today's frontend's
+    rendered = repr(states)
+    assert "BEGIN" not in rendered and CERTIFICATES[0] not in rendered
+    # The PEM read from a list in the pillar, then the config checked by
+    # haproxy -c against the written certificates.
+    for state_id, target in (("havip-haproxy-certificate-file-shop-1", tmp_path / "havip-shop-1.pem"),
+                             ("havip-haproxy-certificate-file-shop-2", tmp_path / "havip-shop-2.pem"),
+                             ("havip-haproxy-config-file", tmp_path / "haproxy.cfg")):
+        result, _ = render_config(minion, states, state_id, target, {"havip": havip})
+        assert result["result"] is True, (state_id, result)
+    assert (tmp_path / "havip-shop-2.pem").read_text() == CERTIFICATES[1]
+
+
+def test_clean_removes_each_services_certificate(salt_call, tmp_path):
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls({"havip": pillar(tmp_path)}, sls="havip.clean")
+    assert states["havip-haproxy-config-clean"]["names"][1:] == [
+        str(tmp_path / "havip.pem"), str(tmp_path / "havip-shop-1.pem"), str(tmp_path / "havip-shop-2.pem")]

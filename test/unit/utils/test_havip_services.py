@@ -66,7 +66,7 @@ def test_todays_pair_is_one_service_and_one_pool_of_the_model():
     config = validate(SEED)
     assert config["services"] == [{
         "name": "havip", "port": 9090, "mode": "tcp", "vips": ["VI_1"], "binds": ["192.168.100.10"],
-        "ports": {"frontend:port": 9090}, "tls": {"enabled": False, "port": 443, "redirect": False, "files": []},
+        "ports": {"frontend:port": 9090}, "tls": {"enabled": False, "port": 443, "redirect": False, "certificates": []},
         "routes": [], "pool": havip_facts.HAPROXY_BACKEND}]
     assert config["pools"] == [{
         "name": havip_facts.HAPROXY_BACKEND, "mode": "tcp", "balance": "roundrobin",
@@ -81,8 +81,10 @@ def test_todays_tls_is_the_services_and_frontend_bind_its_binds():
                          "tls": {"certificate": PEM, "redirect": True}}
     config = validate(havip)
     tls = config["services"][0]["tls"]
-    assert (tls["enabled"], tls["port"], tls["redirect"], tls["files"]) == (True, 443, True, ["/etc/haproxy/havip.pem"])
-    assert config["frontend"]["tls"]["serial"] == tls["serial"]
+    assert (tls["enabled"], tls["port"], tls["redirect"]) == (True, 443, True)
+    [certificate] = tls["certificates"]
+    assert (certificate["file"], certificate["pillar"]) == ("/etc/haproxy/havip.pem", "havip:frontend:tls:certificate")
+    assert config["frontend"]["tls"]["serial"] == certificate["serial"]
     assert config["services"][0]["ports"] == {"frontend:port": 9090, "frontend:tls:port": 443}
     assert config["pools"][0]["http_check"] == {"path": "/", "expect_status": 200, "host": None}
 
@@ -121,8 +123,10 @@ def test_a_service_listens_on_its_own_vips_and_takes_its_tls_certificates_in_ord
     assert service(config, "db")["binds"] == ["192.168.100.9"]
     assert service(config, "shop")["binds"] == ["192.168.100.10", "192.168.100.9"]
     tls = service(config, "shop")["tls"]
-    assert tls["files"] == ["/etc/haproxy/havip-shop-1.pem", "/etc/haproxy/havip-shop-2.pem"]
-    assert (tls["port"], tls["redirect"], len(tls["certificates"])) == (8443, True, 2)
+    assert [(c["file"], c["pillar"]) for c in tls["certificates"]] == [
+        ("/etc/haproxy/havip-shop-1.pem", "havip:services:shop:tls:certificates:0"),
+        ("/etc/haproxy/havip-shop-2.pem", "havip:services:shop:tls:certificates:1")]
+    assert (tls["port"], tls["redirect"]) == (8443, True)
     assert PEM not in repr(config) and "BEGIN" not in repr(config)
 
 
