@@ -105,13 +105,13 @@ def _refuse_legacy_keys(config):
 def _service(name, service, config, vips):
     key = f"services:{name}"
     mode = service.get("mode", "tcp")
-    names = [str(vip) for vip in service.get("vips", sorted(vips))]
+    names = list(dict.fromkeys(str(vip) for vip in service.get("vips", sorted(vips))))
     for vip in names:
         if vip not in vips:
             raise Invalid(f"{key}:vips", f"{vip} is not a VIP (vips: {', '.join(sorted(vips)) or 'none'})")
     entry = {
         "name": name, "port": service["port"], "mode": mode, "vips": names,
-        "binds": sorted(vips[vip]["address"] for vip in dict.fromkeys(names)),
+        "binds": sorted(vips[vip]["address"] for vip in names),
         "ports": {f"{key}:port": service["port"]},
         "tls": _service_tls(key, service.get("tls"), mode, config),
         "routes": _routes(key, service.get("routes") or [], mode),

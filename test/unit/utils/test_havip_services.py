@@ -11,9 +11,10 @@ import copy
 import havip_facts
 import havip_values
 import pytest
+import yaml
 
 from test.certs import certificate, key_pem, new_key
-from test.formula import both, delete_key, second_vip, set_key
+from test.formula import REPO, both, delete_key, second_vip, set_key
 from test.unit.utils.test_havip_pillar import SEED, validate
 
 KEY = new_key()
@@ -277,3 +278,15 @@ def test_two_services_on_one_port_of_distinct_vips_pass():
     havip["services"]["shop"]["vips"] = ["VI_1"]
     havip["services"]["db"].update(port=80, vips=["VI_2"])
     assert service(validate(havip), "db")["binds"] == ["192.168.100.9"]
+
+
+def test_pillar_examples_commented_services_and_pools_pass():
+    lines = (REPO / "pillar.example").read_text().splitlines()
+    start = lines.index("  # services:                   # several frontends instead of frontend/backend")
+    end = lines.index("  # keepalived:")
+    block = yaml.safe_load("\n".join(line.replace("  # ", "  ", 1) for line in lines[start:end]))
+    havip = copy.deepcopy(SEED)
+    havip.update(block)
+    config = validate(havip)
+    assert [s["name"] for s in config["services"]] == ["db", "web"]
+    assert [p["name"] for p in config["pools"]] == ["api", "db", "web"]
