@@ -5,10 +5,14 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ '/map.jinja' import havip with context %}
 {%- set includes = [] %}
+{#- An app node (a pool's server, the operator's own service) gets only the
+    facts: SELinux and firewalld there are the operator's (firewalld started
+    by havip would close the operator's service). #}
+{%- set installs = havip.roles | select('in', ['backend', 'balancer']) | list %}
 {%- if havip.roles %}
 {%-   do includes.append('.facts') %}
-{%-   if havip.selinux.manage %}{% do includes.append('.selinux') %}{% endif %}
-{%-   if havip.firewall.manage %}{% do includes.append('.firewall') %}{% endif %}
+{%-   if installs and havip.selinux.manage %}{% do includes.append('.selinux') %}{% endif %}
+{%-   if installs and havip.firewall.manage %}{% do includes.append('.firewall') %}{% endif %}
 {%-   if 'backend' in havip.roles %}{% do includes.append('.nginx') %}{% endif %}
 {%-   if havip.node.discovered or 'balancer' in havip.roles %}{% do includes.append('.mine') %}{% endif %}
 {%-   if 'balancer' in havip.roles %}{% do includes.extend(['.haproxy', '.keepalived']) %}{% endif %}

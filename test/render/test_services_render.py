@@ -11,10 +11,12 @@ import copy
 import re
 import subprocess
 
+import pytest
+
 from test import certs
 from test.formula import render, validated
 from test.render.test_formula_render import render_config
-from test.saltcall import DEBIAN_GRAINS
+from test.saltcall import DEBIAN_GRAINS, REDHAT_GRAINS
 from test.unit.utils.test_havip_services import SEED, two_services
 
 CERTIFICATES = [certs.pem(), certs.pem()]
@@ -130,3 +132,10 @@ def test_clean_removes_each_services_certificate(salt_call, tmp_path):
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls({"havip": pillar(tmp_path)}, sls="havip.clean")
     assert states["havip-haproxy-config-clean"]["names"][1:] == [
         str(tmp_path / "havip.pem"), str(tmp_path / "havip-shop-1.pem"), str(tmp_path / "havip-shop-2.pem")]
+
+
+@pytest.mark.parametrize("grains", [DEBIAN_GRAINS, REDHAT_GRAINS], ids=["Debian", "RedHat"])
+def test_an_app_node_gets_nothing_installed_nor_its_firewall_started(salt_call, tmp_path, grains):
+    # firewalld started on an app node would close the operator's own service.
+    states = salt_call("app1", grains).show_sls({"havip": pillar(tmp_path)})
+    assert sorted(states) == ["havip-facts-file"], sorted(states)
