@@ -57,7 +57,8 @@ def validate(config, minion_id=None):
     balancer's interface addresses) is checked as the pillar is.
 
     The returned dict is ``config`` without ``stats:password``,
-    ``vips:<name>:auth_pass`` and ``frontend:tls:certificate``, plus:
+    ``vips:<name>:auth_pass``, ``frontend:tls:certificate`` and the
+    services' certificates, plus:
 
     - ``nodes``: every node normalised (``name``, ``roles``, ``address``,
       ``priority`` for balancers, ``page`` for backends - its name unless
@@ -74,6 +75,10 @@ def validate(config, minion_id=None):
       balancer, ``relay_to`` (where the handover relays)
     - ``frontend:tls``: ``enabled``, and the certificate's ``serial`` and
       ``not_after``
+    - ``services`` / ``pools``: HAProxy's frontends and backends, the one
+      model every part reads (``_utils/havip_services.py``): the pillar's
+      ``services`` and ``pools``, or today's ``frontend`` and ``backend`` as
+      the service ``havip`` and the pool ``havip_backends``
     - ``vip_families``: the IP versions (4, 6) of the VIPs
     - ``backends`` / ``balancers``: the nodes with that role, sorted by name
     - ``node`` / ``roles``: ``minion_id``'s node and roles (empty if it is

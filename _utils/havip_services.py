@@ -62,8 +62,6 @@ def _legacy(config, nodes, vips):
     }
     if service["tls"]["enabled"]:
         service["ports"]["frontend:tls:port"] = tls["port"]
-    if tls["redirect"] and frontend["mode"] != "http":
-        raise Invalid("frontend:tls:redirect", "needs frontend:mode http (a tcp frontend cannot redirect)")
     if backend["balance"] == "uri" and frontend["mode"] != "http":
         raise Invalid("backend:balance", "uri needs frontend:mode http")
     servers = [{"name": name, "node": name, "address": node["address"], "port": backend["port"], "options": []}
@@ -79,6 +77,8 @@ def _legacy_tls(config):
     """frontend:tls: its certificate, when there is one, checked (its
     serial and expiry go to the states, the PEM does not)."""
     tls = config["frontend"]["tls"]
+    if tls["redirect"] and config["frontend"]["mode"] != "http":
+        raise Invalid("frontend:tls:redirect", "needs frontend:mode http (a tcp frontend cannot redirect)")
     if tls["certificate"] is None:
         if tls["redirect"]:
             raise Invalid("frontend:tls:redirect", "needs frontend:tls:certificate (there is no TLS to redirect to)")

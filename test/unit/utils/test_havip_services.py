@@ -290,3 +290,16 @@ def test_pillar_examples_commented_services_and_pools_pass():
     config = validate(havip)
     assert [s["name"] for s in config["services"]] == ["db", "web"]
     assert [p["name"] for p in config["pools"]] == ["api", "db", "web"]
+
+
+@pytest.mark.parametrize("mode, certificate, problem", [
+    ("tcp", None, "needs frontend:mode http"),
+    ("tcp", PEM, "needs frontend:mode http"),
+    ("http", None, "needs frontend:tls:certificate"),
+])
+def test_todays_redirect_is_refused_as_before_services(mode, certificate, problem):
+    havip = copy.deepcopy(SEED)
+    havip["frontend"] = {"mode": mode, "tls": {"certificate": certificate, "redirect": True}}
+    with pytest.raises(havip_values.Invalid, match=problem) as refused:
+        validate(havip)
+    assert refused.value.key == "frontend:tls:redirect"
