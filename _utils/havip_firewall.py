@@ -57,6 +57,21 @@ def listen(config, nodes, balancers, me):
     return {"stats": local, "metrics": metrics[me["name"]]}
 
 
+def listening_ports(config, services):
+    """{pillar key: port} of every port a balancer listens on: each of the
+    model's ``services``' (havip_services; their TLS ports after
+    stats:port, as before services came), stats, metrics."""
+    ports = {key: number for service in services for key, number in service["ports"].items()
+             if not key.endswith(":tls:port")}
+    ports["stats:port"] = config["stats"]["port"]
+    ports.update((key, number) for service in services for key, number in service["ports"].items()
+                 if key.endswith(":tls:port"))
+    if config["metrics"]["port"] is not None:
+        ports["lookup:metrics:node_exporter_port"] = config["lookup"]["metrics"]["node_exporter_port"]
+        ports["metrics:port"] = config["metrics"]["port"]
+    return ports
+
+
 def admin_sources(config):
     """firewall:admin_sources, canonical."""
     return [str(parse_address(n, ipaddress.ip_network)) for n in config["firewall"]["admin_sources"]]
@@ -107,10 +122,10 @@ def _admin_rules(config, ports, nodes, balancers, me):
 
 def firewall(config, vips, ports, nodes, balancers, me):
     """What firewalld gets on this node: ``ports`` for everyone (a backend's
-    port, a balancer's frontend), ``rich_rules`` (a balancer's admin ports
-    and VRRP), and ``closed``: what havip up to 0.4.1 opened and this
-    release does not (the admin ports zone-wide, IPv6 VRRP from fe80::/10),
-    removed where it is."""
+    port, a balancer's services' ports of ``listening_ports``),
+    ``rich_rules`` (a balancer's admin ports and VRRP), and ``closed``:
+    what havip up to 0.4.1 opened and this release does not (the admin
+    ports zone-wide, IPv6 VRRP from fe80::/10), removed where it is."""
     public, rules, closed = [], [], {"ports": [], "rich_rules": []}
     if me and "backend" in me["roles"]:
         public.append(config["backend"]["port"])

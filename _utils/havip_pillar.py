@@ -188,24 +188,10 @@ def _check_keepalived(config, vips):
                       f"must be above the {longest:g} s a check may take (answer_timeout + watch)")
 
 
-def _listening_ports(config, services):
-    """{key: port} of every port a balancer listens on: each service's (its
-    TLS port after stats:port, as before services came), stats, metrics."""
-    ports = {key: number for service in services for key, number in service["ports"].items()
-             if not key.endswith(":tls:port")}
-    ports["stats:port"] = config["stats"]["port"]
-    ports.update((key, number) for service in services for key, number in service["ports"].items()
-                 if key.endswith(":tls:port"))
-    if config["metrics"]["port"] is not None:
-        ports["lookup:metrics:node_exporter_port"] = config["lookup"]["metrics"]["node_exporter_port"]
-        ports["metrics:port"] = config["metrics"]["port"]
-    return ports
-
-
 def _check_ports(config, nodes, services):
     """No two of a balancer's listeners on one port (two services' ports on
     distinct addresses are havip_services' to check)."""
-    ports = _listening_ports(config, services)
+    ports = havip_firewall.listening_ports(config, services)
     service_ports = {key for service in services for key in service["ports"]}
     seen = {}
     for key, number in ports.items():

@@ -72,3 +72,17 @@ def test_balancers_of_ipv6_addresses_admit_ipv4_vrrp_to_its_group():
     vrrp = [rule for rule in validate(havip)["firewalld"]["rich_rules"] if "vrrp" in rule]
     assert vrrp == ['rule family="ipv4" destination address="224.0.0.18" protocol value="vrrp" accept',
                     'rule family="ipv6" source address="fd00:100::14" protocol value="vrrp" accept']
+
+
+def test_a_balancer_opens_every_services_port_and_tls_port_once_from_the_model():
+    havip = copy.deepcopy(SEED)
+    havip["nodes"]["app1"] = {"roles": ["app"], "address": "192.168.100.21"}
+    havip["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32", "virtual_router_id": 52}
+    havip["services"] = {"web": {"port": 80, "vips": ["VI_1"], "pool": "app"},
+                         "api": {"port": 80, "vips": ["VI_2"], "pool": "app"},
+                         "db": {"port": 5432, "pool": "app"}}
+    havip["pools"] = {"app": {"servers": {"app1": {"node": "app1"}}}}
+    config = validate(havip)
+    assert config["firewalld"]["ports"] == ["80/tcp", "5432/tcp"]
+    assert validate(havip, "app1")["firewalld"]["ports"] == []
+    assert validate(havip, "nginx1")["firewalld"]["ports"] == ["80/tcp"]
