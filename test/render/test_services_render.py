@@ -4,18 +4,25 @@ pillar with ``services`` and ``pools``, rendered from havip_services' model
 (a frontend per service, its routes as ACLs; a backend per pool, its
 servers' options and checks), and accepted by ``haproxy -c``; each
 service's certificates written from the pillar, never shown; the firewall
-opens every service's ports.
+opens every service's ports.  Generated services and pools (hypothesis):
+every one passes ``haproxy -c``; a dangerous character in any of their
+strings is refused naming its key.
 """
 
 import copy
 import re
 import subprocess
 
+import havip_values
 import pytest
+from havip_contract_services import RESERVED
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from test import certs
 from test.formula import render, validated
 from test.render.test_formula_render import render_config
+from test.render.test_pillar_property import DANGEROUS, SETTINGS
 from test.saltcall import DEBIAN_GRAINS, REDHAT_GRAINS
 from test.unit.utils.test_havip_services import SEED, two_services
 
@@ -139,3 +146,123 @@ def test_an_app_node_gets_nothing_installed_nor_its_firewall_started(salt_call, 
     # firewalld started on an app node would close the operator's own service.
     states = salt_call("app1", grains).show_sls({"havip": pillar(tmp_path)})
     assert sorted(states) == ["havip-facts-file"], sorted(states)
+
+
+# ---- generated services and pools (hypothesis) -------------------------------------------
+
+pool_names = st.from_regex(r"[a-z][a-z0-9_-]{0,8}", fullmatch=True).filter(lambda name: name not in RESERVED)
+hosts = st.from_regex(r"(?:\*\.)?[a-z0-9]{1,8}(?:\.[a-z0-9]{1,8}){0,2}", fullmatch=True)
+prefixes = st.from_regex(r"/[A-Za-z0-9._~-]{0,10}(?:/[A-Za-z0-9._~-]{1,8}){0,2}", fullmatch=True)
+NODES = ("nginx1", "nginx2", "app1", "app2")
+
+
+@st.composite
+def servers(draw):
+    server = draw(st.sampled_from([{"node": draw(st.sampled_from(NODES))},
+                                   {"address": f"10.0.{draw(st.integers(0, 255))}.{draw(st.integers(1, 254))}"},
+                                   {"address": f"fd00:9::{draw(st.integers(1, 0xffff)):x}"}]))
+    for key, values in (("port", st.integers(1, 65535)), ("weight", st.integers(0, 256)),
+                        ("maxconn", st.integers(1, 100000)), ("backup", st.booleans())):
+        if draw(st.booleans()):
+            server[key] = draw(values)
+    return server
+
+
+@st.composite
+def services_pillars(draw):
+    """The seed with two app nodes and 1-3 pools, each the default pool of
+    a service of its mode; an http service routes to any http pool."""
+    havip = copy.deepcopy(SEED)
+    havip["nodes"].update(app1={"roles": ["app"], "address": "192.168.100.21"},
+                          app2={"roles": ["app"], "address": "192.168.100.22"})
+    names = draw(st.lists(pool_names, min_size=1, max_size=3, unique=True))
+    ports = draw(st.lists(st.integers(2000, 60000), min_size=len(names), max_size=len(names), unique=True))
+    modes = {name: draw(st.sampled_from(("tcp", "http"))) for name in names}
+    http_pools = [name for name in names if modes[name] == "http"]
+    havip["pools"], havip["services"] = {}, {}
+    for name, port in zip(names, ports, strict=True):
+        pool = {"servers": draw(st.dictionaries(pool_names, servers(), min_size=1, max_size=3))}
+        if draw(st.booleans()):
+            pool["balance"] = draw(st.sampled_from(("roundrobin", "leastconn", "source", "first")))
+        if modes[name] == "http" and draw(st.booleans()):
+            pool["http_check"] = {"path": draw(prefixes), "host": draw(hosts.filter(lambda h: "*" not in h))}
+        havip["pools"][name] = pool
+        service = {"port": port, "mode": modes[name], "pool": name}
+        if modes[name] == "http":
+            service["routes"] = [{**({"host": draw(hosts)} if draw(st.booleans()) else {}),
+                                  "path_prefix": draw(prefixes), "pool": draw(st.sampled_from(http_pools))}
+                                 for _ in range(draw(st.integers(0, 3)))]
+        havip["services"][name] = service
+    return havip
+
+
+@SETTINGS
+@given(havip=services_pillars())
+def test_every_generated_services_pillar_renders_a_config_haproxy_accepts(tmp_path_factory, pillars_tried, havip):
+    pillars_tried["valid"] += 1
+    config = validated(havip, "svr1", interfaces=["lo", "ens32"])
+    root = tmp_path_factory.mktemp("services")
+    (root / "haproxy.cfg").write_text(render("haproxy.cfg.jinja", config, havip))
+    check = subprocess.run(["haproxy", "-c", "-q", "-f", root / "haproxy.cfg"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def string_fields(havip):
+    """(key, tree, name) of every string of the services and pools, and of
+    their names."""
+    fields = []
+
+    def visit(tree, prefix):
+        for name in list(tree) if isinstance(tree, dict) else range(len(tree)):
+            value, key = tree[name], f"{prefix}{name}"
+            if prefix in ("services:", "pools:") or prefix.endswith(":servers:"):
+                fields.append((key, tree, name, "rename"))
+            if isinstance(value, (dict, list)):
+                visit(value, key + ":")
+            elif isinstance(value, str):
+                fields.append((key, tree, name, "set"))
+    visit({"services": havip["services"], "pools": havip["pools"]}, "")
+    return fields
+
+
+# The kinds of string a services pillar holds: names (of services, pools,
+# servers), and the values of these keys.
+KINDS = ("<name>", "mode", "vips", "host", "path_prefix", "pool", "balance", "path", "node", "address")
+
+
+@st.composite
+def mutations(draw, kind):
+    """A generated services pillar with a dangerous character in one of its
+    strings of ``kind``; (pillar, the key of that string)."""
+    havip = draw(services_pillars())
+    if kind == "vips":
+        havip["services"][next(iter(havip["services"]))]["vips"] = ["VI_1"]
+    fields = [field for field in string_fields(havip)
+              if ("<name>" if field[3] == "rename" else str(field[2])) == kind
+              or (kind == "vips" and ":vips:" in field[0])]
+    assume(fields)
+    key, tree, name, how = draw(st.sampled_from(fields))
+    char = draw(st.sampled_from(DANGEROUS))
+    if how == "rename":
+        at = draw(st.integers(1, len(name)))
+        tree[name[:at] + char + name[at:]] = tree.pop(name)
+        key = key[:len(key) - len(name)] + name[:at] + char + name[at:]
+    else:
+        at = draw(st.integers(0, len(tree[name])))
+        tree[name] = tree[name][:at] + char + tree[name][at:]
+        # A list's item is refused as its list.
+        key = key.rsplit(":", 1)[0] if isinstance(name, int) and ":routes:" not in key else key
+    return havip, key
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_dangerous_character_in_any_services_or_pools_string_is_refused_naming_it(pillars_tried, kind):
+    @SETTINGS
+    @given(mutation=mutations(kind))
+    def check(mutation):
+        havip, key = mutation
+        pillars_tried["mutated"] += 1
+        with pytest.raises(havip_values.Invalid) as refused:
+            validated(havip, "svr1", interfaces=["lo", "ens32"])
+        assert refused.value.key == key, (str(refused.value), key)
+    check()
