@@ -12,6 +12,7 @@ across keys refuse with ``Invalid`` naming the key.  Pure.
 
 import pathlib
 
+from havip_contract_services import POOLS, SERVICES
 from havip_facts import HAPROXY_BACKEND
 from havip_tls import check_certificate
 from havip_values import Invalid, canonical_address
@@ -104,7 +105,7 @@ def _refuse_legacy_keys(config):
 
 def _service(name, service, config, vips):
     key = f"services:{name}"
-    mode = service.get("mode", "tcp")
+    mode = service.get("mode", SERVICES.spec["mode"].default)
     names = list(dict.fromkeys(str(vip) for vip in service.get("vips", sorted(vips))))
     for vip in names:
         if vip not in vips:
@@ -240,7 +241,7 @@ def _server(key, name, server, port, nodes):
         address = canonical_address(server["address"])
     options = [f"weight {server['weight']}"] if "weight" in server else []
     options += [f"maxconn {server['maxconn']}"] if "maxconn" in server else []
-    options += ["backup"] if server.get("backup") else []
+    options += ["backup"] if server.get("backup", POOLS.spec["servers"].spec["backup"].default) else []
     return {"name": name, "node": server.get("node"), "address": address, "port": server.get("port", port),
             "options": options}
 
