@@ -56,15 +56,6 @@ def _ret(name):
     return {"name": name, "result": True, "changes": {}, "comment": ""}
 
 
-def _status(ret):
-    """``havip.status``, or None with ``ret`` failed by its error."""
-    try:
-        return __salt__["havip.status"]()
-    except CommandExecutionError as error:
-        ret.update(result=False, comment=str(error))
-        return None
-
-
 def _server_status(ret, status, server):
     """HAProxy's status of backend server ``server`` on this balancer (UP,
     DRAIN, MAINT, DOWN ...), or None with ``ret`` failed saying why it
@@ -106,14 +97,14 @@ def _server_now(name):
     """HAProxy's status of backend server ``name`` read again, None if it
     cannot be."""
     scratch = _ret(name)
-    status = _status(scratch)
+    status = _call(scratch, "status")
     return None if status is None else _server_status(scratch, status, name)
 
 
 def _server_state(name, timeout, wanted):
     """``havip.drained`` (``wanted`` "drain") or ``havip.serving`` ("ready")."""
     ret = _ret(name)
-    status = _status(ret)
+    status = _call(ret, "status")
     before = None if status is None else _server_status(ret, status, name)
     if before is None:
         return ret
@@ -176,7 +167,7 @@ def serving(name, timeout=None):
 def _balancer_state(name, timeout, standby):
     """``havip.standby`` (``standby`` True) or ``havip.in_service``."""
     ret = _ret(name)
-    status = _status(ret)
+    status = _call(ret, "status")
     if status is None:
         return ret
     if "standby" not in status:
@@ -197,7 +188,7 @@ def _balancer_state(name, timeout, standby):
         ret.update(comment=f"{__grains__['id']} is {what}", changes={"report": report})
     # Read again, also after a failure (a resume whose VIPs did not come
     # back in time is in service all the same).
-    _changed(ret, "standby", status["standby"], (_status(_ret(name)) or {}).get("standby"))
+    _changed(ret, "standby", status["standby"], (_call(_ret(name), "status") or {}).get("standby"))
     return ret
 
 

@@ -5,7 +5,9 @@ run without a password of the operator's own; an IPv6 backend's nginx
 listens on IPv6; `spm build` packs only what an installation needs.
 """
 
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -66,3 +68,15 @@ def test_spm_build_packs_what_an_installation_needs_and_nothing_else(tmp_path):
                     "README.md"}, tops
     assert "havip/_utils/havip_pillar.py" in names and "havip/havip/init.sls" in names
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_the_lab_tools_write_no_bytecode_into_the_formula():
+    """The lab's hosts run ``python3 -m test.lab.probe`` from this tree, which
+    imports ``_utils/``: no ``__pycache__`` lands there for ``spm build`` to
+    pack (the lab tier runs before the spm test)."""
+    pycache = REPO / "_utils" / "__pycache__"
+    shutil.rmtree(pycache, ignore_errors=True)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-m", "test.lab.probe", "--help"], cwd=REPO, env=env, check=True,
+                   capture_output=True)
+    assert not pycache.exists()
