@@ -273,12 +273,13 @@ def _status(facts):
     return report
 
 
-def check():
+def check(with_status=False):
     """
     Health verdict of this minion: ``{"healthy": True/False, "reasons":
-    [...], "standby": ...}``.  An unhealthy minion also sets the job's
-    return code to 1, so the `salt` command and an orchestrate
-    ``salt.function`` step fail.
+    [...], "standby": ...}``; ``with_status=True`` adds ``status``, the
+    :py:func:`status` it judged (``salt-run havip.status`` asks every node
+    so, once).  An unhealthy minion also sets the job's return code to 1,
+    so the `salt` command and an orchestrate ``salt.function`` step fail.
 
     A balancer is healthy when keepalived and HAProxy run, HAProxy's
     configuration is valid, its runtime API answers with at least one backend
@@ -294,12 +295,14 @@ def check():
     .. code-block:: bash
 
         salt '*' havip.check
+        salt '*' havip.check with_status=True
     """
     facts = _facts()
-    verdict = havip_health.node_verdict(_status(facts), facts, time.time())
+    report = _status(facts)
+    verdict = havip_health.node_verdict(report, facts, time.time())
     if verdict["reasons"]:
         __context__["retcode"] = 1
-    return verdict
+    return {**verdict, "status": report} if with_status else verdict
 
 
 # ---- planned switchover -----------------------------------------------------

@@ -142,9 +142,13 @@ class Background(threading.Thread):
 
 
 def survey(minions, config):
-    """Status and health of every node, and the problems they add up to."""
+    """Status and health of every node, and the problems they add up to:
+    one call to each (``havip.check`` with the status it judged), its
+    answer believed about itself only once checked (havip_health's
+    ``verdicts``); one that answers an error did not answer."""
     names = sorted(config["nodes"])
-    return havip_health.survey(config, minions.call(names, "havip.status"), minions.call(names, "havip.check"))
+    checks, statuses = havip_health.verdicts(config, minions.call(names, "havip.check", kwarg={"with_status": True}))
+    return havip_health.survey(config, statuses, checks)
 
 
 def pending_problem(minions, config):

@@ -592,6 +592,18 @@ def test_check_of_an_unhealthy_balancer_names_the_problem_and_sets_retcode(havip
     assert havip.__context__["retcode"] == 1
 
 
+def test_check_with_status_gives_the_status_it_judged_beside_its_verdict(havip, lb):
+    """One call for the runner's survey: the verdict and the very status
+    it was judged on (the all-DOWN servers it names)."""
+    lb.stats = ALL_DOWN_CSV
+    answer = havip.check(with_status=True)
+    assert {key: answer[key] for key in ("healthy", "reasons", "standby")} == havip.check()
+    assert "no backend server is UP in HAProxy (nginx1 DOWN, nginx2 DOWN)" in answer["reasons"]
+    assert answer["status"] == havip.status()
+    assert answer["status"]["haproxy"]["backends"] == {"nginx1": "DOWN", "nginx2": "DOWN"}
+    assert havip.__context__["retcode"] == 1
+
+
 def test_check_tolerates_fault_while_on_standby(havip, lb):
     lb.vrrp("FAULT 150\n")
     lb.set_standby(2)
