@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from test.saltcall import REPO, seed_pillar
+from test.unit.utils.test_havip_health import answers_of, shop_statuses
+from test.unit.utils.test_havip_services import two_services
 
 VIP = "192.168.100.10"
 NODES = ("nginx1", "nginx2", "svr1", "svr2")
@@ -167,7 +169,9 @@ class Cluster:
             return self.status(name)
         if fun == "havip.check":
             check = self.check(name)
-            return {**check, "status": self.answer(name, "havip.status", [], {})} if (kwarg or {}).get("with_status") else check
+            if (kwarg or {}).get("with_status"):
+                check["status"] = self.answer(name, "havip.status", [], {})
+            return check
         if fun == "havip.config":
             return copy.deepcopy(self.deployed)
         if fun == "state.show_sls":
@@ -273,6 +277,61 @@ def test_the_cluster_and_its_configuration_come_from_the_pillar_the_master_compi
     assert report["nodes"] == {name: "healthy" for name in NODES}
     assert sorted(compiling.compiled) == sorted(NODES)
     assert {fun for _, fun in asked} == {"havip.check"}
+
+
+def shop_master(real_runner, master, facts, monkeypatch, statuses):
+    """The two services' cluster (test_havip_services' two_services) on the
+    master, its nodes answering havip.check with_status=True healthy with
+    ``statuses``; returns the (tgt, fun) of every call the runner makes."""
+    config = facts(two_services)
+    answers = answers_of(config, statuses)
+
+    def answer(name, fun, arg, kwarg):
+        assert (fun, arg, kwarg) == ("havip.check", [], {"with_status": True})
+        return copy.deepcopy(answers[name])
+    asked = []
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client",
+                        local_client(asked, answer, minions=(*config["nodes"], "client")))
+    master(real_runner, {name: seed_and(two_services) for name in (*config["nodes"], "client")})
+    return asked
+
+
+def test_status_asks_every_node_once_and_shows_each_service_and_pool_across_the_balancers(
+        real_runner, master, facts, monkeypatch):
+    asked = shop_master(real_runner, master, facts, monkeypatch, shop_statuses(svr2={"api": {"app2": "DRAIN"}}))
+    report = real_runner.status()
+    assert report["result"] is True, report["comment"]
+    assert asked == [(["app1", "app2", *NODES], "havip.check")]
+    assert report["services"] == {"db": {"svr1": "OPEN", "svr2": "STOP"}, "shop": {"svr1": "OPEN", "svr2": "OPEN"}}
+    assert report["pools"]["api"] == {"app1": {"svr1": "UP", "svr2": "UP"}, "app2": {"svr1": "UP", "svr2": "DRAIN"},
+                                      "legacy": {"svr1": "UP", "svr2": "UP"}}
+    assert report["nodes"] == {name: "healthy" for name in ("app1", "app2", *NODES)}
+
+
+def test_status_fails_on_a_pool_with_no_server_up_and_on_a_server_up_here_and_down_there(
+        real_runner, master, facts, monkeypatch):
+    """The balancers' own verdicts say healthy: the runner judges the pools
+    across them itself."""
+    shop_master(real_runner, master, facts, monkeypatch, shop_statuses(
+        svr1={"sql": {"app1": "DOWN"}, "web": {"nginx2": "DOWN"}}, svr2={"sql": {"app1": "MAINT"}}))
+    report = real_runner.status()
+    assert report["result"] is False and report["retcode"] == 1 and real_runner.__context__["retcode"] == 1
+    assert report["problems"] == ["no server is UP in pool sql on svr1, svr2 (svr1: app1 DOWN; svr2: app1 MAINT)",
+                                  "server nginx2 of pool web is UP on svr2 and DOWN on svr1"]
+    assert report["comment"] == "; ".join(report["problems"])
+
+
+def test_status_names_a_balancers_listing_it_cannot_believe_and_does_not_repeat_it(real_runner, master, facts,
+                                                                                   monkeypatch):
+    statuses = shop_statuses()
+    statuses["svr2"]["haproxy"]["pools"]["web"]["\x1b]0;owned\x07"] = {"status": "UP"}
+    shop_master(real_runner, master, facts, monkeypatch, statuses)
+    report = real_runner.status()
+    assert report["result"] is False
+    assert report["problems"] == ["svr2: its HAProxy pools and services are refused: it lists a server (not a name)"
+                                  " in pool web that is not one of its servers in the configuration"]
+    assert "owned" not in repr(report)
+    assert report["pools"]["web"]["nginx1"] == {"svr1": "UP", "svr2": None}
 
 
 def test_a_master_with_two_clusters_refuses_a_target_that_spans_both(real_runner, master, staging, cluster,
