@@ -11,7 +11,8 @@ the formula's parameters and validated as map.jinja does, without
 secrets: a master with several clusters targets one, and is refused when
 the target spans more, or when the nodes' pillars disagree.  What minions
 answer (``havip.status``, ``havip.check``) is believed about themselves
-only, never about their cluster.  The reports are plain data
+only, never about their cluster, and only once it has the shape the
+module gives.  The reports are plain data
 (``--out=json``); ``comment`` says what they mean, and a failing one has
 ``retcode: 1`` (``salt-run``'s exit status).  One failover test, deploy,
 standby or resume runs at a time on a master (a lock in its cachedir).
@@ -95,14 +96,21 @@ def _exclusive(function, report, args, run):
 def status(tgt="*", tgt_type="glob"):
     """
     The cluster at a glance: the holders of every VIP, the preferred holder,
-    every node's health verdict, and the problems.  Exits non-zero (and an
-    orchestrate step using it fails) on any problem: a VIP with no holder or
-    two ("split brain"), a VIP away from its preferred holder while
-    preemption is on, an unhealthy or silent node, or no healthy balancer
-    left to take over.  The cluster is the pillar's as the master compiles
-    it now (a change not applied yet shows).  Refused when the minions
-    matching ``tgt`` belong to several havip clusters, or the pillars of its
-    nodes disagree.  Takes no lock.
+    every node's health verdict, each service's frontend status
+    (``services``: {service: {balancer: status}}) and each pool's servers'
+    (``pools``: {pool: {server: {balancer: status}}}) in every balancer's
+    HAProxy (None where not known), and the problems.  Exits non-zero (and
+    an orchestrate step using it fails) on any problem: a VIP with no holder
+    or two ("split brain"), a VIP away from its preferred holder while
+    preemption is on, an unhealthy or silent node, no healthy balancer left
+    to take over, a pool with no server UP on a balancer in service, a
+    server UP on one balancer and DOWN on another (DRAIN and MAINT are
+    neither), or an answer that is not what ``havip.check`` gives or names
+    a pool, server or service the pillar does not have.  Each node is asked
+    once (``havip.check with_status=True``).  The cluster is the pillar's as
+    the master compiles it now (a change not applied yet shows).  Refused
+    when the minions matching ``tgt`` belong to several havip clusters, or
+    the pillars of its nodes disagree.  Takes no lock.
 
     CLI Example:
 

@@ -395,13 +395,15 @@ def timed(call, *args):
 
 def scale_point(salt_factories, tmp_path_factory, backends):
     """Two balancers and ``backends`` backends, each a host: the applies,
-    the cluster view, the failover test and the unplanned failover."""
+    `salt '*' test.ping` and the cluster view (the runner's havip.status)
+    on the same minions, the failover test and the unplanned failover."""
     topology = with_backends(SEED, backends)
     with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar")) as cluster:
         point = {"backends": backends, "first apply": timed(cluster.apply)}
         back_to_primary(cluster)
         point["second apply"] = timed(cluster.apply)
         point["one balancer's apply"] = timed(cluster.apply, PRIMARY)
+        point["test.ping"] = timed(cluster.salt, "*", "test.ping")
         point["havip.status"] = timed(cluster.run, "havip.status")
         point["failover test"] = timed(lambda: cluster.orchestrate("failover_test", client=topology.client)[0])
         back_to_primary(cluster)
@@ -472,7 +474,17 @@ def seed_table(rows):
     return lines
 
 
-SCALE_COLUMNS = ("first apply", "second apply", "one balancer's apply", "havip.status", "failover test", "outage")
+SCALE_COLUMNS = ("first apply", "second apply", "one balancer's apply", "test.ping", "havip.status", "failover test",
+                 "outage")
+# The runner's havip.status asks every minion once: it takes at most this
+# many times `salt '*' test.ping` on the same minions, at every size.
+STATUS_PINGS = 2
+
+
+def status_too_slow(points):
+    """The scale points whose havip.status took over STATUS_PINGS test.pings."""
+    return [f"{p['backends']} backends: havip.status {p['havip.status']:.1f} s, test.ping {p['test.ping']:.1f} s"
+            for p in points if p["havip.status"] > STATUS_PINGS * p["test.ping"]]
 
 
 def scale_table(points):
@@ -502,8 +514,9 @@ def markdown(results):
         lines += [f"| {name} | {json.dumps(result)} |" for name, result in results["stability"].items()]
     if results["scale"]:
         lines += ["", "Scale: two balancers and N backends, each a host (havip defaults); seconds of each "
-                      "salt call; outage: median of the unplanned failovers (kill -9 of HAProxy's master "
-                      f"on the holder, {FEW} trials).", ""]
+                      "salt call (test.ping: `salt '*' test.ping` on the same minions as `salt-run havip.status`, "
+                      f"which must take at most {STATUS_PINGS}x as long); outage: median of the unplanned "
+                      f"failovers (kill -9 of HAProxy's master on the holder, {FEW} trials).", ""]
         lines += scale_table(results["scale"])
     return "\n".join(lines) + "\n"
 
@@ -553,3 +566,4 @@ def test_bench(salt_factories, tmp_path_factory):
             results["scale"].append(scale_point(salt_factories, tmp_path_factory, backends))
             save(results)
     print("\n" + markdown(results))
+    assert not status_too_slow(results["scale"]), f"over {STATUS_PINGS}x test.ping: {status_too_slow(results['scale'])}"
