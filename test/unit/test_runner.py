@@ -1116,7 +1116,7 @@ def test_deploy_refuses_a_change_of_vrrp_version_before_touching_anything(runner
 def test_deploy_refuses_an_unknown_option_and_a_run_while_another_runs(runner, deploying):
     report = runner.deploy(clinet="client")
     assert report["comment"] == ("deploy:clinet: unknown key (did you mean client? known: client, rate,"
-                                 " max_failed, tgt, tgt_type)")
+                                 " max_failed, tgt, tgt_type, state, pools)")
     lock = os.path.join(runner.__opts__["cachedir"], havip_facts.RUNNER_LOCK)
     with havip_lock.exclusive(lock, "havip.failover_test", {}):
         report = runner.deploy(client="client")
