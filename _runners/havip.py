@@ -250,7 +250,9 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", state=
     A rolling deploy of the havip pillar as it is now: ``state.apply havip``
     on one node at a time, each taken out of service first, checked after
     and put back, while ``client`` (default: the first node that is not a
-    balancer) probes the frontend on every VIP at ``rate`` requests/s.
+    balancer) probes every service on each of its VIPs (an HTTP GET of
+    ``/`` on its port; today's pair: the frontend on every VIP) at
+    ``rate`` requests/s.
 
     1. pre-check, as :py:func:`status`; and the new pillar must render on
        every balancer and keep its ``keepalived:vrrp_version`` (read with
@@ -261,9 +263,11 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", state=
        havip``, accepting a short split), then deploy.  The cluster is
        the pillar's as it is now: a node or VIP it adds fails the
        pre-check until applied on its own;
-    2. the nodes that are only backends, by name: drained on every balancer
-       (``havip.drain``), applied, checked (``havip.check``), readied on
-       every balancer (``havip.ready``);
+    2. the nodes that are not balancers, by name: drained on every
+       balancer in every pool that holds it (``havip.drain <pool>/<server>``;
+       today's pair: ``havip.drain <node>``), applied, checked
+       (``havip.check``), readied on every balancer in those pools
+       (``havip.ready``);
     3. the balancers holding no VIP, then those holding VIPs (as the
        pre-check found them); whether one holds a VIP is read again when
        its turn comes (a failover may have moved them meanwhile).  One
@@ -280,8 +284,8 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", state=
     untouched, a backend whose apply or check failed stays drained, a
     balancer stays on standby; the comment says which step failed, why, and
     what is left so.  Any failure (a failed probe request too) makes
-    ``salt-run`` exit 1; ``max_failed`` failed requests per VIP are
-    tolerated (default 0).  Returns every step with its duration.
+    ``salt-run`` exit 1; ``max_failed`` failed requests per service and VIP
+    are tolerated (default 0).  Returns every step with its duration.
 
     With ``state`` (an SLS name, the operator's own: not ``havip`` nor
     ``havip.*``), a rolling deploy of the operator's application instead:

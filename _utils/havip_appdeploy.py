@@ -19,43 +19,27 @@ import time
 
 import havip_cluster
 import havip_deploy
-import havip_http
 import havip_master
 import havip_options
-from havip_facts import CALL_TIMEOUT, WAIT_DEFAULT
-from havip_rollout import APPLY_TIMEOUT, Step
+import havip_rollout
+from havip_rollout import APPLY_TIMEOUT, Step, server_step
 
 
 def plan(config, pools):
     """(the nodes that are servers of ``pools``, by name: the rollout's
-    order; {node: the ``pool/server`` of every pool that holds it, chosen
-    or not}; the servers of ``pools`` given by address, as
-    ``pool/server``)."""
+    order; {node: how havip.drain names each of its servers, in every pool
+    that holds it, chosen or not}; the servers of ``pools`` given by
+    address, as ``pool/server``)."""
     chosen = [pool for pool in config["pools"] if pool["name"] in pools]
     order = sorted({server["node"] for pool in chosen for server in pool["servers"] if server["node"]})
-    places = {node: [f"{pool['name']}/{server['name']}" for pool in config["pools"]
-                     for server in pool["servers"] if server["node"] == node] for node in order}
     skipped = [f"{pool['name']}/{server['name']}" for pool in chosen for server in pool["servers"]
                if not server["node"]]
-    return order, places, skipped
+    return order, {node: havip_rollout.server_references(config, node) for node in order}, skipped
 
 
-def probe_urls(config, places):
-    """The URL of every service that sends requests (its pool, or a
-    route's) to a pool of ``places``, on each of its VIPs: an HTTP GET of
-    ``/`` on its port, as today's deploy probes its frontend."""
-    pools = {reference.split("/")[0] for references in places.values() for reference in references}
-    return [havip_http.http_url(config["vips"][vip]["address"], service["port"])
-            for service in config["services"]
-            if {service["pool"], *(route["pool"] for route in service["routes"])} & pools
-            for vip in service["vips"]]
-
-
-def server_step(verb, reference, balancers):
-    """``havip.<verb>`` (drain, or ready) of server ``reference``
-    (``pool/server``) on every balancer, as a step."""
-    return Step(f"{verb} {reference} on {', '.join(balancers)}", balancers, f"havip.{verb}", [reference],
-                {"timeout": WAIT_DEFAULT}, WAIT_DEFAULT + CALL_TIMEOUT)
+def touched_pools(config, order):
+    """The pools that hold a node of ``order``: their services are probed."""
+    return [pool["name"] for pool in config["pools"] if any(server["node"] in order for server in pool["servers"])]
 
 
 class Turn:
@@ -100,11 +84,9 @@ class Turn:
         return f"draining {self.node} again failed: {'; '.join(problems)}" if problems else None
 
     def left(self):
-        """What the node is left with, or None when it is drained nowhere."""
-        where = [f"{reference} on {', '.join(on)}" for reference, on in self.drained.items() if on]
-        if not where:
-            return None
-        return f"{self.node} stays drained: {'; '.join(where)} (havip.ready <pool>/<server> there puts it back)"
+        """Where the node's servers are left drained."""
+        return [f"{reference} stays drained on {', '.join(on)} (havip.ready {reference} there puts it back)"
+                for reference, on in self.drained.items() if on]
 
 
 def roll_out(minions, connect, config, state, places, report, max_failed):
@@ -123,8 +105,7 @@ def roll_out(minions, connect, config, state, places, report, max_failed):
         if problems:
             taken_out = turn.take_out() if turn.readied else None
             untouched = [f"untouched: {', '.join(order[index + 1:])}"] if order[index + 1:] else []
-            return [*problems, f"stopped at {node}", *[note for note in (taken_out, turn.left()) if note],
-                    *untouched]
+            return [*problems, f"stopped at {node}", *([taken_out] if taken_out else []), *turn.left(), *untouched]
         report["deployed"].append(node)
     return []
 
@@ -136,7 +117,8 @@ def deploy(minions, connect, config, state, places, client, rate, max_failed, tg
     report["holders_before"] = before["holders"]
     if before["problems"]:
         return ["pre-check failed: " + "; ".join(before["problems"])]
-    report.update(probe={"urls": probe_urls(config, places), "client": client, "rate": rate}, steps=[],
+    urls = havip_rollout.service_urls(config, touched_pools(config, list(places)))
+    report.update(probe={"urls": urls, "client": client, "rate": rate}, steps=[],
                   deployed=[], failed_requests=0, requests=0)
     problems = roll_out(minions, connect, config, state, places, report, max_failed)
     if problems:

@@ -1251,11 +1251,11 @@ def test_deploy_of_a_state_without_pools_rolls_every_pool_with_a_node_server(run
                             + app_steps("nginx1", "web/nginx1") + app_steps("nginx2", "web/nginx2"))
 
 
-def test_deploy_of_a_state_on_todays_pair_rolls_the_backends_by_pool_and_server(runner, deploying):
+def test_deploy_of_a_state_on_todays_pair_rolls_the_backends_by_their_names(runner, deploying):
     report = runner.deploy(state=APP, client="client")
     assert report["result"] is True, report["comment"]
-    pool = havip_facts.HAPROXY_BACKEND
-    assert deploying.rollout == app_steps("nginx1", f"{pool}/nginx1") + app_steps("nginx2", f"{pool}/nginx2")
+    assert report["pools"] == [havip_facts.HAPROXY_BACKEND]
+    assert deploying.rollout == app_steps("nginx1", "nginx1") + app_steps("nginx2", "nginx2")
     assert report["probe"]["urls"] == [URL]  # today's frontend, as today's deploy probes it
 
 
@@ -1267,8 +1267,9 @@ def test_deploy_of_a_state_stops_at_a_failed_apply_with_that_server_drained_and_
     assert report["comment"] == (
         "rolling deploy of shop.app FAILED: step 'apply shop.app on app2' failed: app2: havip-nginx-page-file"
         " failed (Unable to manage file: [Errno 30] Read-only file system); stopped at app2;"
-        " app2 stays drained: api/app2 on svr1, svr2; sql/db-b on svr1, svr2"
-        " (havip.ready <pool>/<server> there puts it back); skipped (given by address): api/legacy")
+        " api/app2 stays drained on svr1, svr2 (havip.ready api/app2 there puts it back);"
+        " sql/db-b stays drained on svr1, svr2 (havip.ready sql/db-b there puts it back);"
+        " skipped (given by address): api/legacy")
     assert apps.rollout == app_steps("app1", "api/app1") + app_steps("app2", "api/app2", "sql/db-b")[:3]
     assert report["deployed"] == ["app1"]  # readied: serving
     assert labels(report)[-1] == "apply shop.app on app2" and report["steps"][-1].endswith(" FAILED")
@@ -1285,9 +1286,8 @@ def test_deploy_of_a_state_whose_ready_fails_drains_that_server_again_and_leaves
     assert report["comment"] == (
         "rolling deploy of shop.app FAILED: step 'ready api/app1 on svr1, svr2' failed: svr2: ERROR executing"
         " 'havip.ready': havip.ready: api/app1 is in rotation again but not UP after 30.0 s (DOWN): its health"
-        " checks fail; stopped at app1; app1 stays drained: api/app1 on svr1, svr2"
-        " (havip.ready <pool>/<server> there puts it back); untouched: app2; skipped (given by address):"
-        " api/legacy")
+        " checks fail; stopped at app1; api/app1 stays drained on svr1, svr2 (havip.ready api/app1 there puts"
+        " it back); untouched: app2; skipped (given by address): api/legacy")
     assert apps.rollout == app_steps("app1", "api/app1") + [(["svr1", "svr2"], "havip.drain", ["api/app1"])]
     assert report["deployed"] == []
 
@@ -1300,8 +1300,8 @@ def test_deploy_of_a_state_stops_when_the_probes_saw_a_failed_request_with_that_
     assert report["comment"] == (
         "rolling deploy of shop.app FAILED: 1 of 4200 requests to http://192.168.100.10:5432/ failed (longest"
         " outage 0.01 s); 1 of 4200 requests to http://192.168.100.10:80/ failed (longest outage 0.01 s);"
-        " stopped at app1; app1 stays drained: api/app1 on svr1, svr2 (havip.ready <pool>/<server> there puts"
-        " it back); untouched: app2; skipped (given by address): api/legacy")
+        " stopped at app1; api/app1 stays drained on svr1, svr2 (havip.ready api/app1 there puts it back);"
+        " untouched: app2; skipped (given by address): api/legacy")
     assert apps.rollout == app_steps("app1", "api/app1") + [(["svr1", "svr2"], "havip.drain", ["api/app1"])]
     assert (report["failed_requests"], report["requests"]) == (2, 8400)
 
@@ -1313,7 +1313,7 @@ def test_deploy_of_a_state_says_where_a_refused_drain_left_the_server(runner, ap
     assert report["comment"] == (
         "rolling deploy of shop.app FAILED: step 'drain api/app1 on svr1, svr2' failed: svr2: ERROR executing"
         " 'havip.drain': havip.drain: refused, no other server is UP in pool api here; stopped at app1;"
-        " app1 stays drained: api/app1 on svr1 (havip.ready <pool>/<server> there puts it back);"
+        " api/app1 stays drained on svr1 (havip.ready api/app1 there puts it back);"
         " untouched: app2; skipped (given by address): api/legacy")
     assert apps.rollout == app_steps("app1", "api/app1")[:1]
 
@@ -1356,6 +1356,34 @@ def test_deploy_of_a_state_refuses_pools_the_model_cannot_deploy_before_asking_a
     report = runner.deploy(state=APP, pools=pools, client="client")
     assert report["result"] is False and report["comment"] == comment
     assert apps.calls == [] and apps.rollout == []
+
+
+def test_deploy_of_the_pillar_with_services_drains_each_node_in_every_pool_that_holds_it_and_probes_each_service(
+        runner, apps):
+    """It drained by bare node name (app nodes not at all) and probed the
+    frontend:port no service listens on."""
+    report = runner.deploy(client="client")
+    assert report["result"] is True, report["comment"]
+    assert report["order"] == ["app1", "app2", "nginx1", "nginx2", "svr2", "svr1"]
+    on = ["svr1", "svr2"]
+    assert apps.rollout[:10] == [
+        (on, "havip.drain", ["api/app1"]), (["app1"], "state.apply", ["havip"]), (["app1"], "havip.check", []),
+        (on, "havip.ready", ["api/app1"]),
+        (on, "havip.drain", ["api/app2"]), (on, "havip.drain", ["sql/db-b"]), (["app2"], "state.apply", ["havip"]),
+        (["app2"], "havip.check", []), (on, "havip.ready", ["api/app2"]), (on, "havip.ready", ["sql/db-b"])]
+    assert apps.rollout[10] == (on, "havip.drain", ["web/nginx1"])
+    assert report["probe"]["urls"] == SHOP_URLS
+    assert sorted(kwarg["url"] for _, kwarg in apps.probes) == sorted(SHOP_URLS)
+
+
+def test_deploy_of_the_pillar_with_services_stopped_at_a_node_says_where_each_of_its_servers_stays_drained(
+        runner, apps):
+    apps.failed_applies.add("app2")
+    report = runner.deploy(client="client")
+    assert report["comment"].endswith(
+        "stopped there; api/app2 stays drained on svr1, svr2 (havip.ready api/app2 there puts it back);"
+        " sql/db-b stays drained on svr1, svr2 (havip.ready sql/db-b there puts it back);"
+        " untouched: nginx1, nginx2, svr2, svr1")
 
 
 # ---- the runner: havip.standby / havip.resume -----------------------------------

@@ -5,6 +5,7 @@ its salt calls faked: test/unit/test_runner.py).
 """
 
 import havip_appdeploy
+import havip_rollout
 
 from test.unit.test_runner import app_services
 
@@ -28,9 +29,10 @@ def test_the_probes_are_of_the_services_that_send_requests_to_the_pools_touched_
         config["vips"]["VI_2"] = {"address": "192.168.100.20/24", "interface": "ens32", "virtual_router_id": 52}
         config["services"]["db"]["vips"] = ["VI_2"]
     config = facts(on_two_vips)
+    assert havip_appdeploy.touched_pools(config, ["nginx1"]) == ["web"]
+    assert havip_appdeploy.touched_pools(config, ["app2"]) == ["api", "sql"]
     # web is only shop's: db is not probed
-    assert havip_appdeploy.probe_urls(config, {"nginx1": ["web/nginx1"]}) == [
-        "http://192.168.100.10:80/", "http://192.168.100.20:80/"]
+    assert havip_rollout.service_urls(config, ["web"]) == ["http://192.168.100.10:80/", "http://192.168.100.20:80/"]
     # sql is db's, api a route of shop's
-    assert havip_appdeploy.probe_urls(config, {"app2": ["api/app2", "sql/db-b"]}) == [
+    assert havip_rollout.service_urls(config, ["api", "sql"]) == [
         "http://192.168.100.20:5432/", "http://192.168.100.10:80/", "http://192.168.100.20:80/"]
