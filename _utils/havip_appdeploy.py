@@ -4,12 +4,13 @@ The rolling deploy of the operator's own application (the runner's
 pools that are nodes, one node at a time in the order of their names,
 each drained on every balancer in every pool that holds it, applied
 (``state.apply <state>`` there) and readied on every balancer in those
-pools (``havip.ready`` waits until it is UP), while the client probes
-every service that sends requests to those pools; then the final check
-and the report.  The first failure (a step's, or a failed probe request)
-stops the rollout: that node is left drained (drained again when its ready
-or the probes failed), the nodes before it serving, those after it
-untouched.  Servers given by address are no Salt minions: skipped, named.
+pools (``havip.ready`` waits until it is UP), under probes (started and
+stopped for each node's turn) of every service that sends requests to a
+pool holding one of those nodes; then the final check and the report.
+The first failure (a step's, or a failed probe request) stops the
+rollout: that node is left drained (drained again when its ready or the
+probes failed), the nodes before it serving, those after it untouched.
+Servers given by address are no Salt minions: skipped, named.
 
 The runner passes in the minions (havip_master.Minions) and the function
 that opens a connection of its own for a probe: no Salt dunders here.
@@ -93,11 +94,11 @@ def roll_out(minions, connect, config, state, places, report, max_failed):
     """Each node's turn in ``report["order"]`` under the probes; returns
     the problems of the first that failed, what it left and which nodes
     it left untouched, or [] when every turn passed."""
-    order, probe = report["order"], report["probe"]
+    order, probing = report["order"], report["probe"]
     for index, node in enumerate(order):
         turn = Turn(minions, config, state, node, places[node], report["steps"])
-        probes = [havip_deploy.Probe(minions, connect, probe["client"], url, probe["rate"], max_failed)
-                  for url in probe["urls"]]
+        probes = [havip_deploy.Probe(minions, connect, probing["client"], url, probing["rate"], max_failed)
+                  for url in probing["urls"]]
         problems = havip_deploy.under_probes(probes, turn.run)
         seen = [probe.answer for probe in probes if isinstance(probe.answer, dict)]
         report["failed_requests"] += sum(answer["failed"] for answer in seen)
