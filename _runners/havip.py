@@ -291,17 +291,18 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", state=
     ``havip.*``), a rolling deploy of the operator's application instead:
     ``state.apply <state>`` on each server of ``pools`` (a list of the
     model's pool names; default: every pool that has a server that is a
-    node) that is a node, one node at a time, by name, under the probes of
-    every service that sends requests to a pool holding one of them (an
-    HTTP GET of ``/`` on its port, on each of its VIPs; ``max_failed`` per
-    probe and node):
+    node) that is a node, one node at a time, by name, each under its own
+    probes of every service that sends requests to a pool holding one of
+    them (from ``client``, an HTTP GET of ``/`` on its port, on each of its
+    VIPs; ``max_failed`` per service, VIP and node):
 
     1. pre-check, as :py:func:`status` (the pillar is not applied: no VRRP
        version check);
     2. for each node: drained on every balancer in every pool that holds it
-       (``havip.drain <pool>/<server>``; chosen or not: a node in two pools
-       serves both), applied, readied on every balancer in each of those
-       pools (``havip.ready <pool>/<server>`` waits until it is UP), and
+       (``havip.drain <pool>/<server>``, today's pair ``havip.drain
+       <server>``; chosen or not: a node in two pools serves both),
+       applied, readied on every balancer in each of those pools
+       (``havip.ready``, which waits until it is UP), and
        the probes that ran meanwhile saw no failed request (beyond
        ``max_failed``).  A node that is a balancer too is not put on
        standby: the operator's state is not havip's;
