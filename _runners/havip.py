@@ -29,6 +29,7 @@ import salt.client
 import salt.utils.event
 
 try:
+    import havip_appdeploy
     import havip_deploy
     import havip_facts
     import havip_failover
@@ -244,12 +245,14 @@ def resume(name, tgt="*", tgt_type="glob"):
 # ---- rolling deploy -----------------------------------------------------------
 
 
-def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **options):
+def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", state=None, pools=None, **options):
     """
     A rolling deploy of the havip pillar as it is now: ``state.apply havip``
     on one node at a time, each taken out of service first, checked after
     and put back, while ``client`` (default: the first node that is not a
-    balancer) probes the frontend on every VIP at ``rate`` requests/s.
+    balancer) probes every service on each of its VIPs (an HTTP GET of
+    ``/`` on its port; today's pair: the frontend on every VIP) at
+    ``rate`` requests/s.
 
     1. pre-check, as :py:func:`status`; and the new pillar must render on
        every balancer and keep its ``keepalived:vrrp_version`` (read with
@@ -260,9 +263,11 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
        havip``, accepting a short split), then deploy.  The cluster is
        the pillar's as it is now: a node or VIP it adds fails the
        pre-check until applied on its own;
-    2. the nodes that are only backends, by name: drained on every balancer
-       (``havip.drain``), applied, checked (``havip.check``), readied on
-       every balancer (``havip.ready``);
+    2. the nodes that are not balancers, by name: drained on every
+       balancer in every pool that holds it (``havip.drain <pool>/<server>``;
+       today's pair: ``havip.drain <node>``), applied, checked
+       (``havip.check``), readied on every balancer in those pools
+       (``havip.ready``);
     3. the balancers holding no VIP, then those holding VIPs (as the
        pre-check found them); whether one holds a VIP is read again when
        its turn comes (a failover may have moved them meanwhile).  One
@@ -279,8 +284,40 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
     untouched, a backend whose apply or check failed stays drained, a
     balancer stays on standby; the comment says which step failed, why, and
     what is left so.  Any failure (a failed probe request too) makes
-    ``salt-run`` exit 1; ``max_failed`` failed requests per VIP are
-    tolerated (default 0).  Returns every step with its duration.
+    ``salt-run`` exit 1; ``max_failed`` failed requests per service and VIP
+    are tolerated (default 0).  Returns every step with its duration.
+
+    With ``state`` (an SLS name, the operator's own: not ``havip`` nor
+    ``havip.*``), a rolling deploy of the operator's application instead:
+    ``state.apply <state>`` on each server of ``pools`` (a list of the
+    model's pool names; default: every pool that has a server that is a
+    node) that is a node, one node at a time, by name, each under its own
+    probes of every service that sends requests to a pool holding one of
+    them (from ``client``, an HTTP GET of ``/`` on its port, on each of its
+    VIPs; ``max_failed`` per service, VIP and node):
+
+    1. pre-check, as :py:func:`status` (the pillar is not applied: no VRRP
+       version check);
+    2. for each node: drained on every balancer in every pool that holds it
+       (``havip.drain <pool>/<server>``, today's pair ``havip.drain
+       <server>``; chosen or not: a node in two pools serves both),
+       applied, readied on every balancer in each of those pools
+       (``havip.ready``, which waits until it is UP), and
+       the probes that ran meanwhile saw no failed request (beyond
+       ``max_failed``).  A node that is a balancer too is not put on
+       standby: the operator's state is not havip's;
+    3. every node healthy and each VIP on its preferred holder.
+
+    The first failure stops the rollout: the nodes before it are serving,
+    those after it untouched, and that node is left drained (drained again
+    when its ready or the probes failed); the comment says what failed,
+    where it is drained and what is untouched.  Servers given by
+    ``address`` are no Salt minions: skipped, and named in the comment and
+    in ``skipped``.  Refused before anything runs: ``state`` that is not
+    such an SLS name, ``pools`` without ``state``, or naming a pool the
+    model does not have or one with no server that is a node.  The report
+    has ``state``, ``pools``, ``order``, ``deployed`` (the nodes done),
+    ``skipped``, every step with its duration and the probes' requests.
 
     ``tgt``/``tgt_type``: the minions of the cluster to deploy (refused
     when they belong to several clusters).  Any other keyword (naming the
@@ -296,13 +333,18 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
 
         salt-run havip.deploy
         salt-run havip.deploy client=client1 tgt='lb*'
+        salt-run havip.deploy state=shop.app pools='[api]'
+        salt-run havip.deploy state=shop.app client=client1
     """
     report = {}
     if problem := havip_options.unknown_options(deploy, options):
         return _fail(report, problem)
-    return _exclusive("deploy", report, {"client": client, "rate": rate, "max_failed": max_failed, "tgt": tgt,
-                                         "tgt_type": tgt_type},
-                      lambda: _run(havip_deploy, report, client, rate, max_failed, tgt, tgt_type))
+    values = {"client": client, "rate": rate, "max_failed": max_failed, "tgt": tgt, "tgt_type": tgt_type}
+    if state is None and pools is None:
+        return _exclusive("deploy", report, values,
+                          lambda: _run(havip_deploy, report, client, rate, max_failed, tgt, tgt_type))
+    return _exclusive("deploy", report, {**values, "state": state, "pools": pools},
+                      lambda: _run(havip_appdeploy, report, state, pools, client, rate, max_failed, tgt, tgt_type))
 
 
 def _status_answer(minion, sealed):

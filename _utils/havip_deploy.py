@@ -1,6 +1,6 @@
 """
 The runner's rolling deploy (``havip.deploy``) as it runs: the probes of
-the frontend for as long as the rollout takes, each node's steps in turn
+every service for as long as the rollout takes, each node's steps in turn
 (the plan is havip_rollout's), the final check, and the report.
 
 The runner passes in the minions (havip_master.Minions) and the function
@@ -129,7 +129,7 @@ def deploy(minions, connect, config, tgt, tgt_type, client, rate, max_failed, re
     if problem := havip_master.pending_problem(minions, config):
         return [f"refused, nothing deployed: {problem}"]
     order = havip_rollout.rollout_order(config, before["holders"])
-    urls = [havip_cluster.frontend_url(config, vip) for vip in sorted(config["vips"])]
+    urls = havip_rollout.service_urls(config, [pool["name"] for pool in config["pools"]])
     report.update(order=order, probe={"urls": urls, "client": client, "rate": rate}, steps=[])
     probes = [Probe(minions, connect, client, url, rate, max_failed) for url in urls]
     problems = under_probes(probes, lambda: roll_out(minions, config, order, report["steps"])
