@@ -108,26 +108,33 @@ def probe_targets(config):
     taken from by an earlier route is not probed; nor are TLS ports (the
     test has no CA to verify their certificates with), nor a service that
     redirects its plain port to TLS."""
-    targets, unprobed = [], {}
+    targets, not_probed = [], {}
     for service in config["services"]:
-        name, skipped = service["name"], unprobed.setdefault(service["name"], [])
-        if service["tls"]["enabled"]:
-            skipped.append(f"TLS port {service['tls']['port']}: the failover test probes the plain port only")
-        if service["tls"]["redirect"]:
-            skipped.append(f"port {service['port']}: it redirects every request to TLS")
-            continue
-        pools = list(dict.fromkeys([service["pool"], *(route["pool"] for route in service["routes"])]))
-        for vip in service["vips"]:
-            address = config["vips"][vip]["address"]
-            for pool in pools:
-                request = next(((host, path) for host, path in _requests_to(service, pool)
-                                if route_pool(service, host or address, path) == pool), None)
-                if request is None:
-                    skipped.append(f"pool {pool} on {vip}: an earlier route takes every request for it")
-                    continue
-                targets.append({"service": name, "vip": vip, "pool": pool, "host": request[0],
-                                "url": havip_http.http_url(address, service["port"], request[1])})
-    return targets, {name: reasons for name, reasons in unprobed.items() if reasons}
+        found, reasons = _service_targets(config, service)
+        targets += found
+        not_probed.update({service["name"]: reasons} if reasons else {})
+    return targets, not_probed
+
+
+def _service_targets(config, service):
+    """(The targets of ``service``, why a part of it is not probed)."""
+    reasons = []
+    if service["tls"]["enabled"]:
+        reasons.append(f"TLS port {service['tls']['port']}: the failover test probes the plain port only")
+    if service["tls"]["redirect"]:
+        return [], [*reasons, f"port {service['port']}: it redirects every request to TLS"]
+    targets = []
+    for vip in service["vips"]:
+        address = config["vips"][vip]["address"]
+        for pool in dict.fromkeys([service["pool"], *(route["pool"] for route in service["routes"])]):
+            request = next(((host, path) for host, path in _requests_to(service, pool)
+                            if route_pool(service, host or address, path) == pool), None)
+            if request is None:
+                reasons.append(f"pool {pool} on {vip}: an earlier route takes every request for it")
+                continue
+            targets.append({"service": service["name"], "vip": vip, "pool": pool, "host": request[0],
+                            "url": havip_http.http_url(address, service["port"], request[1])})
+    return targets, reasons
 
 
 def target_report(target, client, rate):
@@ -312,8 +319,8 @@ def planned(report, config, client, rate):
     for target in targets:
         report["services"][target["service"]]["targets"].append(target_report(target, client, rate))
     if not targets:
-        return "no service to probe: " + "; ".join(f"{name}: {', '.join(reasons)}"
-                                                    for name, reasons in not_probed.items())
+        return "no service to probe" + "".join(f"; {name}: {', '.join(reasons)}"
+                                               for name, reasons in not_probed.items())
     first = next((target for target in targets if target["vip"] == report["vip"]), targets[0])
     report["probe"] = target_report(first, client, rate)["probe"]
     return None
