@@ -150,14 +150,15 @@ def probe_kwarg(probing, seconds):
     return {"url": probing["url"], **named, "seconds": seconds, "rate": probing["rate"]}
 
 
-def probes(connect, entries, seconds):
+def probes(connect, entries, seconds, timeout):
     """havip.probe of every target (``entries``: their reports) on the
-    client, all at once, each for ``seconds`` s: started (Background)."""
+    client, all at once, each for ``seconds`` s: started (Background), each
+    waited for ``timeout`` s."""
     started = []
     for entry in entries:
         probing = entry["probe"]
         started.append(havip_master.Background(connect, probing["client"], "havip.probe",
-                                               kwarg=probe_kwarg(probing, seconds), timeout=seconds + 30))
+                                               kwarg=probe_kwarg(probing, seconds), timeout=timeout))
         started[-1].start()
     return started
 
@@ -170,7 +171,7 @@ def through(probing):
 def reach_problem(connect, entries):
     """Why the client cannot reach a target (a probe of 1 s at the test's
     rate of every target at once, before anything is broken), or None."""
-    running = probes(connect, entries, 1)
+    running = probes(connect, entries, 1, havip_facts.CALL_TIMEOUT + 1)
     for entry, probe in zip(entries, running, strict=True):
         probe.join()
         seen, probing = probe.result, entry["probe"]
@@ -201,7 +202,7 @@ def break_and_measure(minions, connect, config, report, move_budget):
     holder, vip, failure = report["holder"], report["vip"], report["failure"]
     targets = targets_of(report)
     seconds = 1.0 + move_budget + 3.0
-    running = probes(connect, [entry for _, entry in targets], seconds)
+    running = probes(connect, [entry for _, entry in targets], seconds, seconds + 30)
     time.sleep(1.0)  # good answers before the failure
     problems = []
     # confirm: the pre-check found another healthy balancer in service
