@@ -138,8 +138,8 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     the pillar renders on every balancer without changing
     ``keepalived:vrrp_version`` (the restore applies it: as the deploy's
     pre-check) and that ``client`` (default: the first node that is not a
-    balancer) can probe the frontend on the VIP (1 s at ``rate``
-    requests/s), then probes it while it breaks the VIP's holder
+    balancer) can probe every service (1 s at ``rate`` requests/s), then
+    probes them all at once while it breaks the VIP's holder
     (``failure``: kill_haproxy, stop_haproxy, kill_keepalived, link_down;
     ``havip.inject`` with ``confirm=True``, the pre-check having found
     another healthy balancer in service), waits - bounded by budgets
@@ -154,7 +154,22 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     ``move_budget_s`` and ``restore_budget_s``), and ``leftovers``: balancers
     on standby and backend servers out of rotation that the pre-check found
     (a failed deploy step leaves them).  Exits non-zero with the reason if
-    any step fails.
+    any step fails, or the traffic of any target did not resume in time
+    (the reason names its service, pool, URL and host).
+
+    The targets: for each service on each of its VIPs, a request per pool
+    the service reaches, at ``rate`` requests/s each - its pool by ``/``
+    (the URL's address as the host), each route's pool by the route's host
+    (``probe.<domain>`` for a wildcard) and path_prefix - on the service's
+    plain port (a TLS port is not probed: there is no CA to verify it
+    with; a service that redirects to TLS is not probed at all).
+    ``services`` reports each: its ``targets`` (``vip``, ``pool``,
+    ``probe``: ``url``, ``host``, ``client``, ``rate``; and their figures),
+    its worst outage and its requests (``client_visible_outage_s``,
+    ``failed_requests``, ``requests``), and why a part of it is
+    ``not_probed``.  The report's own figures are those of every target
+    (today's single frontend: its own), ``probe`` the first target on the
+    VIP.
 
     ``tgt``/``tgt_type``: the minions of the cluster to test (refused when
     they belong to several clusters).  Any other keyword, or an option's

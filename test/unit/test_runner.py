@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from test.saltcall import REPO, seed_pillar
+from test.unit.utils.test_havip_failover import FIGURES, two_services_on_two_vips
 
 VIP = "192.168.100.10"
 NODES = ("nginx1", "nginx2", "svr1", "svr2")
@@ -749,6 +750,91 @@ def test_failover_test_fails_and_says_why(runner, monkeypatch, broken, reasons, 
     assert report["result"] is False
     assert [reason for reason in reasons if reason not in report["comment"]] == []
     assert runner.__context__["retcode"] == 1
+
+
+class TwoServiceCluster(FailoverCluster):
+    """The failover test of two services (test_havip_failover's: ``shop``
+    on VI_1 and VI_2, ``db`` on VI_2): every target's probe answers with
+    its own figures; ``stuck`` (url, host) never recovers."""
+
+    def __init__(self, runner, config, stuck=None):
+        super().__init__(runner, config)
+        self.holders["VI_2"] = ["svr1"]
+        self.stuck = stuck
+
+    def answer(self, name, fun, arg, kwarg):
+        if fun == "havip.inject":
+            self.holders["VI_2"] = ["svr2"]
+        if fun == "state.apply":
+            self.holders["VI_2"] = ["svr1"]
+        if fun == "havip.probe" and kwarg["seconds"] > 1:
+            outage = 0.2 if kwarg.get("host") == "api.example.com" else 0.05
+            recovered = (kwarg["url"], kwarg.get("host")) != self.stuck
+            return {"started_s": self.AT - 1.0, "total": 800, "failed": int(outage * 100), "longest_outage_s": outage,
+                    "last_failure_s": 1.0 + outage, "recovered": recovered, "first_failure_s": 1.0, "backends": {}}
+        ret = super().answer(name, fun, arg, kwarg)
+        if fun == "havip.status" and name == "svr2" and "VI_2" in ret["vips"]:
+            ret["vips"]["VI_2"]["since_s"] = self.AT + self.takeover
+        return ret
+
+
+VI_2_URL = "http://192.168.100.9"
+
+
+def test_failover_test_probes_every_service_at_once_and_reports_each(runner, monkeypatch, facts, fake_time):
+    use_clock(monkeypatch, fake_time())
+    cluster = TwoServiceCluster(runner, facts(two_services_on_two_vips))
+    report = runner.failover_test()
+    assert report["result"] is True, report["comment"]
+    probes = [call[3] for call in cluster.calls if call[1] == "havip.probe" and call[3]["seconds"] > 1]
+    assert sorted((kwarg["url"], kwarg.get("host") or "") for kwarg in probes) == sorted([
+        (f"{VI_2_URL}:5432/", ""),
+        *((f"{address}:80/{path}", host) for address in ("http://192.168.100.10", VI_2_URL)
+          for path, host in [("", ""), ("", "api.example.com"), ("static", "probe.static.example.com")])])
+    assert all(call[0] == ["app1"] for call in cluster.calls if call[1] == "havip.probe")
+    assert report["probe"] == {"url": "http://192.168.100.10:80/", "host": None, "client": "app1", "rate": 100}
+    assert report["services"]["db"]["targets"] == [{
+        "vip": "VI_2", "pool": "sql",
+        "probe": {"url": f"{VI_2_URL}:5432/", "host": None, "client": "app1", "rate": 100},
+        "client_visible_outage_s": 0.05, "failed_requests": 5, "requests": 800}]
+    assert [(t["vip"], t["pool"], t["probe"]["host"], t["client_visible_outage_s"])
+            for t in report["services"]["shop"]["targets"]] == [
+        (vip, pool, host, 0.2 if pool == "api" else 0.05) for vip in ("VI_1", "VI_2")
+        for pool, host in (("web", None), ("api", "api.example.com"), ("static", "probe.static.example.com"))]
+    assert report["services"]["shop"]["not_probed"] == [
+        "TLS port 8443: the failover test probes the plain port only"]
+    assert {key: report["services"]["shop"][key] for key in FIGURES} == {
+        "client_visible_outage_s": 0.2, "failed_requests": 60, "requests": 4800}
+    assert {key: report[key] for key in FIGURES} == {
+        "client_visible_outage_s": 0.2, "failed_requests": 65, "requests": 5600}
+
+
+def test_failover_test_fails_naming_the_service_and_the_target_whose_traffic_did_not_resume(
+        runner, monkeypatch, facts, fake_time):
+    use_clock(monkeypatch, fake_time())
+    TwoServiceCluster(runner, facts(two_services_on_two_vips),
+                      stuck=(f"{VI_2_URL}:80/static", "probe.static.example.com"))
+    report = runner.failover_test()
+    assert report["result"] is False and report["retcode"] == 1
+    assert report["comment"] == (
+        "failover test FAILED: service shop, pool static: traffic through http://192.168.100.9:80/static"
+        " (host probe.static.example.com) did not resume within 5.2 s")
+
+
+def test_failover_test_names_the_target_the_client_cannot_probe_before_breaking_anything(
+        runner, monkeypatch, facts, fake_time):
+    class Unreachable(TwoServiceCluster):
+        def answer(self, name, fun, arg, kwarg):
+            if fun == "havip.probe" and kwarg.get("host") == "api.example.com":
+                return "ERROR executing 'havip.probe': no route"
+            return super().answer(name, fun, arg, kwarg)
+    use_clock(monkeypatch, fake_time())
+    cluster = Unreachable(runner, facts(two_services_on_two_vips))
+    report = runner.failover_test()
+    assert report["result"] is False
+    assert report["comment"] == ("the client app1 cannot probe http://192.168.100.10:80/ (host api.example.com)"
+                                 " before the test: ERROR executing 'havip.probe': no route; nothing was broken")
+    assert "havip.inject" not in cluster.funs()
 
 
 # ---- deploy -----------------------------------------------------------------------
