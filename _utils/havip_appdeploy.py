@@ -23,6 +23,7 @@ import havip_deploy
 import havip_master
 import havip_options
 import havip_rollout
+import havip_targets
 from havip_rollout import APPLY_TIMEOUT, Step, server_step
 
 
@@ -90,15 +91,15 @@ class Turn:
                 for reference, on in self.drained.items() if on]
 
 
-def roll_out(minions, connect, config, state, places, report, max_failed):
+def roll_out(minions, connect, config, state, places, targets, report, max_failed):
     """Each node's turn in ``report["order"]`` under the probes; returns
     the problems of the first that failed, what it left and which nodes
     it left untouched, or [] when every turn passed."""
     order, probing = report["order"], report["probe"]
     for index, node in enumerate(order):
         turn = Turn(minions, config, state, node, places[node], report["steps"])
-        probes = [havip_deploy.Probe(minions, connect, probing["client"], url, probing["rate"], max_failed)
-                  for url in probing["urls"]]
+        probes = [havip_deploy.Probe(minions, connect, probing["client"], target["url"], probing["rate"], max_failed,
+                                     target["host"]) for target in targets]
         problems = havip_deploy.under_probes(probes, turn.run)
         seen = [probe.answer for probe in probes if isinstance(probe.answer, dict)]
         report["failed_requests"] += sum(answer["failed"] for answer in seen)
@@ -118,10 +119,10 @@ def deploy(minions, connect, config, state, places, client, rate, max_failed, tg
     report["holders_before"] = before["holders"]
     if before["problems"]:
         return ["pre-check failed: " + "; ".join(before["problems"])]
-    urls = havip_rollout.service_urls(config, touched_pools(config, list(places)))
-    report.update(probe={"urls": urls, "client": client, "rate": rate}, steps=[],
+    targets = havip_targets.of_pools(config, touched_pools(config, list(places)))
+    report.update(probe=havip_deploy.probe_report(targets, client, rate), steps=[],
                   deployed=[], failed_requests=0, requests=0)
-    problems = roll_out(minions, connect, config, state, places, report, max_failed)
+    problems = roll_out(minions, connect, config, state, places, targets, report, max_failed)
     if problems:
         return problems
     problem = havip_deploy.settled(minions, tgt, tgt_type, report)

@@ -10,7 +10,6 @@ and judge the answers they are given; the runner makes the salt calls.
 
 import collections
 
-import havip_http
 from havip_facts import CALL_TIMEOUT, FACTS_STATE, HAPROXY_BACKEND, WAIT_DEFAULT
 from havip_timing import move_budget
 
@@ -72,17 +71,6 @@ def server_step(verb, reference, balancers):
     balancer, as a step."""
     return Step(f"{verb} {reference} on {', '.join(balancers)}", balancers, f"havip.{verb}", [reference],
                 {"timeout": WAIT_DEFAULT}, WAIT_DEFAULT + CALL_TIMEOUT)
-
-
-def service_urls(config, pools):
-    """The URL of every service that sends requests (its pool, or a
-    route's) to one of ``pools``, on each of its VIPs: what the deploys'
-    probes request (an HTTP GET of ``/`` on its port; in today's pair, the
-    frontend on every VIP)."""
-    return [havip_http.http_url(config["vips"][vip]["address"], service["port"])
-            for service in config["services"]
-            if {service["pool"], *(route["pool"] for route in service["routes"])} & set(pools)
-            for vip in service["vips"]]
 
 
 def node_steps(config, name, holds):

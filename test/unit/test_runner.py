@@ -1310,7 +1310,8 @@ def test_deploy_of_a_state_rolls_each_node_of_the_pools_one_at_a_time_drained_in
     assert (report["state"], report["pools"], report["order"], report["deployed"], report["skipped"]) == (
         APP, ["api"], ["app1", "app2"], ["app1", "app2"], ["api/legacy"])
     # Each node under its own probes of every service reaching its pools, stopped after its turn.
-    assert report["probe"] == {"urls": SHOP_URLS, "client": "client", "rate": 100}
+    # shop's by the Host api.example.com that routes to api (havip_targets).
+    assert report["probe"] == {"urls": SHOP_URLS, "hosts": [None, "api.example.com"], "client": "client", "rate": 100}
     assert [kwarg["url"] for _, kwarg in apps.probes] == SHOP_URLS * 2
     assert len(apps.touched) == 4 and apps.removed == apps.touched
     assert (report["failed_requests"], report["requests"]) == (0, 4 * 4200)
@@ -1458,8 +1459,12 @@ def test_deploy_of_the_pillar_with_services_drains_each_node_in_every_pool_that_
         (on, "havip.drain", ["api/app2"]), (on, "havip.drain", ["sql/db-b"]), (["app2"], "state.apply", ["havip"]),
         (["app2"], "havip.check", []), (on, "havip.ready", ["api/app2"]), (on, "havip.ready", ["sql/db-b"])]
     assert apps.rollout[10] == (on, "havip.drain", ["web/nginx1"])
-    assert report["probe"]["urls"] == SHOP_URLS
-    assert sorted(kwarg["url"] for _, kwarg in apps.probes) == sorted(SHOP_URLS)
+    # Each pool by a request its service routes there: web by /, api by its host, ext by /old.
+    every = ["http://192.168.100.10:5432/", "http://192.168.100.10:80/", "http://192.168.100.10:80/",
+             "http://192.168.100.10:80/old"]
+    assert (report["probe"]["urls"], report["probe"]["hosts"]) == (every, [None, None, "api.example.com", None])
+    assert sorted(((kwarg["url"], kwarg.get("host")) for _, kwarg in apps.probes), key=str) == sorted(
+        zip(every, [None, None, "api.example.com", None], strict=True), key=str)
 
 
 def test_deploy_of_the_pillar_with_services_stopped_at_a_node_says_where_each_of_its_servers_stays_drained(

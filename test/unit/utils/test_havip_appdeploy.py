@@ -5,7 +5,7 @@ its salt calls faked: test/unit/test_runner.py).
 """
 
 import havip_appdeploy
-import havip_rollout
+import havip_targets
 
 from test.unit.test_runner import app_services
 
@@ -23,6 +23,10 @@ def test_the_plan_takes_each_node_once_by_name_with_every_pool_and_server_that_i
         ["nginx1", "nginx2"], {"nginx1": ["web/nginx1"], "nginx2": ["web/nginx2"]}, [])
 
 
+def urls(config, pools):
+    return [target["url"] for target in havip_targets.of_pools(config, pools)]
+
+
 def test_the_probes_are_of_the_services_that_send_requests_to_the_pools_touched_on_each_of_their_vips(facts):
     def on_two_vips(config):
         app_services(config)
@@ -32,7 +36,7 @@ def test_the_probes_are_of_the_services_that_send_requests_to_the_pools_touched_
     assert havip_appdeploy.touched_pools(config, ["nginx1"]) == ["web"]
     assert havip_appdeploy.touched_pools(config, ["app2"]) == ["api", "sql"]
     # web is only shop's: db is not probed
-    assert havip_rollout.service_urls(config, ["web"]) == ["http://192.168.100.10:80/", "http://192.168.100.20:80/"]
+    assert urls(config, ["web"]) == ["http://192.168.100.10:80/", "http://192.168.100.20:80/"]
     # sql is db's, api a route of shop's
-    assert havip_rollout.service_urls(config, ["api", "sql"]) == [
+    assert urls(config, ["api", "sql"]) == [
         "http://192.168.100.20:5432/", "http://192.168.100.10:80/", "http://192.168.100.20:80/"]

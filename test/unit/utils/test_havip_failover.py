@@ -5,6 +5,7 @@ salt calls faked: test/unit/test_runner.py).
 """
 
 import havip_failover
+import havip_targets
 import pytest
 
 from test.formula import second_vip
@@ -65,12 +66,12 @@ def target(service, vip, pool, url, host=None):
 
 
 def test_todays_pair_is_one_target_the_frontend_on_each_vip(facts):
-    assert havip_failover.probe_targets(facts()) == (
+    assert havip_targets.probe_targets(facts()) == (
         [target("havip", "VI_1", "havip_backends", URL)], {})
 
 
 def test_each_service_is_probed_on_each_of_its_vips_once_per_pool_it_reaches(facts):
-    targets, not_probed = havip_failover.probe_targets(facts(two_services_on_two_vips))
+    targets, not_probed = havip_targets.probe_targets(facts(two_services_on_two_vips))
     assert targets == [
         target("db", "VI_2", "sql", "http://192.168.100.9:5432/"),
         *(entry for vip, address in (("VI_1", "192.168.100.10"), ("VI_2", "192.168.100.9")) for entry in (
@@ -84,11 +85,11 @@ def test_each_service_is_probed_on_each_of_its_vips_once_per_pool_it_reaches(fac
 def test_each_target_reaches_its_pool_as_the_frontends_acls_route_it(facts):
     config = facts(two_services_on_two_vips)
     shop = next(service for service in config["services"] if service["name"] == "shop")
-    targets, _ = havip_failover.probe_targets(config)
+    targets, _ = havip_targets.probe_targets(config)
     for entry in (entry for entry in targets if entry["service"] == "shop"):
         host = entry["host"] or config["vips"][entry["vip"]]["address"]
         path = "/" + entry["url"].split("/", 3)[3]
-        assert havip_failover.route_pool(shop, host, path) == entry["pool"], entry
+        assert havip_targets.route_pool(shop, host, path) == entry["pool"], entry
 
 
 @pytest.mark.parametrize("host, path, pool", [
@@ -98,14 +99,14 @@ def test_each_target_reaches_its_pool_as_the_frontends_acls_route_it(facts):
 ])
 def test_a_request_goes_to_the_first_route_that_matches_else_the_services_pool(facts, host, path, pool):
     shop = next(service for service in facts(two_services_on_two_vips)["services"] if service["name"] == "shop")
-    assert havip_failover.route_pool(shop, host, path) == pool
+    assert havip_targets.route_pool(shop, host, path) == pool
 
 
 def test_a_pool_an_earlier_route_takes_every_request_for_is_not_probed(facts):
     def everything_to_api_first(havip):
         two_services(havip)
         havip["services"]["shop"]["routes"].insert(0, {"path_prefix": "/", "pool": "api"})
-    targets, not_probed = havip_failover.probe_targets(facts(everything_to_api_first))
+    targets, not_probed = havip_targets.probe_targets(facts(everything_to_api_first))
     assert [(entry["service"], entry["pool"], entry["host"]) for entry in targets] == [
         ("db", "sql", None), ("shop", "api", None)]
     assert targets[1]["url"] == "http://192.168.100.10:80/"
@@ -117,7 +118,7 @@ def test_a_service_that_redirects_to_tls_is_not_probed(facts):
     def redirecting(havip):
         two_services(havip)
         havip["services"]["shop"]["tls"] = {"certificates": [PEM], "redirect": True}
-    targets, not_probed = havip_failover.probe_targets(facts(redirecting))
+    targets, not_probed = havip_targets.probe_targets(facts(redirecting))
     assert [entry["service"] for entry in targets] == ["db"]
     assert not_probed == {"shop": ["TLS port 443: the failover test probes the plain port only",
                                    "port 80: it redirects every request to TLS"]}

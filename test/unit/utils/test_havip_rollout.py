@@ -6,6 +6,7 @@ faked: test/unit/test_runner.py).
 
 import havip_cluster
 import havip_rollout
+import havip_targets
 import pytest
 
 from test.unit.test_runner import app_services
@@ -47,7 +48,8 @@ def test_what_a_node_is_left_with_names_each_server_drained_and_not_readied(fact
 
 def test_the_probes_request_every_service_on_its_vips_and_in_todays_pair_the_frontend(facts):
     config = facts()
-    assert havip_rollout.service_urls(config, [pool["name"] for pool in config["pools"]]) == [
+    targets = havip_targets.of_pools(config, [pool["name"] for pool in config["pools"]])
+    assert [target["url"] for target in targets] == [
         havip_cluster.frontend_url(config, vip) for vip in sorted(config["vips"])]
 
 
