@@ -486,7 +486,7 @@ def ready(server, timeout=None):
 # ---- measuring and breaking ---------------------------------------------------
 
 
-def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=None):
+def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=None, host=None):
     """
     Request ``url`` from this minion ``rate`` times a second for ``seconds``
     seconds - on a fixed schedule, each request with its own ``timeout`` -
@@ -503,12 +503,17 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=No
     how long it needs the probe (the ``havip.deploy`` runner) starts it for
     long and creates the file when done.  An https ``url`` is verified
     against ``cafile`` (a CA certificate file on this minion; default: the
-    system's CAs).
+    system's CAs).  With ``host`` each request asks the URL's address for
+    that host (its Host header; an https request's server name, SNI, and
+    the name its certificate must have), as a client of a service's route
+    would; it follows no redirect then (a redirect is a failed request) and
+    uses no proxy.
 
     Only an http or https URL is requested (a host that is an IP address
     or a host name, an optional port, a path), and on a minion where havip
     is deployed, or that has the havip pillar, only one on its cluster's
-    VIPs and nodes; ``stop_file`` and ``cafile`` are absolute paths of
+    VIPs and nodes; ``host`` is a host name (RFC 1123: labels of letters,
+    digits and -); ``stop_file`` and ``cafile`` are absolute paths of
     letters, digits and ``. _ + -``.  Anything else is refused, nothing
     requested.
 
@@ -518,14 +523,16 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=No
 
         salt client havip.probe url=http://192.168.100.10:9090/ seconds=30
         salt client havip.probe url=https://192.168.100.10/ cafile=/etc/ssl/our-ca.pem
+        salt client havip.probe url=http://192.168.100.10/v2/ host=api.example.com
     """
     if url is None:
         url = havip_cluster.frontend_url(_facts())
     url = havip_probe.probe_url(url, _probe_scope())
     stop_file, cafile = havip_probe.file_path("stop_file", stop_file), havip_probe.file_path("cafile", cafile)
     seconds, rate, timeout = havip_probe.probe_args(seconds, rate, timeout)
+    named = {"host": host} if (host := havip_probe.probe_host(host)) else {}
     stop = (lambda: os.path.exists(stop_file)) if stop_file else None
-    return havip_probe.measure(url, seconds, rate, timeout, stop=stop, cafile=cafile)
+    return havip_probe.measure(url, seconds, rate, timeout, stop=stop, cafile=cafile, **named)
 
 
 def _probe_scope():

@@ -30,6 +30,7 @@ import salt.client
 import salt.utils.event
 
 try:
+    import havip_appdeploy
     import havip_deploy
     import havip_facts
     import havip_failover
@@ -145,8 +146,8 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     the pillar renders on every balancer without changing
     ``keepalived:vrrp_version`` (the restore applies it: as the deploy's
     pre-check) and that ``client`` (default: the first node that is not a
-    balancer) can probe the frontend on the VIP (1 s at ``rate``
-    requests/s), then probes it while it breaks the VIP's holder
+    balancer) can probe every service (1 s at ``rate`` requests/s), then
+    probes them all at once while it breaks the VIP's holder
     (``failure``: kill_haproxy, stop_haproxy, kill_keepalived, link_down;
     ``havip.inject`` with ``confirm=True``, the pre-check having found
     another healthy balancer in service), waits - bounded by budgets
@@ -161,7 +162,22 @@ def failover_test(failure="kill_haproxy", client=None, vip=None, rate=100, tgt="
     ``move_budget_s`` and ``restore_budget_s``), and ``leftovers``: balancers
     on standby and backend servers out of rotation that the pre-check found
     (a failed deploy step leaves them).  Exits non-zero with the reason if
-    any step fails.
+    any step fails, or the traffic of any target did not resume in time
+    (the reason names its service, pool, URL and host).
+
+    The targets: for each service on each of its VIPs, a request per pool
+    the service reaches, at ``rate`` requests/s each - its pool by ``/``
+    (the URL's address as the host), each route's pool by the route's host
+    (``probe.<domain>`` for a wildcard) and path_prefix - on the service's
+    plain port (a TLS port is not probed: there is no CA to verify it
+    with; a service that redirects to TLS is not probed at all).
+    ``services`` reports each: its ``targets`` (``vip``, ``pool``,
+    ``probe``: ``url``, ``host``, ``client``, ``rate``; and their figures),
+    its worst outage and its requests (``client_visible_outage_s``,
+    ``failed_requests``, ``requests``), and why a part of it is
+    ``not_probed``.  The report's own figures are those of every target
+    (today's single frontend: its own), ``probe`` the first target on the
+    VIP.
 
     ``tgt``/``tgt_type``: the minions of the cluster to test (refused when
     they belong to several clusters).  Any other keyword, or an option's
@@ -252,12 +268,14 @@ def resume(name, tgt="*", tgt_type="glob"):
 # ---- rolling deploy -----------------------------------------------------------
 
 
-def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **options):
+def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", state=None, pools=None, **options):
     """
     A rolling deploy of the havip pillar as it is now: ``state.apply havip``
     on one node at a time, each taken out of service first, checked after
     and put back, while ``client`` (default: the first node that is not a
-    balancer) probes the frontend on every VIP at ``rate`` requests/s.
+    balancer) probes every service on each of its VIPs (an HTTP GET of
+    ``/`` on its port; today's pair: the frontend on every VIP) at
+    ``rate`` requests/s.
 
     1. pre-check, as :py:func:`status`; and the new pillar must render on
        every balancer and keep its ``keepalived:vrrp_version`` (read with
@@ -268,9 +286,11 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
        havip``, accepting a short split), then deploy.  The cluster is
        the pillar's as it is now: a node or VIP it adds fails the
        pre-check until applied on its own;
-    2. the nodes that are only backends, by name: drained on every balancer
-       (``havip.drain``), applied, checked (``havip.check``), readied on
-       every balancer (``havip.ready``);
+    2. the nodes that are not balancers, by name: drained on every
+       balancer in every pool that holds it (``havip.drain <pool>/<server>``;
+       today's pair: ``havip.drain <node>``), applied, checked
+       (``havip.check``), readied on every balancer in those pools
+       (``havip.ready``);
     3. the balancers holding no VIP, then those holding VIPs (as the
        pre-check found them); whether one holds a VIP is read again when
        its turn comes (a failover may have moved them meanwhile).  One
@@ -287,8 +307,40 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
     untouched, a backend whose apply or check failed stays drained, a
     balancer stays on standby; the comment says which step failed, why, and
     what is left so.  Any failure (a failed probe request too) makes
-    ``salt-run`` exit 1; ``max_failed`` failed requests per VIP are
-    tolerated (default 0).  Returns every step with its duration.
+    ``salt-run`` exit 1; ``max_failed`` failed requests per service and VIP
+    are tolerated (default 0).  Returns every step with its duration.
+
+    With ``state`` (an SLS name, the operator's own: not ``havip`` nor
+    ``havip.*``), a rolling deploy of the operator's application instead:
+    ``state.apply <state>`` on each server of ``pools`` (a list of the
+    model's pool names; default: every pool that has a server that is a
+    node) that is a node, one node at a time, by name, each under its own
+    probes of every service that sends requests to a pool holding one of
+    them (from ``client``, an HTTP GET of ``/`` on its port, on each of its
+    VIPs; ``max_failed`` per service, VIP and node):
+
+    1. pre-check, as :py:func:`status` (the pillar is not applied: no VRRP
+       version check);
+    2. for each node: drained on every balancer in every pool that holds it
+       (``havip.drain <pool>/<server>``, today's pair ``havip.drain
+       <server>``; chosen or not: a node in two pools serves both),
+       applied, readied on every balancer in each of those pools
+       (``havip.ready``, which waits until it is UP), and
+       the probes that ran meanwhile saw no failed request (beyond
+       ``max_failed``).  A node that is a balancer too is not put on
+       standby: the operator's state is not havip's;
+    3. every node healthy and each VIP on its preferred holder.
+
+    The first failure stops the rollout: the nodes before it are serving,
+    those after it untouched, and that node is left drained (drained again
+    when its ready or the probes failed); the comment says what failed,
+    where it is drained and what is untouched.  Servers given by
+    ``address`` are no Salt minions: skipped, and named in the comment and
+    in ``skipped``.  Refused before anything runs: ``state`` that is not
+    such an SLS name, ``pools`` without ``state``, or naming a pool the
+    model does not have or one with no server that is a node.  The report
+    has ``state``, ``pools``, ``order``, ``deployed`` (the nodes done),
+    ``skipped``, every step with its duration and the probes' requests.
 
     ``tgt``/``tgt_type``: the minions of the cluster to deploy (refused
     when they belong to several clusters).  Any other keyword (naming the
@@ -304,13 +356,18 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", **opti
 
         salt-run havip.deploy
         salt-run havip.deploy client=client1 tgt='lb*'
+        salt-run havip.deploy state=shop.app pools='[api]'
+        salt-run havip.deploy state=shop.app client=client1
     """
     report = {}
     if problem := havip_options.unknown_options(deploy, options):
         return _fail(report, problem)
-    return _exclusive("deploy", report, {"client": client, "rate": rate, "max_failed": max_failed, "tgt": tgt,
-                                         "tgt_type": tgt_type},
-                      lambda: _run(havip_deploy, report, client, rate, max_failed, tgt, tgt_type))
+    values = {"client": client, "rate": rate, "max_failed": max_failed, "tgt": tgt, "tgt_type": tgt_type}
+    if state is None and pools is None:
+        return _exclusive("deploy", report, values,
+                          lambda: _run(havip_deploy, report, client, rate, max_failed, tgt, tgt_type))
+    return _exclusive("deploy", report, {**values, "state": state, "pools": pools},
+                      lambda: _run(havip_appdeploy, report, state, pools, client, rate, max_failed, tgt, tgt_type))
 
 
 def _status_answer(minion, sealed):

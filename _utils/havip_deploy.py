@@ -1,6 +1,6 @@
 """
 The runner's rolling deploy (``havip.deploy``) as it runs: the probes of
-the frontend for as long as the rollout takes, each node's steps in turn
+every service for as long as the rollout takes, each node's steps in turn
 (the plan is havip_rollout's), the final check, and the report.
 
 The runner passes in the minions (havip_master.Minions) and the function
@@ -17,24 +17,27 @@ import havip_facts
 import havip_health
 import havip_master
 import havip_rollout
+import havip_targets
 
 
 class Probe(threading.Thread):
-    """``havip.probe`` of ``url`` from ``client`` for as long as the rollout
+    """``havip.probe`` of ``url`` (with ``host``, the Host header a target
+    of havip_targets asks for) from ``client`` for as long as the rollout
     takes: started for WAIT_LIMIT s (the longest probe) through its own
     connection (``connect()``), ended by creating its stop file through
     ``minions``."""
 
-    def __init__(self, minions, connect, client, url, rate, max_failed=0):
+    def __init__(self, minions, connect, client, url, rate, max_failed=0, host=None):
         super().__init__(daemon=True)
         self.minions, self.connect = minions, connect
-        self.client, self.url, self.rate, self.max_failed = client, url, rate, max_failed
+        self.client, self.url, self.rate, self.max_failed, self.host = client, url, rate, max_failed, host
         self.stop_file = f"/tmp/havip-deploy-{uuid.uuid4().hex}.stop"
         self.answer = None
 
     def run(self):
         limit = havip_facts.WAIT_LIMIT
-        kwarg = {"url": self.url, "seconds": limit, "rate": self.rate, "stop_file": self.stop_file}
+        kwarg = {"url": self.url, **({"host": self.host} if self.host else {}), "seconds": limit, "rate": self.rate,
+                 "stop_file": self.stop_file}
         with self.connect() as minions:
             self.answer = minions.answers([self.client], "havip.probe", kwarg=kwarg,
                                           timeout=limit + 30).get(self.client)
@@ -52,7 +55,7 @@ class Probe(threading.Thread):
 
     def problem(self, ended_early):
         """Why the probe failed the deploy, or None."""
-        where = f"the probe of {self.url} on {self.client}"
+        where = f"the probe of {self.url}" + (f" (host {self.host})" if self.host else "") + f" on {self.client}"
         if self.is_alive():
             return f"{where} did not stop (its stop file {self.stop_file} stays there)"
         return havip_rollout.probe_problem(self.answer, where, self.url, ended_early, self.max_failed)
@@ -106,6 +109,15 @@ def settled(minions, tgt, tgt_type, report):
     return None
 
 
+def probe_report(targets, client, rate):
+    """The report's ``probe``: the ``urls`` requested and, when a target
+    asks for a host, the ``hosts`` (each URL's, in order; None: the URL's
+    address)."""
+    hosts = [target["host"] for target in targets]
+    return {"urls": [target["url"] for target in targets], **({"hosts": hosts} if any(hosts) else {}),
+            "client": client, "rate": rate}
+
+
 def under_probes(probes, rollout):
     """Run ``rollout`` (it returns its problem or None) while the probes
     run; returns every problem, the probes' too."""
@@ -129,9 +141,9 @@ def deploy(minions, connect, config, tgt, tgt_type, client, rate, max_failed, re
     if problem := havip_master.pending_problem(minions, config):
         return [f"refused, nothing deployed: {problem}"]
     order = havip_rollout.rollout_order(config, before["holders"])
-    urls = [havip_cluster.frontend_url(config, vip) for vip in sorted(config["vips"])]
-    report.update(order=order, probe={"urls": urls, "client": client, "rate": rate}, steps=[])
-    probes = [Probe(minions, connect, client, url, rate, max_failed) for url in urls]
+    targets = havip_targets.of_pools(config, [pool["name"] for pool in config["pools"]])
+    report.update(order=order, probe=probe_report(targets, client, rate), steps=[])
+    probes = [Probe(minions, connect, client, target["url"], rate, max_failed, target["host"]) for target in targets]
     problems = under_probes(probes, lambda: roll_out(minions, config, order, report["steps"])
                             or settled(minions, tgt, tgt_type, report))
     seen = [probe.answer for probe in probes if isinstance(probe.answer, dict)]

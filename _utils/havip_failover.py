@@ -1,8 +1,9 @@
 """
 The runner's live failover test (``havip.failover_test``): the checks
 before anything is broken, the break of the VIP's holder while the client
-probes, the wait for the VIP on another balancer, the measurements, the
-restore, and the report.
+probes every service (a request per pool it reaches, on each of its VIPs:
+the targets), the wait for the VIP on another balancer, the measurements,
+the restore, and the report.
 
 The runner passes in the minions (havip_master.Minions) and the function
 that opens a connection of its own for a call in the background: no Salt
@@ -16,6 +17,7 @@ import havip_facts
 import havip_health
 import havip_master
 import havip_rollout
+import havip_targets
 import havip_timing
 
 
@@ -56,17 +58,49 @@ def restore(minions, config, holder, failure, expected, servers_up, budget):
         time.sleep(0.5)
 
 
-def reach_problem(minions, probing):
-    """Why the client cannot reach the URL (a probe of 1 s at the test's
-    rate, before anything is broken), or None."""
-    client, url = probing["client"], probing["url"]
-    seen = minions.answers([client], "havip.probe", kwarg={"url": url, "seconds": 1, "rate": probing["rate"]},
-                           timeout=havip_facts.CALL_TIMEOUT + 1).get(client)
-    where = f"the client {client} cannot probe {url} before the test"
-    if not isinstance(seen, dict):
-        return f"{where}: {'no answer' if seen is None else havip_rollout.error_text(seen)}"
-    if seen["failed"]:
-        return f"{where}: {seen['failed']} of {seen['total']} failed"
+def target_report(target, client, rate):
+    """A target's entry in the report (its figures come after the test)."""
+    return {"vip": target["vip"], "pool": target["pool"],
+            "probe": {"url": target["url"], "host": target["host"], "client": client, "rate": rate}}
+
+
+def probe_kwarg(probing, seconds):
+    """havip.probe's keywords for a target's ``probing``: its URL, ``host``
+    when it asks for one."""
+    named = {"host": probing["host"]} if probing.get("host") else {}
+    return {"url": probing["url"], **named, "seconds": seconds, "rate": probing["rate"]}
+
+
+def probes(connect, entries, seconds, timeout):
+    """havip.probe of every target (``entries``: their reports) on the
+    client, all at once, each for ``seconds`` s: started (Background), each
+    waited for ``timeout`` s."""
+    started = []
+    for entry in entries:
+        probing = entry["probe"]
+        started.append(havip_master.Background(connect, probing["client"], "havip.probe",
+                                               kwarg=probe_kwarg(probing, seconds), timeout=timeout))
+        started[-1].start()
+    return started
+
+
+def through(probing):
+    """The URL of a target, and the host it asks for."""
+    return probing["url"] + (f" (host {probing['host']})" if probing.get("host") else "")
+
+
+def reach_problem(connect, entries):
+    """Why the client cannot reach a target (a probe of 1 s at the test's
+    rate of every target at once, before anything is broken), or None."""
+    running = probes(connect, entries, 1, havip_facts.CALL_TIMEOUT + 1)
+    for entry, probe in zip(entries, running, strict=True):
+        probe.join()
+        seen, probing = probe.result, entry["probe"]
+        where = f"the client {probing['client']} cannot probe {through(probing)} before the test"
+        if not isinstance(seen, dict):
+            return f"{where}: {'no answer' if seen is None else havip_rollout.error_text(seen)}"
+        if seen["failed"]:
+            return f"{where}: {seen['failed']} of {seen['total']} failed"
     return None
 
 
@@ -86,12 +120,10 @@ def break_and_measure(minions, connect, config, report, move_budget):
     client probes, wait for the VIP on another balancer; fills in the
     figures, returns (the new holder or None, problems), or None when the
     failure was refused (nothing was broken)."""
-    holder, vip, probing, failure = report["holder"], report["vip"], report["probe"], report["failure"]
+    holder, vip, failure = report["holder"], report["vip"], report["failure"]
+    targets = targets_of(report)
     seconds = 1.0 + move_budget + 3.0
-    probe = havip_master.Background(connect, probing["client"], "havip.probe",
-                                    kwarg={"url": probing["url"], "seconds": seconds, "rate": probing["rate"]},
-                                    timeout=seconds + 30)
-    probe.start()
+    running = probes(connect, [entry for _, entry in targets], seconds, seconds + 30)
     time.sleep(1.0)  # good answers before the failure
     problems = []
     # confirm: the pre-check found another healthy balancer in service
@@ -105,7 +137,8 @@ def break_and_measure(minions, connect, config, report, move_budget):
     if failure != "link_down":
         breaker.join()
         if breaker.result is not None and not isinstance(breaker.result, dict):
-            probe.join()
+            for probe in running:
+                probe.join()
             return None
         if breaker.result is None:
             problems.append(injection_problem(None, failure, holder))
@@ -120,8 +153,11 @@ def break_and_measure(minions, connect, config, report, move_budget):
         report.update(new_holder=new_holder, vip_moved_after_s=round(moved, 2))
         if moved > move_budget:
             problems.append(f"VIP {vip} moved after {moved:.2f} s, over the budget of {move_budget:.1f} s")
-    probe.join()
-    problems += traffic_problems(probe.result, report, injected_at, move_budget)
+    for (service, entry), probe in zip(targets, running, strict=True):
+        probe.join()
+        problems += [f"service {service}, pool {entry['pool']}: {problem}"
+                     for problem in traffic_problems(probe.result, entry, injected_at, move_budget)]
+    add_up(report)
     breaker.join()
     if failure == "link_down" and (problem := injection_problem(breaker.result, failure, holder)):
         problems.append(problem)
@@ -129,8 +165,8 @@ def break_and_measure(minions, connect, config, report, move_budget):
 
 
 def traffic_problems(seen, report, injected_at, move_budget):
-    """What the probe's answer ``seen`` says of the failover; fills in its
-    figures."""
+    """What the probe's answer ``seen`` says of the failover (``report``:
+    a target's); fills in its figures."""
     probing = report["probe"]
     if not isinstance(seen, dict):
         return [f"the probe on {probing['client']} returned nothing"]
@@ -138,8 +174,30 @@ def traffic_problems(seen, report, injected_at, move_budget):
                   failed_requests=seen["failed"], requests=seen["total"])
     failing_for = (seen["last_failure_s"] or 0) + seen["started_s"] - injected_at
     if not seen["recovered"] or failing_for > move_budget + 1.0:
-        return [f"traffic through {probing['url']} did not resume within {move_budget + 1.0:.1f} s"]
+        return [f"traffic through {through(probing)} did not resume within {move_budget + 1.0:.1f} s"]
     return []
+
+
+def targets_of(report):
+    """(service, its target's entry) of every target of ``report``."""
+    return [(name, entry) for name, service in report["services"].items() for entry in service["targets"]]
+
+
+def add_up(report):
+    """Each service's figures from its targets', and the whole test's from
+    every target's: the longest outage, the failed requests and the
+    requests (of the targets whose probe answered)."""
+    for service in report["services"].values():
+        _add_up(service, service["targets"])
+    _add_up(report, [entry for _, entry in targets_of(report)])
+
+
+def _add_up(part, entries):
+    measured = [entry for entry in entries if "requests" in entry]
+    if measured:
+        part.update(client_visible_outage_s=max(entry["client_visible_outage_s"] for entry in measured),
+                    failed_requests=sum(entry["failed_requests"] for entry in measured),
+                    requests=sum(entry["requests"] for entry in measured))
 
 
 def broken_and_restored(minions, connect, config, report, before, budgets):
@@ -171,6 +229,25 @@ def broken_and_restored(minions, connect, config, report, before, budgets):
     return problems if broken else None
 
 
+def planned(report, config, client, rate):
+    """Fill in what the test probes: ``services`` ({service: its
+    ``targets``' entries, and why a part of it is ``not_probed``}), and
+    ``probe``, the first target on the VIP tested (today's frontend on
+    it); why there is nothing to probe, or None."""
+    targets, not_probed = havip_targets.probe_targets(config)
+    report["services"] = {service["name"]: {"targets": [], **({"not_probed": not_probed[service["name"]]}
+                                                               if service["name"] in not_probed else {})}
+                          for service in config["services"]}
+    for target in targets:
+        report["services"][target["service"]]["targets"].append(target_report(target, client, rate))
+    if not targets:
+        return "no service to probe" + "".join(f"; {name}: {', '.join(reasons)}"
+                                               for name, reasons in not_probed.items())
+    first = next((target for target in targets if target["vip"] == report["vip"]), targets[0])
+    report["probe"] = target_report(first, client, rate)["probe"]
+    return None
+
+
 def with_leftovers(text, report):
     """``text``, naming what the pre-check found left behind."""
     leftovers = report.get("leftovers")
@@ -196,9 +273,11 @@ def run(minions, connect, report, client, vip, rate, tgt, tgt_type):
         return False, f"unknown VIP {vip!r} (known: {', '.join(sorted(config['vips']))})"
     holder = before["holders"][vip][0]
     move_budget, restore_budget = havip_timing.failover_budgets(config, failure)
-    report.update(vip=vip, holder=holder, move_budget_s=round(move_budget, 2),
-                  probe={"url": havip_cluster.frontend_url(config, vip), "client": client, "rate": rate})
-    if problem := havip_master.pending_problem(minions, config) or reach_problem(minions, report["probe"]):
+    report.update(vip=vip, holder=holder, move_budget_s=round(move_budget, 2))
+    if problem := planned(report, config, client, rate):
+        return False, with_leftovers(f"{problem}; nothing was broken", report)
+    if problem := havip_master.pending_problem(minions, config) or reach_problem(
+            connect, [entry for _, entry in targets_of(report)]):
         return False, with_leftovers(f"{problem}; nothing was broken", report)
     problems = broken_and_restored(minions, connect, config, report, before, (move_budget, restore_budget))
     if problems is None:

@@ -15,14 +15,14 @@ import time
 
 import havip_http
 from havip_facts import WAIT_LIMIT
-from havip_values import parse_address
+from havip_values import is_host, parse_address
 from salt.exceptions import CommandExecutionError
 
 
-def fetch_body(url, timeout, cafile=None):
+def fetch_body(url, timeout, cafile=None, host=None):
     """The response body (stripped), or None on any failure."""
     try:
-        return havip_http.get(url, timeout, cafile=cafile)[1].strip()
+        return havip_http.get(url, timeout, cafile=cafile, host=host)[1].strip()
     except (OSError, ValueError):
         return None
 
@@ -65,25 +65,26 @@ def summarize(url, started, seconds, requests, timeline=False):
     return report
 
 
-def measure(url, seconds, rate, timeout, timeline=False, stop=None, cafile=None):
+def measure(url, seconds, rate, timeout, timeline=False, stop=None, cafile=None, host=None):
     """Send a request to ``url`` every 1/rate s for ``seconds`` s, each on
     its own (a slow or lost request does not hold up the next), and
     summarize what a client saw (the loop behind ``havip.probe``); with
     ``timeline`` also every request as [seconds after the start, answered
     (1) or not (0)].  ``stop``, if given, is asked before each request and
-    ends the run early when it returns True.  ``cafile``: see
-    ``havip_http.get``."""
+    ends the run early when it returns True.  ``cafile`` and ``host`` (the
+    host name asked for, when there is one): see ``havip_http.get``."""
     period = 1.0 / rate
     count = int(seconds * rate)
     started, start = time.time(), time.monotonic()
     workers = int(rate * timeout) + 4
+    named = {"host": host} if host else {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         pending = []
         for index in range(count):
             time.sleep(max(0.0, start + index * period - time.monotonic()))
             if stop is not None and stop():
                 break
-            pending.append((time.monotonic() - start, pool.submit(fetch_body, url, timeout, cafile)))
+            pending.append((time.monotonic() - start, pool.submit(fetch_body, url, timeout, cafile, **named)))
     requests = [[sent, future.result()] for sent, future in pending]
     return summarize(url, started, time.monotonic() - start, requests, timeline)
 
@@ -142,6 +143,19 @@ def cluster_addresses(config):
             with contextlib.suppress(ValueError):
                 addresses.add(parse_address(address, ipaddress.ip_interface).ip)
     return addresses
+
+
+def probe_host(host):
+    """``host`` (the Host header, and an https request's server name) in
+    lower case: a host name as a service's route or a pool's check asks
+    for (RFC 1123, no ``*.``), or None; refused (CommandExecutionError)
+    otherwise."""
+    if host is None:
+        return None
+    if not (is_host(host) and not host.startswith("*.")):
+        raise CommandExecutionError(f"havip.probe: host {host!r} refused: not a host name (RFC 1123: labels of"
+                                    " letters, digits and -, none starting or ending with -)")
+    return host.lower()
 
 
 def file_path(name, value):

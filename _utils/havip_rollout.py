@@ -10,7 +10,7 @@ and judge the answers they are given; the runner makes the salt calls.
 
 import collections
 
-from havip_facts import CALL_TIMEOUT, FACTS_STATE, WAIT_DEFAULT
+from havip_facts import CALL_TIMEOUT, FACTS_STATE, HAPROXY_BACKEND, WAIT_DEFAULT
 from havip_timing import move_budget
 
 # Seconds of probing before the first step (the probe's job must reach the client).
@@ -55,39 +55,52 @@ def rollout_order(config, held):
     return backends + [b for b in balancers if b not in holding] + [b for b in balancers if b in holding]
 
 
+def server_references(config, name):
+    """How ``havip.drain``/``havip.ready`` name the servers that are node
+    ``name`` (the model's pools): ``pool/server`` in every pool that holds
+    it; in today's pair (its one pool, havip_backends) the bare server
+    name, as it always was."""
+    pools = config["pools"]
+    bare = [pool["name"] for pool in pools] == [HAPROXY_BACKEND]
+    return [server["name"] if bare else f"{pool['name']}/{server['name']}"
+            for pool in pools for server in pool["servers"] if server["node"] == name]
+
+
+def server_step(verb, reference, balancers):
+    """``havip.<verb>`` (drain, or ready) of server ``reference`` on every
+    balancer, as a step."""
+    return Step(f"{verb} {reference} on {', '.join(balancers)}", balancers, f"havip.{verb}", [reference],
+                {"timeout": WAIT_DEFAULT}, WAIT_DEFAULT + CALL_TIMEOUT)
+
+
 def node_steps(config, name, holds):
-    """One node's steps: its backend server drained on every balancer, its
-    VIPs moved away, the apply and the check, then back in reverse order."""
+    """One node's steps: its servers drained on every balancer (in every
+    pool that holds it), its VIPs moved away, the apply and the check,
+    then back in reverse order."""
     balancers = [node["name"] for node in config["balancers"]]
-    on = ", ".join(balancers)
-    server = {"timeout": WAIT_DEFAULT}
-    backend = "backend" in config["nodes"][name]["roles"]
-    steps = []
-    if backend:
-        steps.append(Step(f"drain {name} on {on}", balancers, "havip.drain", [name], server,
-                          WAIT_DEFAULT + CALL_TIMEOUT))
+    references = server_references(config, name)
+    steps = [server_step("drain", reference, balancers) for reference in references]
     if holds:
         steps.append(move_step(config, name, "havip.standby"))
     steps.append(Step(f"apply {name}", [name], "state.apply", ["havip"], {}, APPLY_TIMEOUT))
     steps.append(Step(f"check {name}", [name], "havip.check", [], {}, CALL_TIMEOUT))
     if holds:
         steps.append(move_step(config, name, "havip.resume"))
-    if backend:
-        steps.append(Step(f"ready {name} on {on}", balancers, "havip.ready", [name], server,
-                          WAIT_DEFAULT + CALL_TIMEOUT))
-    return steps
+    return steps + [server_step("ready", reference, balancers) for reference in references]
 
 
 def left_behind(name, done, failed, went_through):
     """What a node is left with when its ``failed`` step stopped the rollout
-    after its ``done`` steps (``went_through``: where the failed step did)."""
-    ran = {step.fun for step in done} | {failed.fun}
-    drain = next((step.targets for step in done if step.fun == "havip.drain"),
-                 went_through if failed.fun == "havip.drain" else [])
-    notes = []
-    if drain and "havip.ready" not in ran:
-        notes.append(f"{name} stays drained on {', '.join(drain)} (havip.ready {name} there puts it back)")
-    if "havip.standby" in {step.fun for step in done} and "havip.resume" not in ran:
+    after its ``done`` steps (``went_through``: where the failed step did):
+    each server drained and not readied since, a standby not ended."""
+    ran = [*done, failed]
+    readied = {step.arg[0] for step in ran if step.fun == "havip.ready"}
+    drained = {step.arg[0]: step.targets for step in done if step.fun == "havip.drain"}
+    if failed.fun == "havip.drain":
+        drained[failed.arg[0]] = went_through
+    notes = [f"{reference} stays drained on {', '.join(on)} (havip.ready {reference} there puts it back)"
+             for reference, on in drained.items() if on and reference not in readied]
+    if "havip.standby" in {step.fun for step in done} and "havip.resume" not in {step.fun for step in ran}:
         notes.append(f"{name} stays on standby (havip.resume on {name} ends it)")
     return notes
 

@@ -20,6 +20,20 @@
 # tgt_type (the minions of the cluster to deploy, default '*' glob: a
 # master with several clusters must name one).  The runner refuses any
 # other key, naming the nearest known one.
+#
+# The operator's own application instead (deploy:state, the SLS to apply;
+# deploy:pools, the pools whose servers get it, default every pool with a
+# server that is a node):
+#
+#   salt-run state.orchestrate havip.deploy \
+#     pillar='{"deploy": {"state": "shop.app", "pools": ["api"]}}'
+#
+# Each of those servers that is a node, one at a time: drained on every
+# balancer in every pool that holds it, state.apply <state> there, readied
+# (UP on every balancer), under the probes of the services those pools
+# serve.  The first failure stops there, that server left drained; servers
+# given by address are skipped and named.  salt-run havip.deploy's
+# docstring (salt-run -d havip.deploy) says the rest.
 # Needs the runner, the module and their helpers: salt-run saltutil.sync_all,
 # salt '*' saltutil.sync_all
 {%- set deploy = salt['pillar.get']('deploy', {}) %}

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-# A live failover test of the havip cluster (run on the master):
+# A live failover test of the havip cluster (run on the master), probing
+# every service (each pool it reaches, on each of its VIPs) at once and
+# reporting the outage per service (salt-run havip.failover_test's docs):
 #
 #   salt-run state.orchestrate havip.failover_test
 #   salt-run state.orchestrate havip.failover_test \

@@ -393,6 +393,25 @@ def timed(call, *args):
     return took
 
 
+def failover_test(cluster, client):
+    """`salt-run state.orchestrate havip.failover_test`, probing from
+    ``client``: (seconds it took, the outage it measured per service)."""
+    started = time.monotonic()
+    result, steps = cluster.orchestrate("failover_test", client=client)
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stdout
+    return took, service_outages(steps["havip-failover-test-run"])
+
+
+def service_outages(report):
+    """{service: its longest outage, failed and total requests} of a
+    failover test's report (``services``: every target of a service, each
+    probed by the test's client)."""
+    return {name: {"longest_outage_s": service.get("client_visible_outage_s"),
+                   "failed": service.get("failed_requests"), "total": service.get("requests")}
+            for name, service in report.get("services", {}).items()}
+
+
 def scale_point(salt_factories, tmp_path_factory, backends):
     """Two balancers and ``backends`` backends, each a host: the applies,
     `salt '*' test.ping` and the cluster view (the runner's havip.status)
@@ -405,7 +424,7 @@ def scale_point(salt_factories, tmp_path_factory, backends):
         point["one balancer's apply"] = timed(cluster.apply, PRIMARY)
         point["test.ping"] = timed(cluster.salt, "*", "test.ping")
         point["havip.status"] = timed(cluster.run, "havip.status")
-        point["failover test"] = timed(lambda: cluster.orchestrate("failover_test", client=topology.client)[0])
+        point["failover test"], point["failover test outage"] = failover_test(cluster, topology.client)
         back_to_primary(cluster)
         kills = [kill_haproxy(cluster, "master") for _ in range(FEW)]
         point["outage"] = stats([kill["fault"]["longest_outage_s"] for kill in kills])["median"]
@@ -518,6 +537,11 @@ def markdown(results):
                       f"which must take at most {STATUS_PINGS}x as long); outage: median of the unplanned "
                       f"failovers (kill -9 of HAProxy's master on the holder, {FEW} trials).", ""]
         lines += scale_table(results["scale"])
+        lines += ["", "The failover test's own outage per service (its client probing each service's pools on each"
+                      " VIP at once):", ""]
+        lines += [f"- {p['backends']} backends: " + ", ".join(
+            f"{name} {seconds(figures['longest_outage_s'])} ({ratio(figures)})"
+            for name, figures in p["failover test outage"].items()) for p in results["scale"]]
     return "\n".join(lines) + "\n"
 
 

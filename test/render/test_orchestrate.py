@@ -27,6 +27,13 @@ def test_the_orchestrate_passes_its_whole_pillar_to_the_runner_after_the_status_
         "require": [{"salt": f"{prefix}-precheck"}]}
 
 
+def test_the_deploy_orchestrate_passes_the_applications_state_and_pools_to_the_runner(salt_call):
+    options = {"state": "shop.app", "pools": ["api", "web"], "client": "client1"}
+    states = salt_call("master", DEBIAN_GRAINS).show_sls({"deploy": options}, sls="havip.deploy")
+    assert states["havip-deploy-run"]["kwarg"] == options
+    assert (states["havip-deploy-precheck"]["name"], states["havip-deploy-precheck"]["tgt"]) == ("havip.status", "*")
+
+
 def test_two_clusters_on_one_master_the_orchestrate_targets_one(salt_call):
     states = salt_call("master", DEBIAN_GRAINS).show_sls({}, sls="havip.failover_test")
     assert (states["havip-failover-test-precheck"]["tgt"], states["havip-failover-test-run"]["kwarg"]) == ("*", {})

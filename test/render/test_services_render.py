@@ -10,11 +10,13 @@ strings is refused naming its key.
 """
 
 import copy
+import pathlib
 import re
 import subprocess
 
 import havip_values
 import pytest
+import yaml
 from havip_contract_services import RESERVED
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -23,10 +25,11 @@ from test import certs
 from test.formula import render, validated
 from test.render.test_formula_render import render_config
 from test.render.test_pillar_property import DANGEROUS, SETTINGS
-from test.saltcall import DEBIAN_GRAINS, REDHAT_GRAINS
+from test.saltcall import DEBIAN_GRAINS, REDHAT_GRAINS, TEST_PASSWORD
 from test.unit.utils.test_havip_services import SEED, two_services
 
 CERTIFICATES = [certs.pem(), certs.pem()]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def pillar(tmp_path):
@@ -266,3 +269,28 @@ def test_a_dangerous_character_in_any_services_or_pools_string_is_refused_naming
             validated(havip, "svr1", interfaces=["lo", "ens32"])
         assert refused.value.key == key, (str(refused.value), key)
     check()
+
+
+def readme_services_pillar():
+    """The README's two-service example (section "Your own services"), its
+    certificate placeholders given real PEMs."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"### Your own services\n.*?```yaml\n(.*?)```", text, re.S)[1]
+    block = block.replace("<shop PEM>", "shop-pem").replace("<api PEM>", "api-pem")
+    havip = yaml.safe_load(block)["havip"]
+    havip["services"]["shop"]["tls"]["certificates"] = CERTIFICATES
+    havip["stats"] = {"password": TEST_PASSWORD}
+    return havip
+
+
+def test_the_readmes_two_service_example_renders_a_config_haproxy_accepts(tmp_path):
+    havip = readme_services_pillar()
+    havip["lookup"] = {"haproxy": {"certificate": str(tmp_path / "havip.pem")}}
+    config = validated(havip, "lb1", interfaces=["lo", "eth0"])
+    assert [s["name"] for s in config["services"]] == ["db", "shop"]
+    assert [p["name"] for p in config["pools"]] == ["api", "db", "pages"]
+    for certificate, pem in zip(config["services"][1]["tls"]["certificates"], CERTIFICATES, strict=True):
+        pathlib.Path(certificate["file"]).write_text(pem)
+    (tmp_path / "haproxy.cfg").write_text(render("haproxy.cfg.jinja", config, havip))
+    check = subprocess.run(["haproxy", "-c", "-q", "-f", tmp_path / "haproxy.cfg"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr

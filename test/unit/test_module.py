@@ -1276,3 +1276,20 @@ def test_probe_refuses_a_cafile_or_stop_file_that_is_no_safe_absolute_path(havip
     monkeypatch.setattr(havip_probe, "measure", _no_network)
     with pytest.raises(CommandExecutionError, match=f"^havip.probe: {key} .* refused: not an absolute path"):
         havip.probe(url="http://vip/", **{key: value})
+
+
+@pytest.mark.parametrize("host", ["*.example.com", "api example.com", "-api.example.com", "api-.example.com",
+                                  "api.example.com\n", "api.example.com:80", "api_v2.example.com", "a" * 64 + ".com",
+                                  "api..example.com", "", 7, ["api.example.com"]])
+def test_probe_refuses_a_host_that_is_no_host_name(havip, monkeypatch, host):
+    monkeypatch.setattr(havip_probe, "measure", _no_network)
+    with pytest.raises(CommandExecutionError, match=r"^havip.probe: host .* refused: not a host name \(RFC 1123"):
+        havip.probe(url="http://vip/", host=host)
+
+
+def test_probe_asks_for_the_host_it_is_given_in_lower_case(havip, monkeypatch):
+    seen = []
+    monkeypatch.setattr(havip_probe, "measure", lambda *args, **kwargs: seen.append(kwargs) or {"ok": True})
+    assert havip.probe(url="http://vip/v2", host="API.Example.com", seconds=5) == {"ok": True}
+    assert havip.probe(url="http://vip/", seconds=5) == {"ok": True}
+    assert [kwargs.get("host") for kwargs in seen] == ["api.example.com", None]

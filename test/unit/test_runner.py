@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from test.saltcall import REPO, seed_pillar
+from test.unit.utils.test_havip_failover import FIGURES, two_services_on_two_vips
 from test.unit.utils.test_havip_health import answers_of, shop_statuses
 from test.unit.utils.test_havip_services import two_services
 
@@ -809,6 +810,91 @@ def test_failover_test_fails_and_says_why(runner, monkeypatch, broken, reasons, 
     assert runner.__context__["retcode"] == 1
 
 
+class TwoServiceCluster(FailoverCluster):
+    """The failover test of two services (test_havip_failover's: ``shop``
+    on VI_1 and VI_2, ``db`` on VI_2): every target's probe answers with
+    its own figures; ``stuck`` (url, host) never recovers."""
+
+    def __init__(self, runner, config, stuck=None):
+        super().__init__(runner, config)
+        self.holders["VI_2"] = ["svr1"]
+        self.stuck = stuck
+
+    def answer(self, name, fun, arg, kwarg):
+        if fun == "havip.inject":
+            self.holders["VI_2"] = ["svr2"]
+        if fun == "state.apply":
+            self.holders["VI_2"] = ["svr1"]
+        if fun == "havip.probe" and kwarg["seconds"] > 1:
+            outage = 0.2 if kwarg.get("host") == "api.example.com" else 0.05
+            recovered = (kwarg["url"], kwarg.get("host")) != self.stuck
+            return {"started_s": self.AT - 1.0, "total": 800, "failed": int(outage * 100), "longest_outage_s": outage,
+                    "last_failure_s": 1.0 + outage, "recovered": recovered, "first_failure_s": 1.0, "backends": {}}
+        ret = super().answer(name, fun, arg, kwarg)
+        if fun == "havip.status" and name == "svr2" and "VI_2" in ret["vips"]:
+            ret["vips"]["VI_2"]["since_s"] = self.AT + self.takeover
+        return ret
+
+
+VI_2_URL = "http://192.168.100.9"
+
+
+def test_failover_test_probes_every_service_at_once_and_reports_each(runner, monkeypatch, facts, fake_time):
+    use_clock(monkeypatch, fake_time())
+    cluster = TwoServiceCluster(runner, facts(two_services_on_two_vips))
+    report = runner.failover_test()
+    assert report["result"] is True, report["comment"]
+    probes = [call[3] for call in cluster.calls if call[1] == "havip.probe" and call[3]["seconds"] > 1]
+    assert sorted((kwarg["url"], kwarg.get("host") or "") for kwarg in probes) == sorted([
+        (f"{VI_2_URL}:5432/", ""),
+        *((f"{address}:80/{path}", host) for address in ("http://192.168.100.10", VI_2_URL)
+          for path, host in [("", ""), ("", "api.example.com"), ("static", "probe.static.example.com")])])
+    assert all(call[0] == ["app1"] for call in cluster.calls if call[1] == "havip.probe")
+    assert report["probe"] == {"url": "http://192.168.100.10:80/", "host": None, "client": "app1", "rate": 100}
+    assert report["services"]["db"]["targets"] == [{
+        "vip": "VI_2", "pool": "sql",
+        "probe": {"url": f"{VI_2_URL}:5432/", "host": None, "client": "app1", "rate": 100},
+        "client_visible_outage_s": 0.05, "failed_requests": 5, "requests": 800}]
+    assert [(t["vip"], t["pool"], t["probe"]["host"], t["client_visible_outage_s"])
+            for t in report["services"]["shop"]["targets"]] == [
+        (vip, pool, host, 0.2 if pool == "api" else 0.05) for vip in ("VI_1", "VI_2")
+        for pool, host in (("web", None), ("api", "api.example.com"), ("static", "probe.static.example.com"))]
+    assert report["services"]["shop"]["not_probed"] == [
+        "TLS port 8443: the failover test probes the plain port only"]
+    assert {key: report["services"]["shop"][key] for key in FIGURES} == {
+        "client_visible_outage_s": 0.2, "failed_requests": 60, "requests": 4800}
+    assert {key: report[key] for key in FIGURES} == {
+        "client_visible_outage_s": 0.2, "failed_requests": 65, "requests": 5600}
+
+
+def test_failover_test_fails_naming_the_service_and_the_target_whose_traffic_did_not_resume(
+        runner, monkeypatch, facts, fake_time):
+    use_clock(monkeypatch, fake_time())
+    TwoServiceCluster(runner, facts(two_services_on_two_vips),
+                      stuck=(f"{VI_2_URL}:80/static", "probe.static.example.com"))
+    report = runner.failover_test()
+    assert report["result"] is False and report["retcode"] == 1
+    assert report["comment"] == (
+        "failover test FAILED: service shop, pool static: traffic through http://192.168.100.9:80/static"
+        " (host probe.static.example.com) did not resume within 5.2 s")
+
+
+def test_failover_test_names_the_target_the_client_cannot_probe_before_breaking_anything(
+        runner, monkeypatch, facts, fake_time):
+    class Unreachable(TwoServiceCluster):
+        def answer(self, name, fun, arg, kwarg):
+            if fun == "havip.probe" and kwarg.get("host") == "api.example.com":
+                return "ERROR executing 'havip.probe': no route"
+            return super().answer(name, fun, arg, kwarg)
+    use_clock(monkeypatch, fake_time())
+    cluster = Unreachable(runner, facts(two_services_on_two_vips))
+    report = runner.failover_test()
+    assert report["result"] is False
+    assert report["comment"] == ("the client app1 cannot probe http://192.168.100.10:80/ (host api.example.com)"
+                                 " before the test: ERROR executing 'havip.probe': no route; nothing was broken")
+    assert "havip.inject" not in cluster.funs()
+
+
 # ---- deploy -----------------------------------------------------------------------
 
 
@@ -1174,7 +1260,7 @@ def test_deploy_refuses_a_change_of_vrrp_version_before_touching_anything(runner
 def test_deploy_refuses_an_unknown_option_and_a_run_while_another_runs(runner, deploying):
     report = runner.deploy(clinet="client")
     assert report["comment"] == ("deploy:clinet: unknown key (did you mean client? known: client, rate,"
-                                 " max_failed, tgt, tgt_type)")
+                                 " max_failed, tgt, tgt_type, state, pools)")
     lock = os.path.join(runner.__opts__["cachedir"], havip_facts.RUNNER_LOCK)
     with havip_lock.exclusive(lock, "havip.failover_test", {}):
         report = runner.deploy(client="client")
@@ -1223,6 +1309,230 @@ def test_deploy_removes_its_probes_stop_files_however_it_ends(runner, deploying)
     deploying.failed_applies.add("nginx1")
     assert runner.deploy(client="client")["result"] is False
     assert deploying.removed == deploying.touched and len(deploying.removed) == 2
+
+
+# ---- rolling deploy of the operator's application (state, pools) ----------------
+
+
+def app_services(config):
+    """The seed with two app nodes and services: ``shop`` (http) sends
+    api.example.com to pool api (app1, app2, a server given by address),
+    /old to pool ext (by address only), the rest to web (the nginx pages);
+    ``db`` (tcp) goes to pool sql, whose server db-b is app2."""
+    config["nodes"]["app1"] = {"roles": ["app"], "address": "192.168.100.21"}
+    config["nodes"]["app2"] = {"roles": ["app"], "address": "192.168.100.22"}
+    config["services"] = {
+        "shop": {"port": 80, "mode": "http", "pool": "web", "routes": [
+            {"host": "api.example.com", "pool": "api"}, {"path_prefix": "/old", "pool": "ext"}]},
+        "db": {"port": 5432, "pool": "sql"}}
+    config["pools"] = {
+        "web": {"servers": {"nginx1": {"node": "nginx1"}, "nginx2": {"node": "nginx2"}}},
+        "api": {"port": 8080, "servers": {"app1": {"node": "app1"}, "app2": {"node": "app2"},
+                                          "legacy": {"address": "10.0.0.9"}}},
+        "ext": {"servers": {"old": {"address": "10.0.0.8"}}},
+        "sql": {"port": 5432, "servers": {"db-b": {"node": "app2"}}}}
+
+
+APP = "shop.app"
+SHOP_URLS = ["http://192.168.100.10:5432/", "http://192.168.100.10:80/"]  # db, shop
+
+
+@pytest.fixture
+def apps(runner, monkeypatch, facts, fake_time):
+    """The minions of a DeployCluster with the app services, on a fake clock."""
+    use_clock(monkeypatch, fake_time())
+    return DeployCluster(runner, facts(app_services))
+
+
+def app_steps(node, *references, state=APP, balancers=("svr1", "svr2")):
+    """The calls that roll the operator's ``state`` out to ``node``, server
+    ``references`` (pool/server) of its pools."""
+    return ([(list(balancers), "havip.drain", [reference]) for reference in references]
+            + [([node], "state.apply", [state])]
+            + [(list(balancers), "havip.ready", [reference]) for reference in references])
+
+
+def test_deploy_of_a_state_rolls_each_node_of_the_pools_one_at_a_time_drained_in_every_pool_that_holds_it(
+        runner, apps):
+    report = runner.deploy(state=APP, pools=["api"], client="client")
+    assert report["result"] is True, report["comment"]
+    assert report["comment"] == ("rolling deploy of shop.app done: app1, app2; no request failed;"
+                                 " skipped (given by address): api/legacy")
+    # app1 whole (drained, applied, readied) before app2 is touched; app2 is
+    # sql's server db-b too: drained and readied there as well.
+    assert apps.rollout == app_steps("app1", "api/app1") + app_steps("app2", "api/app2", "sql/db-b")
+    assert labels(report) == [
+        "drain api/app1 on svr1, svr2", "apply shop.app on app1", "ready api/app1 on svr1, svr2",
+        "drain api/app2 on svr1, svr2", "drain sql/db-b on svr1, svr2", "apply shop.app on app2",
+        "ready api/app2 on svr1, svr2", "ready sql/db-b on svr1, svr2"]
+    assert (report["state"], report["pools"], report["order"], report["deployed"], report["skipped"]) == (
+        APP, ["api"], ["app1", "app2"], ["app1", "app2"], ["api/legacy"])
+    # Each node under its own probes of every service reaching its pools, stopped after its turn.
+    # shop's by the Host api.example.com that routes to api (havip_targets).
+    assert report["probe"] == {"urls": SHOP_URLS, "hosts": [None, "api.example.com"], "client": "client", "rate": 100}
+    assert [kwarg["url"] for _, kwarg in apps.probes] == SHOP_URLS * 2
+    assert len(apps.touched) == 4 and apps.removed == apps.touched
+    assert (report["failed_requests"], report["requests"]) == (0, 4 * 4200)
+    assert report["holders_before"] == report["holders_after"] == {"VI_1": ["svr1"]}
+    # The pillar is not applied: no state.show_sls, no havip, no standby.
+    assert {fun for _, fun, _ in apps.rollout} == {"havip.drain", "state.apply", "havip.ready"}
+    assert "state.show_sls" not in apps.funs()
+
+
+def test_deploy_of_a_state_drains_a_node_in_a_pool_not_chosen(runner, apps):
+    report = runner.deploy(state=APP, pools=["sql"], client="client")
+    assert report["result"] is True, report["comment"]
+    assert apps.rollout == app_steps("app2", "api/app2", "sql/db-b")
+    assert report["comment"] == "rolling deploy of shop.app done: app2; no request failed"
+    assert report["skipped"] == [] and report["probe"]["urls"] == SHOP_URLS
+
+
+def test_deploy_of_a_state_without_pools_rolls_every_pool_with_a_node_server(runner, apps):
+    report = runner.deploy(state=APP, client="client")
+    assert report["result"] is True, report["comment"]
+    assert report["pools"] == ["api", "sql", "web"]  # not ext: its only server is given by address
+    assert report["order"] == ["app1", "app2", "nginx1", "nginx2"]
+    assert apps.rollout == (app_steps("app1", "api/app1") + app_steps("app2", "api/app2", "sql/db-b")
+                            + app_steps("nginx1", "web/nginx1") + app_steps("nginx2", "web/nginx2"))
+
+
+def test_deploy_of_a_state_on_todays_pair_rolls_the_backends_by_their_names(runner, deploying):
+    report = runner.deploy(state=APP, client="client")
+    assert report["result"] is True, report["comment"]
+    assert report["pools"] == [havip_facts.HAPROXY_BACKEND]
+    assert deploying.rollout == app_steps("nginx1", "nginx1") + app_steps("nginx2", "nginx2")
+    assert report["probe"]["urls"] == [URL]  # today's frontend, as today's deploy probes it
+
+
+def test_deploy_of_a_state_stops_at_a_failed_apply_with_that_server_drained_and_the_one_before_serving(
+        runner, apps):
+    apps.failed_applies.add("app2")
+    report = runner.deploy(state=APP, pools=["api"], client="client")
+    assert report["result"] is False and report["retcode"] == 1 and runner.__context__["retcode"] == 1
+    assert report["comment"] == (
+        "rolling deploy of shop.app FAILED: step 'apply shop.app on app2' failed: app2: havip-nginx-page-file"
+        " failed (Unable to manage file: [Errno 30] Read-only file system); stopped at app2;"
+        " api/app2 stays drained on svr1, svr2 (havip.ready api/app2 there puts it back);"
+        " sql/db-b stays drained on svr1, svr2 (havip.ready sql/db-b there puts it back);"
+        " skipped (given by address): api/legacy")
+    assert apps.rollout == app_steps("app1", "api/app1") + app_steps("app2", "api/app2", "sql/db-b")[:3]
+    assert report["deployed"] == ["app1"]  # readied: serving
+    assert labels(report)[-1] == "apply shop.app on app2" and report["steps"][-1].endswith(" FAILED")
+    assert apps.removed == apps.touched and len(apps.touched) == 4  # its probes stopped all the same
+
+
+def test_deploy_of_a_state_whose_ready_fails_drains_that_server_again_and_leaves_the_rest_untouched(
+        runner, apps):
+    apps.errors[("havip.ready", "svr2")] = (
+        "ERROR executing 'havip.ready': havip.ready: api/app1 is in rotation again but not UP after 30.0 s"
+        " (DOWN): its health checks fail")
+    report = runner.deploy(state=APP, pools=["api"], client="client")
+    assert report["result"] is False
+    assert report["comment"] == (
+        "rolling deploy of shop.app FAILED: step 'ready api/app1 on svr1, svr2' failed: svr2: ERROR executing"
+        " 'havip.ready': havip.ready: api/app1 is in rotation again but not UP after 30.0 s (DOWN): its health"
+        " checks fail; stopped at app1; api/app1 stays drained on svr1, svr2 (havip.ready api/app1 there puts"
+        " it back); untouched: app2; skipped (given by address): api/legacy")
+    assert apps.rollout == app_steps("app1", "api/app1") + [(["svr1", "svr2"], "havip.drain", ["api/app1"])]
+    assert report["deployed"] == []
+
+
+def test_deploy_of_a_state_stops_when_the_probes_saw_a_failed_request_with_that_server_drained_again(
+        runner, apps):
+    apps.probe_failed = 1
+    report = runner.deploy(state=APP, pools=["api"], client="client")
+    assert report["result"] is False
+    assert report["comment"] == (
+        "rolling deploy of shop.app FAILED: 1 of 4200 requests to http://192.168.100.10:5432/ failed (longest"
+        " outage 0.01 s); 1 of 4200 requests to http://192.168.100.10:80/ failed (longest outage 0.01 s);"
+        " stopped at app1; api/app1 stays drained on svr1, svr2 (havip.ready api/app1 there puts it back);"
+        " untouched: app2; skipped (given by address): api/legacy")
+    assert apps.rollout == app_steps("app1", "api/app1") + [(["svr1", "svr2"], "havip.drain", ["api/app1"])]
+    assert (report["failed_requests"], report["requests"]) == (2, 8400)
+
+
+def test_deploy_of_a_state_says_where_a_refused_drain_left_the_server(runner, apps):
+    apps.errors[("havip.drain", "svr2")] = (
+        "ERROR executing 'havip.drain': havip.drain: refused, no other server is UP in pool api here")
+    report = runner.deploy(state=APP, pools=["api"], client="client")
+    assert report["comment"] == (
+        "rolling deploy of shop.app FAILED: step 'drain api/app1 on svr1, svr2' failed: svr2: ERROR executing"
+        " 'havip.drain': havip.drain: refused, no other server is UP in pool api here; stopped at app1;"
+        " api/app1 stays drained on svr1 (havip.ready api/app1 there puts it back);"
+        " untouched: app2; skipped (given by address): api/legacy")
+    assert apps.rollout == app_steps("app1", "api/app1")[:1]
+
+
+def test_deploy_of_a_state_stops_at_a_failed_pre_check_before_touching_anything(runner, apps):
+    apps.reasons["app1"] = ["its HTTP service does not answer"]
+    report = runner.deploy(state=APP, pools=["api"], client="client")
+    assert report["comment"] == "rolling deploy of shop.app FAILED: pre-check failed: app1: its HTTP service does" \
+                                " not answer; skipped (given by address): api/legacy"
+    assert apps.rollout == [] and apps.probes == []
+
+
+@pytest.mark.parametrize("options, comment", [
+    ({"pools": ["api"]}, "deploy:pools: needs deploy:state (the SLS to apply on the pools' servers)"),
+    ({"state": APP, "pools": "api"},
+     "deploy:pools: must be a list of pool names (names of havip:pools, at least one), got 'api'"),
+    ({"state": APP, "pools": []},
+     "deploy:pools: must be a list of pool names (names of havip:pools, at least one), got []"),
+    ({"state": "../etc/shadow"}, "deploy:state: must be an SLS name (words of letters, digits, _ and - joined by"
+     " single dots) that is not the formula's own (havip, havip.*: salt-run havip.deploy without state deploys"
+     " those), got '../etc/shadow'"),
+    ({"state": "havip", "pools": ["web"]}, "deploy:state: must be an SLS name (words of letters, digits, _ and -"
+     " joined by single dots) that is not the formula's own (havip, havip.*: salt-run havip.deploy without state"
+     " deploys those), got 'havip'"),
+], ids=["pools without state", "pools a string", "pools empty", "state a path", "state havip"])
+def test_deploy_of_a_state_refuses_a_bad_option_before_anything_runs(runner, apps, options, comment):
+    report = runner.deploy(client="client", **options)
+    assert report["result"] is False and report["retcode"] == 1
+    assert report["comment"] == comment
+    assert apps.calls == [] and apps.config_calls == [] and apps.rollout == []
+
+
+@pytest.mark.parametrize("pools, comment", [
+    (["api", "shop"], "deploy:pools: shop is not a pool (pools: api, ext, sql, web)"),
+    (["ext"], "deploy:pools: ext has no server that is a node (every one is given by address): nothing to"
+              " deploy there"),
+])
+def test_deploy_of_a_state_refuses_pools_the_model_cannot_deploy_before_asking_any_minion(runner, apps, pools,
+                                                                                          comment):
+    report = runner.deploy(state=APP, pools=pools, client="client")
+    assert report["result"] is False and report["comment"] == comment
+    assert apps.calls == [] and apps.rollout == []
+
+
+def test_deploy_of_the_pillar_with_services_drains_each_node_in_every_pool_that_holds_it_and_probes_each_service(
+        runner, apps):
+    """It drained by bare node name (app nodes not at all) and probed the
+    frontend:port no service listens on."""
+    report = runner.deploy(client="client")
+    assert report["result"] is True, report["comment"]
+    assert report["order"] == ["app1", "app2", "nginx1", "nginx2", "svr2", "svr1"]
+    on = ["svr1", "svr2"]
+    assert apps.rollout[:10] == [
+        (on, "havip.drain", ["api/app1"]), (["app1"], "state.apply", ["havip"]), (["app1"], "havip.check", []),
+        (on, "havip.ready", ["api/app1"]),
+        (on, "havip.drain", ["api/app2"]), (on, "havip.drain", ["sql/db-b"]), (["app2"], "state.apply", ["havip"]),
+        (["app2"], "havip.check", []), (on, "havip.ready", ["api/app2"]), (on, "havip.ready", ["sql/db-b"])]
+    assert apps.rollout[10] == (on, "havip.drain", ["web/nginx1"])
+    # Each pool by a request its service routes there: web by /, api by its host, ext by /old.
+    every = ["http://192.168.100.10:5432/", "http://192.168.100.10:80/", "http://192.168.100.10:80/",
+             "http://192.168.100.10:80/old"]
+    assert (report["probe"]["urls"], report["probe"]["hosts"]) == (every, [None, None, "api.example.com", None])
+    assert sorted(((kwarg["url"], kwarg.get("host")) for _, kwarg in apps.probes), key=str) == sorted(
+        zip(every, [None, None, "api.example.com", None], strict=True), key=str)
+
+
+def test_deploy_of_the_pillar_with_services_stopped_at_a_node_says_where_each_of_its_servers_stays_drained(
+        runner, apps):
+    apps.failed_applies.add("app2")
+    report = runner.deploy(client="client")
+    assert report["comment"].endswith(
+        "stopped there; api/app2 stays drained on svr1, svr2 (havip.ready api/app2 there puts it back);"
+        " sql/db-b stays drained on svr1, svr2 (havip.ready sql/db-b there puts it back);"
+        " untouched: nginx1, nginx2, svr2, svr1")
 
 
 # ---- the runner: havip.standby / havip.resume -----------------------------------

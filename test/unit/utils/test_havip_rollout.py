@@ -4,8 +4,12 @@ how it reads the minions' answers (the whole deploy, with its salt calls
 faked: test/unit/test_runner.py).
 """
 
+import havip_cluster
 import havip_rollout
+import havip_targets
 import pytest
+
+from test.unit.test_runner import app_services
 
 
 def labels(steps):
@@ -21,6 +25,32 @@ def test_a_backend_is_drained_and_readied_on_every_balancer(facts):
     assert labels(steps) == ["drain nginx1 on svr1, svr2", "apply nginx1", "check nginx1",
                              "ready nginx1 on svr1, svr2"]
     assert (steps[0].kwarg, steps[0].timeout) == ({"timeout": 30}, 40)
+
+
+def test_servers_are_named_by_pool_and_server_with_services_and_by_their_bare_names_in_todays_pair(facts):
+    assert havip_rollout.server_references(facts(), "nginx1") == ["nginx1"]
+    assert havip_rollout.server_references(facts(), "svr1") == []
+    config = facts(app_services)
+    assert havip_rollout.server_references(config, "app2") == ["api/app2", "sql/db-b"]
+    assert labels(havip_rollout.node_steps(config, "app2", holds=False)) == [
+        "drain api/app2 on svr1, svr2", "drain sql/db-b on svr1, svr2", "apply app2", "check app2",
+        "ready api/app2 on svr1, svr2", "ready sql/db-b on svr1, svr2"]
+
+
+def test_what_a_node_is_left_with_names_each_server_drained_and_not_readied(facts):
+    steps = havip_rollout.node_steps(facts(app_services), "app2", holds=False)
+    assert havip_rollout.left_behind("app2", steps[:1], steps[1], ["svr1"]) == [
+        "api/app2 stays drained on svr1, svr2 (havip.ready api/app2 there puts it back)",
+        "sql/db-b stays drained on svr1 (havip.ready sql/db-b there puts it back)"]
+    assert havip_rollout.left_behind("app2", steps[:4], steps[4], ["svr1"]) == [
+        "sql/db-b stays drained on svr1, svr2 (havip.ready sql/db-b there puts it back)"]
+
+
+def test_the_probes_request_every_service_on_its_vips_and_in_todays_pair_the_frontend(facts):
+    config = facts()
+    targets = havip_targets.of_pools(config, [pool["name"] for pool in config["pools"]])
+    assert [target["url"] for target in targets] == [
+        havip_cluster.frontend_url(config, vip) for vip in sorted(config["vips"])]
 
 
 def test_a_holder_moves_its_vips_away_for_its_apply(facts):
