@@ -186,11 +186,13 @@ def verdicts(config, answers):
     the nodes' answers to ``havip.check with_status=True`` ({node: answer},
     errors included).  An answer is believed about its node only, and only
     with the shape the module gives: the verdict's ``healthy``,
-    ``reasons`` (lines of text), ``standby``, and a status whose VIPs and
-    HAProxy backend servers are those of ``config``.  Any other answer is
-    an unhealthy verdict saying why (its contents not repeated), without a
-    status; ``haproxy``'s ``pools`` and ``services`` are checked by
-    :py:func:`across_balancers`."""
+    ``reasons`` (lines of text), ``standby``, and a status whose VIPs are
+    those of ``config`` and whose HAProxy backends have HAProxy's
+    statuses.  Any other answer is an unhealthy verdict saying why (its
+    contents not repeated), without a status.  Of the backends, only the
+    servers of ``config`` are kept (one it does not have, a change not
+    applied yet, is named by :py:func:`across_balancers`, which checks
+    ``haproxy``'s ``pools`` and ``services``)."""
     balancers = {node["name"] for node in config["balancers"]}
     checks, statuses = {}, {}
     for name in sorted(set(answers) & set(config["nodes"])):
@@ -202,14 +204,32 @@ def verdicts(config, answers):
                             "standby": False}
         else:
             checks[name] = {key: answer[key] for key in VERDICT}
-            statuses[name] = answer["status"]
+            statuses[name] = known_backends(config, answer["status"])
     return checks, statuses
+
+
+def server_names(config):
+    """The names ``havip.status``'s backends may give the servers of
+    ``config``'s pools: ``pool/server``, or a bare ``server``."""
+    return {name for pool in config["pools"] for server in pool["servers"]
+            for name in (server["name"], f"{pool['name']}/{server['name']}")}
+
+
+def known_backends(config, status):
+    """``status`` with only the backends that are servers of ``config``."""
+    haproxy = status.get("haproxy")
+    if not haproxy or not haproxy.get("backends"):
+        return status
+    names = server_names(config)
+    return {**status, "haproxy": {**haproxy, "backends": {server: state for server, state in
+                                                          haproxy["backends"].items() if server in names}}}
 
 
 def check_answer(config, answer, balancer):
     """Refused unless ``answer`` is a verdict with the status it judged;
-    a balancer's with the VIPs and backend servers of ``config`` (one it
-    does not give claims nothing: no VIP held, no server UP)."""
+    a balancer's with the VIPs of ``config`` and backends with HAProxy's
+    statuses (what it does not give claims nothing: no VIP held, no
+    server UP)."""
     expect(isinstance(answer, dict) and set(VERDICT) | {"status"} <= set(answer),
            "it is not a verdict with its status (salt <node> saltutil.sync_modules brings the havip module"
            " that gives one)")
@@ -227,12 +247,10 @@ def check_answer(config, answer, balancer):
            and all(isinstance(vip, dict) for vip in vips.values()), "its status's vips are not the VIPs")
     haproxy = status.get("haproxy", {})
     expect(isinstance(haproxy, dict), "its status's haproxy is not a mapping")
-    servers = {name for pool in config["pools"] for server in pool["servers"]
-               for name in (server["name"], f"{pool['name']}/{server['name']}")}
     backends = haproxy.get("backends")
-    expect(backends is None or (isinstance(backends, dict) and set(backends) <= servers
+    expect(backends is None or (isinstance(backends, dict) and all(isinstance(server, str) for server in backends)
            and all(isinstance(state, str) and is_status(state) for state in backends.values())),
-           "its HAProxy backends are not the pools' servers with HAProxy's statuses")
+           "its HAProxy backends are not servers with HAProxy's statuses")
 
 
 # ---- every service and pool across the balancers --------------------------------

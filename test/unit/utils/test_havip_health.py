@@ -188,7 +188,25 @@ def test_verdicts_split_each_answer_into_its_verdict_and_the_status_it_judged(fa
     checks, judged = havip_health.verdicts(config, {**answers, "stranger": answers["svr1"]})
     assert checks["nginx1"] == {"healthy": False, "reasons": ["nginx is not running"], "standby": False}
     assert sorted(checks) == sorted(judged) == sorted(config["nodes"])
-    assert judged["svr1"] is statuses["svr1"]
+    assert judged["svr1"] == statuses["svr1"]
+
+
+def test_a_backend_server_not_in_the_configuration_is_not_believed_the_rest_is(facts):
+    """svr2's HAProxy still has a server the pillar no longer names (not
+    applied yet): its listing of pools is refused, naming it, and its
+    backends keep the configuration's servers only; its VIPs and verdict
+    stand."""
+    config = facts(two_services)
+    statuses = shop_statuses()
+    statuses["svr2"]["haproxy"]["pools"]["web"]["nginx3"] = {"status": "UP", "weight": 1, "sessions": 0}
+    statuses["svr2"]["haproxy"]["backends"]["web/nginx3"] = "UP"
+    checks, judged = havip_health.verdicts(config, answers_of(config, statuses))
+    assert checks["svr2"] == {"healthy": True, "reasons": [], "standby": False}
+    assert "web/nginx3" not in judged["svr2"]["haproxy"]["backends"]
+    assert judged["svr2"]["haproxy"]["backends"]["web/nginx1"] == "UP"
+    assert havip_health.survey(config, judged, checks)["problems"] == [
+        "svr2: its HAProxy pools and services are refused: it lists a server nginx3 in pool web that is not one of"
+        " its servers in the configuration"]
 
 
 def set_path(answer, path, value):
@@ -206,9 +224,9 @@ def set_path(answer, path, value):
     (("status",), ["svr1"], "its status is not a mapping"),
     (("status", "vips"), {"VI_9": {"held": True}}, "its status's vips are not the VIPs"),
     (("status", "haproxy"), "UP", "its status's haproxy is not a mapping"),
-    (("status", "haproxy", "backends"), {"web/evil": "UP"}, "its HAProxy backends are not the pools' servers"),
-    (("status", "haproxy", "backends"), {"web/nginx1": 1}, "its HAProxy backends are not the pools' servers"),
-], ids=["error", "healthy", "escape", "reasons", "status", "vips", "haproxy", "backend-name", "backend-state"])
+    (("status", "haproxy", "backends"), ["web/nginx1"], "its HAProxy backends are not servers with HAProxy's"),
+    (("status", "haproxy", "backends"), {"web/nginx1": 1}, "its HAProxy backends are not servers with HAProxy's"),
+], ids=["error", "healthy", "escape", "reasons", "status", "vips", "haproxy", "backends", "backend-state"])
 def test_an_answer_not_shaped_as_the_modules_is_an_unhealthy_verdict_saying_why(facts, path, value, why):
     """An answer is believed about its node only once checked; a refused
     one is not repeated, and its status is not believed (svr1 held the VIP:
