@@ -183,13 +183,13 @@ def is_status(value):
 
 def verdicts(config, answers):
     """({node: verdict}, {node: the ``havip.status`` it was judged on}) of
-    the nodes' answers to ``havip.check with_status=True`` ({node: answer},
-    errors included).  An answer is believed about its node only, and only
+    the nodes' answers to ``havip.check with_status=True`` ({node:
+    answer}).  An answer is believed about its node only, and only
     with the shape the module gives: the verdict's ``healthy``,
     ``reasons`` (lines of text), ``standby``, and a status whose VIPs are
-    those of ``config`` and whose HAProxy backends have HAProxy's
-    statuses.  Any other answer is an unhealthy verdict saying why (its
-    contents not repeated), without a status.  Of the backends, only the
+    mappings and whose HAProxy backends have HAProxy's statuses.  Any
+    other answer is an unhealthy verdict saying why (its contents not
+    repeated), without a status.  Of the backends, only the
     servers of ``config`` are kept (one it does not have, a change not
     applied yet, is named by :py:func:`across_balancers`, which checks
     ``haproxy``'s ``pools`` and ``services``)."""
@@ -227,9 +227,9 @@ def known_backends(config, status):
 
 def check_answer(config, answer, balancer):
     """Refused unless ``answer`` is a verdict with the status it judged;
-    a balancer's with the VIPs of ``config`` and backends with HAProxy's
-    statuses (what it does not give claims nothing: no VIP held, no
-    server UP)."""
+    a balancer's with VIPs and backends with HAProxy's statuses (only
+    ``config``'s VIPs are read from it; what it does not give claims
+    nothing: no VIP held, no server UP)."""
     expect(isinstance(answer, dict) and set(VERDICT) | {"status"} <= set(answer),
            "it is not a verdict with its status (salt <node> saltutil.sync_modules brings the havip module"
            " that gives one)")
@@ -243,8 +243,8 @@ def check_answer(config, answer, balancer):
     if not balancer:
         return
     vips = status.get("vips", {})
-    expect(isinstance(vips, dict) and set(vips) <= set(config["vips"])
-           and all(isinstance(vip, dict) for vip in vips.values()), "its status's vips are not the VIPs")
+    expect(isinstance(vips, dict) and all(isinstance(vip, dict) for vip in vips.values()),
+           "its status's vips are not VIPs")
     haproxy = status.get("haproxy", {})
     expect(isinstance(haproxy, dict), "its status's haproxy is not a mapping")
     backends = haproxy.get("backends")

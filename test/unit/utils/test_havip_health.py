@@ -222,7 +222,7 @@ def set_path(answer, path, value):
     (("reasons",), ["\x1b[2Jall fine"], "its reasons are not lines of text"),
     (("reasons",), "fine", "its reasons are not lines of text"),
     (("status",), ["svr1"], "its status is not a mapping"),
-    (("status", "vips"), {"VI_9": {"held": True}}, "its status's vips are not the VIPs"),
+    (("status", "vips"), {"VI_1": "held"}, "its status's vips are not VIPs"),
     (("status", "haproxy"), "UP", "its status's haproxy is not a mapping"),
     (("status", "haproxy", "backends"), ["web/nginx1"], "its HAProxy backends are not servers with HAProxy's"),
     (("status", "haproxy", "backends"), {"web/nginx1": 1}, "its HAProxy backends are not servers with HAProxy's"),
