@@ -209,6 +209,17 @@ def test_a_backend_server_not_in_the_configuration_is_not_believed_the_rest_is(f
         " its servers in the configuration"]
 
 
+def test_a_vip_the_pillar_no_longer_has_does_not_refuse_the_answer(facts):
+    """svr1 still has VI_9 (its removal not applied yet): it holds VI_1 all
+    the same."""
+    config = facts(two_services)
+    statuses = shop_statuses()
+    statuses["svr1"]["vips"]["VI_9"] = {"held": True, "lingering": False, "state": "MASTER", "since_s": 1000.0}
+    checks, judged = havip_health.verdicts(config, answers_of(config, statuses))
+    assert checks["svr1"]["healthy"] is True
+    assert havip_health.survey(config, judged, checks)["holders"] == {"VI_1": ["svr1"]}
+
+
 def set_path(answer, path, value):
     *parents, last = path
     for key in parents:
