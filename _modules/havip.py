@@ -79,6 +79,8 @@ def validate(config, minion_id=None):
       model every part reads (``_utils/havip_services.py``): the pillar's
       ``services`` and ``pools``, or today's ``frontend`` and ``backend`` as
       the service ``havip`` and the pool ``havip_backends``
+    - ``certificate_files``: the services' certificate files havip may have
+      written, those the model names, and where (stale ones are removed)
     - ``vip_families``: the IP versions (4, 6) of the VIPs
     - ``backends`` / ``balancers``: the nodes with that role, sorted by name
     - ``node`` / ``roles``: ``minion_id``'s node and roles (empty if it is
