@@ -1167,6 +1167,8 @@ def test_ready_of_a_pools_server_waits_until_it_is_up_in_its_pool(havip, shop, a
     ("nginx1", "server 'nginx1' is in the pools static and web: name one of them (static/nginx1 or web/nginx1)"),
     ("shop/app1", "unknown pool 'shop' in 'shop/app1' (pools: api, sql, static, web)"),
     ("sql/app2", "unknown server 'app2' in pool sql (its servers: app1)"),
+    ("sql/app1 state maint\nset server web/nginx1", "unknown server 'app1 state maint\\nset server web/nginx1' in"
+                                                    " pool sql (its servers: app1)"),
     ("app9", "unknown backend server 'app9' (known: api/app1, api/app2, api/legacy, sql/app1, static/nginx1,"
              " web/nginx1, web/nginx2)"),
 ])
