@@ -216,7 +216,7 @@ def status(challenge=None):
       ``havip.resume``
     - ``keepalived`` (balancers): ``running``
     - ``haproxy`` (balancers): ``running``, ``config_valid`` (``haproxy -c``)
-      and from the runtime API (else its ``error``, ``backends`` None):
+      and from the runtime API (if it fails: ``error``, ``backends`` None):
       ``pools``, {pool: {server: ``status``, ``weight``, ``sessions``}} of
       every pool (``status`` in HAProxy's words: UP, DOWN, DRAIN, MAINT,
       ``UP 1/2``, ...; None for a server HAProxy does not show);

@@ -66,8 +66,8 @@ def status(facts, running, config_valid):
     """``havip.status``'s view of HAProxy: ``running`` and ``config_valid``
     as the caller found them, and from the runtime API the ``pools`` and
     ``services`` of the model ``facts`` deployed (havip_servers) and the
-    ``backends`` ({server: status}); when it cannot be asked, ``backends``
-    None and the ``error``."""
+    ``backends`` ({server: status}); when it cannot be asked, only
+    ``backends`` None and the ``error``."""
     report = {"running": running, "config_valid": config_valid, "backends": None}
     path = stats_socket(facts["haproxy"])
     if path is None:
