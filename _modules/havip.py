@@ -79,6 +79,8 @@ def validate(config, minion_id=None):
       model every part reads (``_utils/havip_services.py``): the pillar's
       ``services`` and ``pools``, or today's ``frontend`` and ``backend`` as
       the service ``havip`` and the pool ``havip_backends``
+    - ``certificate_files``: the services' certificate files havip may have
+      written, those the model names, and where (stale ones are removed)
     - ``vip_families``: the IP versions (4, 6) of the VIPs
     - ``backends`` / ``balancers``: the nodes with that role, sorted by name
     - ``node`` / ``roles``: ``minion_id``'s node and roles (empty if it is
@@ -177,23 +179,10 @@ def config():
 def _balancer_status(facts):
     """The balancer part of :py:func:`status`."""
     lookup = facts["lookup"]
-    addresses = havip_host.addresses(_run)
     keepalived = havip_host.running(lookup["keepalived"]["pidfiles"])
-    vips = {}
-    for name, vip in sorted(facts["vips"].items()):
-        state, since = havip_host.vrrp_state(lookup["keepalived"]["state_dir"], name)
-        vips[name] = {
-            "address": vip["address"],
-            "interface": vip["interface"],
-            "held": havip_host.held(vip, addresses),
-            "lingering": havip_host.lingering(vip, addresses),
-            "state": state if keepalived else "STOPPED",
-            "since_s": None if since is None else round(since, 3),
-            "priority": vip["priorities"][facts["node"]["name"]],
-        }
     config_valid = _run(["haproxy", "-c", "-q", "-f", lookup["haproxy"]["config"]])["retcode"] == 0
     return {
-        "vips": vips,
+        "vips": havip_host.vips(facts, havip_host.addresses(_run), keepalived),
         "standby": havip_host.standby_value(lookup) != havip_facts.IN_SERVICE,
         "keepalived": {"running": keepalived},
         "haproxy": havip_haproxy.status(facts, havip_host.running([lookup["haproxy"]["pidfile"]]), config_valid),
@@ -227,7 +216,14 @@ def status(challenge=None):
       ``havip.resume``
     - ``keepalived`` (balancers): ``running``
     - ``haproxy`` (balancers): ``running``, ``config_valid`` (``haproxy -c``)
-      and ``backends``, each backend server's status from the runtime API
+      and from the runtime API (if it fails: ``error``, ``backends`` None):
+      ``pools``, {pool: {server: ``status``, ``weight``, ``sessions``}} of
+      every pool (``status`` in HAProxy's words: UP, DOWN, DRAIN, MAINT,
+      ``UP 1/2``, ...; None for a server HAProxy does not show);
+      ``services``, {service: its frontend's ``status`` (OPEN, STOP, ...)
+      and ``sessions``}; ``backends``, {server: status}, each server by the
+      name ``havip.drain`` takes (``pool/server``; bare in a pillar without
+      services)
     - ``relay`` (balancers): {VIP: [peer addresses]} of the VIPs whose
       packets of connections this balancer has not seen begin are relayed
       to the other balancers (nftables table ``havip_relay_<VIP>``, loaded
@@ -250,18 +246,9 @@ def status(challenge=None):
     """
     report = _status(_facts())
     if challenge is not None:
-        report["proof"] = havip_transition.proof(_unseal(challenge), report["vips"])
+        report["proof"] = havip_transition.prove(__opts__["pki_dir"], __opts__.get("key_pass"), challenge,
+                                                 report["vips"])
     return report
-
-
-def _unseal(challenge):
-    """The nonce the master sealed in ``challenge``, opened with this
-    minion's private key."""
-    try:
-        with open(os.path.join(__opts__["pki_dir"], "minion.pem"), "rb") as handle:
-            return havip_transition.unseal(handle.read(), challenge, __opts__.get("key_pass"))
-    except (OSError, ValueError, TypeError) as error:
-        raise CommandExecutionError(f"havip.status: challenge refused: {error}") from None
 
 
 def _status(facts):
@@ -282,8 +269,8 @@ def check(with_status=False):
     so the `salt` command and an orchestrate ``salt.function`` step fail.
 
     A balancer is healthy when keepalived and HAProxy run, HAProxy's
-    configuration is valid, its runtime API answers with at least one backend
-    server UP, no VRRP instance is in FAULT (unless it is on standby), and
+    configuration is valid, its runtime API answers with a server UP in
+    every pool, no VRRP instance is in FAULT (unless it is on standby), and
     the handover is in place: conntrack kept on, a relay for each VIP it
     does not hold (when there are peers to relay to), and no VIP kept on
     ``lo`` longer than the handover's ``release_max`` + 5 s after its VRRP
@@ -320,21 +307,6 @@ def _wait_until(predicate, timeout, interval=0.02):
             return False
         time.sleep(interval)
     return True
-
-
-def _require_serving_peer(facts, function):
-    """Refuse ``function`` unless another balancer's HAProxy serves: its
-    ``stats:backends_uri`` answers 200, asked without credentials (so a
-    rolling deploy can rotate the stats password).  A peer's standby cannot
-    be seen from here."""
-    peers = [node for node in facts["balancers"] if node["name"] != facts["node"]["name"]]
-    problems = {peer["name"]: havip_haproxy.peer_health(facts, peer) for peer in peers}
-    if not peers or all(problems.values()):
-        details = "; ".join(f"{name}: {why}" for name, why in sorted(problems.items()))
-        raise CommandExecutionError(
-            f"havip.{function}: refused, no other healthy balancer could take over the VIPs"
-            + (f" ({details})" if details else " (this is the only balancer)")
-        )
 
 
 def standby(timeout=None):
@@ -393,7 +365,7 @@ def _move_vips(standby, timeout):
     if bool(havip_host.standby_value(lookup)) is standby:
         return {"standby": standby, "changed": False, "moved": [], "took_s": 0.0}
     if standby:
-        _require_serving_peer(facts, function)
+        havip_haproxy.require_serving_peer(facts, function)
         moving = _held_vips(facts)
         level = havip_facts.STANDBY_LOWEST if keepalived["preempt"] else havip_facts.STANDBY_FAULT
     else:
@@ -416,71 +388,53 @@ def _move_vips(standby, timeout):
     return {"standby": standby, "changed": True, "moved": moving, "took_s": round(time.monotonic() - start, 3)}
 
 
-# ---- rolling deploys: a backend server out of rotation and back ------------
+# ---- rolling deploys: a pool's server out of rotation and back -------------
 
 
 def drain(server, timeout=None):
     """
-    Take backend server ``server`` out of this balancer's rotation: HAProxy's
-    runtime API sets it to ``drain`` (no new connections; its health checks
-    go on), and this returns once it has no session left (``scur`` 0 in
-    ``show stat``), with the time it took (``took_s``).
+    Take ``server`` out of this balancer's rotation: HAProxy's runtime API
+    sets it to ``drain`` (no new connections; its health checks go on),
+    and this returns once it has no session left (``scur`` 0 in ``show
+    stat``), with its ``pool`` and the time it took (``took_s``).
+    ``server`` is ``pool/server``, or a server's name that one pool alone
+    holds (in a pillar without services: a backend node's name).
 
-    Refuses, changing nothing, when no other backend server is UP in this
-    HAProxy: nothing would be left to answer.  Raises an error if sessions
-    remain after ``timeout`` seconds (default 30); the server then stays
-    drained.  The drain lasts until :py:func:`ready`, or until HAProxy
-    reloads or restarts (the runtime state is not kept across them).
+    Refuses, changing nothing, when no other server of its pool is UP in
+    this HAProxy: nothing would be left to answer.  Raises an error if
+    sessions remain after ``timeout`` seconds (default 30); the server then
+    stays drained.  The drain lasts until :py:func:`ready`, or until
+    HAProxy reloads or restarts (the runtime state is not kept across
+    them).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt svr1 havip.drain nginx1
+        salt svr1 havip.drain web/app1
         salt 'svr*' havip.drain nginx1 timeout=120
     """
     budget = havip_timing.wait_limit("drain", timeout)
-    path = havip_haproxy.server_socket(_balancer_facts("drain"), "drain", server)
-    others = {name: state for name, state in havip_haproxy.servers(havip_haproxy.ask(path, "show stat")).items()
-              if name != server}
-    if not havip_haproxy.any_up(others):
-        listing = ", ".join(f"{name} {state}" for name, state in sorted(others.items()))
-        raise CommandExecutionError(
-            f"havip.drain: refused, no other backend server is UP here ({listing or 'none'});"
-            f" draining {server} would leave none to answer")
-    start = time.monotonic()
-    havip_haproxy.set_server_state(path, server, "drain")
-    if not _wait_until(lambda: havip_haproxy.sessions(path, server) == 0, budget, interval=0.1):
-        left = havip_haproxy.sessions(path, server)
-        raise CommandExecutionError(f"havip.drain: {server} still has {left} sessions after {budget:.1f} s;"
-                                    f" it stays drained (havip.ready {server} puts it back)")
-    return {"server": server, "state": "drain", "took_s": round(time.monotonic() - start, 3)}
+    return havip_haproxy.drain(_balancer_facts("drain"), server, budget, _wait_until)
 
 
 def ready(server, timeout=None):
     """
-    Put backend server ``server`` back into this balancer's rotation after
-    :py:func:`drain` (HAProxy's runtime state ``ready``) and return once
-    HAProxy sees it UP - its health checks pass - with the time it took
-    (``took_s``).  Raises an error if it is not UP within ``timeout`` seconds (default 30);
-    it is in rotation all the same, and gets traffic once its checks pass.
+    Put ``server`` (as :py:func:`drain` takes it) back into this balancer's
+    rotation after :py:func:`drain` (HAProxy's runtime state ``ready``) and
+    return once HAProxy sees it UP - its health checks pass - with the time
+    it took (``took_s``).  Raises an error if it is not UP within
+    ``timeout`` seconds (default 30); it is in rotation all the same, and
+    gets traffic once its checks pass.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt svr1 havip.ready nginx1
+        salt svr1 havip.ready web/app1
     """
     budget = havip_timing.wait_limit("ready", timeout)
-    path = havip_haproxy.server_socket(_balancer_facts("ready"), "ready", server)
-    start = time.monotonic()
-    havip_haproxy.set_server_state(path, server, "ready")
-    if not _wait_until(lambda: havip_haproxy.server_row(path, server)["status"].startswith("UP"), budget,
-                       interval=0.1):
-        raise CommandExecutionError(
-            f"havip.ready: {server} is in rotation again but not UP after {budget:.1f} s"
-            f" ({havip_haproxy.server_row(path, server)['status']}): its health checks fail")
-    return {"server": server, "state": "ready", "took_s": round(time.monotonic() - start, 3)}
+    return havip_haproxy.ready(_balancer_facts("ready"), server, budget, _wait_until)
 
 
 # ---- measuring and breaking ---------------------------------------------------
@@ -600,7 +554,7 @@ def inject(failure="kill_haproxy", duration=5, confirm=False):
         raise CommandExecutionError(
             f"havip.inject: refused, {failure} breaks {facts['node']['name']} on purpose: confirm with"
             f" confirm=True (salt {facts['node']['name']} havip.inject {failure} confirm=True)")
-    _require_serving_peer(facts, "inject")
+    havip_haproxy.require_serving_peer(facts, "inject")
     at = time.time()
     if failure == "kill_haproxy":
         havip_host.kill([lookup["haproxy"]["pidfile"]], "HAProxy")

@@ -1,5 +1,5 @@
 """
-havip states: a backend server out of the balancers' rotation and back
+havip states: a pool's server out of the balancers' rotation and back
 (``havip.drained`` / ``havip.serving``), a balancer on standby and back in
 service (``havip.standby`` / ``havip.in_service``), for an operator's own
 orchestrations and deploy states.
@@ -8,7 +8,7 @@ Each reads what runs first (``havip.status``) and changes nothing when it
 is already so; with ``test=True`` it says what it would change and changes
 nothing.  The work is the execution module's (``havip.drain``,
 ``havip.ready``, ``havip.standby``, ``havip.resume``): its refusals (no
-other backend server UP, no other balancer serving) fail the state with
+other server of the pool UP, no other balancer serving) fail the state with
 their message, and nothing is changed.
 
 .. code-block:: yaml
@@ -42,11 +42,16 @@ their message, and nothing is changed.
 
 from salt.exceptions import CommandExecutionError
 
+try:
+    import havip_servers
+except ImportError:
+    havip_servers = None
+
 __virtualname__ = "havip"
 
 
 def __virtual__():
-    if "havip.status" not in __salt__:
+    if "havip.status" not in __salt__ or havip_servers is None:
         return (False, "havip: the havip execution module is not loaded (_modules/havip.py): run"
                        " saltutil.sync_all")
     return __virtualname__
@@ -57,9 +62,10 @@ def _ret(name):
 
 
 def _server_status(ret, status, server):
-    """HAProxy's status of backend server ``server`` on this balancer (UP,
-    DRAIN, MAINT, DOWN ...), or None with ``ret`` failed saying why it
-    cannot be known."""
+    """(name, status): the name havip gives server ``server`` (``pool/server``
+    or a bare name one pool alone holds; bare in today's pair) and
+    HAProxy's status of it on this balancer (UP, DRAIN, MAINT, DOWN ...),
+    or None with ``ret`` failed saying why it cannot be known."""
     if "haproxy" not in status:
         ret.update(result=False, comment=f"{__grains__['id']} is not a balancer: it has no backend servers")
         return None
@@ -67,11 +73,14 @@ def _server_status(ret, status, server):
     if backends is None:
         ret.update(result=False, comment=f"HAProxy's runtime API did not answer: {status['haproxy'].get('error')}")
         return None
-    if server not in backends:
-        ret.update(result=False,
-                   comment=f"unknown backend server {server!r} (known: {', '.join(sorted(backends))})")
+    pools = havip_servers.pools_named(backends)
+    try:
+        pool, name = havip_servers.resolve(pools, server)
+    except ValueError as error:
+        ret.update(result=False, comment=str(error))
         return None
-    return backends[server]
+    shown = havip_servers.name([each["name"] for each in pools], pool, name)
+    return shown, backends[shown]
 
 
 def _call(ret, function, *args, **kwargs):
@@ -94,47 +103,51 @@ def _changed(ret, key, before, after):
 
 
 def _server_now(name):
-    """HAProxy's status of backend server ``name`` read again, None if it
-    cannot be."""
+    """HAProxy's status of server ``name`` read again, None if it cannot
+    be."""
     scratch = _ret(name)
     status = _call(scratch, "status")
-    return None if status is None else _server_status(scratch, status, name)
+    found = None if status is None else _server_status(scratch, status, name)
+    return None if found is None else found[1]
 
 
 def _server_state(name, timeout, wanted):
     """``havip.drained`` (``wanted`` "drain") or ``havip.serving`` ("ready")."""
     ret = _ret(name)
     status = _call(ret, "status")
-    before = None if status is None else _server_status(ret, status, name)
-    if before is None:
+    found = None if status is None else _server_status(ret, status, name)
+    if found is None:
         return ret
+    shown, before = found
     there = before.startswith(("DRAIN", "MAINT")) if wanted == "drain" else before.startswith("UP")
     what = "out of rotation (drained)" if wanted == "drain" else "in rotation and UP"
     if there:
-        ret["comment"] = f"backend server {name} is already {what} here ({before})"
+        ret["comment"] = f"backend server {shown} is already {what} here ({before})"
         return ret
     if __opts__["test"]:
-        ret.update(result=None, comment=f"backend server {name} would be {what} here (now {before})",
+        ret.update(result=None, comment=f"backend server {shown} would be {what} here (now {before})",
                    changes={"status": {"old": before, "new": "DRAIN" if wanted == "drain" else "UP"}})
         return ret
-    report = _call(ret, wanted, name, **_timeout(timeout))
+    report = _call(ret, wanted, shown, **_timeout(timeout))
     if report is not None:
-        ret.update(comment=f"backend server {name} is {what} here", changes={"report": report})
+        ret.update(comment=f"backend server {shown} is {what} here", changes={"report": report})
     # What HAProxy shows now, also after a failure (a drain that timed out
     # leaves the server drained).
-    _changed(ret, "status", before, _server_now(name))
+    _changed(ret, "status", before, _server_now(shown))
     return ret
 
 
 def drained(name, timeout=None):
     """
-    Backend server ``name`` (its node's name in ``havip:nodes``) is out of
-    this balancer's rotation: HAProxy sends it no new connection and it has
-    no session left (``havip.drain``).  Already so when HAProxy shows it
-    DRAIN or MAINT.  Fails, changing nothing, when no other backend server
-    is UP here; fails when sessions remain after ``timeout`` seconds
-    (default 30: the server then stays drained).  A drain lasts until
-    ``havip.serving`` or until HAProxy reloads or restarts.
+    Server ``name`` is out of this balancer's rotation: HAProxy sends it no
+    new connection and it has no session left (``havip.drain``).  ``name``
+    is ``pool/server`` (``web/app1``), or a server's name that one pool
+    alone holds (in a pillar without services: a backend node's name).
+    Already so when HAProxy shows it DRAIN or MAINT.  Fails, changing
+    nothing, when no other server of its pool is UP here; fails when
+    sessions remain after ``timeout`` seconds (default 30: the server then
+    stays drained).  A drain lasts until ``havip.serving`` or until
+    HAProxy reloads or restarts.
 
     Run it on the balancers (every one, so that no balancer sends the
     server traffic):
@@ -150,10 +163,11 @@ def drained(name, timeout=None):
 
 def serving(name, timeout=None):
     """
-    Backend server ``name`` is in this balancer's rotation and UP (its
-    health checks pass): ``havip.ready`` after a drain.  Already so when
-    HAProxy shows it UP.  Fails when it is not UP within ``timeout`` seconds
-    (default 30); it is in rotation all the same.
+    Server ``name`` (as ``havip.drained`` takes it) is in this balancer's
+    rotation and UP (its health checks pass): ``havip.ready`` after a
+    drain.  Already so when HAProxy shows it UP.  Fails when it is not UP
+    within ``timeout`` seconds (default 30); it is in rotation all the
+    same.
 
     .. code-block:: yaml
 

@@ -1,20 +1,20 @@
 """
-HAProxy as havip sees it: its runtime API (the ``stats socket``), the CSV
-statistics of the havip backend servers, a server's state set at runtime
-(drain, ready), and a peer's stats page.
+HAProxy as havip sees it: its runtime API (the ``stats socket``), its
+statistics of the pools' servers and the services' frontends (read by
+havip_servers), a server's state set at runtime (drain, ready), and a
+peer's stats page.
 
 Pure helpers: what they need of the deployed configuration comes in as
 arguments (no Salt dunders).
 """
 
-import csv
-import io
 import itertools
 import socket
+import time
 import urllib.error
 
 import havip_http
-from havip_facts import HAPROXY_BACKEND
+import havip_servers
 from salt.exceptions import CommandExecutionError
 
 # What havip needs of haproxy:global (and global_extra).
@@ -35,21 +35,6 @@ def stats_socket(haproxy):
         if path.startswith("/") and admin:
             return path
     return None
-
-
-def server_rows(stats_csv):
-    """{server: its row} of the havip backend servers in HAProxy's CSV stats."""
-    rows = csv.DictReader(io.StringIO(stats_csv.lstrip("# ")))
-    return {
-        row["svname"]: row
-        for row in rows
-        if row.get("pxname") == HAPROXY_BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")
-    }
-
-
-def servers(stats_csv):
-    """{server: status} of the havip backend servers in HAProxy's CSV stats."""
-    return {name: row["status"] for name, row in server_rows(stats_csv).items()}
 
 
 def any_up(states):
@@ -77,52 +62,103 @@ def ask(path, command):
         raise CommandExecutionError(f"havip: HAProxy's runtime API ({path}) did not answer: {exc}") from None
 
 
-def server_socket(facts, function, server):
-    """The runtime API socket of this balancer's HAProxy, for ``server``, one
-    of the havip backend servers (``function`` names the caller)."""
-    known = [node["name"] for node in facts["backends"]]
-    if server not in known:
-        raise CommandExecutionError(
-            f"havip.{function}: unknown backend server {server!r} (known: {', '.join(known)})")
-    path = stats_socket(facts["haproxy"])
-    if path is None:
-        raise CommandExecutionError(f"havip.{function}: {NO_SOCKET}")
-    return path
-
-
-def server_row(path, server):
-    """``show stat``'s row of one havip backend server."""
-    rows = server_rows(ask(path, "show stat"))
-    if server not in rows:
-        raise CommandExecutionError(f"havip: HAProxy has no server {server} in {HAPROXY_BACKEND}")
-    return rows[server]
-
-
-def sessions(path, server):
-    return int(server_row(path, server)["scur"] or 0)
-
-
-def set_server_state(path, server, state):
-    command = f"set server {HAPROXY_BACKEND}/{server} state {state}"
-    answer = ask(path, command).strip()
-    if answer:
-        raise CommandExecutionError(f"havip: HAProxy refused `{command}`: {answer}")
-
-
 def status(facts, running, config_valid):
     """``havip.status``'s view of HAProxy: ``running`` and ``config_valid``
-    as the caller found them, and every backend server's status from the
-    runtime API (an ``error`` if it cannot be asked)."""
+    as the caller found them, and from the runtime API the ``pools`` and
+    ``services`` of the model ``facts`` deployed (havip_servers) and the
+    ``backends`` ({server: status}); when it cannot be asked, only
+    ``backends`` None and the ``error``."""
     report = {"running": running, "config_valid": config_valid, "backends": None}
     path = stats_socket(facts["haproxy"])
     if path is None:
         report["error"] = NO_SOCKET
         return report
     try:
-        report["backends"] = servers(runtime_api(path, "show stat"))
+        rows = havip_servers.stat_rows(runtime_api(path, "show stat"))
     except OSError as exc:
         report["error"] = f"HAProxy's runtime API ({path}) did not answer: {exc}"
+        return report
+    pools = havip_servers.pools_view(rows, facts["pools"])
+    report.update(backends=havip_servers.backends(pools), pools=pools,
+                  services=havip_servers.services_view(rows, facts["services"]))
     return report
+
+
+# ---- a server out of rotation and back (havip.drain, havip.ready) ----------------
+
+
+def _target(facts, function, reference):
+    """(runtime API socket, pool, server, its name) of the server
+    ``reference`` names on this balancer (``function`` names the caller)."""
+    try:
+        pool, server = havip_servers.resolve(facts["pools"], reference)
+    except ValueError as error:
+        raise CommandExecutionError(f"havip.{function}: {error}") from None
+    path = stats_socket(facts["haproxy"])
+    if path is None:
+        raise CommandExecutionError(f"havip.{function}: {NO_SOCKET}")
+    return path, pool, server, havip_servers.name(_pool_names(facts), pool, server)
+
+
+def _pool_names(facts):
+    return [pool["name"] for pool in facts["pools"]]
+
+
+def pool_rows(path, pool):
+    """``show stat``'s rows of ``pool``'s servers: {server: row}."""
+    return havip_servers.pool_servers(havip_servers.stat_rows(ask(path, "show stat")), pool)
+
+
+def server_row(path, pool, server):
+    """``show stat``'s row of ``pool``'s ``server``."""
+    rows = pool_rows(path, pool)
+    if server not in rows:
+        raise CommandExecutionError(f"havip: HAProxy has no server {server} in {pool}")
+    return rows[server]
+
+
+def sessions(path, pool, server):
+    return int(server_row(path, pool, server)["scur"] or 0)
+
+
+def set_server_state(path, pool, server, state):
+    command = f"set server {pool}/{server} state {state}"
+    answer = ask(path, command).strip()
+    if answer:
+        raise CommandExecutionError(f"havip: HAProxy refused `{command}`: {answer}")
+
+
+def drain(facts, reference, budget, wait):
+    """``havip.drain``: the server ``reference`` names set to ``drain`` in
+    this balancer's HAProxy, refused when no other server of its pool is
+    UP there, then ``wait(predicate, budget, interval)`` until it has no
+    session left."""
+    path, pool, server, shown = _target(facts, "drain", reference)
+    others = {name: row["status"] for name, row in pool_rows(path, pool).items() if name != server}
+    if not any_up(others):
+        kind = "backend server" if havip_servers.bare(_pool_names(facts)) else f"server of pool {pool}"
+        listing = ", ".join(f"{name} {state}" for name, state in sorted(others.items()))
+        raise CommandExecutionError(f"havip.drain: refused, no other {kind} is UP here ({listing or 'none'});"
+                                    f" draining {shown} would leave none to answer")
+    start = time.monotonic()
+    set_server_state(path, pool, server, "drain")
+    if not wait(lambda: sessions(path, pool, server) == 0, budget, interval=0.1):
+        raise CommandExecutionError(f"havip.drain: {shown} still has {sessions(path, pool, server)} sessions after"
+                                    f" {budget:.1f} s; it stays drained (havip.ready {shown} puts it back)")
+    return {"server": reference, "pool": pool, "state": "drain", "took_s": round(time.monotonic() - start, 3)}
+
+
+def ready(facts, reference, budget, wait):
+    """``havip.ready``: the server ``reference`` names set to ``ready`` in
+    this balancer's HAProxy, then ``wait(predicate, budget, interval)``
+    until HAProxy sees it UP."""
+    path, pool, server, shown = _target(facts, "ready", reference)
+    start = time.monotonic()
+    set_server_state(path, pool, server, "ready")
+    if not wait(lambda: server_row(path, pool, server)["status"].startswith("UP"), budget, interval=0.1):
+        raise CommandExecutionError(f"havip.ready: {shown} is in rotation again but not UP after {budget:.1f} s"
+                                    f" ({server_row(path, pool, server)['status']}): its health checks fail")
+    return {"server": reference, "pool": pool, "state": "ready", "took_s": round(time.monotonic() - start, 3)}
 
 
 def peer_health(facts, peer):
@@ -139,3 +175,18 @@ def peer_health(facts, peer):
     except (OSError, ValueError) as exc:
         return f"its HAProxy did not answer {page} ({exc})"
     return None
+
+
+def require_serving_peer(facts, function):
+    """Refuse ``function`` unless another balancer's HAProxy serves: its
+    ``stats:backends_uri`` answers 200, asked without credentials (so a
+    rolling deploy can rotate the stats password).  A peer's standby cannot
+    be seen from here."""
+    peers = [node for node in facts["balancers"] if node["name"] != facts["node"]["name"]]
+    problems = {peer["name"]: peer_health(facts, peer) for peer in peers}
+    if not peers or all(problems.values()):
+        details = "; ".join(f"{name}: {why}" for name, why in sorted(problems.items()))
+        raise CommandExecutionError(
+            f"havip.{function}: refused, no other healthy balancer could take over the VIPs"
+            + (f" ({details})" if details else " (this is the only balancer)")
+        )

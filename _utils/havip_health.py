@@ -9,6 +9,7 @@ Pure helpers: they judge the reports they are given (no Salt dunders).
 
 import re
 
+import havip_servers
 from havip_cluster import preferred_holders
 from havip_facts import LINGER_DEVICE, RELEASE_GRACE, TRACK_TABLE
 from havip_haproxy import any_up
@@ -79,15 +80,32 @@ def balancer_problems(report):
         problems.append("HAProxy's configuration does not pass `haproxy -c`")
     if "error" in haproxy:
         problems.append(haproxy["error"])
-    elif haproxy["running"] and not any_up(haproxy["backends"]):
-        servers = ", ".join(f"{k} {v}" for k, v in sorted(haproxy["backends"].items()))
-        problems.append(f"no backend server is UP in HAProxy ({servers or 'none'})")
+    elif haproxy["running"]:
+        problems += pools_down(haproxy)
     if not report["standby"]:
         problems.extend(
             f"VRRP instance {name} is in FAULT"
             for name, vip in report["vips"].items() if vip["state"] == "FAULT"
         )
     return problems
+
+
+def pools_down(haproxy):
+    """A reason for each pool with no server UP, from ``havip.status``'s
+    ``haproxy``: its ``backends`` by pool, and every pool of its ``pools``
+    (one whose servers HAProxy does not show has none UP).  Today's pair
+    keeps today's words."""
+    pools = {pool: {} for pool in haproxy.get("pools") or {}}
+    for shown, state in haproxy["backends"].items():
+        pool, server = havip_servers.split(shown)
+        pools.setdefault(pool, {})[server] = state
+    reasons = []
+    for pool, states in sorted(pools.items()):
+        if not any_up(states):
+            servers = ", ".join(f"{server} {state}" for server, state in sorted(states.items())) or "none"
+            reasons.append(f"no backend server is UP in HAProxy ({servers})" if havip_servers.bare(pools)
+                           else f"no server is UP in pool {pool} ({servers})")
+    return reasons
 
 
 def backend_problems(nginx):

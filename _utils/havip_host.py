@@ -201,6 +201,27 @@ def vrrp_state(state_dir, name):
         return "UNKNOWN", None
 
 
+def vips(facts, found, keepalived):
+    """havip.status's ``vips`` of a balancer: each VIP of ``facts`` with
+    its ``address``, ``interface``, ``held`` and ``lingering`` (among this
+    host's addresses ``found``), keepalived's recorded ``state`` (STOPPED
+    unless ``keepalived`` runs), ``since_s`` and this node's
+    ``priority``."""
+    report = {}
+    for name, vip in sorted(facts["vips"].items()):
+        state, since = vrrp_state(facts["lookup"]["keepalived"]["state_dir"], name)
+        report[name] = {
+            "address": vip["address"],
+            "interface": vip["interface"],
+            "held": held(vip, found),
+            "lingering": lingering(vip, found),
+            "state": state if keepalived else "STOPPED",
+            "since_s": None if since is None else round(since, 3),
+            "priority": vip["priorities"][facts["node"]["name"]],
+        }
+    return report
+
+
 def standby_value(lookup):
     try:
         with open(lookup["keepalived"]["standby_file"], encoding="utf-8") as handle:

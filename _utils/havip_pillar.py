@@ -255,7 +255,8 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
     and the ``standby`` file's facts, where keepalived's ``checks`` ask, what
     this node ``listen``s on and what ``firewalld`` opens, the
     ``services`` and ``pools`` (havip_services' model: today's frontend
-    and backend are one service and one pool of it).  ``ip_addrs`` and
+    and backend are one service and one pool of it) and the
+    ``certificate_files`` havip/haproxy/config.sls tidies.  ``ip_addrs`` and
     ``mine_get`` stand for network.ip_addrs and mine.get (needed with
     havip:mine), ``interfaces`` for this minion's interface names (its
     grains)."""
@@ -286,7 +287,8 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         _check_stats(config)
     config["frontend"] = {**config["frontend"], "bind": [canonical_address(a) for a in config["frontend"]["bind"]],
                           "tls": {**config["frontend"]["tls"], **_frontend_tls(model, legacy)}}
-    config.update(model)
+    config.update(model, certificate_files=havip_services.certificate_files(
+        config["lookup"]["haproxy"]["certificate"], model["services"]))
     listen = havip_firewall.listen(config, nodes, balancers, me)
     config["firewall"] = {**config["firewall"], "admin_sources": havip_firewall.admin_sources(config)}
     config.update(

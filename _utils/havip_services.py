@@ -11,11 +11,12 @@ across keys refuse with ``Invalid`` naming the key.  Pure.
 """
 
 import pathlib
+import re
 
 from havip_contract_services import POOLS, SERVICES
 from havip_facts import HAPROXY_BACKEND
 from havip_tls import check_certificate
-from havip_values import Invalid, canonical_address
+from havip_values import SERVICE_NAME, Invalid, canonical_address
 
 # The frontend of today's pair (a pillar without services).
 LEGACY_SERVICE = "havip"
@@ -141,6 +142,21 @@ def _service_tls(key, tls, mode, config):
                     for number, pem in enumerate(tls["certificates"], 1)]
     return {"enabled": True, "port": tls.get("port", config["frontend"]["tls"]["port"]), "redirect": redirect,
             "certificates": certificates}
+
+
+def certificate_files(certificate, services):
+    """What havip/haproxy/config.sls tidies of the services' certificate
+    files, beside ``certificate`` (lookup:haproxy:certificate): their
+    ``directory``, the full-path pattern of every file havip writes there
+    for a service (``<stem>-<service>-<n><suffix>``, ``havip-shop-1.pem``)
+    and the patterns of those the model names (``current``): the others
+    are ``stale``, left by a service gone or a shorter list."""
+    default = pathlib.PurePosixPath(certificate)
+    prefix = re.escape(str(default.with_name(default.stem)))
+    return {"directory": str(default.parent),
+            "stale": rf"{prefix}-{SERVICE_NAME}-[1-9][0-9]*{re.escape(default.suffix)}\Z",
+            "current": [rf"{re.escape(each['file'])}\Z" for service in services
+                        for each in service["tls"]["certificates"]]}
 
 
 def _routes(key, routes, mode):

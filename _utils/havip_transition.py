@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from havip_facts import TRANSITION_LOG, TRANSITION_LOG_OPTION, VRRP_STATES
 from havip_values import is_name
+from salt.exceptions import CommandExecutionError
 
 # How far a transition's time may be from the master's clock (seconds).
 CLOCK_SKEW = 300
@@ -77,6 +78,18 @@ def unseal(private_pem, sealed, password=None):
     if not isinstance(sealed, str):
         raise ValueError("not base64 text")
     return key.decrypt(base64.b64decode(sealed, validate=True), SEAL)
+
+
+def prove(pki_dir, key_pass, sealed, vips):
+    """havip.status's ``proof`` of ``vips`` for the challenge ``sealed``,
+    opened with the minion's private key (``minion.pem`` in its ``pki_dir``,
+    encrypted with ``key_pass`` if it is)."""
+    try:
+        with open(os.path.join(pki_dir, "minion.pem"), "rb") as handle:
+            nonce = unseal(handle.read(), sealed, key_pass)
+    except (OSError, ValueError, TypeError) as error:
+        raise CommandExecutionError(f"havip.status: challenge refused: {error}") from None
+    return proof(nonce, vips)
 
 
 def proof(nonce, vips):

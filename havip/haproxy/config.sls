@@ -70,3 +70,20 @@ havip-haproxy-certificate-file:
     - require:
       - file: havip-haproxy-config-file
 {%- endif %}
+{%- set certificates = havip.certificate_files %}
+
+{#- A service's certificate file the model no longer names (a service gone,
+    a shorter list of certificates) is removed once the config that named
+    it is replaced: havip's own files only (<stem>-<service>-<n><suffix>
+    beside lookup:haproxy:certificate, not below), never another file. #}
+havip-haproxy-stale-certificates:
+  file.tidied:
+    - name: {{ certificates.directory }}
+    - matches: {{ [certificates.stale] | tojson }}
+    - exclude: {{ certificates.current | tojson }}
+    - full_path_match: true
+    - onlyif:
+      - fun: file.directory_exists
+        path: {{ certificates.directory }}
+    - require:
+      - file: havip-haproxy-config-file

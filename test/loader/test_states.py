@@ -179,6 +179,25 @@ def test_an_unknown_server_or_a_node_that_is_no_balancer_fails_naming_why(run, b
     assert balancer.changes() == []
 
 
+def test_a_pools_server_is_drained_once_and_served_again_by_pool_slash_server_or_a_bare_name(run, balancer):
+    balancer.backends = {"web/nginx1": "UP", "web/app1": "UP", "api/app1": "UP"}
+    ret = run("web/app1:\n  havip.drained: []\n", test=True)["web/app1"]
+    assert ret["result"] is None
+    assert ret["comment"] == "backend server web/app1 would be out of rotation (drained) here (now UP)"
+    first = run("web/app1:\n  havip.drained: []\n")["web/app1"]
+    assert first["result"] is True and first["changes"]["status"] == {"old": "UP", "new": "DRAIN"}
+    assert run("web/app1:\n  havip.drained: []\n", test=True)["web/app1"]["changes"] == {}
+    # A bare name that one pool alone holds; app1 is in two pools.
+    assert run("nginx1:\n  havip.drained: []\n")["nginx1"]["comment"] == (
+        "backend server web/nginx1 is out of rotation (drained) here")
+    ambiguous = run("app1:\n  havip.serving: []\n")["app1"]
+    assert (ambiguous["result"], ambiguous["comment"]) == (
+        False, "server 'app1' is in the pools api and web: name one of them (api/app1 or web/app1)")
+    assert run("web/app1:\n  havip.serving: []\n")["web/app1"]["changes"]["status"] == {"old": "DRAIN", "new": "UP"}
+    assert balancer.changes() == [("drain", "web/app1", None), ("drain", "web/nginx1", None),
+                                  ("ready", "web/app1", None)]
+
+
 def test_without_the_havip_execution_module_the_states_are_not_loaded_and_say_why(tmp_path):
     state = salt.state.State(minion_opts(tmp_path, []))  # the formula's _modules not synced
     assert "havip.status" not in state.functions and "havip.drained" not in state.states

@@ -144,6 +144,34 @@ def test_clean_removes_each_services_certificate(salt_call, tmp_path):
         str(tmp_path / "havip.pem"), str(tmp_path / "havip-shop-1.pem"), str(tmp_path / "havip-shop-2.pem")]
 
 
+def test_a_certificate_the_services_no_longer_name_is_removed_and_nothing_else(salt_call, tmp_path):
+    """shop had three certificates and a service gone had one: their files
+    are havip's own, the rest of the directory is not."""
+    minion = salt_call("svr1", DEBIAN_GRAINS)
+    state = minion.show_sls({"havip": pillar(tmp_path)})["havip-haproxy-stale-certificates"]
+    assert (state["fun"], state["name"], state["require"]) == ("file.tidied", str(tmp_path),
+                                                               [{"file": "havip-haproxy-config-file"}])
+    (tmp_path / "sub").mkdir()
+    kept = ["havip-shop-1.pem", "havip-shop-2.pem", "havip.pem", "operator.pem", "havip-shop-3.pem.bak",
+            "havip-Shop-3.pem", "havip-shop-03.pem", "sub/havip-old-1.pem", "my-havip-old-1.pem"]
+    stale = ["havip-shop-3.pem", "havip-old-1.pem", "havip-a-b_c-12.pem"]
+    for name in kept + stale:
+        (tmp_path / name).write_text("x")
+    args = {key: value for key, value in state.items() if key not in ("fun", "require")}
+    for test in (True, False):
+        _, ret = minion.run("state.single", "file.tidied", test=test, **args)
+        (result,) = ret.values()
+        assert sorted(result["changes"]["removed"]) == sorted(str(tmp_path / name) for name in stale), result
+    assert sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*.pem*")) == sorted(kept)
+    _, ret = minion.run("state.single", "file.tidied", **args)
+    assert next(iter(ret.values()))["changes"] == {}
+    # On a balancer whose certificate directory is not there yet (test=True
+    # before HAProxy's package): nothing to do, no failure.
+    _, ret = minion.run("state.single", "file.tidied", test=True, **{**args, "name": str(tmp_path / "none"),
+                        "onlyif": [{"fun": "file.directory_exists", "path": str(tmp_path / "none")}]})
+    assert next(iter(ret.values()))["result"] is True
+
+
 @pytest.mark.parametrize("grains", [DEBIAN_GRAINS, REDHAT_GRAINS], ids=["Debian", "RedHat"])
 def test_an_app_node_gets_nothing_installed_nor_its_firewall_started(salt_call, tmp_path, grains):
     # firewalld started on an app node would close the operator's own service.

@@ -30,6 +30,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from salt.exceptions import CommandExecutionError
 
+from test.unit.utils.test_havip_services import two_services
+
 VIP = "192.168.100.10"
 SVR1 = "192.168.100.13"
 SVR2 = "192.168.100.14"
@@ -387,7 +389,11 @@ def test_status_raises_when_the_facts_file_is_missing(havip):
 
 
 def test_status_of_a_master_balancer_holding_the_vip(havip, lb):
-    assert havip.status() == {
+    report = havip.status()
+    # Every pool's servers and every service (test_status_of_several_pools_and_services).
+    assert (list(report["haproxy"].pop("pools")), list(report["haproxy"].pop("services"))) == (["havip_backends"],
+                                                                                                ["havip"])
+    assert report == {
         "roles": ["balancer"],
         "vips": {"VI_1": {"address": VIP, "interface": "ens32", "held": True, "lingering": False,
                           "state": "MASTER", "since_s": 1_700_000_000, "priority": 150}},
@@ -1084,6 +1090,106 @@ def test_ready_raises_naming_the_status_when_the_server_does_not_come_up(havip, 
     with pytest.raises(CommandExecutionError, match=r"^havip.ready: nginx1 is in rotation again but not UP"
                                                     r" after 0.3 s \(DOWN\): its health checks fail$"):
         havip.ready("nginx1", timeout=0.3)
+
+
+# ---- several services and pools (test/unit/utils/test_havip_services.py's two_services) ----------
+
+
+def shop_csv(**pools):
+    """`show stat` CSV of the two services' model: its frontends shop (5
+    sessions) and db, and each pool's servers as pool={server: (status,
+    scur)} (the weight is 10 with 2 sessions and more, else 1)."""
+    rows = [f"{pool},{name},{scur},{status},{10 if scur > 1 else 1}"
+            for pool, servers in pools.items() for name, (status, scur) in servers.items()]
+    return "\n".join(["# pxname,svname,scur,status,weight", "shop,FRONTEND,5,OPEN,", "db,FRONTEND,0,OPEN,", *rows,
+                      *(f"{pool},BACKEND,0,UP,1" for pool in pools)]) + "\n"
+
+
+@pytest.fixture
+def shop(deploy):
+    """svr1 in service with the two services: shop (pools web, api,
+    static) and db (pool sql)."""
+    return in_service(deploy("svr1", two_services), "MASTER 150\n")
+
+
+UP2 = {"web": {"nginx1": ("UP", 0), "nginx2": ("UP", 1)}, "api": {"app1": ("UP", 0), "app2": ("UP", 3)},
+       "static": {"nginx1": ("UP", 0)}, "sql": {"app1": ("UP", 0)}}
+
+
+def test_status_of_several_pools_and_services(havip, shop):
+    shop.stats = shop_csv(web={"nginx1": ("UP", 2), "nginx2": ("DRAIN", 0)},
+                          api={"app1": ("UP 1/2", 0), "app2": ("MAINT", 0), "legacy": ("DOWN", 0)},
+                          static={"nginx1": ("DOWN 1/2", 0)})
+    haproxy = havip.status()["haproxy"]
+    assert haproxy["backends"] == {"web/nginx1": "UP", "web/nginx2": "DRAIN", "api/app1": "UP 1/2",
+                                   "api/app2": "MAINT", "api/legacy": "DOWN", "static/nginx1": "DOWN 1/2"}
+    assert haproxy["pools"]["web"] == {"nginx1": {"status": "UP", "weight": 10, "sessions": 2},
+                                       "nginx2": {"status": "DRAIN", "weight": 1, "sessions": 0}}
+    assert haproxy["pools"]["sql"] == {"app1": {"status": None, "weight": None, "sessions": None}}
+    assert sorted(haproxy["pools"]) == ["api", "sql", "static", "web"]
+    assert haproxy["services"] == {"db": {"status": "OPEN", "sessions": 0}, "shop": {"status": "OPEN", "sessions": 5}}
+    verdict = havip.check()
+    assert verdict["reasons"] == ["no server is UP in pool sql (none)",
+                                  "no server is UP in pool static (nginx1 DOWN 1/2)"]
+    assert havip.__context__["retcode"] == 1
+
+
+@pytest.mark.parametrize("reference", ["api/app2", "app2"])
+def test_drain_of_a_pools_server_sets_it_to_drain_in_its_pool(havip, shop, api, reference):
+    fake = api(shop_csv(**UP2), shop_csv(**{**UP2, "api": {"app1": ("UP", 0), "app2": ("DRAIN", 0)}}))
+    result = havip.drain(reference)
+    assert fake.commands() == ["show stat", "set server api/app2 state drain", "show stat"]
+    assert {key: result[key] for key in ("server", "pool", "state")} == {"server": reference, "pool": "api",
+                                                                        "state": "drain"}
+
+
+def test_drain_refuses_when_no_other_server_of_its_pool_is_up_whatever_the_other_pools(havip, shop, api):
+    fake = api(shop_csv(**{**UP2, "web": {"nginx1": ("UP", 0), "nginx2": ("DOWN", 0)}}))
+    with pytest.raises(CommandExecutionError, match=r"^havip.drain: refused, no other server of pool web is UP here"
+                                                    r" \(nginx2 DOWN\); draining web/nginx1 would leave none to"
+                                                    r" answer$"):
+        havip.drain("web/nginx1")
+    assert fake.commands() == ["show stat"]
+    # The only server of static is nginx1 too, but another server of web is UP.
+    fake = api(shop_csv(**UP2))
+    assert havip.drain("web/nginx1")["pool"] == "web"
+    assert "set server web/nginx1 state drain" in fake.commands()
+
+
+def test_drain_waits_for_the_sessions_of_the_server_in_its_pool_and_names_it(havip, shop, api):
+    api(shop_csv(**{**UP2, "api": {"app1": ("UP", 0), "app2": ("DRAIN", 2)}, "sql": {"app1": ("UP", 0)}}))
+    with pytest.raises(CommandExecutionError, match=r"^havip.drain: api/app2 still has 2 sessions after 0.3 s; it"
+                                                    r" stays drained \(havip.ready api/app2 puts it back\)$"):
+        havip.drain("app2", timeout=0.3)
+
+
+def test_ready_of_a_pools_server_waits_until_it_is_up_in_its_pool(havip, shop, api):
+    fake = api(shop_csv(**{**UP2, "sql": {"app1": ("DOWN 1/2", 0)}}), shop_csv(**UP2))
+    result = havip.ready("sql/app1")
+    assert fake.commands() == ["set server sql/app1 state ready", "show stat", "show stat"]
+    assert (result["server"], result["pool"], result["state"]) == ("sql/app1", "sql", "ready")
+    api(shop_csv(**{**UP2, "sql": {"app1": ("DOWN", 0)}}))
+    with pytest.raises(CommandExecutionError, match=r"^havip.ready: sql/app1 is in rotation again but not UP after"
+                                                    r" 0.3 s \(DOWN\): its health checks fail$"):
+        havip.ready("sql/app1", timeout=0.3)
+
+
+@pytest.mark.parametrize("function", ["drain", "ready"])
+@pytest.mark.parametrize("reference, refusal", [
+    ("nginx1", "server 'nginx1' is in the pools static and web: name one of them (static/nginx1 or web/nginx1)"),
+    ("shop/app1", "unknown pool 'shop' in 'shop/app1' (pools: api, sql, static, web)"),
+    ("sql/app2", "unknown server 'app2' in pool sql (its servers: app1)"),
+    ("sql/app1 state maint\nset server web/nginx1", "unknown server 'app1 state maint\\nset server web/nginx1' in"
+                                                    " pool sql (its servers: app1)"),
+    ("app9", "unknown backend server 'app9' (known: api/app1, api/app2, api/legacy, sql/app1, static/nginx1,"
+             " web/nginx1, web/nginx2)"),
+])
+def test_drain_and_ready_refuse_a_name_of_no_server_or_of_several_without_asking_haproxy(
+        havip, shop, api, function, reference, refusal):
+    fake = api(shop_csv(**UP2))
+    with pytest.raises(CommandExecutionError, match=f"^{re.escape(f'havip.{function}: {refusal}')}$"):
+        getattr(havip, function)(reference)
+    assert fake.calls == []
 
 
 def test_probe_ends_early_once_its_stop_file_exists(havip, tmp_path, monkeypatch):

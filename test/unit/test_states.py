@@ -129,3 +129,60 @@ def test_a_backend_only_node_has_no_backend_servers_to_drain(states):
     give(states, {"roles": ["backend"], "vips": {}, "nginx": {"running": True}})
     ret = states.serving("nginx1")
     assert (ret["result"], ret["comment"]) == (False, "svr1 is not a balancer: it has no backend servers")
+
+
+# ---- a pool's server: pool/server, or a name one pool alone holds ---------------------
+
+SHOP = {"web/nginx1": "UP", "web/app1": "UP", "api/app1": "UP", "api/app2": "DRAIN"}
+
+
+@pytest.mark.parametrize("name", ["web/app1", "web/nginx1"])
+def test_drained_drains_a_pools_server_by_its_name(states, name):
+    calls = give(states, balancer_status(SHOP), balancer_status({**SHOP, name: "DRAIN"}),
+                 drain={"server": name, "pool": "web", "state": "drain"})
+    ret = states.drained(name)
+    assert (ret["result"], ret["comment"]) == (True, f"backend server {name} is out of rotation (drained) here")
+    assert ret["changes"]["status"] == {"old": "UP", "new": "DRAIN"}
+    assert calls == [("drain", (name,), {})]
+
+
+def test_a_bare_name_one_pool_alone_holds_is_that_pools_server(states):
+    calls = give(states, balancer_status(SHOP), ready={})
+    ret = states.drained("app2")
+    assert (ret["result"], ret["comment"]) == (True, "backend server api/app2 is already out of rotation (drained)"
+                                                     " here (DRAIN)")
+    ret = states.serving("nginx1")
+    assert (ret["result"], ret["comment"]) == (True, "backend server web/nginx1 is already in rotation and UP here"
+                                                     " (UP)")
+    assert calls == []
+
+
+def test_test_mode_on_a_pools_server_says_what_would_change_and_calls_nothing(states):
+    states.__opts__ = {"test": True}
+    calls = give(states, balancer_status(SHOP), ready={}, drain={})
+    ret = states.serving("api/app2")
+    assert (ret["result"], ret["comment"]) == (None, "backend server api/app2 would be in rotation and UP here"
+                                                     " (now DRAIN)")
+    assert ret["changes"] == {"status": {"old": "DRAIN", "new": "UP"}}
+    assert (states.drained("api/app2")["result"], states.drained("web/app1")["result"]) == (True, None)
+    assert calls == []
+
+
+@pytest.mark.parametrize("name, comment", [
+    ("app1", "server 'app1' is in the pools api and web: name one of them (api/app1 or web/app1)"),
+    ("sql/app1", "unknown pool 'sql' in 'sql/app1' (pools: api, web)"),
+    ("web/app2", "unknown server 'app2' in pool web (its servers: app1, nginx1)"),
+])
+def test_a_name_of_no_server_or_of_several_fails_naming_why_and_calls_nothing(states, name, comment):
+    calls = give(states, balancer_status(SHOP), drain={})
+    ret = states.drained(name)
+    assert (ret["result"], ret["comment"], ret["changes"]) == (False, comment, {})
+    assert calls == []
+
+
+def test_todays_pool_slash_server_is_the_bare_server(states):
+    calls = give(states, balancer_status({"nginx1": "UP", "nginx2": "UP"}),
+                 balancer_status({"nginx1": "DRAIN", "nginx2": "UP"}), drain={"server": "nginx1"})
+    ret = states.drained("havip_backends/nginx1")
+    assert ret["comment"] == "backend server nginx1 is out of rotation (drained) here"
+    assert calls == [("drain", ("nginx1",), {})]

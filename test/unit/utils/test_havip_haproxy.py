@@ -5,6 +5,7 @@ test/unit/test_module.py).
 """
 
 import havip_haproxy
+import havip_servers
 import pytest
 from salt.exceptions import CommandExecutionError
 
@@ -18,9 +19,10 @@ STATS_CSV = (
 )
 
 
-def test_servers_are_the_havip_backend_servers_only():
-    assert havip_haproxy.servers(STATS_CSV) == {"nginx1": "UP", "nginx2": "DOWN 1/2"}
-    assert havip_haproxy.any_up(havip_haproxy.servers(STATS_CSV))
+def test_a_pools_servers_are_its_rows_but_its_frontend_and_backend():
+    servers = havip_servers.pool_servers(havip_servers.stat_rows(STATS_CSV), "havip_backends")
+    assert {name: row["status"] for name, row in servers.items()} == {"nginx1": "UP", "nginx2": "DOWN 1/2"}
+    assert havip_haproxy.any_up({"nginx1": "UP", "nginx2": "DOWN 1/2"})
     assert not havip_haproxy.any_up({"nginx2": "DOWN 1/2"})
 
 
@@ -57,7 +59,7 @@ def test_status_names_a_missing_stats_socket_line():
 
 def test_sessions_of_a_server_with_an_empty_scur_are_none(monkeypatch):
     monkeypatch.setattr(havip_haproxy, "runtime_api", lambda path, command: STATS_CSV)
-    assert havip_haproxy.sessions("/sock", "nginx1") == 2
-    assert havip_haproxy.sessions("/sock", "nginx2") == 0
+    assert havip_haproxy.sessions("/sock", "havip_backends", "nginx1") == 2
+    assert havip_haproxy.sessions("/sock", "havip_backends", "nginx2") == 0
     with pytest.raises(CommandExecutionError, match="HAProxy has no server nginx9 in havip_backends"):
-        havip_haproxy.sessions("/sock", "nginx9")
+        havip_haproxy.sessions("/sock", "havip_backends", "nginx9")

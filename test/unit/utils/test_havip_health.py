@@ -27,6 +27,33 @@ def test_a_node_with_both_roles_gets_both_verdicts(facts):
         "reasons": ["no backend server is UP in HAProxy (nginx1 DOWN)", "nginx is not running"]}
 
 
+def pools(**servers):
+    """havip.status's haproxy ``pools`` of {pool: {server: status}}."""
+    return {pool: {server: {"status": state, "weight": 1, "sessions": 0} for server, state in states.items()}
+            for pool, states in servers.items()}
+
+
+def test_check_names_each_pool_with_no_server_up():
+    report = balancer(True, backends={"web/nginx1": "UP", "web/app1": "DOWN", "api/app1": "MAINT",
+                                      "api/app2": "DOWN 1/2", "static/nginx1": "UP 1/2"})
+    report["haproxy"]["pools"] = {
+        **pools(web={"nginx1": "UP", "app1": "DOWN"}, api={"app1": "MAINT", "app2": "DOWN 1/2"},
+                static={"nginx1": "UP 1/2"}),
+        "sql": {"db1": {"status": None, "weight": None, "sessions": None}}}  # HAProxy does not show it
+    assert havip_health.balancer_problems(report) == [
+        "no server is UP in pool api (app1 MAINT, app2 DOWN 1/2)",
+        "no server is UP in pool sql (none)",
+    ]
+
+
+def test_todays_pair_keeps_todays_words_when_no_server_is_up():
+    report = balancer(True, backends={"nginx1": "DRAIN", "nginx2": "DOWN"})
+    report["haproxy"]["pools"] = pools(havip_backends={"nginx1": "DRAIN", "nginx2": "DOWN"})
+    assert havip_health.balancer_problems(report) == ["no backend server is UP in HAProxy (nginx1 DRAIN, nginx2 DOWN)"]
+    report["haproxy"].update(backends={}, pools=pools(havip_backends={}))
+    assert havip_health.balancer_problems(report) == ["no backend server is UP in HAProxy (none)"]
+
+
 @pytest.mark.parametrize("now, problems", [
     (1035.0, []),
     (1035.5, ["VIP VI_1 is still kept on lo 36 s after it left (its handover did not end: state.apply havip ends it)"]),
