@@ -519,9 +519,7 @@ class Cluster:
         try:
             yield report
         finally:
-            if until_block_ends:
-                proc.stdin.close()
-            out, _ = proc.communicate(timeout=seconds + 30)
+            out, _ = proc.communicate(timeout=seconds + 30)  # closes stdin: --until-eof stops
             report.update(json.loads(out))
 
 

@@ -134,6 +134,15 @@ def serving(cluster, timeout=15):
 
 
 @pytest.fixture
+def serving_cluster(cluster):
+    """For the tests that change nothing: every VIP on the preferred
+    balancer, both services serving."""
+    assert holders_settled(cluster) == {vip: [PRIMARY] for vip in VIPS}
+    assert serving(cluster) == [200] * 3
+    return cluster
+
+
+@pytest.fixture
 def healthy(cluster):
     """Before: every VIP on the preferred balancer, both services serving.
     After: the topology's pillar (app version 1) applied everywhere, the
@@ -174,25 +183,25 @@ def peer_names(cluster, vip, name, cafile):
 
 
 @pytest.mark.parametrize("vip", VIPS)
-def test_every_route_is_answered_by_its_pool_on_every_vip(healthy, ca, vip):
-    at = address(vip)
+def test_every_route_is_answered_by_its_pool_on_every_vip(serving_cluster, ca, vip):
+    cluster, at = serving_cluster, address(vip)
     # web: the host app.example.com goes to the app, any other to the pages.
-    assert app_nodes(answers(healthy, url(APP_HOST), resolve=at)) == APPS
-    assert sorted(set(answers(healthy, url(at)))) == PAGES
-    assert sorted(set(answers(healthy, url(PAGES_HOST), resolve=at))) == PAGES
+    assert app_nodes(answers(cluster, url(APP_HOST), resolve=at)) == APPS
+    assert sorted(set(answers(cluster, url(at)))) == PAGES
+    assert sorted(set(answers(cluster, url(PAGES_HOST), resolve=at))) == PAGES
     # The same over TLS (the name verified against its certificate).
-    assert app_nodes(answers(healthy, url(APP_HOST, scheme="https"), resolve=at, cafile=ca.pem)) == APPS
-    assert sorted(set(answers(healthy, url(PAGES_HOST, scheme="https"), resolve=at, cafile=ca.pem))) == PAGES
+    assert app_nodes(answers(cluster, url(APP_HOST, scheme="https"), resolve=at, cafile=ca.pem)) == APPS
+    assert sorted(set(answers(cluster, url(PAGES_HOST, scheme="https"), resolve=at, cafile=ca.pem))) == PAGES
     # raw (tcp): the app, whatever is asked.
-    assert app_nodes(answers(healthy, url(at, RAW_PORT))) == APPS
+    assert app_nodes(answers(cluster, url(at, RAW_PORT))) == APPS
 
 
 @pytest.mark.parametrize("vip", VIPS)
-def test_sni_picks_the_certificate_of_each_name_and_the_first_for_any_other(healthy, ca, vip):
-    pages = sorted([f"{address(v)}" for v in VIPS] + [PAGES_HOST])
-    assert peer_names(healthy, vip, APP_HOST, ca.pem) == [APP_HOST]
-    assert peer_names(healthy, vip, PAGES_HOST, ca.pem) == pages
-    assert peer_names(healthy, vip, "other.example.org", ca.pem) == pages
+def test_sni_picks_the_certificate_of_each_name_and_the_first_for_any_other(serving_cluster, ca, vip):
+    pages = sorted([address(v) for v in VIPS] + [PAGES_HOST])
+    assert peer_names(serving_cluster, vip, APP_HOST, ca.pem) == [APP_HOST]
+    assert peer_names(serving_cluster, vip, PAGES_HOST, ca.pem) == pages
+    assert peer_names(serving_cluster, vip, "other.example.org", ca.pem) == pages
 
 
 # ---- a killed HAProxy --------------------------------------------------------------
@@ -333,7 +342,7 @@ def prometheus(cluster):
     return query
 
 
-def test_haproxys_exporter_covers_every_frontend_and_backend_in_prometheus(healthy, prometheus):
+def test_haproxys_exporter_covers_every_frontend_and_backend_in_prometheus(serving_cluster, prometheus):
     expected = {"frontend": {"web", "raw"}, "backend": {"pages", "app", "raw"}}
 
     def seen():
