@@ -125,6 +125,13 @@ def settled(cluster, timeout=30):
     return wait_until(lambda: cluster.run("havip.status"), lambda view: view.returncode == 0, timeout, 1)
 
 
+def ready_everywhere(cluster, references):
+    """``havip.ready`` of these servers (pool/server) on every balancer,
+    after a test that may have left them drained; the answers."""
+    return {(balancer, reference): cluster.salt(balancer, "havip.ready", reference).returncode
+            for balancer in BALANCERS for reference in references}
+
+
 def serving(cluster, timeout=15):
     """Both services answer on VI_1 (web's app route too) within
     ``timeout`` s: the status of each."""
@@ -245,12 +252,17 @@ def test_the_apps_rolling_deploy_by_the_operators_state_loses_no_request_and_lea
     pillar = copy.deepcopy(healthy.topology.pillar)
     pillar["app"]["version"] = 2
     healthy.set_pillar(pillar)
-    with (healthy.probe(seconds=300, url=url(APP_HOST), until_block_ends=True) as web,
-          healthy.probe(seconds=300, url=url(address("VI_2"), RAW_PORT), until_block_ends=True) as raw):
-        started = time.monotonic()
-        deployed = healthy.run("havip.deploy", "state=labapp", "pools=[app]", f"client={SERVICES.client}",
-                               _timeout=600)
-        took = time.monotonic() - started
+    deployed = None
+    try:
+        with (healthy.probe(seconds=300, url=url(APP_HOST), until_block_ends=True) as web,
+              healthy.probe(seconds=300, url=url(address("VI_2"), RAW_PORT), until_block_ends=True) as raw):
+            started = time.monotonic()
+            deployed = healthy.run("havip.deploy", "state=labapp", "pools=[app]", f"client={SERVICES.client}",
+                                   _timeout=600)
+            took = time.monotonic() - started
+    finally:
+        if deployed is None or deployed.returncode != 0:  # a failed rollout leaves its server drained
+            ready_everywhere(healthy, [f"{pool}/{node}" for pool in ("app", "raw") for node in APPS])
     print(f"\nrolling deploy of the app: {took:.1f} s; web {web['failed']}/{web['total']} failed, "
           f"raw {raw['failed']}/{raw['total']} failed")
     assert deployed.returncode == 0, deployed.stdout
@@ -277,20 +289,26 @@ def test_a_server_given_by_its_address_is_drained_and_readied_through_the_module
     balancer, then readied, while web's pages are probed: no request fails,
     it gets none while drained and is back in rotation after."""
     reference = "pages/nginx2"
-    with healthy.probe(seconds=300, url=url(address("VI_1")), until_block_ends=True) as report:
-        time.sleep(1)
-        for balancer in BALANCERS:
-            drained = healthy.salt(balancer, "havip.drain", reference)
-            assert drained.returncode == 0, drained.stdout
-            assert drained.data["pool"] == "pages", drained.data
-        for balancer in BALANCERS:
-            assert pool_status(healthy, balancer, "pages")["nginx2"] == "DRAIN"
-        assert set(answers(healthy, url(address("VI_1")), count=6)) == {"nginx1"}
-        for balancer in BALANCERS:
-            readied = healthy.salt(balancer, "havip.ready", reference)
-            assert readied.returncode == 0, readied.stdout
-        assert wait_until(lambda: pool_status(healthy, PRIMARY, "pages")["nginx2"], lambda s: s == "UP", 10) == "UP"
-        time.sleep(1)
+    try:
+        with healthy.probe(seconds=300, url=url(address("VI_1")), until_block_ends=True) as report:
+            time.sleep(1)
+            for balancer in BALANCERS:
+                drained = healthy.salt(balancer, "havip.drain", reference)
+                assert drained.returncode == 0, drained.stdout
+                assert drained.data["pool"] == "pages", drained.data
+            for balancer in BALANCERS:
+                assert pool_status(healthy, balancer, "pages")["nginx2"] == "DRAIN"
+            assert set(answers(healthy, url(address("VI_1")), count=6)) == {"nginx1"}
+            for balancer in BALANCERS:
+                readied = healthy.salt(balancer, "havip.ready", reference)
+                assert readied.returncode == 0, readied.stdout
+            for balancer in BALANCERS:
+                up = wait_until(lambda on=balancer: pool_status(healthy, on, "pages")["nginx2"], "UP".__eq__, 10)
+                assert up == "UP", (balancer, up)
+            time.sleep(1)
+    except BaseException:
+        ready_everywhere(healthy, [reference])
+        raise
     assert report["failed"] == 0, report
     assert sorted(set(answers(healthy, url(address("VI_1"))))) == PAGES
 
