@@ -200,6 +200,47 @@ TRIO_HTTP = _topology(
 )
 
 
+# Two services on two VIPs (issue 23): `web` (http; the host
+# app.example.com to the pool `app`, the rest to the nginx pages) and the tcp
+# service `raw` (pool `raw`), both pools served by two `app` nodes where
+# havip installs nothing: test_lab_services.py installs its own app there
+# (test/lab/states/labapp, the pillar's app:version) and adds TLS.  nginx2 is
+# in the pool `pages` by its address, as a server that is no Salt minion is.
+SERVICES = Topology(
+    "services",
+    {"nginx1": at(11), "nginx2": at(12), "svr1": at(13), "svr2": at(14), "client": at(20),
+     "app1": at(21), "app2": at(22)},
+    "client",
+    {"havip": {
+        "nodes": {
+            "nginx1": {"roles": ["backend"], "address": at(11)},
+            "nginx2": {"roles": ["backend"], "address": at(12)},
+            "svr1": {"roles": ["balancer"], "address": at(13), "priority": 150},
+            "svr2": {"roles": ["balancer"], "address": at(14), "priority": 100},
+            "app1": {"roles": ["app"], "address": at(21)},
+            "app2": {"roles": ["app"], "address": at(22)},
+        },
+        "vips": {
+            "VI_1": {"address": f"{at(10)}/{NETWORK.prefixlen}", "interface": "eth0", "virtual_router_id": 51},
+            "VI_2": {"address": f"{at(15)}/{NETWORK.prefixlen}", "interface": "eth0", "virtual_router_id": 52},
+        },
+        "services": {
+            "web": {"port": 80, "mode": "http", "routes": [{"host": "app.example.com", "pool": "app"}],
+                    "pool": "pages"},
+            "raw": {"port": 9000, "pool": "raw"},
+        },
+        "pools": {
+            "pages": {"servers": {"nginx1": {"node": "nginx1"}, "nginx2": {"address": at(12)}}},
+            "app": {"port": 8080, "http_check": {"path": "/healthz"},
+                    "servers": {"app1": {"node": "app1"}, "app2": {"node": "app2"}}},
+            "raw": {"port": 8080, "servers": {"app1": {"node": "app1"}, "app2": {"node": "app2"}}},
+        },
+        "metrics": {"port": 9101},
+        "stats": {"password": "lab-only-services"},
+    }, "app": {"version": 1}},
+)
+
+
 def outages(report):
     """The runs of failed requests of a probe's timeline (seconds into the
     probe): [(first, last)]."""
@@ -408,11 +449,20 @@ class Cluster:
                     digests[(name, path)] = hashlib.sha256(result.stdout.encode()).hexdigest()
         return digests
 
-    def client_get(self, url, user=None, timeout=2):
-        """(HTTP status, body) of one request from the client host; status 0 = no answer."""
+    def client_get(self, url, user=None, timeout=2, resolve=None, cafile=None):
+        """(HTTP status, body) of one request from the client host; status 0 =
+        no answer.  ``resolve``: the address the URL's host name stands for
+        (its Host header and TLS server name stay the name); ``cafile``: an
+        https URL's certificate verified against it."""
         cmd = ["curl", "-s", "-o", "/dev/stdout", "-w", "\n%{http_code}", "-m", str(timeout)]
         if user:
             cmd += ["-u", user]
+        if resolve:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port or {"http": 80, "https": 443}[parts.scheme]
+            cmd += ["--resolve", f"{parts.hostname}:{port}:{resolve}"]
+        if cafile:
+            cmd += ["--cacert", str(cafile)]
         out = self.host(self.topology.client).run(cmd + [url], check=False).stdout
         body, _, code = out.rpartition("\n")
         return int(code or 0), body.strip()
@@ -454,20 +504,22 @@ class Cluster:
             [sys.executable, "-m", "test.lab.stray", url.hostname, str(url.port)], cwd=str(REPO))
 
     @contextlib.contextmanager
-    def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False, cafile=None):
-        """Probe the frontend on the VIP from the client while the block runs;
+    def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False, cafile=None, until_block_ends=False):
+        """Probe the frontend on the VIP from the client while the block runs
+        (for ``seconds``; with ``until_block_ends`` no longer than the block);
         the report dict is filled in when the block ends."""
         report = {}
         proc = self.host(self.topology.client).popen(
             [sys.executable, "-m", "test.lab.probe", url or self.topology.frontend_url,
              "--seconds", str(seconds), "--rate", str(rate), "--timeout", str(timeout)]
-            + (["--timeline"] if timeline else []) + (["--cafile", str(cafile)] if cafile else []),
-            cwd=str(REPO), stdout=-1, stderr=-1, text=True)
+            + (["--timeline"] if timeline else []) + (["--cafile", str(cafile)] if cafile else [])
+            + (["--until-eof"] if until_block_ends else []),
+            cwd=str(REPO), stdin=-1 if until_block_ends else None, stdout=-1, stderr=-1, text=True)
         proc.stderr.readline()  # "probe started"
         try:
             yield report
         finally:
-            out, _ = proc.communicate(timeout=seconds + 30)
+            out, _ = proc.communicate(timeout=seconds + 30)  # closes stdin: --until-eof stops
             report.update(json.loads(out))
 
 
@@ -481,10 +533,11 @@ def minion_overrides():
 
 
 @contextlib.contextmanager
-def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None):
+def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None, file_roots=()):
     """Lab up, master and minions started, pillar in place, the formula
     synced and the mine filled (README's steps before the first apply); all
-    torn down after."""
+    torn down after.  ``file_roots``: directories of the tests' own states,
+    served after the formula's."""
     pillar_dir.mkdir(parents=True, exist_ok=True)
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - havip\n")
     (pillar_dir / "havip.sls").write_text(yaml.safe_dump(topology.pillar))
@@ -494,7 +547,7 @@ def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None)
             f"havip-master-{topology.name}",
             overrides={
                 "interface": GATEWAY,
-                "file_roots": {"base": [str(formula_root(factories_root / "formula"))]},
+                "file_roots": {"base": [str(formula_root(factories_root / "formula")), *map(str, file_roots)]},
                 "pillar_roots": {"base": [str(pillar_dir)]},
                 "enable_fqdns_grains": False,
                 **(master_overrides or {}),

@@ -4,8 +4,10 @@ A module's cluster is the seed's topology, deployed (`state.apply havip` on
 every minion, the first VIP on its preferred balancer), unless the module
 overrides a fixture it is made from: ``cluster_topology`` (a parametrized
 one runs the module's tests on each topology), ``cluster_master_overrides``
-(extra salt-master settings) or ``cluster_deployed`` (False: hosts, master
-and minions up, nothing applied).
+(extra salt-master settings), ``cluster_file_roots`` (directories of the
+module's own states, e.g. an application for the pools, beside the
+formula's) or ``cluster_deployed`` (False: hosts, master and minions up,
+nothing applied).
 """
 
 import pytest
@@ -26,16 +28,23 @@ def cluster_master_overrides():
 
 
 @pytest.fixture(scope="module")
+def cluster_file_roots():
+    """Directories of the module's own states, served after the formula's."""
+    return []
+
+
+@pytest.fixture(scope="module")
 def cluster_deployed():
     """Whether the module's cluster starts with the formula applied."""
     return True
 
 
 @pytest.fixture(scope="module")
-def cluster(salt_factories, tmp_path_factory, cluster_topology, cluster_master_overrides, cluster_deployed):
+def cluster(salt_factories, tmp_path_factory, cluster_topology, cluster_master_overrides, cluster_file_roots,
+            cluster_deployed):
     """The module's cluster, torn down after its last test."""
     with running_cluster(salt_factories, cluster_topology, tmp_path_factory.mktemp("pillar"),
-                         cluster_master_overrides) as cluster:
+                         cluster_master_overrides, cluster_file_roots) as cluster:
         if cluster_deployed:
             applied = cluster.apply()
             assert applied.returncode == 0, applied.stdout
