@@ -2,7 +2,8 @@
 `make bench`: failover figures in the lab, with the formula's default pillar
 and, in the same run, the seed tutorial's configuration as the baseline; then
 how apply, status, the failover test and the failover itself scale with the
-number of backends.
+number of backends; and the outage of each service of a two-service
+cluster (test/lab's SERVICES topology) in the failover test.
 
 The lab's hosts boot systemd and run Debian's units: a killed HAProxy is
 started again by systemd (Restart=always, 100 ms) and the VIP returns to the
@@ -30,7 +31,8 @@ Knobs (environment variables):
     HAVIP_BENCH_MOVES=40     planned VIP moves per way of moving (havip defaults)
     HAVIP_BENCH_DEPLOYS=8    rolling deploys
     HAVIP_BENCH_SCALE=2,8,16 backends of the scale scenario's clusters
-    HAVIP_BENCH_ONLY=        "seed" or "scale": that part alone (default both)
+    HAVIP_BENCH_ONLY=        "seed", "scale" or "services": that part alone
+                             (default all three)
 
 Writes bench-results/results.{md,json} (after every part) and timeline.png.
 """
@@ -47,7 +49,7 @@ import time
 import havip_probe
 import pytest
 
-from test.lab.cluster import REPO, SEED, running_cluster, with_backends
+from test.lab.cluster import REPO, SEED, SERVICES, running_cluster, with_backends
 
 pytestmark = pytest.mark.bench
 
@@ -63,8 +65,8 @@ MOVES = int(KNOBS["HAVIP_BENCH_MOVES"])
 DEPLOYS = int(KNOBS["HAVIP_BENCH_DEPLOYS"])
 SCALE = [int(count) for count in KNOBS["HAVIP_BENCH_SCALE"].split(",") if count.strip()]
 ONLY = KNOBS["HAVIP_BENCH_ONLY"]
-if ONLY not in ("", "seed", "scale"):
-    raise ValueError(f'HAVIP_BENCH_ONLY must be "seed" or "scale", got {ONLY!r}')
+if ONLY not in ("", "seed", "scale", "services"):
+    raise ValueError(f'HAVIP_BENCH_ONLY must be "seed", "scale" or "services", got {ONLY!r}')
 OUT = REPO / "bench-results"
 PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
 BACKENDS = SEED.with_role("backend")
@@ -432,6 +434,41 @@ def scale_point(salt_factories, tmp_path_factory, backends):
     return point
 
 
+# ---- several services -----------------------------------------------------------------
+
+def measure_services(salt_factories, tmp_path_factory):
+    """SERVICES (two services on two VIPs, the lab's app on two app nodes,
+    installed by the tests' own state): the failover test (kill -9 of
+    HAProxy's master on the holder, its client probing every service's
+    pools on each VIP at once), FEW times: each service's longest outage,
+    failed and total requests per trial."""
+    trials = []
+    with running_cluster(salt_factories, SERVICES, tmp_path_factory.mktemp("pillar"),
+                         file_roots=[REPO / "test" / "lab" / "states"]) as cluster:
+        assert cluster.salt("app*", "state.apply", "labapp").returncode == 0
+        assert cluster.apply().returncode == 0
+        for _ in range(FEW):
+            back_to_primary(cluster)
+            trials.append(failover_test(cluster, SERVICES.client)[1])
+    print(f"\nservices: {trials}", flush=True)
+    return trials
+
+
+def services_lines(trials):
+    """Each service's outage over the failover tests of the two-service cluster."""
+    lines = ["", f"Two services (SERVICES: `web` http with a host route, `raw` tcp, on two VIPs), the failover test "
+                 f"{len(trials)} times (kill -9 of HAProxy's master on the holder; its client probes every pool of "
+                 "each service on each VIP at once): the longest outage per service.", "",
+             "| service | median | max | failed/total |", "|---|---|---|---|"]
+    for name in sorted({name for trial in trials for name in trial}):
+        figures = [trial[name] for trial in trials if name in trial]
+        outage = stats([figure["longest_outage_s"] for figure in figures])
+        failed = sum(figure["failed"] or 0 for figure in figures)
+        total = sum(figure["total"] or 0 for figure in figures)
+        lines.append(f"| {name} | {seconds(outage['median'])} | {seconds(outage['max'])} | {failed}/{total} |")
+    return lines
+
+
 # ---- results ------------------------------------------------------------------------
 
 def stats(values):
@@ -542,6 +579,8 @@ def markdown(results):
         lines += [f"- {p['backends']} backends: " + ", ".join(
             f"{name} {seconds(figures['longest_outage_s'])} ({ratio(figures)})"
             for name, figures in p["failover test outage"].items()) for p in results["scale"]]
+    if results["services"]:
+        lines += services_lines(results["services"])
     return "\n".join(lines) + "\n"
 
 
@@ -579,15 +618,18 @@ def plot(timelines, path):
 
 
 def test_bench(salt_factories, tmp_path_factory):
-    results = {"began": time.monotonic(), "knobs": KNOBS, "rows": [], "stability": {}, "scale": [],
+    results = {"began": time.monotonic(), "knobs": KNOBS, "rows": [], "stability": {}, "scale": [], "services": [],
                "machine": {"date": datetime.date.today().isoformat(),
                            "machine": f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
                                       f"{platform.processor() or platform.machine()}"}}
-    if ONLY != "scale":
+    if ONLY in ("", "seed"):
         measure_seed(salt_factories, tmp_path_factory, results)
-    if ONLY != "seed":
+    if ONLY in ("", "scale"):
         for backends in SCALE:
             results["scale"].append(scale_point(salt_factories, tmp_path_factory, backends))
             save(results)
+    if ONLY in ("", "services"):
+        results["services"] = measure_services(salt_factories, tmp_path_factory)
+        save(results)
     print("\n" + markdown(results))
     assert not status_too_slow(results["scale"]), f"over {STATUS_PINGS}x test.ping: {status_too_slow(results['scale'])}"
