@@ -355,7 +355,8 @@ def prometheus(cluster):
 
     def query(expression):
         address = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": expression})
-        out = client.run(["curl", "-s", "-m", "2", address], check=False).stdout
+        # -f: no body while Prometheus is starting (503 Service Unavailable): asked again
+        out = client.run(["curl", "-sf", "-m", "2", address], check=False).stdout
         return json.loads(out)["data"]["result"] if out else []
     return query
 
