@@ -14,6 +14,7 @@ function that connects): no Salt dunders here.
 import re
 import threading
 
+import havip_answers
 import havip_cluster
 import havip_facts
 import havip_health
@@ -147,7 +148,7 @@ def survey(minions, config):
     answer believed about itself only once checked (havip_health's
     ``verdicts``); one that answers an error did not answer."""
     names = sorted(config["nodes"])
-    checks, statuses = havip_health.verdicts(config, minions.call(names, "havip.check", kwarg={"with_status": True}))
+    checks, statuses = havip_answers.verdicts(config, minions.call(names, "havip.check", kwarg={"with_status": True}))
     return havip_health.survey(config, statuses, checks)
 
 

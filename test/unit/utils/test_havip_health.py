@@ -4,6 +4,7 @@ cluster's, from the reports they are given (through the surfaces:
 test/unit/test_module.py's check, test/unit/test_runner.py's status).
 """
 
+import havip_answers
 import havip_health
 import pytest
 
@@ -212,7 +213,7 @@ def test_verdicts_split_each_answer_into_its_verdict_and_the_status_it_judged(fa
     statuses = shop_statuses()
     answers = answers_of(config, statuses)
     answers["nginx1"].update(healthy=False, reasons=["nginx is not running"])
-    checks, judged = havip_health.verdicts(config, {**answers, "stranger": answers["svr1"]})
+    checks, judged = havip_answers.verdicts(config, {**answers, "stranger": answers["svr1"]})
     assert checks["nginx1"] == {"healthy": False, "reasons": ["nginx is not running"], "standby": False}
     assert sorted(checks) == sorted(judged) == sorted(config["nodes"])
     assert judged["svr1"] == statuses["svr1"]
@@ -227,7 +228,7 @@ def test_a_backend_server_not_in_the_configuration_is_not_believed_the_rest_is(f
     statuses = shop_statuses()
     statuses["svr2"]["haproxy"]["pools"]["web"]["nginx3"] = {"status": "UP", "weight": 1, "sessions": 0}
     statuses["svr2"]["haproxy"]["backends"]["web/nginx3"] = "UP"
-    checks, judged = havip_health.verdicts(config, answers_of(config, statuses))
+    checks, judged = havip_answers.verdicts(config, answers_of(config, statuses))
     assert checks["svr2"] == {"healthy": True, "reasons": [], "standby": False}
     assert "web/nginx3" not in judged["svr2"]["haproxy"]["backends"]
     assert judged["svr2"]["haproxy"]["backends"]["web/nginx1"] == "UP"
@@ -242,7 +243,7 @@ def test_a_vip_the_pillar_no_longer_has_does_not_refuse_the_answer(facts):
     config = facts(two_services)
     statuses = shop_statuses()
     statuses["svr1"]["vips"]["VI_9"] = {"held": True, "lingering": False, "state": "MASTER", "since_s": 1000.0}
-    checks, judged = havip_health.verdicts(config, answers_of(config, statuses))
+    checks, judged = havip_answers.verdicts(config, answers_of(config, statuses))
     assert checks["svr1"]["healthy"] is True
     assert havip_health.survey(config, judged, checks)["holders"] == {"VI_1": ["svr1"]}
 
@@ -275,7 +276,7 @@ def test_an_answer_not_shaped_as_the_modules_is_an_unhealthy_verdict_saying_why(
         set_path(answers["svr1"], path, value)
     else:
         answers["svr1"] = value
-    checks, statuses = havip_health.verdicts(config, answers)
+    checks, statuses = havip_answers.verdicts(config, answers)
     (reason,) = checks["svr1"]["reasons"]
     assert reason.startswith(f"its answer to havip.check is refused: {why}")
     assert checks["svr1"]["healthy"] is False and "svr1" not in statuses
@@ -307,7 +308,7 @@ def test_pools_or_services_not_the_configurations_are_a_problem_not_believed(fac
     config = facts(two_services)
     statuses = shop_statuses()
     statuses["svr2"]["haproxy"][where] = value
-    checks, statuses = havip_health.verdicts(config, answers_of(config, statuses))
+    checks, statuses = havip_answers.verdicts(config, answers_of(config, statuses))
     surveyed = havip_health.survey(config, statuses, checks)
     assert surveyed["problems"] == [f"svr2: its HAProxy pools and services are refused: {why}"]
     assert surveyed["pools"]["web"]["nginx1"] == {"svr1": "UP", "svr2": None}
