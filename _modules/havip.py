@@ -468,7 +468,8 @@ def probe(url=None, seconds=10, rate=100, timeout=0.2, stop_file=None, cafile=No
     is deployed, or that has the havip pillar, only one on its cluster's
     VIPs and nodes; ``host`` is a host name (RFC 1123: labels of letters,
     digits and -); ``stop_file`` and ``cafile`` are absolute paths of
-    letters, digits and ``. _ + -``.  Anything else is refused, nothing
+    letters, digits and ``. _ + -`` (for an https ``url``, ``cafile`` one
+    that loads as CA certificates).  Anything else is refused, nothing
     requested.
 
     CLI Example:

@@ -11,6 +11,7 @@ import base64
 import functools
 import http.client
 import ssl
+import urllib.parse
 import urllib.request
 
 import salt.utils.network
@@ -24,19 +25,33 @@ def http_url(address, port, path="/"):
 
 def get(url, timeout=2.0, auth=None, cafile=None, host=None):
     """(status, body) of an HTTP GET; raises OSError (URLError) on failure.
-    An https URL's certificate is verified against ``cafile`` (default: the
-    system's CAs).  With ``host``, see ``named_opener``."""
+    ``cafile`` and ``host``: see ``opener``."""
+    return read(opener(url, cafile, host), url, timeout, auth, host)
+
+
+def opener(url, cafile=None, host=None):
+    """An opener for GETs of ``url``, for one request or many (a probe's):
+    an https URL's TLS context, tens of ms of CPU to build, is built here
+    once, and an http URL's none.  An https URL's certificate is verified
+    against ``cafile`` (default: the system's CAs).  With ``host``, see
+    ``named_opener``."""
+    context = ssl.create_default_context(cafile=cafile) if urllib.parse.urlsplit(url).scheme == "https" else None
+    if host:
+        return named_opener(host, context)
+    return urllib.request.build_opener(*([urllib.request.HTTPSHandler(context=context)] if context else []))
+
+
+def read(opened_by, url, timeout, auth=None, host=None):
+    """(status, body) of an HTTP GET of ``url`` through ``opened_by`` (an
+    ``opener`` of that URL and ``host``); raises OSError (URLError) on
+    failure."""
     request = urllib.request.Request(url)
     if auth:
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
-    context = ssl.create_default_context(cafile=cafile) if cafile else None
     if host:
         request.add_header("Host", host)
-        opened = named_opener(host, context or ssl.create_default_context()).open(request, timeout=timeout)
-    else:
-        opened = urllib.request.urlopen(request, timeout=timeout, context=context)
-    with opened as response:
+    with opened_by.open(request, timeout=timeout) as response:
         return response.status, response.read().decode(errors="replace")
 
 

@@ -19,10 +19,11 @@ from havip_values import is_host, parse_address
 from salt.exceptions import CommandExecutionError
 
 
-def fetch_body(url, timeout, cafile=None, host=None):
-    """The response body (stripped), or None on any failure."""
+def fetch_body(url, timeout, opened_by, host=None):
+    """The response body (stripped) of ``url`` through ``opened_by`` (a
+    ``havip_http.opener``), or None on any failure."""
     try:
-        return havip_http.get(url, timeout, cafile=cafile, host=host)[1].strip()
+        return havip_http.read(opened_by, url, timeout, host=host)[1].strip()
     except (OSError, ValueError):
         return None
 
@@ -72,19 +73,25 @@ def measure(url, seconds, rate, timeout, timeline=False, stop=None, cafile=None,
     ``timeline`` also every request as [seconds after the start, answered
     (1) or not (0)].  ``stop``, if given, is asked before each request and
     ends the run early when it returns True.  ``cafile`` and ``host`` (the
-    host name asked for, when there is one): see ``havip_http.get``."""
+    host name asked for, when there is one): see ``havip_http.opener``; a
+    ``cafile`` that cannot be loaded is refused (CommandExecutionError),
+    nothing requested."""
     period = 1.0 / rate
     count = int(seconds * rate)
     started, start = time.time(), time.monotonic()
     workers = int(rate * timeout) + 4
     named = {"host": host} if host else {}
+    try:  # once for every request: an https context costs tens of ms of CPU
+        opened_by = havip_http.opener(url, cafile, host)
+    except OSError as exc:  # ssl.SSLError too
+        raise CommandExecutionError(f"havip.probe: cafile {cafile!r} refused: {exc}") from exc
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         pending = []
         for index in range(count):
             time.sleep(max(0.0, start + index * period - time.monotonic()))
             if stop is not None and stop():
                 break
-            pending.append((time.monotonic() - start, pool.submit(fetch_body, url, timeout, cafile, **named)))
+            pending.append((time.monotonic() - start, pool.submit(fetch_body, url, timeout, opened_by, **named)))
     requests = [[sent, future.result()] for sent, future in pending]
     return summarize(url, started, time.monotonic() - start, requests, timeline)
 

@@ -17,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from salt.exceptions import CommandExecutionError
 
 from test.certs import key_pem
 
@@ -117,6 +118,25 @@ def test_a_request_for_a_host_follows_no_redirect(probe_ca):
     with serving(probe_ca) as url:
         with pytest.raises(urllib.error.HTTPError, match="301"):
             havip_http.get(f"{url}/redirect", 5, cafile=probe_ca[0], host="probe.example.com")
+
+
+def test_a_probe_builds_one_tls_context_for_all_its_requests_and_none_for_http(probe_ca, monkeypatch):
+    """Building one costs tens of ms of CPU: one per request made a probe
+    at 100 requests/s starve its host (the lab's rolling deploy of the app
+    lost requests, and its probes did not stop in time)."""
+    built, build = [], ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *args, **kw: built.append(1) or build(*args, **kw))
+    with serving() as url:
+        report = havip_probe.measure(f"{url}/", 0.3, 10, 5, host="probe.example.com")
+    assert (report["total"], report["failed"], built) == (3, 0, [])
+    with serving(probe_ca) as url:
+        report = havip_probe.measure(f"{url}/", 0.3, 10, 5, cafile=probe_ca[0], host="probe.example.com")
+    assert (report["total"], report["failed"], len(built)) == (3, 0, 1)
+
+
+def test_a_probe_refuses_a_cafile_it_cannot_load(tmp_path):
+    with pytest.raises(CommandExecutionError, match=r"havip\.probe: cafile .* refused"):
+        havip_probe.measure("https://127.0.0.1:1/", 0.3, 10, 5, cafile=str(tmp_path / "missing.pem"))
 
 
 def test_the_probe_asks_for_its_host(probe_ca):
