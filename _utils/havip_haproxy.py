@@ -121,8 +121,17 @@ def sessions(path, pool, server):
     return int(server_row(path, pool, server)["scur"] or 0)
 
 
+# HAProxy's statuses of a server taken out of rotation (havip.drain, maintenance).
+OUT_OF_ROTATION = ("DRAIN", "MAINT")
+
+
 def set_server_state(path, pool, server, state):
-    command = f"set server {pool}/{server} state {state}"
+    _set_server(path, pool, server, f"state {state}")
+
+
+def _set_server(path, pool, server, setting):
+    """``set server <pool>/<server> <setting>`` through the runtime API."""
+    command = f"set server {pool}/{server} {setting}"
     answer = ask(path, command).strip()
     if answer:
         raise CommandExecutionError(f"havip: HAProxy refused `{command}`: {answer}")
@@ -151,9 +160,14 @@ def drain(facts, reference, budget, wait):
 def ready(facts, reference, budget, wait):
     """``havip.ready``: the server ``reference`` names set to ``ready`` in
     this balancer's HAProxy, then ``wait(predicate, budget, interval)``
-    until HAProxy sees it UP."""
+    until HAProxy sees it UP.  A server out of rotation (DRAIN, MAINT) is
+    first marked down, so that only fresh health checks (``rise`` of them)
+    put it back: after a deploy restarted it, the UP its checks saw before
+    says nothing of the new process, which may not listen yet."""
     path, pool, server, shown = _target(facts, "ready", reference)
     start = time.monotonic()
+    if server_row(path, pool, server)["status"].startswith(OUT_OF_ROTATION):
+        _set_server(path, pool, server, "health down")
     set_server_state(path, pool, server, "ready")
     if not wait(lambda: server_row(path, pool, server)["status"].startswith("UP"), budget, interval=0.1):
         raise CommandExecutionError(f"havip.ready: {shown} is in rotation again but not UP after {budget:.1f} s"

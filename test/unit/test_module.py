@@ -1081,8 +1081,22 @@ def test_ready_sets_the_server_ready_and_returns_once_haproxy_sees_it_up(havip, 
     fake = api(stat_csv(nginx1=("DOWN 1/2", 0), nginx2=("UP", 0)),
                stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)))
     result = havip.ready("nginx1")
-    assert fake.commands() == [READY, "show stat", "show stat"]
+    # In rotation (DOWN, not DRAIN): no fresh checks asked for.
+    assert fake.commands() == ["show stat", READY, "show stat"]
     assert result["server"] == "nginx1" and result["state"] == "ready"
+
+
+@pytest.mark.parametrize("out", ["DRAIN", "MAINT"])
+def test_ready_of_a_server_out_of_rotation_waits_for_fresh_health_checks(havip, lb, api, out):
+    """A deploy restarted it while drained: the UP its checks saw before
+    says nothing of the new process, which may not listen yet; marked down
+    first, it is UP again only after ``rise`` fresh checks pass (the app
+    deploy's lab test lost a request per service without it)."""
+    fake = api(stat_csv(nginx1=(out, 0), nginx2=("UP", 0)), stat_csv(nginx1=("DOWN 1/2", 0), nginx2=("UP", 0)),
+               stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)))
+    havip.ready("nginx1")
+    assert fake.commands() == ["show stat", "set server havip_backends/nginx1 health down", READY, "show stat",
+                               "show stat"]
 
 
 def test_ready_raises_naming_the_status_when_the_server_does_not_come_up(havip, lb, api):
@@ -1166,7 +1180,7 @@ def test_drain_waits_for_the_sessions_of_the_server_in_its_pool_and_names_it(hav
 def test_ready_of_a_pools_server_waits_until_it_is_up_in_its_pool(havip, shop, api):
     fake = api(shop_csv(**{**UP2, "sql": {"app1": ("DOWN 1/2", 0)}}), shop_csv(**UP2))
     result = havip.ready("sql/app1")
-    assert fake.commands() == ["set server sql/app1 state ready", "show stat", "show stat"]
+    assert fake.commands() == ["show stat", "set server sql/app1 state ready", "show stat"]
     assert (result["server"], result["pool"], result["state"]) == ("sql/app1", "sql", "ready")
     api(shop_csv(**{**UP2, "sql": {"app1": ("DOWN", 0)}}))
     with pytest.raises(CommandExecutionError, match=r"^havip.ready: sql/app1 is in rotation again but not UP after"
