@@ -10,7 +10,8 @@ and judge the answers they are given; the runner makes the salt calls.
 
 import collections
 
-from havip_facts import CALL_TIMEOUT, FACTS_STATE, HAPROXY_BACKEND, WAIT_DEFAULT
+import havip_servers
+from havip_facts import CALL_TIMEOUT, FACTS_STATE, WAIT_DEFAULT
 from havip_timing import move_budget
 
 # Seconds of probing before the first step (the probe's job must reach the client).
@@ -61,8 +62,8 @@ def server_references(config, name):
     it; in today's pair (its one pool, havip_backends) the bare server
     name, as it always was."""
     pools = config["pools"]
-    bare = [pool["name"] for pool in pools] == [HAPROXY_BACKEND]
-    return [server["name"] if bare else f"{pool['name']}/{server['name']}"
+    names = [pool["name"] for pool in pools]
+    return [havip_servers.name(names, pool["name"], server["name"])
             for pool in pools for server in pool["servers"] if server["node"] == name]
 
 
