@@ -423,9 +423,12 @@ def ready(server, timeout=None):
     Put ``server`` (as :py:func:`drain` takes it) back into this balancer's
     rotation after :py:func:`drain` (HAProxy's runtime state ``ready``) and
     return once HAProxy sees it UP - its health checks pass - with the time
-    it took (``took_s``).  Raises an error if it is not UP within
-    ``timeout`` seconds (default 30); it is in rotation all the same, and
-    gets traffic once its checks pass.
+    it took (``took_s``).  A server out of rotation (DRAIN, MAINT) is
+    marked down first, so that only fresh health checks put it back (after
+    a deploy restarted it, the UP seen before says nothing of the new
+    process).  Raises an error if it is not UP within ``timeout`` seconds
+    (default 30); it is in rotation all the same, and gets traffic once its
+    checks pass.
 
     CLI Example:
 

@@ -121,10 +121,6 @@ def sessions(path, pool, server):
     return int(server_row(path, pool, server)["scur"] or 0)
 
 
-# HAProxy's statuses of a server taken out of rotation (havip.drain, maintenance).
-OUT_OF_ROTATION = ("DRAIN", "MAINT")
-
-
 def set_server_state(path, pool, server, state):
     _set_server(path, pool, server, f"state {state}")
 
@@ -166,7 +162,7 @@ def ready(facts, reference, budget, wait):
     says nothing of the new process, which may not listen yet."""
     path, pool, server, shown = _target(facts, "ready", reference)
     start = time.monotonic()
-    if server_row(path, pool, server)["status"].startswith(OUT_OF_ROTATION):
+    if server_row(path, pool, server)["status"].startswith(tuple(havip_servers.OUT_OF_ROTATION)):
         _set_server(path, pool, server, "health down")
     set_server_state(path, pool, server, "ready")
     if not wait(lambda: server_row(path, pool, server)["status"].startswith("UP"), budget, interval=0.1):

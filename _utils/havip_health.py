@@ -221,11 +221,6 @@ def cluster_view(config, surveyed):
     }
 
 
-# HAProxy's status of a server taken out of rotation: by havip.drain, or
-# into maintenance.
-OUT_OF_ROTATION = {"DRAIN": "drained", "MAINT": "in maintenance"}
-
-
 def leftovers(config, statuses):
     """What a failed rollout step (or an operator) left behind, from the
     balancers' ``havip.status``: balancers on standby, backend servers out
@@ -237,7 +232,7 @@ def leftovers(config, statuses):
         if status.get("standby"):
             found.append(f"{name} is on standby (havip.resume on {name} ends it)")
         for server, state in sorted((status.get("haproxy", {}).get("backends") or {}).items()):
-            kind = next((word for key, word in OUT_OF_ROTATION.items() if state.startswith(key)), None)
+            kind = next((word for key, word in havip_servers.OUT_OF_ROTATION.items() if state.startswith(key)), None)
             if kind:
                 out.setdefault((server, kind), []).append(name)
     found += [f"{server} is {kind} on {', '.join(names)} (havip.ready {server} there puts it back)"

@@ -21,6 +21,9 @@ from havip_facts import HAPROXY_BACKEND
 SEPARATOR = "/"
 # show stat's rows of a proxy that are not its servers.
 NOT_SERVERS = ("FRONTEND", "BACKEND")
+# HAProxy's statuses of a server taken out of rotation (by havip.drain, or
+# into maintenance), and what they mean.
+OUT_OF_ROTATION = {"DRAIN": "drained", "MAINT": "in maintenance"}
 
 
 # ---- names -------------------------------------------------------------------
