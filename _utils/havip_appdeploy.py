@@ -16,7 +16,6 @@ The runner passes in the minions (havip_master.Minions) and the function
 that opens a connection of its own for a probe: no Salt dunders here.
 """
 
-import time
 
 import havip_cluster
 import havip_deploy
@@ -68,9 +67,7 @@ class Turn:
 
     def step(self, step):
         """Run ``step``; None, or why it failed."""
-        start = time.monotonic()
-        problem, answers = havip_master.run_step(self.minions, step)
-        self.steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else ""))
+        problem, answers = havip_deploy.logged_step(self.minions, step, self.steps)
         if step.fun == "havip.drain":
             self.drained[step.arg[0]] = sorted(set(self.drained.get(step.arg[0], [])) | set(answers))
         elif step.fun == "havip.ready":

@@ -70,6 +70,15 @@ def holds(minions, config, name):
     return None, any(name in names for names in havip_health.holders(config, {name: status}).values())
 
 
+def logged_step(minions, step, steps):
+    """havip_master.run_step of ``step``, "label: seconds" (and FAILED)
+    appended to ``steps``."""
+    start = time.monotonic()
+    problem, answers = havip_master.run_step(minions, step)
+    steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else ""))
+    return problem, answers
+
+
 def roll_out(minions, config, order, steps):
     """Run every node's steps in ``order``, appending "label: seconds" to
     ``steps``.  Whether a balancer holds a VIP (and so goes on standby for
@@ -86,9 +95,7 @@ def roll_out(minions, config, order, steps):
         untouched = [f"untouched: {', '.join(order[index + 1:])}"] if order[index + 1:] else []
         done = []
         for step in havip_rollout.node_steps(config, name, holding):
-            start = time.monotonic()
-            problem, answers = havip_master.run_step(minions, step)
-            steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else ""))
+            problem, answers = logged_step(minions, step, steps)
             if problem:
                 return "; ".join([f"step '{step.label}' failed: {problem}", "stopped there",
                                   *havip_rollout.left_behind(name, done, step, list(answers))] + untouched)
