@@ -55,7 +55,7 @@ class Probe(threading.Thread):
 
     def problem(self, ended_early):
         """Why the probe failed the deploy, or None."""
-        where = f"the probe of {self.url}" + (f" (host {self.host})" if self.host else "") + f" on {self.client}"
+        where = f"the probe of {havip_targets.shown(self.url, self.host)} on {self.client}"
         if self.is_alive():
             return f"{where} did not stop (its stop file {self.stop_file} stays there)"
         return havip_rollout.probe_problem(self.answer, where, self.url, ended_early, self.max_failed)

@@ -84,11 +84,6 @@ def probes(connect, entries, seconds, timeout):
     return started
 
 
-def through(probing):
-    """The URL of a target, and the host it asks for."""
-    return probing["url"] + (f" (host {probing['host']})" if probing.get("host") else "")
-
-
 def reach_problem(connect, entries):
     """Why the client cannot reach a target (a probe of 1 s at the test's
     rate of every target at once, before anything is broken), or None."""
@@ -96,7 +91,8 @@ def reach_problem(connect, entries):
     for entry, probe in zip(entries, running, strict=True):
         probe.join()
         seen, probing = probe.result, entry["probe"]
-        where = f"the client {probing['client']} cannot probe {through(probing)} before the test"
+        target = havip_targets.shown(probing["url"], probing.get("host"))
+        where = f"the client {probing['client']} cannot probe {target} before the test"
         if not isinstance(seen, dict):
             return f"{where}: {'no answer' if seen is None else havip_rollout.error_text(seen)}"
         if seen["failed"]:
@@ -174,7 +170,8 @@ def traffic_problems(seen, report, injected_at, move_budget):
                   failed_requests=seen["failed"], requests=seen["total"])
     failing_for = (seen["last_failure_s"] or 0) + seen["started_s"] - injected_at
     if not seen["recovered"] or failing_for > move_budget + 1.0:
-        return [f"traffic through {through(probing)} did not resume within {move_budget + 1.0:.1f} s"]
+        target = havip_targets.shown(probing["url"], probing.get("host"))
+        return [f"traffic through {target} did not resume within {move_budget + 1.0:.1f} s"]
     return []
 
 

@@ -88,3 +88,8 @@ def of_pools(config, pools):
     """The targets (:py:func:`probe_targets`) that reach one of ``pools``:
     what a deploy that takes their servers out in turn probes."""
     return [target for target in probe_targets(config)[0] if target["pool"] in pools]
+
+
+def shown(url, host):
+    """A target's URL as a report says it, with the host it asks for."""
+    return url + (f" (host {host})" if host else "")
