@@ -21,6 +21,7 @@ import havip_health
 import havip_pillar
 import havip_rollout
 import salt.fileclient
+import salt.loader
 import salt.pillar
 import salt.utils.dictupdate
 import salt.utils.minions
@@ -58,6 +59,7 @@ class Minions:
     def __init__(self, client, opts):
         self.client, self.opts = client, opts
         self.parameters = {}  # {OS family: defaults.yaml <- its file}
+        self.functions = None  # the execution modules pillar compiles call (pillar_functions)
 
     def answers(self, minions, fun, arg=(), kwarg=None, timeout=None):
         """{minion: return} of the minions that answered, errors included."""
@@ -90,6 +92,7 @@ class Minions:
         None without havip nodes."""
         grains = salt.utils.minions.get_minion_data(minion, self.opts)[1] or {}
         pillar = salt.pillar.get_pillar(self.opts, grains, minion, saltenv=self.opts.get("saltenv") or "base",
+                                        funcs=self.pillar_functions(grains),
                                         pillarenv=self.opts.get("pillarenv")).compile_pillar()
         if pillar.get("_errors"):
             # The errors may quote the pillar's lines, secrets too: counted, not shown.
@@ -101,6 +104,18 @@ class Minions:
                 family if isinstance(family, str) and re.fullmatch(r"[A-Za-z0-9_]+", family) else None))
         except CommandExecutionError as exc:
             raise ValueError(f"the pillar of {minion}: {exc}") from None
+
+    def pillar_functions(self, grains):
+        """The execution modules a pillar compile calls (``salt[...]`` in a
+        pillar file), their ``__grains__`` the minion's: one loader for
+        every pillar this call compiles, as Salt's master shares its own
+        (building them is most of a compile's time)."""
+        if self.functions is None:
+            self.functions = salt.loader.minion_mods(self.opts)
+        for loader in (self.functions, getattr(self.functions, "_dunder_salt", None)):
+            if loader is not None:
+                loader.pack["__grains__"] = grains
+        return self.functions
 
     def formula_parameters(self, family):
         """map.jinja's first steps: the formula's defaults.yaml <- the OS

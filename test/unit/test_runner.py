@@ -74,7 +74,7 @@ class Master:
                 return {"minions": [name for name in names if name in master.pillars], "missing": []}
 
         class Pillar:
-            def __init__(self, opts, grains, minion_id, saltenv=None, pillarenv=None):
+            def __init__(self, opts, grains, minion_id, saltenv=None, funcs=None, pillarenv=None):
                 assert grains == {"os_family": "Debian", "id": minion_id} and saltenv == "base"
                 self.minion_id = minion_id
 
