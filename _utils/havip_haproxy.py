@@ -173,15 +173,16 @@ def ready(facts, reference, budget, wait):
 
 def peer_health(facts, peer):
     """None if ``peer``'s HAProxy serves: its stats:backends_uri answers 200
-    (a backend server is UP there).  It is asked without credentials, so the
-    stats password can change under a rolling deploy.  Else the reason why
-    not."""
+    (every pool has a server UP there).  It is asked without credentials, so
+    the stats password can change under a rolling deploy.  Else the reason
+    why not."""
     stats = facts["stats"]
     page = havip_http.http_url(peer["address"], stats["port"], stats["backends_uri"])
     try:
         havip_http.get(page)
     except urllib.error.HTTPError as exc:
-        return f"its HAProxy has no backend server UP ({page} answered {exc.code})"
+        lacks = "no backend server UP" if havip_servers.bare(_pool_names(facts)) else "a pool with no server UP"
+        return f"its HAProxy has {lacks} ({page} answered {exc.code})"
     except (OSError, ValueError) as exc:
         return f"its HAProxy did not answer {page} ({exc})"
     return None

@@ -1130,6 +1130,13 @@ UP2 = {"web": {"nginx1": ("UP", 0), "nginx2": ("UP", 1)}, "api": {"app1": ("UP",
        "static": {"nginx1": ("UP", 0)}, "sql": {"app1": ("UP", 0)}}
 
 
+def test_standby_with_services_refuses_when_the_peer_has_a_pool_with_no_server_up(havip, shop):
+    shop.http[PEER_HEALTH_URL] = urllib.error.HTTPError(PEER_HEALTH_URL, 503, "Service Unavailable", {}, None)
+    with pytest.raises(CommandExecutionError, match="svr2: its HAProxy has a pool with no server UP"):
+        havip.standby()
+    assert shop.standby_value() == "0"
+
+
 def test_status_of_several_pools_and_services(havip, shop):
     shop.stats = shop_csv(web={"nginx1": ("UP", 2), "nginx2": ("DRAIN", 0)},
                           api={"app1": ("UP 1/2", 0), "app2": ("MAINT", 0), "legacy": ("DOWN", 0)},
