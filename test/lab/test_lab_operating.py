@@ -20,6 +20,7 @@ import time
 import pytest
 
 from test.lab.cluster import GATEWAY, LOOKUP, NETWORK, SEED
+from test.lab.secrets import shown_secrets, where_salt_shows
 
 pytestmark = pytest.mark.lab
 
@@ -287,13 +288,6 @@ def with_password(password):
     return pillar
 
 
-def job_records(cluster, events):
-    """The job cache's record (jobs.lookup_jid) of every job in ``events``."""
-    jids = {event.tag.split("/")[2] for event in events if event.tag.startswith("salt/job/")
-            and event.tag.endswith("/new")}
-    return {jid: cluster.run("jobs.lookup_jid", jid).stdout for jid in sorted(jids)}
-
-
 def test_a_stats_password_change_shows_neither_password_anywhere(healthy, event_listener):
     cluster = healthy
     old = SEED.pillar["havip"]["stats"]["password"]
@@ -306,13 +300,9 @@ def test_a_stats_password_change_shows_neither_password_anywhere(healthy, event_
         "state.show_sls": cluster.salt(PRIMARY, "state.show_sls", "havip").stdout,
         "havip.config": cluster.salt("*", "havip.config").stdout,
     }
-    events = event_listener.get_events([(cluster.master.id, "*")], after_time=started)
-    outputs.update({f"job {jid}": text for jid, text in job_records(cluster, events).items()})
-    outputs["event bus"] = json.dumps([[event.tag, event.data] for event in events], default=str)
-    assert len(outputs) > 5 and events, outputs.keys()
-    for where, text in outputs.items():
-        for secret in (old, new):
-            assert secret not in text, f"{secret!r} shows in {where}"
+    shown = where_salt_shows(cluster, event_listener, outputs, started)
+    assert len(shown) > 5, shown.keys()
+    assert not shown_secrets(shown, [old, new])
     # The apply did change the password: it logs in, the old one does not.
     url = SEED.stats_url(SEED.hosts[PRIMARY])
     assert cluster.client_get(url, user=f"admin:{new}")[0] == 200

@@ -26,6 +26,7 @@ import pytest
 
 from test.lab.ca import CA
 from test.lab.cluster import REPO, SERVICES, Topology, wait_until
+from test.lab.secrets import pillar_secrets, shown_secrets, where_salt_shows
 
 pytestmark = pytest.mark.lab
 
@@ -382,3 +383,28 @@ def test_haproxys_exporter_covers_every_frontend_and_backend_in_prometheus(servi
 
     view = wait_until(seen, complete, 60, 1)
     assert complete(view), view
+
+
+def test_a_services_certificate_change_shows_no_private_key_or_password_anywhere(healthy, ca, event_listener):
+    cluster = healthy
+    pillar = copy.deepcopy(cluster.topology.pillar)
+    pillar["havip"]["services"]["web"]["tls"]["certificates"][1] = ca.issue("app", [], serial=0x2003, hosts=[APP_HOST])
+    secrets = pillar_secrets(cluster.topology.pillar) + pillar_secrets(pillar)
+    started = time.time()
+    cluster.set_pillar(pillar)
+    planned = cluster.salt("*", "state.apply", "havip", "test=True")
+    applied = cluster.apply()
+    outputs = {
+        "state.apply test=True": planned.stdout,
+        "state.apply": applied.stdout,
+        "state.show_sls": cluster.salt(PRIMARY, "state.show_sls", "havip").stdout,
+        "havip.config": cluster.salt("*", "havip.config").stdout,
+        "havip.status": cluster.run("havip.status").stdout,
+    }
+    # The apply did write the app's new certificate (and its key) on each balancer.
+    for balancer in BALANCERS:
+        written = [key for key, state in applied.data[balancer].items()
+                   if "havip-haproxy-certificate-file-web-1_|-" in key and state["changes"]]
+        assert written, (balancer, sorted(applied.data[balancer]))
+    assert len(secrets) > 10
+    assert not shown_secrets(where_salt_shows(cluster, event_listener, outputs, started), secrets)
