@@ -145,6 +145,33 @@ def test_failover_test_reports_split_brain_when_vrrp_is_cut_and_the_cluster_heal
     assert healthy.run("havip.status").returncode == 0
 
 
+# On the backup: VRRP cut until keepalived there takes the VIP (it adds it to
+# eth0), and at once not: the holder's next advert (50 ms) sends it back to
+# BACKUP, so keepalived runs the notify script for MASTER and for BACKUP
+# within milliseconds of each other.
+FLAP = """nft -f - <<'EOF'
+{cut}EOF
+tries=0
+until ip -o addr show dev eth0 | grep -q ' {vip}/' || [ "$tries" -gt 5000 ]; do tries=$((tries + 1)); done
+nft delete table inet havip_lab_cut
+"""
+FLAPS = 10
+
+
+def test_short_vrrp_flaps_on_the_backup_leave_it_backup_with_nothing_kept_on_lo(healthy):
+    backup = healthy.host(BACKUP)
+    started = time.time()
+    for _ in range(FLAPS):
+        backup.run(["sh", "-c", FLAP.format(cut=CUT_RULES, vip=SEED.vip)])
+        assert healthy.wait_for_holders([PRIMARY]) == [PRIMARY]
+        time.sleep(0.5)
+    states = [state for _, vip, state in healthy.vrrp_transitions(BACKUP, started) if vip == "VI_1"]
+    assert states == ["MASTER", "BACKUP"] * FLAPS, states  # every flap happened
+    assert not lingering(healthy, BACKUP, 10), handover_view(healthy, BACKUP, PRIMARY)
+    assert healthy.salt(BACKUP, "havip.status").data["vips"]["VI_1"]["state"] == "BACKUP"
+    assert healthy.run("havip.status").returncode == 0
+
+
 def test_standby_and_resume_move_the_vip_both_ways_losing_at_most_one_request(healthy):
     with healthy.probe(seconds=9) as away:
         moved = healthy.salt(PRIMARY, "havip.standby")

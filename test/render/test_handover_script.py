@@ -42,13 +42,14 @@ if [ -r "$world/fail" ]; then
 fi
 """
 ANSWERS = {
-    # `ip -o addr show dev lo` as ip prints it, from $world/lo (address/prefix lines).
-    "ip": """case "$*" in "-o addr show dev lo")
-    [ -r "$world/lo" ] || exit 0
+    # `ip -o addr show dev DEV` as ip prints it, from $world/dev.DEV (address/prefix lines).
+    "ip": """case "$*" in "-o addr show dev "*)
+    [ -r "$world/dev.$5" ] || exit 0
     while read -r address; do
         case "$address" in *:*) kind=inet6 ;; *) kind=inet ;; esac
-        printf '1: lo    %s %s scope host lo\\\\       valid_lft forever preferred_lft forever\\n' "$kind" "$address"
-    done < "$world/lo" ;;
+        printf '1: %s    %s %s scope host %s\\\\       valid_lft forever preferred_lft forever\\n' \\
+            "$5" "$kind" "$address" "$5"
+    done < "$world/dev.$5" ;;
 esac
 """,
     # The tables in $world/tables ("FAMILY NAME" lines); the n-th ruleset
@@ -118,6 +119,7 @@ class Host:
                                       havip))
         (root / "vrrp").mkdir()
         self.recorded, self.on_lo, self.tables, self.active, self.connections, self.failing = {}, [], [], [], [], []
+        self.on_interface = []  # the VIPs' interface (ens32): keepalived's addresses
 
     def run(self, *args):
         """Run the script with ``args``: (exit status, the commands it ran)."""
@@ -125,8 +127,8 @@ class Host:
             path.unlink()
         for name, state in self.recorded.items():
             (self.root / "vrrp" / name).write_text(f"{state} 150\n")
-        for name, lines in (("lo", self.on_lo), ("tables", self.tables), ("active", self.active),
-                            ("ss", self.connections), ("fail", self.failing)):
+        for name, lines in (("dev.lo", self.on_lo), ("dev.ens32", self.on_interface), ("tables", self.tables),
+                            ("active", self.active), ("ss", self.connections), ("fail", self.failing)):
             if lines:
                 (self.world / name).write_text("".join(f"{line}\n" for line in lines))
         proc = subprocess.run([self.shell, str(self.script), *args], env={"PATH": str(self.bin)},
@@ -192,6 +194,19 @@ def test_hold_fails_when_the_vip_cannot_be_kept_on_lo(host):
     host.tables = ["inet havip_track"]
     host.failing = ["ip addr replace *"]
     assert host.run("hold", "VI_1")[0] == 1
+
+
+# ---- holding: is the VIP on its interface (keepalived's state now)? -----------------
+
+
+@pytest.mark.parametrize("vip, added", [(V4, "192.168.100.10/24"), (V6, "fd00:100::10/64")])
+def test_holding_is_the_vip_on_its_interface_as_keepalived_adds_it_not_its_copy_on_lo(host, vip, added):
+    host.on_lo = [vip["host"]]
+    assert host.run("holding", vip["name"]) == (1, ["ip -o addr show dev ens32"])
+    host.on_interface = ["192.168.100.99/24", added]
+    assert host.run("holding", vip["name"]) == (0, ["ip -o addr show dev ens32"])
+    host.on_interface = [added.replace("10/", "100/")]  # another address that begins alike
+    assert host.run("holding", vip["name"])[0] == 1
 
 
 # ---- give: keepalived's BACKUP, FAULT, STOP -------------------------------------
