@@ -401,10 +401,10 @@ def test_a_services_certificate_change_shows_no_private_key_or_password_anywhere
         "havip.config": cluster.salt("*", "havip.config").stdout,
         "havip.status": cluster.run("havip.status").stdout,
     }
-    # The apply did write the app's new certificate (and its key) on each balancer.
+    # The apply did write the app's new certificate (the second: web-2) and its key on each balancer.
     for balancer in BALANCERS:
         written = [key for key, state in applied.data[balancer].items()
-                   if "havip-haproxy-certificate-file-web-1_|-" in key and state["changes"]]
+                   if "havip-haproxy-certificate-file-web-2_|-" in key and state["changes"]]
         assert written, (balancer, sorted(applied.data[balancer]))
     assert len(secrets) > 10
     assert not shown_secrets(where_salt_shows(cluster, event_listener, outputs, started), secrets)
