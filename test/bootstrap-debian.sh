@@ -4,7 +4,8 @@
 # rendered configs; the lab installs them again inside each host, offline,
 # from apt's cache), the namespace tooling, systemd-nspawn (systemd-container:
 # every lab host boots systemd; it pulls the matching systemd update), and
-# Python's venv, and shellcheck (the scripts keepalived runs are checked with it).
+# Python's venv, and shellcheck (the scripts keepalived runs are checked with it);
+# promtool from Debian's prometheus package, without installing it.
 set -eu
 
 DAEMONS="nginx nginx-common haproxy keepalived"
@@ -55,3 +56,18 @@ absent=$(missing $recommended)
 # (the lab's client scrapes the balancers), with what they depend on.
 LAB_ONLY="prometheus-node-exporter prometheus"
 apt-get install -y -qq --download-only --no-install-recommends $LAB_ONLY
+
+# promtool, for the fast tier's tests of the alerting rules
+# (test/alerts/test_alerts.py): taken out of that prometheus .deb, never
+# installed (no Prometheus service on this machine); again when apt has
+# another version.
+PROMTOOL=/var/cache/havip/promtool
+version=$(apt-cache policy prometheus | awk '$1 == "Candidate:" {print $2}')
+if ! "$PROMTOOL" --version 2>/dev/null | grep -qF "revision: $version)"; then
+    mkdir -p "${PROMTOOL%/*}"
+    deb="prometheus_$(echo "$version" | sed 's/:/%3a/')_$(dpkg --print-architecture).deb"
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -O ./usr/bin/promtool > "$PROMTOOL.new"
+    chmod 755 "$PROMTOOL.new"
+    "$PROMTOOL.new" --version > /dev/null
+    mv -f "$PROMTOOL.new" "$PROMTOOL"
+fi

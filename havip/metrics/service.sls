@@ -18,11 +18,12 @@ havip-metrics-service-running:
 
 {#- keepalived's notify script publishes the VRRP state on every transition;
     when metrics are turned on later (or the first transitions came before
-    the textfile directory), it publishes the current state once here. #}
+    the textfile directory), or the script changed since it last published
+    (what it publishes may have), it publishes the current state here. #}
 havip-metrics-vrrp-published:
   cmd.run:
     - name: {{ havip.lookup.keepalived.notify_script }} METRICS
     - onlyif: test -x {{ havip.lookup.keepalived.notify_script }}
-    - creates: {{ havip.lookup.metrics.textfile_dir }}/havip.prom
+    - unless: test {{ havip.lookup.metrics.textfile_dir }}/havip.prom -nt {{ havip.lookup.keepalived.notify_script }}
     - require:
       - file: havip-metrics-textfile-dir

@@ -16,10 +16,10 @@ import copy
 import json
 import pathlib
 import time
-import urllib.parse
 
 import pytest
 
+import test.lab.prometheus
 from test.lab.ca import CA
 from test.lab.cluster import ACTIVE, Topology, wait_until
 
@@ -50,18 +50,6 @@ def held_by(expected):
 
 
 TLS_PORT = 443
-PROMETHEUS = """global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: haproxy
-    static_configs: [{targets: ['lb1:9101', 'lb2:9101']}]
-  - job_name: node
-    # The VRRP state alone: a full node-exporter scrape can take longer than
-    # the 1 s scrape timeout on the lab's 2 busy CPUs during a failover.
-    params: {'collect[]': [textfile]}
-    static_configs: [{targets: ['lb1:9100', 'lb2:9100']}]
-"""
 
 
 def tls_pillar(certificate, **tls):
@@ -107,19 +95,9 @@ def cluster_master_overrides(reactor_log):
 
 @pytest.fixture(scope="module")
 def prometheus(cluster):
-    """Debian's Prometheus on the client host, scraping both balancers every
-    second; returns a function asking its HTTP API."""
-    client = cluster.host(ACTIVE.client)
-    client.run("apt-get install -y --no-download --no-install-recommends -o Acquire::Retries=0 prometheus",
-               timeout=600)
-    client.run(["tee", "/etc/prometheus/prometheus.yml"], input=PROMETHEUS)
-    client.run(["systemctl", "restart", "prometheus"])
-
-    def query(expression):
-        url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": expression})
-        out = client.run(["curl", "-s", "-m", "2", url], check=False).stdout
-        return json.loads(out)["data"]["result"] if out else []
-    return query
+    """Debian's Prometheus on the client host with havip's alerting rules,
+    scraping both balancers every second; returns a function asking it."""
+    return test.lab.prometheus.start(cluster.host(ACTIVE.client), ["lb1:9101", "lb2:9101"], ["lb1:9100", "lb2:9100"])
 
 
 def scrape_targets(cluster):
@@ -301,7 +279,7 @@ def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(l
         return {sample["metric"]["instance"].split(":")[0]: sample["value"][1]
                 for sample in prometheus('havip_vrrp_master{vip="VI_A"}')}
     def haproxys_scraped():
-        return {s["metric"]["instance"] for s in prometheus('up{job="haproxy"} == 1')}
+        return {s["metric"]["instance"] for s in prometheus('up{job="havip-haproxy"} == 1')}
     settled = ({"lb1": "1", "lb2": "0"}, {"lb1:9101", "lb2:9101"})
     seen = wait_until(lambda: (holders_by_prometheus(), haproxys_scraped()), settled.__eq__, 30)
     assert seen == settled, (scrape_targets(lab), seen)
@@ -346,6 +324,15 @@ def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(l
         return "lb2 VI_A BACKUP -> MASTER" in logged and "lb2" in holders_announced
     seen = wait_until(logged_and_announced, lb2_took_over, 60)
     assert lb2_took_over(seen), seen
+    # havip's alerting rules loaded and evaluated; with the VIPs back on
+    # their preferred balancers no VIP without a holder or with two is
+    # firing, nor was while this failover healed.
+    loaded = wait_until(lambda: test.lab.prometheus.alerting_rules(lab.host(ACTIVE.client)),
+                        lambda rules: set(rules.values()) == {"ok"}, 30)
+    assert loaded == dict.fromkeys(test.lab.prometheus.alert_names(), "ok"), loaded
+    assert holders(lab, PREFERRED, timeout=30) == held_by(PREFERRED)
+    fired = 'ALERTS{alertname=~"HavipVipNoHolder|HavipVipSplitBrain",alertstate="firing"}'
+    assert prometheus(f"max_over_time({fired}[{int(time.time() - killed) + 1}s])") == []
 
 
 def test_a_minion_cannot_report_a_transition_for_another(lab, event_listener, reactor_log):

@@ -20,10 +20,10 @@ import re
 import statistics
 import sys
 import time
-import urllib.parse
 
 import pytest
 
+import test.lab.prometheus
 from test.lab.ca import CA
 from test.lab.cluster import REPO, SERVICES, Topology, wait_until
 from test.lab.secrets import pillar_secrets, shown_secrets, where_salt_shows
@@ -43,13 +43,6 @@ APP_ANSWER = re.compile(r"(?P<node>app[0-9]+) (?P<version>[0-9]+)")
 # Today's bound on a failover's outage (README): each at most, and the median.
 OUTAGE_MAX_S, OUTAGE_MEDIAN_S = 0.25, 0.05
 KILLS = 3
-PROMETHEUS = """global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: haproxy
-    static_configs: [{targets: ['svr1:9101', 'svr2:9101']}]
-"""
 # Run on the client: the subjectAltName of the certificate a TLS server
 # shows for a server name (SNI), verified against the CA.
 PEER_NAMES = """
@@ -352,20 +345,10 @@ def test_a_pool_with_every_server_down_fails_the_cluster_status_naming_it_and_th
 
 @pytest.fixture(scope="module")
 def prometheus(cluster):
-    """Debian's Prometheus on the client host, scraping HAProxy's exporter
-    on both balancers every second; returns a function asking its HTTP API."""
-    client = cluster.host(SERVICES.client)
-    client.run("apt-get install -y --no-download --no-install-recommends -o Acquire::Retries=0 prometheus",
-               timeout=600)
-    client.run(["tee", "/etc/prometheus/prometheus.yml"], input=PROMETHEUS)
-    client.run(["systemctl", "restart", "prometheus"])
-
-    def query(expression):
-        address = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": expression})
-        # -f: no body while Prometheus is starting (503 Service Unavailable): asked again
-        out = client.run(["curl", "-sf", "-m", "2", address], check=False).stdout
-        return json.loads(out)["data"]["result"] if out else []
-    return query
+    """Debian's Prometheus on the client host with havip's alerting rules,
+    scraping HAProxy's exporter on both balancers every second; returns a
+    function asking it."""
+    return test.lab.prometheus.start(cluster.host(SERVICES.client), [f"{name}:9101" for name in BALANCERS])
 
 
 def test_haproxys_exporter_covers_every_frontend_and_backend_in_prometheus(serving_cluster, prometheus):

@@ -67,6 +67,7 @@ def test_spm_build_packs_what_an_installation_needs_and_nothing_else(tmp_path):
     assert tops == {"FORMULA", "havip", "_modules", "_states", "_runners", "_utils", "_beacons", "pillar.example",
                     "README.md"}, tops
     assert "havip/_utils/havip_pillar.py" in names and "havip/havip/init.sls" in names
+    assert "havip/havip/metrics/alerts.yml" in names  # the alerting rules, for salt://havip/metrics/alerts.yml
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 

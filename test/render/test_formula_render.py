@@ -5,6 +5,7 @@ RedHat grains; rendered configs go through the same file.managed + check_cmd
 """
 
 import copy
+import os
 import subprocess
 import time
 
@@ -355,6 +356,28 @@ def test_the_node_exporter_listens_on_the_balancers_own_address_by_default(salt_
     states = salt_call("svr2", DEBIAN_GRAINS).show_sls(pillar)
     assert "--web.listen-address=192.168.100.14:9100\"" in states["havip-metrics-defaults-file"]["contents"]
     assert {"file": "havip-metrics-defaults-file"} in states["havip-metrics-service-running"]["watch"]
+
+
+def test_the_vrrp_state_is_published_again_when_missing_or_older_than_the_notify_script(salt_call, tmp_path):
+    """A new notify script may publish more (havip_vrrp_preferred came so):
+    the apply publishes with it at once, not at the next transition."""
+    pillar = seed_pillar()
+    pillar["havip"]["metrics"] = {"port": 9101}
+    prom, script = tmp_path / "havip.prom", tmp_path / "notify"
+    pillar["havip"]["lookup"] = {"keepalived": {"notify_script": str(script)},
+                                 "metrics": {"textfile_dir": str(tmp_path)}}
+    published = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)["havip-metrics-vrrp-published"]
+    assert published["name"] == f"{script} METRICS"
+
+    def publishes():  # cmd.run runs it unless this succeeds
+        return subprocess.run(["sh", "-c", published["unless"]], check=False).returncode != 0
+    script.write_text("")
+    assert publishes()  # no havip.prom yet
+    prom.write_text("")
+    os.utime(script, (time.time(), prom.stat().st_mtime + 1))
+    assert publishes()  # the script changed since
+    os.utime(prom, (time.time(), script.stat().st_mtime + 1))
+    assert not publishes()
 
 
 def instances(keepalived_conf):

@@ -15,10 +15,13 @@ from test.formula import render, validated
 from test.saltcall import seed_pillar
 
 
-@pytest.fixture
-def notify(tmp_path):
+def notify_on(tmp_path, balancer, **keepalived):
+    """The notify script of ``balancer`` (the seed's pillar, metrics on,
+    ``keepalived`` settings), writing under ``tmp_path``; returns a function
+    running it as keepalived does."""
     havip = seed_pillar()["havip"]
     havip["metrics"] = {"port": 9101}
+    havip["keepalived"] = keepalived
     havip["lookup"] = {"keepalived": {"state_dir": str(tmp_path / "vrrp"), "events_dir": str(tmp_path / "events"),
                                       "handover_script": str(tmp_path / "handover")},
                        "metrics": {"textfile_dir": str(tmp_path)}}
@@ -28,11 +31,16 @@ def notify(tmp_path):
                                        f'echo "$@" >> {tmp_path}/handover.calls\n')
     (tmp_path / "handover").chmod(0o755)
     script = tmp_path / "notify"
-    script.write_text(render("notify.sh.jinja", validated(havip, "svr1"), havip))
+    script.write_text(render("notify.sh.jinja", validated(havip, balancer), havip))
 
     def run(*args):  # with keepalived's umask
         subprocess.run(["sh", "-c", 'umask 077; exec sh "$@"', "sh", str(script), *args], check=True)
     return run
+
+
+@pytest.fixture
+def notify(tmp_path):
+    return notify_on(tmp_path, "svr1")
 
 
 def events(tmp_path):
@@ -112,3 +120,18 @@ def test_metrics_alone_publish_the_states_recorded_so_far(notify, tmp_path):
     notify("METRICS")
     assert 'havip_vrrp_master{vip="VI_1"} 1\n' in (tmp_path / "havip.prom").read_text()
     assert not (tmp_path / "events").exists()  # no transition queued
+
+
+@pytest.mark.parametrize("balancer, keepalived, preferred", [
+    ("svr1", {}, "1"),  # the highest priority for VI_1
+    ("svr2", {}, "0"),
+    ("svr1", {"preempt": False}, "0"),  # without preemption the holder keeps the VIP: none is preferred
+])
+def test_every_vip_says_whether_it_prefers_this_balancer(tmp_path, balancer, keepalived, preferred):
+    """What the alerts read for the VIPs of the configuration and their
+    preferred holders (havip/metrics/alerts.yml), before any transition."""
+    notify_on(tmp_path, balancer, **keepalived)("METRICS")
+    prom = (tmp_path / "havip.prom").read_text()
+    assert [line for line in prom.splitlines() if line.startswith("havip_vrrp_preferred")] == [
+        f'havip_vrrp_preferred{{vip="VI_1"}} {preferred}']
+    assert "# TYPE havip_vrrp_preferred gauge\n" in prom

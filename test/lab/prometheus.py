@@ -1,0 +1,62 @@
+"""
+Debian's Prometheus on a lab host (the client), as an operator runs it:
+scraping the balancers every second in the jobs havip's alerting rules name
+(`havip-haproxy`: HAProxy's exporter, `havip-vrrp`: the node exporter's
+textfile collector) and loading those rules (havip/metrics/alerts.yml).
+Installed offline from apt's cache, asked through its HTTP API.
+"""
+
+import json
+import urllib.parse
+
+import yaml
+
+from test.lab.cluster import REPO
+
+RULES = REPO / "havip" / "metrics" / "alerts.yml"
+RULES_FILE = "/etc/prometheus/havip-alerts.yml"
+API = "http://127.0.0.1:9090/api/v1/"
+
+
+def config(haproxy_targets, vrrp_targets=()):
+    """prometheus.yml: every second, the rules, a job per list of targets."""
+    jobs = [f"  - job_name: havip-haproxy\n    static_configs: [{{targets: {list(haproxy_targets)}}}]\n"]
+    if vrrp_targets:
+        # The VRRP state alone: a full node-exporter scrape can take longer
+        # than the 1 s scrape timeout on the lab's 2 busy CPUs during a failover.
+        jobs.append("  - job_name: havip-vrrp\n    params: {'collect[]': [textfile]}\n"
+                    f"    static_configs: [{{targets: {list(vrrp_targets)}}}]\n")
+    return ("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            f"rule_files: [{RULES_FILE}]\nscrape_configs:\n" + "".join(jobs))
+
+
+def start(host, haproxy_targets, vrrp_targets=()):
+    """Prometheus on ``host`` with the formula's rules, scraping the given
+    targets; returns a function asking it: an expression's current samples."""
+    host.run("apt-get install -y --no-download --no-install-recommends -o Acquire::Retries=0 prometheus",
+             timeout=600)
+    host.run(["tee", RULES_FILE], input=RULES.read_text())
+    host.run(["tee", "/etc/prometheus/prometheus.yml"], input=config(haproxy_targets, vrrp_targets))
+    host.run(["systemctl", "restart", "prometheus"])
+
+    def query(expression):
+        return ask(host, "query?" + urllib.parse.urlencode({"query": expression})).get("result", [])
+    return query
+
+
+def ask(host, path):
+    """The ``data`` of Prometheus's answer to API ``path``; empty while it
+    starts (-f: no body with its 503 Service Unavailable)."""
+    out = host.run(["curl", "-sf", "-m", "2", API + path], check=False).stdout
+    return json.loads(out)["data"] if out else {}
+
+
+def alerting_rules(host):
+    """{alert name: its health} of the rules Prometheus loaded."""
+    return {rule["name"]: rule["health"]
+            for group in ask(host, "rules?type=alert").get("groups", []) for rule in group["rules"]}
+
+
+def alert_names():
+    """The alerts of the formula's rules file."""
+    return sorted(rule["alert"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"])
