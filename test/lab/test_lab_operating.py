@@ -196,7 +196,7 @@ def test_a_second_apply_changes_nothing_after_the_vip_moved_and_back(healthy):
     while a handover lingers): after a move and a grains refresh (a minion's
     restart or a reboot does one), test=True on a holder showed a pending
     mine.send of havip_relay_addresses until a real apply."""
-    unchanged = {name: {} for name in SEED.nodes}
+    unchanged = {name: {} for name in SEED.hosts}  # the client too (not a node: a test.nop)
     for giver, taker, move in ((PRIMARY, BACKUP, "havip.standby"), (BACKUP, PRIMARY, "havip.resume")):
         moved = healthy.salt(PRIMARY, move)
         assert moved.returncode == 0, moved.stdout
