@@ -23,6 +23,7 @@ try:
     import havip_health
     import havip_host
     import havip_http
+    import havip_mine
     import havip_pillar
     import havip_probe
     import havip_relay
@@ -133,6 +134,27 @@ def _installed(package):
         return __salt__["pkg.version"](package)
     except CommandExecutionError:
         return ""
+
+
+def relay_addresses():
+    """
+    This balancer's own addresses by interface, where the other balancers'
+    handovers relay a VIP's packets: what havip/mine.sls publishes in the
+    Salt mine as ``havip_relay_addresses`` (also the pillar's
+    ``mine_functions`` may list it: README, "Pillar").  The grains
+    ``ip4_interfaces`` and ``ip6_interfaces`` in their shape, without
+    ``lo`` (where the handover keeps a VIP), loopback addresses and the VIPs
+    of this minion's havip pillar, each list sorted: the same whichever
+    balancer holds the VIPs.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lb*' havip.relay_addresses
+    """
+    vips = havip_probe.cluster_addresses(__pillar__.get("havip") or {}, groups=("vips",))
+    return havip_mine.own_addresses(__grains__, vips)
 
 
 # ---- what is deployed and running on this minion -------------------------

@@ -1,15 +1,17 @@
 """
 The Salt mine's data in the havip pillar: untrusted, as any minion may
 publish there.  A backend without ``address`` publishes its own
-(havip:mine), a balancer its interfaces' addresses (the handover's relays);
-every address read is parsed by ``parse_address``, inside havip:mine:network
-when that is set, else ``Invalid`` naming the key.  Pure: the minion's own
-addresses and the mine are passed in (network.ip_addrs, mine.get).
+(havip:mine), a balancer its own interfaces' addresses (the handover's
+relays: ``own_addresses``); every address read is parsed by
+``parse_address``, inside havip:mine:network when that is set, else
+``Invalid`` naming the key, and no VIP is ever taken for a balancer's
+address.  Pure: the minion's own addresses and the mine are passed in
+(network.ip_addrs, grains, mine.get).
 """
 
 import ipaddress
 
-from havip_facts import MINE_FUNCTION, RELAY_FUNCTION
+from havip_facts import LINGER_DEVICE, MINE_FUNCTION, RELAY_FUNCTION
 from havip_values import Invalid, parse_address
 
 
@@ -61,11 +63,37 @@ def discovered_address(name, mine_args, minion_id, ip_addrs, mine_get):
     return None if published is None else _published_address(name, published, mine_args)
 
 
+# What a balancer publishes as RELAY_FUNCTION: the shape of ``grains.item
+# ip4_interfaces ip6_interfaces``, which releases up to 0.6.0 published
+# whole (VIPs and lo included).
+RELAY_GRAINS = ("ip4_interfaces", "ip6_interfaces")
+
+
+def own_addresses(grains, vips):
+    """What a balancer publishes as RELAY_FUNCTION (``havip.relay_addresses``):
+    its own addresses by interface from its ``grains`` (RELAY_GRAINS), in
+    their shape, without LINGER_DEVICE (where the handover keeps a VIP),
+    loopback addresses and the cluster's VIPs (``vips``, ipaddress
+    objects); each list sorted, an interface left without one left out.
+    The same whichever balancer holds a VIP, so a second apply changes
+    nothing."""
+    published = {}
+    for grain in RELAY_GRAINS:
+        published[grain] = {}
+        for interface, addresses in sorted(grains.get(grain, {}).items()):
+            own = {parse_address(a) for a in addresses} - vips
+            own = {address for address in own if not address.is_loopback}
+            if own and interface != LINGER_DEVICE:
+                published[grain][interface] = [str(address) for address in sorted(own)]
+    return published
+
+
 def _interface_addresses(published, key):
-    """A balancer's published ``grains.item ip4_interfaces ip6_interfaces``
-    (untrusted), parsed: {interface: [addresses]}."""
+    """A balancer's published RELAY_FUNCTION (untrusted: ``own_addresses``'
+    shape, or an older release's whole grains), parsed: {interface:
+    [addresses]}."""
     found = {}
-    for grain in ("ip4_interfaces", "ip6_interfaces"):
+    for grain in RELAY_GRAINS:
         table = published.get(grain, {}) if isinstance(published, dict) else None
         if not isinstance(table, dict):
             raise Invalid(key, f"{grain} must map interfaces to lists of IP addresses, got {table!a}")
@@ -75,16 +103,17 @@ def _interface_addresses(published, key):
     return found
 
 
-def _relay_address(vip, node, mine_get):
+def _relay_address(vip, node, vip_addresses, mine_get):
     """Where the handover relays ``vip``'s packets for balancer ``node``: its
     address on the VIP's interface and of the VIP's family, as it published
-    it in the mine (a global one first), else its node address if of that
-    family; None if neither is known."""
+    it in the mine (a global one first; never one of ``vip_addresses``, the
+    cluster's VIPs, which an older release published while holding them),
+    else its node address if of that family; None if neither is known."""
     published = (mine_get(node["name"], RELAY_FUNCTION) or {}).get(node["name"]) if mine_get else None
     if published is not None:
         key = f"nodes:{node['name']}:address (from the mine, {RELAY_FUNCTION})"
         candidates = _interface_addresses(published, key).get(vip["interface"], [])
-        candidates = [a for a in candidates if a.version == vip["family"] and a != ipaddress.ip_address(vip["address"])]
+        candidates = [a for a in candidates if a.version == vip["family"] and a not in vip_addresses]
         if candidates:
             return str(min(candidates, key=lambda a: (a.is_link_local, int(a))))
     if ipaddress.ip_address(node["address"]).version == vip["family"]:
@@ -95,7 +124,9 @@ def _relay_address(vip, node, mine_get):
 def relays(vips, nodes, balancers, me, mine_get):
     """Each VIP's ``relay_to`` on this balancer: the other balancers'
     addresses the handover relays to."""
+    vip_addresses = {ipaddress.ip_address(vip["address"]) for vip in vips.values()}
     for vip in vips.values():
-        relay_to = (_relay_address(vip, nodes[name], mine_get) for name in balancers if name != me["name"])
+        relay_to = (_relay_address(vip, nodes[name], vip_addresses, mine_get)
+                    for name in balancers if name != me["name"])
         vip["relay_to"] = [address for address in relay_to if address]
 

@@ -139,11 +139,12 @@ def probe_url(url, allowed=None):
     return f"{match['scheme']}://{shown}{'' if port is None else f':{port}'}{match['path'] or '/'}"
 
 
-def cluster_addresses(config):
-    """The IP addresses of the VIPs and nodes of a configuration (deployed,
-    or a pillar: what is not an address is left out)."""
+def cluster_addresses(config, groups=("vips", "nodes")):
+    """The IP addresses of the VIPs and nodes (``groups``) of a
+    configuration (deployed, or a pillar: what is not an address is left
+    out)."""
     addresses = set()
-    for group in ("vips", "nodes"):
+    for group in groups:
         entries = config.get(group)
         for entry in entries.values() if isinstance(entries, dict) else ():
             address = entry.get("address") if isinstance(entry, dict) else None

@@ -5,9 +5,10 @@
 #  - a backend without an `address` in the pillar: its addresses on
 #    havip:mine's network and/or interface (havip_address); balancers take
 #    its address from there;
-#  - a balancer: its interfaces' addresses (havip_relay_addresses); the
-#    other balancers' handover relays a VIP's packets to its address on the
-#    VIP's interface.
+#  - a balancer: its own addresses by interface (havip_relay_addresses,
+#    havip.relay_addresses: no VIP, nothing on lo, sorted, so it stays the
+#    same whichever balancer holds the VIPs); the other balancers' handover
+#    relays a VIP's packets to its address on the VIP's interface.
 # Listing them in the pillar's `mine_functions` (README, "Pillar") has them
 # in the mine before the first apply.
 {%- set tplroot = tpldir.split('/')[0] %}
@@ -18,9 +19,8 @@
                          salt['network.ip_addrs'](**havip.mine_args))) %}
 {%- endif %}
 {%- if 'balancer' in havip.roles %}
-{%-   set grains_args = {'args': ['ip4_interfaces', 'ip6_interfaces']} %}
-{%-   do entries.append((havip.relay_function, 'grains.item', grains_args,
-                         salt['grains.item']('ip4_interfaces', 'ip6_interfaces'))) %}
+{%-   do entries.append((havip.relay_function, 'havip.relay_addresses', {},
+                         salt['havip.relay_addresses']())) %}
 {%- endif %}
 {%- for function, mine_function, args, current in entries %}
 {%-   set published = salt['mine.get'](grains['id'], function).get(grains['id']) %}

@@ -153,10 +153,9 @@ def wait_until(read, done, timeout, interval=0.5):
     return value
 
 
-# A balancer's interface addresses in the mine before the first apply (the
-# handover relays an IPv6 VIP to them: the nodes' addresses are IPv4).
-RELAY_MINE_FUNCTIONS = {"havip_relay_addresses": [{"mine_function": "grains.item"},
-                                                  "ip4_interfaces", "ip6_interfaces"]}
+# A balancer's own interface addresses in the mine before the first apply
+# (the handover relays an IPv6 VIP to them: the nodes' addresses are IPv4).
+RELAY_MINE_FUNCTIONS = {"havip_relay_addresses": {"mine_function": "havip.relay_addresses"}}
 
 # Active-active: three VIPs on one frontend in http mode, each preferring a
 # balancer of its own; VI_B speaks unicast VRRP, VI_6 is IPv6 (VRRPv3).

@@ -2,7 +2,8 @@
 Lab tier: operating a deployed cluster - `havip.status`/`havip.check` on the
 minions, the cluster view `salt-run havip.status`, planned switchover with
 `havip.standby`/`havip.resume` (on a minion and by `salt-run`, each move a
-handover by keepalived's notify path that keeps connections), and the live
+handover by keepalived's notify path that keeps connections, after which a
+second apply changes nothing), and the live
 failover test
 `salt-run state.orchestrate havip.failover_test` passing on a healthy
 cluster and failing loudly on a broken one.  The seed's topology, one
@@ -204,6 +205,33 @@ def lingering(cluster, name, seconds):
             time.monotonic() < deadline:
         time.sleep(0.2)
     return kept
+
+
+def pending(cluster):
+    """What `state.apply havip test=True` would change on each node: {node:
+    {state id: comment}} of the states whose result is not True or that
+    show changes (a node that fails to render: its error)."""
+    planned = cluster.salt("*", "state.apply", "havip", "test=True", _timeout=600).data
+    return {name: {state.get("__id__", key): state.get("comment") for key, state in states.items()
+                   if state.get("result") is not True or state.get("changes")}
+            if isinstance(states, dict) else {"render": states}
+            for name, states in planned.items()}
+
+
+def test_a_second_apply_changes_nothing_after_the_vip_moved_and_back(healthy):
+    """Issue 24: what a balancer published for the others' relays was its
+    grains, the VIP included (on its interface while it holds it, on lo
+    while a handover lingers): after a move and a grains refresh (a minion's
+    restart or a reboot does one), test=True on a holder showed a pending
+    mine.send of havip_relay_addresses until a real apply."""
+    unchanged = {name: {} for name in SEED.hosts}  # the client too (not a node: a test.nop)
+    for giver, taker, move in ((PRIMARY, BACKUP, "havip.standby"), (BACKUP, PRIMARY, "havip.resume")):
+        moved = healthy.salt(PRIMARY, move)
+        assert moved.returncode == 0, moved.stdout
+        assert healthy.wait_for_holders([taker]) == [taker]
+        assert lingering(healthy, giver, 30) is False
+        assert healthy.salt("*", "saltutil.refresh_grains").returncode == 0
+        assert pending(healthy) == unchanged, f"after {move}"
 
 
 def handover_view(cluster, giver, taker):

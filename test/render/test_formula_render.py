@@ -82,8 +82,40 @@ def test_a_backend_without_an_address_publishes_its_own_in_the_salt_mine(salt_ca
 def test_a_balancer_publishes_its_interface_addresses_for_the_handovers_relays(salt_call):
     send = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())["havip-mine-havip-relay-addresses"]
     assert send["fun"] == "module.run"
-    assert send["mine.send"] == ["havip_relay_addresses", {"mine_function": "grains.item"},
-                                 "ip4_interfaces", "ip6_interfaces"]
+    assert send["mine.send"] == ["havip_relay_addresses", {"mine_function": "havip.relay_addresses"}]
+
+
+def add_addresses(netns, device, *addresses):
+    for address in addresses:
+        nodad = ["nodad"] if ":" in address else []
+        subprocess.run(["ip", "-n", netns, "addr", "add", address, "dev", device, *nodad], check=True)
+
+
+def test_a_balancer_that_took_a_vip_has_nothing_new_to_publish(salt_call, netns_with, tmp_path):
+    """What a balancer publishes for the relays is the same whichever holds
+    the VIP: svr1 publishes its own addresses, then takes the VIP (on its
+    interface, and on lo as a handover keeps it): a second apply, and
+    test=True, would send nothing (issue 24: it sent its grains, VIPs and
+    lo included, again after every move and grains refresh)."""
+    pillar = lab_pillar("tcp", tmp_path)
+    netns = netns_with("hvtvip0")
+    subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+    add_addresses(netns, "hvtvip0", "192.168.100.13/24", "fd00:100::13/64")
+    minion = salt_call("svr1", DEBIAN_GRAINS, netns=netns)
+    code, applied = minion.run("state.sls", "havip.mine", pillar=pillar)
+    assert code == 0, applied
+
+    add_addresses(netns, "hvtvip0", "192.168.100.10/24")
+    add_addresses(netns, "lo", "192.168.100.10/32")
+    send = minion.show_sls(pillar, sls="havip.mine")["havip-mine-havip-relay-addresses"]
+    assert send["fun"] == "test.succeed_without_changes"
+    # Its own addresses only: no VIP, no lo, no interface without one.
+    _, published = minion.run("mine.get", "svr1", "havip_relay_addresses")
+    own = published["svr1"]
+    assert own["ip4_interfaces"] == {"hvtvip0": ["192.168.100.13"]}
+    assert list(own["ip6_interfaces"]) == ["hvtvip0"] and "fd00:100::13" in own["ip6_interfaces"]["hvtvip0"]
+    minion.set_pillar(pillar)
+    assert minion.run("havip.relay_addresses") == (0, own)
 
 
 def test_page_can_be_overridden_per_node(salt_call):

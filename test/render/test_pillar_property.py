@@ -306,8 +306,8 @@ def test_a_zone_on_any_address_of_the_pillar_is_refused_naming_its_key(pillars_t
 def zoned_mines(draw):
     """An IPv6 pillar with a backend that takes its address from the mine,
     the Salt mine as a balancer reads it, with a zone on an address a
-    backend (havip_address) or another balancer (havip_relay_addresses, as
-    grains.item gives it) published; and the key the refusal names."""
+    backend (havip_address) or another balancer (havip_relay_addresses, in
+    the grains' shape havip.relay_addresses gives) published; and the key the refusal names."""
     havip = draw(pillars(families=(6,)))
     nodes = havip["nodes"]
     balancers = sorted(name for name, node in nodes.items() if "balancer" in node["roles"])

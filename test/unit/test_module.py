@@ -1378,6 +1378,15 @@ PILLAR_CLUSTER = {"vips": {"VI_1": {"address": "192.168.100.10/24"}, "VI_X": {"a
                   "nodes": {"svr1": {"address": "192.168.100.13"}, "nginx1": {}, "odd": "x"}}
 
 
+def test_relay_addresses_are_this_balancers_own_from_its_grains_without_the_pillars_vips(havip):
+    havip.__pillar__ = {"havip": PILLAR_CLUSTER}
+    havip.__grains__.update(ip4_interfaces={"lo": ["127.0.0.1", "192.168.100.10"],
+                                            "ens32": ["192.168.100.13", "192.168.100.10"]},
+                            ip6_interfaces={"lo": ["::1"], "ens32": ["fe80::1"]})
+    assert havip.relay_addresses() == {"ip4_interfaces": {"ens32": ["192.168.100.13"]},
+                                       "ip6_interfaces": {"ens32": ["fe80::1"]}}
+
+
 @pytest.mark.parametrize("url", ["http://192.168.100.10:9090/", "http://192.168.100.13/"])
 def test_a_minion_with_the_havip_pillar_probes_its_vips_and_nodes(havip, monkeypatch, url):
     """The client: not deployed, but its pillar says which cluster it is of."""

@@ -5,7 +5,9 @@ balancer's interface addresses (the handover's relays).
 """
 
 import copy
+import ipaddress
 
+import havip_mine
 import havip_values
 import pytest
 
@@ -125,3 +127,53 @@ def test_a_balancers_relay_address_is_its_canonical_form():
     published = {"ip4_interfaces": {}, "ip6_interfaces": {"ens32": ["FD00:100:0::0:14"]}}
     config = validate(havip, mine_get=lambda name, function: {name: published})
     assert config["vips"]["VI_6"]["relay_to"] == ["fd00:100::14"]
+
+
+# ---- what a balancer publishes for the relays (havip.relay_addresses) ----------
+
+VIPS = {ipaddress.ip_address(address) for address in ("192.168.100.10", "fd00:100::10")}
+# svr2's grains while it holds both VIPs, with their lingering copies on lo.
+HOLDING = {
+    "ip4_interfaces": {"lo": ["127.0.0.1", "192.168.100.10"], "ens32": ["192.168.100.14", "192.168.100.10"],
+                       "ens33": ["10.0.0.14"], "dummy0": []},
+    "ip6_interfaces": {"lo": ["::1", "fd00:100::10"], "ens32": ["fe80::2", "FD00:100:0::10", "fd00:100::14"],
+                       "ens33": ["::1"]},
+}
+OWN = {"ip4_interfaces": {"ens32": ["192.168.100.14"], "ens33": ["10.0.0.14"]},
+       "ip6_interfaces": {"ens32": ["fd00:100::14", "fe80::2"]}}
+
+
+def test_a_balancer_publishes_its_own_addresses_no_vip_no_loopback_sorted():
+    assert havip_mine.own_addresses(HOLDING, VIPS) == OWN
+
+
+def test_what_a_balancer_publishes_stays_the_same_whoever_holds_the_vips():
+    backup = {"ip4_interfaces": {"ens33": ["10.0.0.14"], "ens32": ["192.168.100.14"], "lo": ["127.0.0.1"]},
+              "ip6_interfaces": {"ens32": ["fd00:100::14", "fe80::2"], "lo": ["::1"]}}
+    assert havip_mine.own_addresses(backup, VIPS) == havip_mine.own_addresses(HOLDING, VIPS) == OWN
+    assert list(havip_mine.own_addresses(backup, VIPS)["ip4_interfaces"]) == ["ens32", "ens33"]
+
+
+def test_what_a_balancer_publishes_is_what_the_others_relay_to():
+    havip = copy.deepcopy(SEED)
+    havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 52}
+    published = havip_mine.own_addresses(HOLDING, VIPS)
+    config = validate(havip, mine_get=lambda name, function: {name: published})
+    assert config["vips"]["VI_1"]["relay_to"] == ["192.168.100.14"]
+    assert config["vips"]["VI_6"]["relay_to"] == ["fd00:100::14"]
+    # Link-local only: that one (a global address first, as before).
+    published = havip_mine.own_addresses({"ip6_interfaces": {"ens32": ["fe80::2"]}}, VIPS)
+    assert validate(havip, mine_get=lambda name, function: {name: published})["vips"]["VI_6"]["relay_to"] == [
+        "fe80::2"]
+
+
+def test_an_older_balancer_publishing_its_grains_is_never_relayed_to_at_a_vip():
+    """Releases up to 0.6.0 published the grains whole: a VIP it holds (any
+    of the cluster's, not only the one relayed) is not its address."""
+    havip = copy.deepcopy(SEED)
+    havip["vips"]["VI_2"] = {"address": "192.168.100.9/24", "interface": "ens32", "virtual_router_id": 52}
+    grains = {"ip4_interfaces": {"ens32": ["192.168.100.9", "192.168.100.10", "192.168.100.14"],
+                                 "lo": ["127.0.0.1", "192.168.100.9"]},
+              "ip6_interfaces": {"ens32": ["fe80::2"], "lo": ["::1"]}}
+    config = validate(havip, mine_get=lambda name, function: {name: grains})
+    assert config["vips"]["VI_1"]["relay_to"] == config["vips"]["VI_2"]["relay_to"] == ["192.168.100.14"]

@@ -112,6 +112,7 @@ def test_cluster_addresses_of_a_pillar_leave_out_what_is_no_address():
     assert havip_probe.cluster_addresses(pillar) == {ipaddress.ip_address("fd00::10"),
                                                      ipaddress.ip_address("192.168.100.13")}
     assert havip_probe.cluster_addresses({"vips": ["VI_1"]}) == set()
+    assert havip_probe.cluster_addresses(pillar, groups=("vips",)) == {ipaddress.ip_address("fd00::10")}
 
 
 @pytest.mark.parametrize("value", ["/etc/ssl/our-ca.pem", "/tmp/havip-deploy-0f.stop", None])
