@@ -304,6 +304,17 @@ class Cluster:
         self.pillar_file.write_text(yaml.safe_dump(pillar))
         self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*")
 
+    def restore(self):
+        """The topology's pillar applied everywhere, no balancer on standby,
+        and the first VIP back on the preferred balancer, serving."""
+        self.set_pillar(self.topology.pillar)
+        for balancer in self.topology.with_role("balancer"):
+            self.salt(balancer, "havip.resume")
+        assert self.apply().returncode == 0
+        preferred = [self.topology.preferred_balancer]
+        assert self.wait_for_holders(preferred, timeout=30) == preferred
+        assert self.client_get(self.topology.frontend_url)[0] == 200
+
     def vip_holders(self, vip=None):
         """Balancers whose VIP interface carries the VIP (name; default: the
         first) now, read with `ip addr` (not lo, where the handover keeps it);
@@ -504,16 +515,18 @@ class Cluster:
             [sys.executable, "-m", "test.lab.stray", url.hostname, str(url.port)], cwd=str(REPO))
 
     @contextlib.contextmanager
-    def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False, cafile=None, until_block_ends=False):
+    def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False, cafile=None, until_block_ends=False,
+              answers=False):
         """Probe the frontend on the VIP from the client while the block runs
         (for ``seconds``; with ``until_block_ends`` no longer than the block);
-        the report dict is filled in when the block ends."""
+        the report dict is filled in when the block ends (``answers``: with
+        every request's answer, see havip_probe.summarize)."""
         report = {}
         proc = self.host(self.topology.client).popen(
             [sys.executable, "-m", "test.lab.probe", url or self.topology.frontend_url,
              "--seconds", str(seconds), "--rate", str(rate), "--timeout", str(timeout)]
             + (["--timeline"] if timeline else []) + (["--cafile", str(cafile)] if cafile else [])
-            + (["--until-eof"] if until_block_ends else []),
+            + (["--until-eof"] if until_block_ends else []) + (["--answers"] if answers else []),
             cwd=str(REPO), stdin=-1 if until_block_ends else None, stdout=-1, stderr=-1, text=True)
         proc.stderr.readline()  # "probe started"
         try:
