@@ -143,6 +143,14 @@ def with_backends(topology, count):
     return Topology(f"{topology.name}-{count}", hosts, topology.client, pillar)
 
 
+# A host that hears no VRRP advert (IPv4): its own nftables table drops them.
+VRRP_CUT_TABLE = "havip_lab_cut"
+VRRP_CUT = f"""table inet {VRRP_CUT_TABLE} {{
+    chain input {{ type filter hook input priority -300; ip protocol vrrp drop; }}
+}}
+"""
+
+
 def wait_until(read, done, timeout, interval=0.5):
     """``read()`` every ``interval`` s until ``done`` holds for what it
     returned or ``timeout`` s have passed; the last value read (the caller
@@ -425,6 +433,15 @@ class Cluster:
         self.power_off(name)
         self.boot(name)
         return time.monotonic() - t0
+
+    def cut_vrrp(self, name):
+        """Drop every VRRP advert a host receives: it hears no peer (split
+        brain once it is a backup)."""
+        self.host(name).run(["nft", "-f", "-"], input=VRRP_CUT)
+
+    def uncut_vrrp(self, name):
+        """Undo cut_vrrp: the host hears its peers again."""
+        self.host(name).run(["nft", "delete", "table", "inet", VRRP_CUT_TABLE])
 
     def vrrp_state(self, name):
         """(state, time of the change) keepalived's notify script recorded on

@@ -24,11 +24,6 @@ from test.lab.cluster import GATEWAY, LOOKUP, NETWORK, SEED
 pytestmark = pytest.mark.lab
 
 PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
-CUT = ["nft", "-f", "-"]
-CUT_RULES = """table inet havip_lab_cut {
-    chain input { type filter hook input priority -300; ip protocol vrrp drop; }
-}
-"""
 
 
 def test_status_agrees_with_ip_addr_and_every_daemon_is_seen(healthy):
@@ -130,8 +125,7 @@ def test_failover_test_fails_when_keepalived_is_stopped_on_the_only_backup(healt
 
 
 def test_failover_test_reports_split_brain_when_vrrp_is_cut_and_the_cluster_heals(healthy):
-    backup = healthy.host(BACKUP)
-    backup.run(CUT, input=CUT_RULES)
+    healthy.cut_vrrp(BACKUP)
     try:
         assert healthy.wait_for_holders([PRIMARY, BACKUP]) == [PRIMARY, BACKUP]
         result, steps = healthy.orchestrate("failover_test")
@@ -139,7 +133,7 @@ def test_failover_test_reports_split_brain_when_vrrp_is_cut_and_the_cluster_heal
         assert f"split brain: VIP VI_1 ({SEED.vip}) is held by svr1 and svr2" in \
             steps["havip-failover-test-precheck"]["problems"]
     finally:
-        backup.run(["nft", "delete", "table", "inet", "havip_lab_cut"])
+        healthy.uncut_vrrp(BACKUP)
     assert healthy.wait_for_holders([PRIMARY]) == [PRIMARY]
     assert healthy.run("havip.status").returncode == 0
 
