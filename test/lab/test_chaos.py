@@ -173,6 +173,26 @@ def uncut_vrrp(cluster, target, made):
     cluster.uncut_vrrp(target)
 
 
+# 30 % of what a host sends and receives on its link dropped (this kernel
+# has no netem), by a table of the campaign's own.
+LOSS_TABLE = "havip_chaos_loss"
+LOSS = f"""table inet {LOSS_TABLE} {{
+    chain input {{ type filter hook input priority -300; iifname "eth0" numgen random mod 100 < 30 drop; }}
+    chain output {{ type filter hook output priority -300; oifname "eth0" numgen random mod 100 < 30 drop; }}
+}}
+"""
+
+
+def lossy_link(cluster, target, rng, made):
+    """30 % of the target's packets dropped for 5 s."""
+    cluster.host(target).run(["nft", "-f", "-"], input=LOSS)
+    time.sleep(5)
+
+
+def clean_link(cluster, target, made):
+    cluster.host(target).run(["nft", "delete", "table", "inet", LOSS_TABLE])
+
+
 def master_down_and_kill(cluster, target, rng, made):
     """The salt-master stopped, then HAProxy's master killed on the target."""
     cluster.master.terminate()
@@ -202,6 +222,7 @@ FAULTS = (
           restarted_by_systemd),
     Fault("kill -9 of HAProxy's master on both balancers 0.3 s apart", "holder", BOTH_KILLED,
           kill_haproxy("master", also_backups_after=0.3), restarted_by_systemd),
+    Fault("30 % of the packets dropped 5 s", "holder", UNPLANNED, lossy_link, clean_link),
     Fault("planned `salt-run havip.standby`, then `havip.resume`", "holder", NOTHING, runner("havip.standby"),
           runner("havip.resume")),
 )
