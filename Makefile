@@ -14,7 +14,7 @@ HAVIP_LAB_NETWORK ?= 192.168.100.0/24
 export HAVIP_LAB_NETWORK
 SLS := $(shell find havip -name '*.sls' | sort)
 
-.PHONY: deps debs test test-fast test-matrix test-lab lint demo bench lab-cleanup docs
+.PHONY: deps debs test test-fast test-matrix test-lab lint demo bench chaos lab-cleanup docs
 
 deps: debs $(VENV)/.installed-salt$(SALT_VERSION)
 
@@ -63,6 +63,10 @@ demo: deps lab-cleanup
 bench: deps lab-cleanup
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-bench.txt
 	$(PY) -m pytest -m bench -s -p no:cacheprovider test/lab/test_bench.py
+
+# The seeded fault campaign (see docs/chaos.md): HAVIP_CHAOS_SEED, HAVIP_CHAOS_ROUNDS.
+chaos: deps lab-cleanup
+	$(PY) -m pytest -m chaos -s -p no:cacheprovider test/lab/test_chaos.py
 
 # Removes what a crashed lab run left behind (only the lab's own namespaces,
 # mounts and processes).

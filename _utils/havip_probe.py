@@ -28,9 +28,10 @@ def fetch_body(url, timeout, opened_by, host=None):
         return None
 
 
-def summarize(url, started, seconds, requests, timeline=False):
+def summarize(url, started, seconds, requests, timeline=False, answers=False):
     """What a client saw, from ``requests``: [seconds after the start it was
-    sent, response body or None], in the order sent.
+    sent, response body or None], in the order sent; with ``answers`` also
+    every request's response body (None when it failed), in that order.
 
     An outage is a run of failed requests; it lasts from the sending of its
     first failed request to the sending of the first answered one after it
@@ -63,16 +64,19 @@ def summarize(url, started, seconds, requests, timeline=False):
     }
     if timeline:
         report["timeline"] = [[round(sent, 4), int(body is not None)] for sent, body in requests]
+    if answers:
+        report["answers"] = [body for _, body in requests]
     return report
 
 
-def measure(url, seconds, rate, timeout, timeline=False, stop=None, cafile=None, host=None):
+def measure(url, seconds, rate, timeout, timeline=False, stop=None, cafile=None, host=None, answers=False):
     """Send a request to ``url`` every 1/rate s for ``seconds`` s, each on
     its own (a slow or lost request does not hold up the next), and
     summarize what a client saw (the loop behind ``havip.probe``); with
     ``timeline`` also every request as [seconds after the start, answered
-    (1) or not (0)].  ``stop``, if given, is asked before each request and
-    ends the run early when it returns True.  ``cafile`` and ``host`` (the
+    (1) or not (0)], and with ``answers`` every request's response body
+    (None when it failed).  ``stop``, if given, is asked before each request
+    and ends the run early when it returns True.  ``cafile`` and ``host`` (the
     host name asked for, when there is one): see ``havip_http.opener``; a
     ``cafile`` that cannot be loaded is refused (CommandExecutionError),
     nothing requested."""
@@ -93,7 +97,7 @@ def measure(url, seconds, rate, timeout, timeline=False, stop=None, cafile=None,
                 break
             pending.append((time.monotonic() - start, pool.submit(fetch_body, url, timeout, opened_by, **named)))
     requests = [[sent, future.result()] for sent, future in pending]
-    return summarize(url, started, time.monotonic() - start, requests, timeline)
+    return summarize(url, started, time.monotonic() - start, requests, timeline, answers)
 
 
 # An http(s) URL: scheme, host (an IPv4 literal, an IPv6 one in brackets

@@ -24,7 +24,8 @@ from test.saltcall import REPO, SaltCall
 sys.path.insert(0, str(REPO / "_utils"))
 
 
-ON_REQUEST = {"demo": "the `make demo` walk-through", "bench": "the `make bench` benchmark"}
+ON_REQUEST = {"demo": "the `make demo` walk-through", "bench": "the `make bench` benchmark",
+              "chaos": "the `make chaos` fault campaign"}
 
 
 def pytest_configure(config):
@@ -38,7 +39,7 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The demo and the benchmark run only when asked for with -m."""
+    """The demo, the benchmark and the fault campaign run only when asked for with -m."""
     asked = config.option.markexpr or ""
     for marker, what in ON_REQUEST.items():
         if marker in asked:

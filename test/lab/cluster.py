@@ -143,6 +143,14 @@ def with_backends(topology, count):
     return Topology(f"{topology.name}-{count}", hosts, topology.client, pillar)
 
 
+# A host that hears no VRRP advert (IPv4): its own nftables table drops them.
+VRRP_CUT_TABLE = "havip_lab_cut"
+VRRP_CUT = f"""table inet {VRRP_CUT_TABLE} {{
+    chain input {{ type filter hook input priority -300; ip protocol vrrp drop; }}
+}}
+"""
+
+
 def wait_until(read, done, timeout, interval=0.5):
     """``read()`` every ``interval`` s until ``done`` holds for what it
     returned or ``timeout`` s have passed; the last value read (the caller
@@ -303,6 +311,17 @@ class Cluster:
         self.pillar_file.write_text(yaml.safe_dump(pillar))
         self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*")
 
+    def restore(self):
+        """The topology's pillar applied everywhere, no balancer on standby,
+        and the first VIP back on the preferred balancer, serving."""
+        self.set_pillar(self.topology.pillar)
+        for balancer in self.topology.with_role("balancer"):
+            self.salt(balancer, "havip.resume")
+        assert self.apply().returncode == 0
+        preferred = [self.topology.preferred_balancer]
+        assert self.wait_for_holders(preferred, timeout=30) == preferred
+        assert self.client_get(self.topology.frontend_url)[0] == 200
+
     def vip_holders(self, vip=None):
         """Balancers whose VIP interface carries the VIP (name; default: the
         first) now, read with `ip addr` (not lo, where the handover keeps it);
@@ -414,6 +433,15 @@ class Cluster:
         self.boot(name)
         return time.monotonic() - t0
 
+    def cut_vrrp(self, name):
+        """Drop every VRRP advert a host receives: it hears no peer (split
+        brain once it is a backup)."""
+        self.host(name).run(["nft", "-f", "-"], input=VRRP_CUT)
+
+    def uncut_vrrp(self, name):
+        """Undo cut_vrrp: the host hears its peers again."""
+        self.host(name).run(["nft", "delete", "table", "inet", VRRP_CUT_TABLE])
+
     def vrrp_state(self, name):
         """(state, time of the change) keepalived's notify script recorded on
         a balancer; both from one open file (the script replaces it by a
@@ -503,16 +531,18 @@ class Cluster:
             [sys.executable, "-m", "test.lab.stray", url.hostname, str(url.port)], cwd=str(REPO))
 
     @contextlib.contextmanager
-    def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False, cafile=None, until_block_ends=False):
+    def probe(self, seconds, rate=100, timeout=0.2, url=None, timeline=False, cafile=None, until_block_ends=False,
+              answers=False):
         """Probe the frontend on the VIP from the client while the block runs
         (for ``seconds``; with ``until_block_ends`` no longer than the block);
-        the report dict is filled in when the block ends."""
+        the report dict is filled in when the block ends (``answers``: with
+        every request's answer, see havip_probe.summarize)."""
         report = {}
         proc = self.host(self.topology.client).popen(
             [sys.executable, "-m", "test.lab.probe", url or self.topology.frontend_url,
              "--seconds", str(seconds), "--rate", str(rate), "--timeout", str(timeout)]
             + (["--timeline"] if timeline else []) + (["--cafile", str(cafile)] if cafile else [])
-            + (["--until-eof"] if until_block_ends else []),
+            + (["--until-eof"] if until_block_ends else []) + (["--answers"] if answers else []),
             cwd=str(REPO), stdin=-1 if until_block_ends else None, stdout=-1, stderr=-1, text=True)
         proc.stderr.readline()  # "probe started"
         try:

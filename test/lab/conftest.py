@@ -58,13 +58,7 @@ def healthy(cluster):
     """The module's cluster with its first VIP on the preferred balancer;
     afterwards the topology's pillar applied everywhere, no balancer on
     standby, and the VIP back on the preferred balancer, serving."""
-    topology = cluster.topology
-    preferred = [topology.preferred_balancer]
+    preferred = [cluster.topology.preferred_balancer]
     assert cluster.wait_for_holders(preferred) == preferred
     yield cluster
-    cluster.set_pillar(topology.pillar)
-    for balancer in topology.with_role("balancer"):
-        cluster.salt(balancer, "havip.resume")
-    assert cluster.apply().returncode == 0
-    assert cluster.wait_for_holders(preferred, timeout=30) == preferred
-    assert cluster.client_get(topology.frontend_url)[0] == 200
+    cluster.restore()

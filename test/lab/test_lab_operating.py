@@ -20,17 +20,12 @@ import time
 
 import pytest
 
-from test.lab.cluster import GATEWAY, LOOKUP, NETWORK, SEED
+from test.lab.cluster import GATEWAY, LOOKUP, NETWORK, SEED, VRRP_CUT, VRRP_CUT_TABLE
 from test.lab.secrets import shown_secrets, where_salt_shows
 
 pytestmark = pytest.mark.lab
 
 PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
-CUT = ["nft", "-f", "-"]
-CUT_RULES = """table inet havip_lab_cut {
-    chain input { type filter hook input priority -300; ip protocol vrrp drop; }
-}
-"""
 
 
 def test_status_agrees_with_ip_addr_and_every_daemon_is_seen(healthy):
@@ -132,8 +127,7 @@ def test_failover_test_fails_when_keepalived_is_stopped_on_the_only_backup(healt
 
 
 def test_failover_test_reports_split_brain_when_vrrp_is_cut_and_the_cluster_heals(healthy):
-    backup = healthy.host(BACKUP)
-    backup.run(CUT, input=CUT_RULES)
+    healthy.cut_vrrp(BACKUP)
     try:
         assert healthy.wait_for_holders([PRIMARY, BACKUP]) == [PRIMARY, BACKUP]
         result, steps = healthy.orchestrate("failover_test")
@@ -141,7 +135,7 @@ def test_failover_test_reports_split_brain_when_vrrp_is_cut_and_the_cluster_heal
         assert f"split brain: VIP VI_1 ({SEED.vip}) is held by svr1 and svr2" in \
             steps["havip-failover-test-precheck"]["problems"]
     finally:
-        backup.run(["nft", "delete", "table", "inet", "havip_lab_cut"])
+        healthy.uncut_vrrp(BACKUP)
     assert healthy.wait_for_holders([PRIMARY]) == [PRIMARY]
     assert healthy.run("havip.status").returncode == 0
 
@@ -154,7 +148,7 @@ FLAP = """nft -f - <<'EOF'
 {cut}EOF
 tries=0
 until ip -o addr show dev eth0 | grep -q ' {vip}/' || [ "$tries" -gt 5000 ]; do tries=$((tries + 1)); done
-nft delete table inet havip_lab_cut
+nft delete table inet {table}
 """
 FLAPS = 10
 
@@ -163,7 +157,7 @@ def test_short_vrrp_flaps_on_the_backup_leave_it_backup_with_nothing_kept_on_lo(
     backup = healthy.host(BACKUP)
     started = time.time()
     for _ in range(FLAPS):
-        backup.run(["sh", "-c", FLAP.format(cut=CUT_RULES, vip=SEED.vip)])
+        backup.run(["sh", "-c", FLAP.format(cut=VRRP_CUT, table=VRRP_CUT_TABLE, vip=SEED.vip)])
         assert healthy.wait_for_holders([PRIMARY]) == [PRIMARY]
         time.sleep(0.5)
     states = [state for _, vip, state in healthy.vrrp_transitions(BACKUP, started) if vip == "VI_1"]

@@ -54,6 +54,13 @@ def test_summarize_without_failures_and_with_a_timeline():
     assert report["timeline"] == [[0.0, 1], [0.25, 1], [0.5, 1], [0.75, 1]]
 
 
+def test_summarize_with_answers_lists_every_request_s_body_in_order():
+    requests = requests_every(0.25, ["nginx1", None, "nginx2"])
+    report = havip_probe.summarize("http://vip/", 1000.0, 0.75, requests, answers=True)
+    assert report["answers"] == ["nginx1", None, "nginx2"]
+    assert "answers" not in havip_probe.summarize("http://vip/", 1000.0, 0.75, requests)
+
+
 def test_measure_keeps_its_schedule_while_requests_hang(monkeypatch):
     """A lost request (it waits its whole timeout) does not delay the next."""
     def fetch(url, timeout, cafile):

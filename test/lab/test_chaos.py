@@ -1,0 +1,510 @@
+"""
+`make chaos`: a seeded fault campaign on the seed's cluster (issue 24), not
+part of `make test`.
+
+Each round draws a fault and its target from ``random.Random`` seeded with
+the campaign's seed and the round's number (the same seed replays the same
+campaign, and each of its rounds), makes the fault, heals it as an operator
+or systemd would, and then audits the cluster.  The client host probes every
+VIP at 100 requests/s (0.2 s timeout) for the whole round, from 1 s before
+the fault to 1 s after the VIPs are back on their preferred balancers,
+recording every request: when it was sent and the backend that answered
+(none: it failed).  A round fails naming each audit that failed (after a
+failed round the cluster is restored: the pillar applied everywhere, every
+balancer resumed); the test fails at the end listing the failed rounds.
+
+The faults and the audits are the tables FAULTS and AUDITS.  An audit that
+settles (the VIPs' holders, `havip.status`, what the handover leaves) may
+take until SETTLE_S after the heal; the others are checked once.
+
+Knobs (environment variables):
+
+    HAVIP_CHAOS_SEED=      the campaign's seed (default: drawn); printed first
+    HAVIP_CHAOS_ROUNDS=45  rounds (about 20 minutes on a 2-CPU machine: 15-60 s each)
+
+Writes chaos-results/results.{json,md} after every round, and each round's
+requests to chaos-results/round-<N>.json.
+"""
+
+import contextlib
+import dataclasses
+import datetime
+import fcntl
+import json
+import os
+import pathlib
+import random
+import secrets
+import time
+from collections.abc import Callable
+
+import havip_facts
+import pytest
+
+from test.lab.cluster import KEEPALIVED_PIDFILES, REPO, wait_until
+
+pytestmark = pytest.mark.chaos
+
+CHAOS_SEED = int(os.environ.get("HAVIP_CHAOS_SEED") or secrets.randbelow(10**9))
+ROUNDS = int(os.environ.get("HAVIP_CHAOS_ROUNDS") or 45)
+OUT = REPO / "chaos-results"
+# Seconds after the heal by which every VIP is back on its preferred
+# balancer and every audit that settles has passed.
+SETTLE_S = 25
+# Seconds an operator takes to react to a fault before healing it (far
+# shorter than a real one: the cluster must not need more).
+OPERATOR_S = 2
+# Seconds of probing before the fault and after the VIPs are back.
+MARGIN_S = 1
+# The longest a round's probe may run (a reboot's round takes about a minute).
+PROBE_LIMIT_S = 300
+# The budgets (longest outage, s; 0: no failed request at all).
+UNPLANNED, HANG, BOTH_KILLED, NOTHING = 0.25, 1.5, 3.0, 0.0
+
+
+# ---- the faults -----------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Fault:
+    """A fault made on a target of the role ``on`` ("holder": the preferred
+    balancer, holding every VIP when the round starts; "backup": another
+    balancer; "backend"), and healed.  ``make(cluster, target, rng, made)``
+    and ``heal(cluster, target, made)``: ``made`` is a dict where make leaves
+    what heal needs and the results show (e.g. a drawn duration)."""
+    name: str
+    on: str
+    budget: float
+    make: Callable
+    heal: Callable
+
+
+def kill_haproxy(process, also_backups_after=None):
+    """make: kill -9 of HAProxy's ``process`` ("master" or "worker") on the
+    target, and ``also_backups_after`` s later on every other balancer."""
+    def make(cluster, target, rng, made):
+        victims = [target] + ([] if also_backups_after is None else
+                              [b for b in cluster.topology.with_role("balancer") if b != target])
+        made["restarts"] = {name: cluster.restarts(name) for name in victims}
+        for index, name in enumerate(victims):
+            if index:
+                time.sleep(also_backups_after)
+            cluster.kill_haproxy(name, process)
+    return make
+
+
+def restarted_by_systemd(cluster, target, made):
+    """heal: systemd starts each killed HAProxy again (Debian's unit:
+    Restart=always, after 100 ms)."""
+    for name, before in made["restarts"].items():
+        def restarted(name=name, before=before):
+            return cluster.restarts(name) > before and active(cluster, name, "haproxy")
+        assert wait_until(restarted, bool, 10, 0.1), f"systemd did not start HAProxy on {name} again"
+
+
+def active(cluster, name, unit):
+    return cluster.systemctl(name, "is-active", unit, check=False).stdout.strip() == "active"
+
+
+def reapplied(cluster, target, made):
+    """heal: the operator's `state.apply havip` on the target."""
+    time.sleep(OPERATOR_S)
+    applied = cluster.apply(target)
+    assert applied.returncode == 0, applied.stdout
+
+
+def kill_keepalived(cluster, target, rng, made):
+    cluster.signal(target, "KILL", *KEEPALIVED_PIDFILES)
+
+
+def stop_haproxy(cluster, target, rng, made):
+    cluster.systemctl(target, "stop", "haproxy")
+
+
+def kill_nginx(cluster, target, rng, made):
+    cluster.kill_nginx(target)
+
+
+def runner(function):
+    """make or heal: `salt-run FUNCTION TARGET` (havip.standby, havip.resume)."""
+    def call(cluster, target, *_):
+        result = cluster.run(function, target)
+        assert result.returncode == 0, result.stdout
+    return call
+
+
+def hang_haproxy(cluster, target, rng, made):
+    """HAProxy's workers (the processes that serve) stopped for 3 s."""
+    made["pids"] = cluster.haproxy_workers(target)
+    cluster.signal_pids(target, "STOP", made["pids"])
+    time.sleep(3)
+
+
+def wake_haproxy(cluster, target, made):
+    cluster.signal_pids(target, "CONT", made["pids"])
+
+
+def link_down(cluster, target, rng, made):
+    """The target's link down for 0.5-4 s (drawn)."""
+    made["down_s"] = round(rng.uniform(0.5, 4), 1)
+    cluster.host(target).run(["ip", "link", "set", "eth0", "down"])
+    time.sleep(made["down_s"])
+
+
+def link_up(cluster, target, made):
+    cluster.host(target).run(["ip", "link", "set", "eth0", "up"])
+
+
+def power_off(cluster, target, rng, made):
+    cluster.power_off(target)
+
+
+def boot(cluster, target, made):
+    if cluster.host(target).pid is None:
+        cluster.boot(target)
+
+
+def cut_vrrp(cluster, target, rng, made):
+    """The target hears no VRRP advert for 5 s: it takes the VIP too (split brain)."""
+    cluster.cut_vrrp(target)
+    time.sleep(5)
+
+
+def uncut_vrrp(cluster, target, made):
+    cluster.uncut_vrrp(target)
+
+
+# 30 % of what a host sends and receives on its link dropped (this kernel
+# has no netem), by a table of the campaign's own.
+LOSS_TABLE = "havip_chaos_loss"
+LOSS = f"""table inet {LOSS_TABLE} {{
+    chain input {{ type filter hook input priority -300; iifname "eth0" numgen random mod 100 < 30 drop; }}
+    chain output {{ type filter hook output priority -300; oifname "eth0" numgen random mod 100 < 30 drop; }}
+}}
+"""
+
+
+def lossy_link(cluster, target, rng, made):
+    """30 % of the target's packets dropped for 5 s."""
+    cluster.host(target).run(["nft", "-f", "-"], input=LOSS)
+    time.sleep(5)
+
+
+def clean_link(cluster, target, made):
+    cluster.host(target).run(["nft", "delete", "table", "inet", LOSS_TABLE])
+
+
+def master_down_and_kill(cluster, target, rng, made):
+    """The salt-master stopped, then HAProxy's master killed on the target."""
+    cluster.master.terminate()
+    kill_haproxy("master")(cluster, target, rng, made)
+
+
+def master_back(cluster, target, made):
+    try:
+        restarted_by_systemd(cluster, target, made)
+    finally:
+        cluster.master.start(start_timeout=60)
+
+
+FAULTS = (
+    Fault("kill -9 of HAProxy's master", "holder", UNPLANNED, kill_haproxy("master"), restarted_by_systemd),
+    Fault("kill -9 of HAProxy's worker", "holder", UNPLANNED, kill_haproxy("worker"), restarted_by_systemd),
+    Fault("`systemctl stop haproxy`, then `state.apply`", "holder", UNPLANNED, stop_haproxy, reapplied),
+    Fault("kill -9 of keepalived, then `state.apply`", "holder", UNPLANNED, kill_keepalived, reapplied),
+    Fault("HAProxy hung 3 s (SIGSTOP, SIGCONT)", "holder", HANG, hang_haproxy, wake_haproxy),
+    Fault("link down 0.5-4 s", "holder", UNPLANNED, link_down, link_up),
+    Fault("reboot", "holder", UNPLANNED, power_off, boot),
+    Fault("VRRP from the peer dropped 5 s (split brain)", "backup", NOTHING, cut_vrrp, uncut_vrrp),
+    Fault("kill -9 of a backend's nginx, then `state.apply`", "backend", NOTHING, kill_nginx, reapplied),
+    Fault("salt-master down while HAProxy's master is killed", "holder", UNPLANNED, master_down_and_kill,
+          master_back),
+    Fault("kill -9 of HAProxy's master on the backup", "backup", NOTHING, kill_haproxy("master"),
+          restarted_by_systemd),
+    Fault("kill -9 of HAProxy's master on both balancers 0.3 s apart", "holder", BOTH_KILLED,
+          kill_haproxy("master", also_backups_after=0.3), restarted_by_systemd),
+    Fault("30 % of the packets dropped 5 s", "holder", UNPLANNED, lossy_link, clean_link),
+    Fault("planned `salt-run havip.standby`, then `havip.resume`", "holder", NOTHING, runner("havip.standby"),
+          runner("havip.resume")),
+)
+
+
+def targets(topology, role):
+    """The hosts a fault on ``role`` may hit (the holder: the preferred balancer)."""
+    if role == "holder":
+        return [topology.preferred_balancer]
+    if role == "backup":
+        return topology.standby_balancers
+    return topology.with_role(role)
+
+
+# ---- the audits -----------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Audit:
+    """A check of the cluster after a round: ``check(cluster, rnd)`` returns
+    the problems it found (none: passed).  One that ``settles`` is asked
+    again until it passes or SETTLE_S after the heal have passed."""
+    name: str
+    check: Callable
+    settles: bool = False
+
+
+def vips(topology):
+    return topology.pillar["havip"]["vips"]
+
+
+def preferred(topology, vip):
+    """The balancer a VIP prefers: the highest priority (its own, or its node's)."""
+    nodes, priorities = topology.nodes, vips(topology)[vip].get("priorities", {})
+    return max(topology.with_role("balancer"), key=lambda b: priorities.get(b, nodes[b]["priority"]))
+
+
+def holders(cluster, rnd):
+    """Every VIP held by exactly one balancer, its preferred one."""
+    return [f"{vip} held by {held or 'nobody'}, not {preferred(cluster.topology, vip)}"
+            for vip in vips(cluster.topology)
+            if (held := cluster.vip_holders(vip)) != [preferred(cluster.topology, vip)]]
+
+
+def status(cluster, rnd):
+    """`salt-run havip.status` result true."""
+    view = cluster.run("havip.status")
+    data = view.data if isinstance(view.data, dict) else {}
+    return [] if data.get("result") is True else [str(data.get("comment") or view.stdout)[:500]]
+
+
+def outage(cluster, rnd):
+    """The longest outage within the fault's budget (0: no failed request)."""
+    budget = rnd["fault"].budget
+    longest, failed = rnd["longest_outage_s"], rnd["failed"]
+    if failed and (budget == 0 or longest > budget):
+        return [f"longest outage {longest:.3f} s ({failed}/{rnd['total']} failed), budget {budget} s"]
+    return []
+
+
+def real_backends(cluster, rnd):
+    """Every answer came from a real backend (its page)."""
+    topology = cluster.topology
+    pages = {str(topology.nodes[name].get("page", name)).strip() for name in topology.with_role("backend")}
+    strangers = sorted(set(rnd["answered_by"]) - pages)
+    return [f"answers from no backend: {strangers[:5]}"] if strangers else []
+
+
+def no_changes(cluster, rnd):
+    """`state.apply havip test=True` changes nothing on any node."""
+    applied = cluster.salt("*", "state.apply", "havip", "test=True", _timeout=600)
+    problems = []
+    for minion, states in sorted((applied.data or {}).items()):
+        if not isinstance(states, dict):
+            problems.append(f"{minion}: {str(states)[:200]}")
+            continue
+        problems += [f"{minion}: {state.get('__id__', key)}: {str(state.get('comment'))[:160]}"
+                     for key, state in states.items()
+                     if isinstance(state, dict) and (state.get("changes") or state.get("result") is not True)]
+    return problems or ([] if applied.data else [f"no answer: {applied.stdout[:200]}"])
+
+
+def left_behind(cluster, rnd):
+    """Nothing the handover leaves behind: no copy of a VIP on lo of a
+    balancer that does not hold it (once released), no relay table of a VIP
+    the pillar does not have.  (A balancer's relay tables of the pillar's
+    VIPs stay, by design: docs/design.md, the handover.)"""
+    problems = []
+    for balancer in cluster.topology.with_role("balancer"):
+        host = cluster.host(balancer)
+        tables = host.run(["nft", "list", "tables"]).stdout.split()
+        problems += [f"{balancer} relays {table}, no VIP of the pillar" for table in tables
+                     if table.startswith(havip_facts.RELAY_TABLE_PREFIX)
+                     and table.removeprefix(havip_facts.RELAY_TABLE_PREFIX) not in vips(cluster.topology)]
+        on_lo = host.run(["ip", "-o", "addr", "show", "dev", havip_facts.LINGER_DEVICE]).stdout
+        problems += [f"{vip} lingers on {balancer}'s {havip_facts.LINGER_DEVICE}" for vip in vips(cluster.topology)
+                     if f" {cluster.topology.vip_address(vip)}/" in on_lo and balancer not in cluster.vip_holders(vip)]
+    return problems
+
+
+def failed_units(cluster, rnd):
+    """No unit failed on any host."""
+    return [f"{name}: {line.split()[0]} failed" for name in cluster.topology.hosts
+            for line in cluster.systemctl(name, "--failed", "--no-legend", "--plain", check=False).stdout.splitlines()
+            if line.strip()]
+
+
+def lock_free(cluster, rnd):
+    """The runner's lock is free (no havip run holds it)."""
+    path = pathlib.Path(cluster.master.config["cachedir"]) / havip_facts.RUNNER_LOCK
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return [f"held: {path.read_text().strip()}"]
+    return []
+
+
+def no_core_dumps(cluster, rnd):
+    """No process dumped core during the round (systemd's and
+    systemd-coredump's journal entries)."""
+    since = f"@{int(rnd['started'])}"
+    return [f"{name}: {line}" for name in cluster.topology.hosts
+            for line in cluster.host(name).run(
+                ["journalctl", "-q", "--no-pager", "-o", "cat", "--since", since,
+                 "_PID=1", "+", "SYSLOG_IDENTIFIER=systemd-coredump"], check=False).stdout.splitlines()
+            if "dumped" in line]
+
+
+AUDITS = (
+    Audit("every VIP on its preferred balancer alone", holders, settles=True),
+    Audit("havip.status true", status, settles=True),
+    Audit("outage within budget", outage),
+    Audit("every answer from a real backend", real_backends),
+    Audit("nothing left behind by the handover", left_behind, settles=True),
+    Audit("no unit failed", failed_units),
+    Audit("runner lock free", lock_free),
+    Audit("no core dump", no_core_dumps),
+    Audit("state.apply test=True changes nothing", no_changes),
+    # The lab's Prometheus (exactly one havip_vrrp_master per VIP) and the
+    # alerts (none fired in a round healed within its budget) go here.
+)
+
+
+def audited(cluster, rnd):
+    """{audit name: its problems} (an audit that raised: the exception)."""
+    verdicts = {}
+    for audit in AUDITS:
+        def check(audit=audit):
+            try:
+                return audit.check(cluster, rnd)
+            except Exception as exc:
+                return [f"{type(exc).__name__}: {exc}"[:500]]
+        left = rnd["healed"] + SETTLE_S - time.time() if audit.settles else 0
+        verdicts[audit.name] = wait_until(check, lambda problems: not problems, left, 1)
+    return verdicts
+
+
+# ---- a round ----------------------------------------------------------------------
+
+def draw(topology, number):
+    """Round ``number``'s random source, fault and target."""
+    rng = random.Random(f"{CHAOS_SEED}/{number}")
+    fault = rng.choice(FAULTS)
+    return rng, fault, rng.choice(targets(topology, fault.on))
+
+
+@contextlib.contextmanager
+def probing(cluster):
+    """Probes of every VIP from the client while the block runs: yields
+    their reports (filled in when it ends)."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(cluster.probe(PROBE_LIMIT_S, url=cluster.topology.url_of(
+                   cluster.topology.vip_address(vip)), timeline=True, answers=True, until_block_ends=True))
+               for vip in vips(cluster.topology)]
+
+
+def play(cluster, number):
+    """Round ``number``: its fault made and healed under the probes, then
+    the audits; the round's record."""
+    rng, fault, target = draw(cluster.topology, number)
+    rnd = {"fault": fault, "made": {}, "started": time.time()}
+    trouble = []
+    with probing(cluster) as reports:
+        time.sleep(MARGIN_S)
+        try:
+            fault.make(cluster, target, rng, rnd["made"])
+        except Exception as exc:
+            trouble.append(f"making it: {type(exc).__name__}: {exc}"[:500])
+        finally:
+            try:
+                fault.heal(cluster, target, rnd["made"])
+            except Exception as exc:
+                trouble.append(f"healing it: {type(exc).__name__}: {exc}"[:500])
+            rnd["healed"] = time.time()
+        settled = not wait_until(lambda: holders(cluster, rnd), lambda problems: not problems,
+                                 rnd["healed"] + SETTLE_S - time.time(), 0.2)
+        rnd["settled_s"] = round(time.time() - rnd["healed"], 1) if settled else None
+        time.sleep(MARGIN_S)
+    rnd.update(longest_outage_s=max(r["longest_outage_s"] for r in reports), failed=sum(r["failed"] for r in reports),
+               total=sum(r["total"] for r in reports),
+               answered_by={body for r in reports for body in r["answers"] if body is not None})
+    audits = {"fault made and healed": trouble, **audited(cluster, rnd)}
+    save_requests(number, reports)
+    return {"round": number, "fault": fault.name, "target": target, "made": rnd["made"], "budget_s": fault.budget,
+            "longest_outage_s": rnd["longest_outage_s"], "failed": rnd["failed"], "total": rnd["total"],
+            "settled_s": rnd["settled_s"], "seconds": round(time.time() - rnd["started"], 1), "audits": audits,
+            "passed": not any(audits.values())}
+
+
+def recover(cluster):
+    """After a failed round: the salt-master and every host up, failed
+    units reset, the cluster restored."""
+    if not cluster.master.is_running():
+        cluster.master.start(start_timeout=60)
+    for name in cluster.topology.hosts:
+        if cluster.host(name).pid is None:
+            cluster.boot(name)
+        cluster.systemctl(name, "reset-failed", check=False)
+    cluster.restore()
+
+
+# ---- results ------------------------------------------------------------------------
+
+def save_requests(number, reports):
+    """Round ``number``'s requests per VIP: [seconds into its probe, the
+    backend that answered or null]."""
+    OUT.mkdir(exist_ok=True)
+    requests = {r["url"]: {"started_s": r["started_s"],
+                           "requests": [[sent, body] for (sent, _), body in zip(r["timeline"], r["answers"],
+                                                                                 strict=True)]}
+                for r in reports}
+    (OUT / f"round-{number}.json").write_text(json.dumps(requests))
+
+
+def markdown(campaign):
+    replay = f"HAVIP_CHAOS_SEED={campaign['seed']} HAVIP_CHAOS_ROUNDS={campaign['rounds']} make chaos"
+    played = campaign["results"]
+    lines = [f"Chaos campaign of {campaign['date']}, seed {campaign['seed']}: {len(played)} of {campaign['rounds']} "
+             f"rounds played, {sum(not r['passed'] for r in played)} failed (replay: `{replay}`).", "",
+             "| round | fault | target | budget | longest outage | failed/total | VIPs back after heal | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in played:
+        made = "".join(f", {key} {value}" for key, value in r["made"].items() if key.endswith("_s"))
+        back = "-" if r["settled_s"] is None else f"{r['settled_s']} s"
+        verdict = "pass" if r["passed"] else "FAIL: " + "; ".join(name for name, p in r["audits"].items() if p)
+        lines.append(f"| {r['round']} | {r['fault']}{made} | {r['target']} | {r['budget_s']} s "
+                     f"| {r['longest_outage_s']:.3f} s | {r['failed']}/{r['total']} "
+                     f"| {back} | {verdict} |")
+    failures = [(r, name, problems) for r in played for name, problems in r["audits"].items() if problems]
+    if failures:
+        lines += ["", "Failed audits:", ""]
+        lines += [f"- round {r['round']} ({r['fault']} on {r['target']}), {name}: {'; '.join(problems)}"
+                  for r, name, problems in failures]
+    return "\n".join(lines) + "\n"
+
+
+def save(campaign):
+    OUT.mkdir(exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(campaign, indent=1, default=str))
+    (OUT / "results.md").write_text(markdown(campaign))
+
+
+@pytest.fixture(scope="module")
+def campaign():
+    """The campaign's record; its seed printed before the cluster starts."""
+    print(f"\nHAVIP_CHAOS_SEED={CHAOS_SEED} HAVIP_CHAOS_ROUNDS={ROUNDS}", flush=True)
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return {"seed": CHAOS_SEED, "rounds": ROUNDS, "date": now, "results": []}
+
+
+def test_chaos(campaign, cluster):
+    for number in range(1, ROUNDS + 1):
+        played = play(cluster, number)
+        campaign["results"].append(played)
+        save(campaign)
+        print(f"round {number}: {played['fault']} on {played['target']}: "
+              f"{'pass' if played['passed'] else 'FAIL'}", flush=True)
+        if not played["passed"]:
+            recover(cluster)
+    failed = [f"round {r['round']} ({r['fault']} on {r['target']}): "
+              + ", ".join(name for name, problems in r["audits"].items() if problems)
+              for r in campaign["results"] if not r["passed"]]
+    assert not failed, f"failed rounds (seed {CHAOS_SEED}):\n" + "\n".join(failed)
