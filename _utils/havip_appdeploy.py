@@ -16,7 +16,6 @@ The runner passes in the minions (havip_master.Minions) and the function
 that opens a connection of its own for a probe: no Salt dunders here.
 """
 
-
 import havip_cluster
 import havip_deploy
 import havip_master
