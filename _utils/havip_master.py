@@ -11,6 +11,7 @@ The runner passes in what it owns (its ``__opts__``, a LocalClient, the
 function that connects): no Salt dunders here.
 """
 
+import contextlib
 import re
 import threading
 
@@ -52,6 +53,54 @@ def master_config(pillar, parameters):
     return config if config["nodes"] else None
 
 
+class _Kept:
+    """A file client shared by the compiles of one runner call: what
+    ``destroy`` each compile calls on it when done is put off to the end of
+    the call (:py:func:`shared_file_clients`)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def destroy(self):
+        """Kept open until the runner call's compiles end."""
+
+
+@contextlib.contextmanager
+def shared_file_clients():
+    """While the master compiles the pillars of one runner call, one file
+    client of each kind serves them all.  Salt's compiler builds a pillar
+    client and a file server client for every minion (``salt.pillar.Pillar``
+    asks ``salt.fileclient.get_file_client`` for both), each with its own
+    loaders: most of a compile's time, and neither depends on the minion
+    (they read the master's pillar and file roots).  Undone, and the
+    clients destroyed, when the compiles end, whatever happens."""
+    build, made = salt.fileclient.get_file_client, {}
+
+    def shared(opts, *args, **kwargs):
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in made:
+            made[key] = _Kept(build(opts, *args, **kwargs))
+        return made[key]
+
+    salt.fileclient.get_file_client = shared
+    try:
+        yield
+    finally:
+        salt.fileclient.get_file_client = build
+        for kept in made.values():
+            with contextlib.suppress(AttributeError):  # Salt's pillar client has no destroy
+                kept.client.destroy()
+
+
 class Minions:
     """The minions, asked through a LocalClient; and what the master knows
     of them itself: their keys, and the pillar it compiles for them."""
@@ -78,9 +127,10 @@ class Minions:
         when they belong to several clusters, or the nodes' pillars
         disagree."""
         matching = salt.utils.minions.CkMinions(self.opts).check_minions(tgt, tgt_type)["minions"]
-        configs = {name: self.pillar_config(name) for name in sorted(matching)}
-        config = havip_cluster.cluster_config(configs, tgt)
-        configs.update({name: self.pillar_config(name) for name in config["nodes"] if name not in configs})
+        with shared_file_clients():
+            configs = {name: self.pillar_config(name) for name in sorted(matching)}
+            config = havip_cluster.cluster_config(configs, tgt)
+            configs.update({name: self.pillar_config(name) for name in config["nodes"] if name not in configs})
         if problem := havip_cluster.disagreement(config, configs):
             raise ValueError(problem)
         return config

@@ -2,12 +2,15 @@
 The runner's view of the cluster comes from the pillar the master compiles
 for each minion (havip_master.Minions.pillar_config), with Salt's own
 pillar compiler over real pillar files: one execution-module loader serves
-every compile of a runner call, and each compile still sees its own
-minion's grains, in ``grains`` and through ``salt['grains.get']``.
+every compile of a runner call, and so does one file client of each
+kind; each compile still sees its own minion's grains, in ``grains`` and
+through ``salt['grains.get']``.
 """
 
 import havip_master
+import pytest
 import salt.config
+import salt.fileclient
 import salt.utils.minions
 import yaml
 
@@ -34,11 +37,50 @@ def master_opts(tmp_path):
     return salt.config.master_config(str(config))
 
 
-def test_each_compile_of_one_runner_call_sees_its_own_minions_grains(tmp_path, monkeypatch):
-    families = {"nginx1": "Debian", "nginx2": "RedHat", "svr1": "Debian"}
+FAMILIES = {"nginx1": "Debian", "nginx2": "RedHat", "svr1": "Debian"}
+
+
+@pytest.fixture
+def minions(tmp_path, monkeypatch):
     monkeypatch.setattr(salt.utils.minions, "get_minion_data",
-                        lambda minion, opts: (minion, {"id": minion, "os_family": families[minion]}, None))
-    minions = havip_master.Minions(None, master_opts(tmp_path))
-    pages = {minion: minions.pillar_config(minion)["nodes"]["nginx1"]["page"] for minion in families}
-    assert pages == {minion: f"{minion} of {family}, {minion}" for minion, family in families.items()}
+                        lambda minion, opts: (minion, {"id": minion, "os_family": FAMILIES[minion]}, None))
+    return havip_master.Minions(None, master_opts(tmp_path))
+
+
+@pytest.fixture
+def built(monkeypatch):
+    """Every file client Salt builds: (its kind's arguments, the client)."""
+    clients, build = [], salt.fileclient.get_file_client
+
+    def counted(opts, *args, **kwargs):
+        clients.append((args, build(opts, *args, **kwargs)))
+        return clients[-1][1]
+
+    monkeypatch.setattr(salt.fileclient, "get_file_client", counted)
+    return clients
+
+
+def test_each_compile_of_one_runner_call_sees_its_own_minions_grains(minions):
+    with havip_master.shared_file_clients():
+        pages = {minion: minions.pillar_config(minion)["nodes"]["nginx1"]["page"] for minion in FAMILIES}
+    assert pages == {minion: f"{minion} of {family}, {minion}" for minion, family in FAMILIES.items()}
     assert minions.functions is not None
+
+
+def test_the_compiles_of_one_runner_call_share_one_file_client_of_each_kind(minions, built):
+    with havip_master.shared_file_clients():
+        minions.pillar_config("nginx1")
+        once = len(built)
+        for minion in FAMILIES:
+            minions.pillar_config(minion)
+    assert once == len(built) == len({args for args, _ in built})
+
+
+def test_salts_own_file_clients_come_back_when_the_compiles_end_even_on_error(minions, built):
+    counted = salt.fileclient.get_file_client
+    with pytest.raises(ValueError), havip_master.shared_file_clients():
+        minions.pillar_config("nginx1")
+        raise ValueError("a compile failed")
+    assert salt.fileclient.get_file_client is counted
+    servers = [client for args, client in built if args in {(), (False,)}]
+    assert servers and all(client._closing for client in servers)  # destroyed once, at the end
