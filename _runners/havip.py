@@ -108,10 +108,14 @@ def status(tgt="*", tgt_type="glob"):
     server UP on one balancer and DOWN on another (DRAIN and MAINT are
     neither), or an answer that is not what ``havip.check`` gives or names
     a pool, server or service the pillar does not have.  Each node is asked
-    once (``havip.check with_status=True``).  The cluster is the pillar's as
-    the master compiles it now (a change not applied yet shows).  Refused
-    when the minions matching ``tgt`` belong to several havip clusters, or
-    the pillars of its nodes disagree.  Takes no lock.
+    once (``havip.check with_status=True``, read-only): the call goes to the
+    minions matching ``tgt`` first, and they work while the master compiles
+    their pillars; only the cluster's nodes' answers are read, and its nodes
+    that ``tgt`` does not match are asked after.  The cluster is the
+    pillar's as the master compiles it now (a change not applied yet shows).
+    Refused when the minions matching ``tgt`` belong to several havip
+    clusters, or the pillars of its nodes disagree (their answers unread).
+    Takes no lock.
 
     CLI Example:
 
@@ -123,11 +127,12 @@ def status(tgt="*", tgt_type="glob"):
     if problem := havip_options.invalid_option("status", {"tgt": tgt, "tgt_type": tgt_type}):
         return _fail({}, problem)
     with _connect() as minions:
+        published = havip_master.publish_survey(minions, tgt, tgt_type)
         try:
             config = minions.config(tgt, tgt_type)
         except ValueError as exc:
             return _fail({}, str(exc))
-        survey = havip_master.survey(minions, config)
+        survey = havip_master.survey(minions, config, published)
     report = havip_health.cluster_view(config, survey)
     if survey["problems"]:
         return _fail(report, "; ".join(survey["problems"]))

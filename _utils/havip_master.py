@@ -115,6 +115,31 @@ class Minions:
         return self.client.cmd(list(minions), fun, arg=list(arg), kwarg=kwarg or {},
                                tgt_type="list", timeout=timeout or havip_facts.CALL_TIMEOUT)
 
+    def publish(self, tgt, tgt_type, fun, kwarg=None):
+        """Publish ``fun`` to the minions matching ``tgt`` without waiting:
+        the job ({"jid", "minions": those it went to}; {} if it could not be
+        published), whose answers ``returns`` collects."""
+        return self.client.run_job(tgt, fun, arg=[], tgt_type=tgt_type, kwarg=kwarg or {},
+                                   timeout=havip_facts.CALL_TIMEOUT, listen=True) or {}
+
+    def returns(self, job, minions, timeout=None):
+        """{minion: return} of those of ``minions`` the published ``job``
+        went to that answered, errors included (as ``answers``): read until
+        all of them answered or timed out (Salt's collection would wait for
+        every minion the job went to); the others' answers are not read."""
+        expected = set(minions) & set(job.get("minions", ()))
+        answered = {}
+        if not expected:
+            return answered
+        events = self.client.get_cli_event_returns(job["jid"], sorted(expected),
+                                                   timeout or havip_facts.CALL_TIMEOUT, sorted(expected), "list")
+        with contextlib.closing(events):
+            for answer in events:
+                answered.update({name: data.get("ret", {}) for name, data in answer.items() if name in expected})
+                if len(answered) == len(expected):
+                    break
+        return answered
+
     def call(self, minions, fun, arg=(), kwarg=None, timeout=None):
         """{minion: return} of the minions that answered with data (not an error)."""
         answers = self.answers(minions, fun, arg, kwarg, timeout)
@@ -207,13 +232,31 @@ class Background(threading.Thread):
             self.result = minions.answers([minion], fun, arg, kwarg, timeout).get(minion)
 
 
-def survey(minions, config):
+# The one call the survey makes to each node: its health and the status it judged.
+CHECK, CHECK_KWARG = "havip.check", {"with_status": True}
+
+
+def publish_survey(minions, tgt, tgt_type):
+    """The survey's call published to the minions matching ``tgt`` ahead
+    of time (the job ``survey`` collects), so that they work while the
+    master compiles their pillars; their answers are read for the
+    cluster's nodes only, once the pillars say which they are."""
+    return minions.publish(tgt, tgt_type, CHECK, CHECK_KWARG)
+
+
+def survey(minions, config, published=None):
     """Status and health of every node, and the problems they add up to:
-    one call to each (``havip.check`` with the status it judged), its
-    answer believed about itself only once checked (havip_health's
+    one call to each (``havip.check`` with the status it judged; the nodes
+    the ``published`` job went to answer it, the others are asked now),
+    its answer believed about itself only once checked (havip_answers'
     ``verdicts``); one that answers an error did not answer."""
     names = sorted(config["nodes"])
-    checks, statuses = havip_answers.verdicts(config, minions.call(names, "havip.check", kwarg={"with_status": True}))
+    published = published or {}
+    answers = minions.returns(published, names) if published else {}
+    if rest := [name for name in names if name not in published.get("minions", ())]:
+        answers.update(minions.call(rest, CHECK, kwarg=CHECK_KWARG))
+    answers = {name: answers[name] for name in names if isinstance(answers.get(name), dict)}
+    checks, statuses = havip_answers.verdicts(config, answers)
     return havip_health.survey(config, statuses, checks)
 
 

@@ -132,6 +132,7 @@ class Cluster:
         self.down = {}                  # balancer -> backend servers its HAProxy has DOWN
         self.server_states = {}         # balancer -> {server: status} overriding UP/DOWN
         self.calls = []
+        self.published = []             # (tgt, fun, kwarg) of every call published ahead
         self.config_calls = []
         self.closed = 0
         runner._connect = lambda: self
@@ -194,6 +195,17 @@ class Cluster:
     def answers(self, minions, fun, arg=(), kwarg=None, timeout=10):
         return self.ask(minions, fun, arg, kwarg)
 
+    def publish(self, tgt, tgt_type, fun, kwarg=None):
+        """The job of ``fun`` published to the nodes matching ``tgt``, recorded
+        in ``published``; each answers when ``returns`` collects it."""
+        self.published.append((tgt, fun, kwarg))
+        names = tgt.split(",") if tgt_type == "list" else fnmatch.filter(self.deployed["nodes"], tgt)
+        return {"jid": len(self.published), "minions": names, "call": (fun, kwarg)}
+
+    def returns(self, job, minions, timeout=10):
+        fun, kwarg = job["call"]
+        return self.ask(sorted(set(minions) & set(job["minions"])), fun, [], kwarg)
+
     def call(self, minions, fun, arg=(), kwarg=None, timeout=10):
         return {name: ret for name, ret in self.ask(minions, fun, arg, kwarg).items() if isinstance(ret, dict)}
 
@@ -225,10 +237,10 @@ def test_status_of_a_healthy_cluster(runner, cluster):
 def local_client(asked, answer, minions=(*NODES, "client")):
     """A fake LocalClient class: ``answer(name, fun, arg, kwarg)`` of every
     one of ``minions`` asked, each call recorded in ``asked`` ((tgt,
-    fun))."""
+    fun), or (the minions a job went to, fun) for a published one)."""
     class LocalClient:
         def __init__(self, conf_file):
-            self.conf_file, self.closed = conf_file, False
+            self.conf_file, self.closed, self.jobs = conf_file, False, {}
 
         def __enter__(self):
             return self
@@ -240,6 +252,29 @@ def local_client(asked, answer, minions=(*NODES, "client")):
             asked.append((tgt, fun))
             names = tgt if tgt_type == "list" else fnmatch.filter(minions, tgt)
             return {name: ret for name in names if (ret := answer(name, fun, arg, kwarg)) is not LOST}
+
+        def run_job(self, tgt, fun, arg=(), tgt_type="glob", kwarg=None, timeout=None, listen=False):
+            assert listen, "the returns of a job published unheard are lost"
+            names = tgt.split(",") if tgt_type == "list" else fnmatch.filter(minions, tgt)
+            asked.append((names, fun))
+            self.jobs[str(len(asked))] = (fun, list(arg), kwarg, names)
+            return {"jid": str(len(asked)), "minions": names}
+
+        def get_cli_event_returns(self, jid, expected, timeout, tgt, tgt_type):
+            """As Salt's: the return of every minion the job went to (the
+            master's new-job event names them all) as it comes; after the
+            timeout, those that gave none.  Waiting for them once every
+            expected minion has answered is a failure."""
+            fun, arg, kwarg, names = self.jobs[jid]
+            lost = []
+            for name in names:
+                if (ret := answer(name, fun, arg, kwarg)) is LOST:
+                    lost.append(name)
+                else:
+                    yield {name: {"ret": ret, "retcode": 0}}
+            assert not lost or set(lost) & set(expected), f"waited for {lost}: every minion expected had answered"
+            for name in lost:
+                yield {name: {"out": "no_return", "ret": "Minion did not return. [No response]", "retcode": 1}}
     return LocalClient
 
 
@@ -289,7 +324,7 @@ def shop_master(real_runner, master, facts, monkeypatch, statuses):
 
     def answer(name, fun, arg, kwarg):
         assert (fun, arg, kwarg) == ("havip.check", [], {"with_status": True})
-        return copy.deepcopy(answers[name])
+        return copy.deepcopy(answers[name]) if name in answers else LOST
     asked = []
     monkeypatch.setattr(real_runner.salt.client, "get_local_client",
                         local_client(asked, answer, minions=(*config["nodes"], "client")))
@@ -302,7 +337,7 @@ def test_status_asks_every_node_once_and_shows_each_service_and_pool_across_the_
     asked = shop_master(real_runner, master, facts, monkeypatch, shop_statuses(svr2={"api": {"app2": "DRAIN"}}))
     report = real_runner.status()
     assert report["result"] is True, report["comment"]
-    assert asked == [(["app1", "app2", *NODES], "havip.check")]
+    assert asked == [([*NODES, "app1", "app2", "client"], "havip.check")]
     assert report["services"] == {"db": {"svr1": "OPEN", "svr2": "STOP"}, "shop": {"svr1": "OPEN", "svr2": "OPEN"}}
     assert report["pools"]["api"] == {"app1": {"svr1": "UP", "svr2": "UP"}, "app2": {"svr1": "UP", "svr2": "DRAIN"},
                                       "legacy": {"svr1": "UP", "svr2": "UP"}}
@@ -347,7 +382,9 @@ def test_a_master_with_two_clusters_refuses_a_target_that_spans_both(real_runner
     assert report == {"result": False, "retcode": 1, "comment": (
         "the minions matching '*' belong to 2 havip clusters: {lb1, web1} and {nginx1, nginx2, svr1, svr2};"
         " target one with tgt (e.g. tgt='lb1,web1' tgt_type=list)")}
-    assert asked == []
+    # Its read-only check went out while the master compiled the pillars: no answer read, nothing else asked.
+    assert asked == [([*NODES, "client"], "havip.check")]
+    asked.clear()
     # One minion of a cluster is target enough; the other cluster is never asked.
     for tgt, tgt_type in (("svr*", "glob"), ("svr1,nginx1", "list")):
         assert real_runner.status(tgt=tgt, tgt_type=tgt_type)["result"] is True
@@ -387,7 +424,8 @@ def test_a_minion_in_no_cluster_cannot_join_or_merge_clusters_by_what_it_answers
         assert report["result"] is False
         assert report["comment"].startswith("the minions matching '*' belong to 2 havip clusters: {lb1, web1} and"
                                             " {nginx1, nginx2, svr1, svr2}"), report["comment"]
-    assert asked == []
+    # Only status's read-only check went out (while the master compiled the pillars); no answer was read.
+    assert asked == [(list(deployed), "havip.check")]
     report = real_runner.status(tgt="aaa-evil")
     assert report["comment"] == ("no minion matching 'aaa-evil' has a havip pillar on this master"
                                  " (salt-run pillar.show_pillar <minion> shows what it compiles)")
@@ -396,20 +434,82 @@ def test_a_minion_in_no_cluster_cannot_join_or_merge_clusters_by_what_it_answers
     assert "aaa-evil" not in report["nodes"] and report["vips"]["VI_1"]["holders"] == ["svr1"]
 
 
+def unread(name, fun, arg, kwarg):
+    raise AssertionError(f"the answer of {name} to {fun} was read")
+
+
+def test_status_publishes_its_call_before_the_master_compiles_a_pillar_and_reports_as_if_it_asked_after(
+        real_runner, master, cluster, monkeypatch):
+    """The minions matching tgt work on havip.check while the master
+    compiles the pillars; the nodes tgt does not match are asked after.
+    The report is the one of asking every node after: one of either that
+    does not answer did not answer; a minion that is no node is not waited
+    for, and its answer is not read."""
+    def answer(name, fun, arg, kwarg):
+        assert (fun, arg, kwarg) == ("havip.check", [], {"with_status": True})
+        if name == "client":
+            return LOST
+        return LOST if name in ("nginx2", "svr2") else cluster.answer(name, fun, arg, kwarg)
+    compiling = master(real_runner)
+    asked, compiled_at_publish = [], []
+    LocalClient = local_client(asked, answer)
+
+    class Publishing(LocalClient):
+        def run_job(self, *args, **kwargs):
+            compiled_at_publish.append(list(compiling.compiled))
+            return super().run_job(*args, **kwargs)
+
+    class Unpublished(LocalClient):
+        def run_job(self, *args, **kwargs):
+            return {}
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", Publishing)
+    report = real_runner.status(tgt="svr*")
+    assert compiled_at_publish == [[]]
+    assert asked == [(["svr1", "svr2"], "havip.check"), (["nginx1", "nginx2"], "havip.check")]
+    assert report["result"] is False
+    assert report["nodes"] == {"nginx1": "healthy", "svr1": "healthy"}
+    assert "nginx2 did not answer" in report["comment"] and "svr2 did not answer" in report["comment"]
+    asked.clear()
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", Unpublished)
+    assert real_runner.status(tgt="svr*") == report
+    assert asked == [(list(NODES), "havip.check")]
+    asked.clear()
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", Publishing)
+    assert real_runner.status() == report
+    assert asked == [([*NODES, "client"], "havip.check")]
+
+
+def test_status_does_not_wait_for_a_minion_it_published_to_that_is_no_node(real_runner, master, cluster,
+                                                                           monkeypatch):
+    """The client matches '*' and never answers: Salt's collection would
+    wait the timeout for it (the fake fails then); every node answered."""
+    def answer(name, fun, arg, kwarg):
+        return LOST if name == "client" else cluster.answer(name, fun, arg, kwarg)
+    asked = []
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", local_client(asked, answer))
+    master(real_runner)
+    report = real_runner.status()
+    assert report["result"] is True, report["comment"]
+    assert asked == [([*NODES, "client"], "havip.check")]
+
+
 @pytest.mark.parametrize("pillars, comment", [
     ({"nginx1": seed_and(lambda p: p.setdefault("keepalived", {}).update(preempt=False))},
      "the master compiles another havip pillar for nginx1 (havip:keepalived differs): every node of a cluster"
      " needs the same one"),
     ({"nginx2": None}, "nginx2 is a node of the cluster but the master compiles no havip pillar for it"),
 ], ids=["another pillar", "no pillar"])
-def test_nodes_whose_pillars_make_no_one_cluster_are_refused(real_runner, master, pillars, comment):
+def test_nodes_whose_pillars_make_no_one_cluster_are_refused(real_runner, master, pillars, comment, monkeypatch):
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", local_client([], unread))
     compiling = master(real_runner)
     compiling.pillars.update(pillars)
     report = real_runner.status(tgt="svr1")
     assert report == {"result": False, "retcode": 1, "comment": comment}
 
 
-def test_a_pillar_the_master_cannot_compile_or_refuses_is_named_without_its_secrets(real_runner, master):
+def test_a_pillar_the_master_cannot_compile_or_refuses_is_named_without_its_secrets(real_runner, master,
+                                                                                     monkeypatch):
+    monkeypatch.setattr(real_runner.salt.client, "get_local_client", local_client([], unread))
     compiling = master(real_runner)
     compiling.errors["nginx1"] = ["Rendering SLS 'havip' failed: line 3: password: hunter2-is-secret"]
     report = real_runner.status()
