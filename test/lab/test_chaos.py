@@ -9,7 +9,9 @@ or systemd would, and then audits the cluster.  The client host probes every
 VIP at 100 requests/s (0.2 s timeout) for the whole round, from 1 s before
 the fault to 1 s after the VIPs are back on their preferred balancers,
 recording every request: when it was sent and the backend that answered
-(none: it failed).  A round fails naming each audit that failed (after a
+(none: it failed); and POSTs to every VIP 10 times a second, each with an id
+of its own that the backends' access logs show.  The lab's Prometheus on the
+client scrapes the balancers and evaluates havip's alerting rules.  A round fails naming each audit that failed (after a
 failed round the cluster is restored: the pillar applied everywhere, every
 balancer resumed); the test fails at the end listing the failed rounds.
 
@@ -441,6 +443,9 @@ def posts_once(cluster, rnd):
     backends = cluster.topology.with_role("backend")
     problems = []
     for report in rnd["posts"]:
+        if report.get("error"):
+            problems.append(f"the POST client failed: {report['error']}")
+            continue
         logged = {backend: chaos_audits.logged_posts(cluster.host(backend).run(
                       ["grep", "-F", f"={report['token']}.", ACCESS_LOG], check=False).stdout.splitlines(),
                       report["token"])
@@ -455,15 +460,15 @@ AUDITS = (
     Audit("outage within budget", outage),
     Audit("every answer from a real backend", real_backends),
     Audit("nothing left behind by the handover", left_behind, settles=True),
+    Audit("Prometheus: one havip_vrrp_master per VIP", prometheus_masters, settles=True),
+    Audit("no alert firing after the heal", quiet_after_heal, settles=True),
+    Audit("the fault's alert pending or firing", fault_alerted),
+    Audit("no alert fired that the fault does not explain", no_false_alarm),
+    Audit("no POST answered twice", posts_once),
     Audit("no unit failed", failed_units),
     Audit("runner lock free", lock_free),
     Audit("no core dump", no_core_dumps),
     Audit("state.apply test=True changes nothing", no_changes),
-    Audit("Prometheus: one havip_vrrp_master per VIP", prometheus_masters, settles=True),
-    Audit("the fault's alert pending or firing", fault_alerted),
-    Audit("no alert fired that the fault does not explain", no_false_alarm),
-    Audit("no alert firing after the heal", quiet_after_heal, settles=True),
-    Audit("no POST answered twice", posts_once),
 )
 
 
@@ -516,7 +521,16 @@ def posting(cluster, rnd):
     try:
         yield
     finally:
-        rnd["posts"] = [json.loads(proc.communicate(timeout=30)[0]) for proc in procs]
+        rnd["posts"] = [posts_report(proc) for proc in procs]
+
+
+def posts_report(proc):
+    """What a POST client saw (its error instead, if it failed)."""
+    out, err = proc.communicate(timeout=30)
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {"token": None, "posts": [], "error": err[-500:]}
 
 
 def play(cluster, number):
