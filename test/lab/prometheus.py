@@ -8,6 +8,7 @@ Installed offline from apt's cache, asked through its HTTP API.
 
 import datetime
 import json
+import re
 import urllib.parse
 
 import yaml
@@ -68,9 +69,11 @@ def alert_names():
 
 def rfc3339(text):
     """Epoch seconds of a time as Prometheus's API writes it
-    (2026-12-06T05:40:01.123456789Z: nanoseconds, which datetime does not take)."""
-    stamp, _, fraction = text.removesuffix("Z").partition(".")
-    return datetime.datetime.fromisoformat(stamp).replace(tzinfo=datetime.UTC).timestamp() + float(f"0.{fraction or 0}")
+    (2026-12-06T05:40:01.123456789Z: nanoseconds, which datetime does not
+    take; Z or an offset)."""
+    parts = re.fullmatch(r"(?P<stamp>[^.]+?)(?:\.(?P<fraction>[0-9]+))?(?P<zone>Z|[+-][0-9:]+)", text)
+    zone = "+00:00" if parts["zone"] == "Z" else parts["zone"]
+    return datetime.datetime.fromisoformat(parts["stamp"] + zone).timestamp() + float(f"0.{parts['fraction'] or 0}")
 
 
 def evaluated_since(host, since):

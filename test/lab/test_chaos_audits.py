@@ -99,6 +99,7 @@ def test_the_campaigns_alert_expectations_name_its_faults_and_havips_alerts():
 def test_prometheus_times_are_read_to_the_nanosecond_in_utc():
     assert lab_prometheus.rfc3339("2026-12-06T05:40:01.123456789Z") == pytest.approx(1796535601.123456789)
     assert lab_prometheus.rfc3339("2026-12-06T05:40:01Z") == 1796535601
+    assert lab_prometheus.rfc3339("2026-12-06T06:40:01.5+01:00") == 1796535601.5
 
 
 def access_log(*requests):
