@@ -11,9 +11,10 @@ the fault to 1 s after the VIPs are back on their preferred balancers,
 recording every request: when it was sent and the backend that answered
 (none: it failed); and POSTs to every VIP 10 times a second, each with an id
 of its own that the backends' access logs show.  The lab's Prometheus on the
-client scrapes the balancers and evaluates havip's alerting rules.  A round fails naming each audit that failed (after a
-failed round the cluster is restored: the pillar applied everywhere, every
-balancer resumed); the test fails at the end listing the failed rounds.
+client scrapes the balancers and evaluates havip's alerting rules.  A round
+fails naming each audit that failed (after a failed round the cluster is
+restored: the pillar applied everywhere, every balancer resumed); the test
+fails at the end listing the failed rounds.
 
 The faults and the audits are the tables FAULTS and AUDITS.  An audit that
 settles (the VIPs' holders, `havip.status`, what the handover leaves) may
