@@ -6,7 +6,9 @@ textfile collector) and loading those rules (havip/metrics/alerts.yml).
 Installed offline from apt's cache, asked through its HTTP API.
 """
 
+import datetime
 import json
+import re
 import urllib.parse
 
 import yaml
@@ -38,10 +40,13 @@ def start(host, haproxy_targets, vrrp_targets=()):
     host.run(["tee", RULES_FILE], input=RULES.read_text())
     host.run(["tee", "/etc/prometheus/prometheus.yml"], input=config(haproxy_targets, vrrp_targets))
     host.run(["systemctl", "restart", "prometheus"])
+    return lambda expression: query(host, expression)
 
-    def query(expression):
-        return ask(host, "query?" + urllib.parse.urlencode({"query": expression})).get("result", [])
-    return query
+
+def query(host, expression, at=None):
+    """An expression's samples, now or at the time ``at`` (epoch s)."""
+    asked = {"query": expression, **({} if at is None else {"time": f"{at:.3f}"})}
+    return ask(host, "query?" + urllib.parse.urlencode(asked)).get("result", [])
 
 
 def ask(host, path):
@@ -60,3 +65,24 @@ def alerting_rules(host):
 def alert_names():
     """The alerts of the formula's rules file."""
     return sorted(rule["alert"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"])
+
+
+def rfc3339(text):
+    """Epoch seconds of a time as Prometheus's API writes it
+    (2026-12-06T05:40:01.123456789Z: nanoseconds, which datetime does not
+    take; Z or an offset)."""
+    parts = re.fullmatch(r"(?P<stamp>[^.]+?)(?:\.(?P<fraction>[0-9]+))?(?P<zone>Z|[+-][0-9:]+)", text)
+    zone = "+00:00" if parts["zone"] == "Z" else parts["zone"]
+    return datetime.datetime.fromisoformat(parts["stamp"] + zone).timestamp() + float(f"0.{parts['fraction'] or 0}")
+
+
+def evaluated_since(host, since):
+    """Whether every target was scraped after ``since`` (epoch s), and
+    every rule group evaluated after the last of those scrapes: what
+    Prometheus says now is about the cluster after ``since``."""
+    targets = ask(host, "targets?state=active").get("activeTargets", [])
+    groups = ask(host, "rules?type=alert").get("groups", [])
+    if not (targets and groups):
+        return False
+    scraped = [rfc3339(target["lastScrape"]) for target in targets]
+    return min(scraped) > since and min(rfc3339(group["lastEvaluation"]) for group in groups) > max(scraped)

@@ -9,9 +9,12 @@ or systemd would, and then audits the cluster.  The client host probes every
 VIP at 100 requests/s (0.2 s timeout) for the whole round, from 1 s before
 the fault to 1 s after the VIPs are back on their preferred balancers,
 recording every request: when it was sent and the backend that answered
-(none: it failed).  A round fails naming each audit that failed (after a
-failed round the cluster is restored: the pillar applied everywhere, every
-balancer resumed); the test fails at the end listing the failed rounds.
+(none: it failed); and POSTs to every VIP 10 times a second, each with an id
+of its own that the backends' access logs show.  The lab's Prometheus on the
+client scrapes the balancers and evaluates havip's alerting rules.  A round
+fails naming each audit that failed (after a failed round the cluster is
+restored: the pillar applied everywhere, every balancer resumed); the test
+fails at the end listing the failed rounds.
 
 The faults and the audits are the tables FAULTS and AUDITS.  An audit that
 settles (the VIPs' holders, `havip.status`, what the handover leaves) may
@@ -27,6 +30,7 @@ requests to chaos-results/round-<N>.json.
 """
 
 import contextlib
+import copy
 import dataclasses
 import datetime
 import fcntl
@@ -35,13 +39,16 @@ import os
 import pathlib
 import random
 import secrets
+import sys
 import time
 from collections.abc import Callable
 
 import havip_facts
 import pytest
 
-from test.lab.cluster import KEEPALIVED_PIDFILES, REPO, wait_until
+import test.lab.prometheus
+from test.lab import chaos_audits
+from test.lab.cluster import KEEPALIVED_PIDFILES, LOOKUP, REPO, SEED, Topology, wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -353,18 +360,119 @@ def no_core_dumps(cluster, rnd):
             if "dumped" in line]
 
 
+# The lab's Prometheus on the client (test/lab/prometheus.py) scrapes the
+# balancers every second and evaluates havip's alerting rules every second.
+# How long an audit waits for a scrape of every target and an evaluation
+# after it.
+FRESH_S = 5
+METRICS_PORT = 9101
+# The alert each fault must make pending or firing while it lasts (a
+# rule's `for:` may be longer than the fault: see docs/chaos.md).
+FAULT_ALERTS = {
+    "VRRP from the peer dropped 5 s (split brain)": {"HavipVipSplitBrain"},
+}
+# The alerts a fault may fire besides those: a reboot's balancer unscraped
+# for more than their `for:`; keepalived killed leaves its VIP on the
+# holder's interface (and havip.prom saying so) until the apply, while the
+# backup takes it: two hold it.
+FAULT_MAY_FIRE = {
+    "reboot": {"HavipHAProxyDown", "HavipMetricsStale"},
+    "kill -9 of keepalived, then `state.apply`": {"HavipVipSplitBrain"},
+}
+# More than 6 VRRP transitions in 5 minutes: the campaign itself moves the
+# VIPs every few rounds, and this alert rightly fires then (docs/chaos.md).
+CAMPAIGN_PACE = {"HavipVrrpFlapping"}
+
+
+def prometheus_host(cluster):
+    return cluster.host(cluster.topology.client)
+
+
+def prometheus_caught_up(cluster):
+    """Waits until Prometheus has scraped every balancer and evaluated its
+    rules since now; whether it did within FRESH_S."""
+    since = time.time()
+    return wait_until(lambda: test.lab.prometheus.evaluated_since(prometheus_host(cluster), since), bool,
+                      FRESH_S, 0.2)
+
+
+def prometheus_masters(cluster, rnd):
+    """The lab's Prometheus, after a fresh scrape, shows one
+    havip_vrrp_master 1 per VIP, its preferred balancer's (and 0 from the
+    others)."""
+    if not prometheus_caught_up(cluster):
+        return [f"Prometheus did not scrape every target within {FRESH_S} s"]
+    topology = cluster.topology
+    samples = test.lab.prometheus.query(prometheus_host(cluster), "havip_vrrp_master")
+    return chaos_audits.master_problems(samples, {vip: preferred(topology, vip) for vip in vips(topology)},
+                                        topology.with_role("balancer"))
+
+
+def alerts_seen(cluster, rnd):
+    """{(alert, state)} of havip's alerts pending or firing at some
+    evaluation since the round started (kept in the round's record)."""
+    window = int(time.time() - rnd["started"]) + 1
+    found = chaos_audits.seen(test.lab.prometheus.query(
+        prometheus_host(cluster), f'max_over_time(ALERTS{{alertname=~"Havip.*"}}[{window}s])'))
+    rnd["alerts_seen"] = sorted(f"{name} ({state})" for name, state in found)
+    return found
+
+
+def fault_alerted(cluster, rnd):
+    """The alerts the fault makes were pending or firing during the round."""
+    return chaos_audits.missing_alerts(alerts_seen(cluster, rnd), FAULT_ALERTS.get(rnd["fault"].name, ()))
+
+
+def no_false_alarm(cluster, rnd):
+    """No havip alert fired during the round but those its fault explains."""
+    explained = FAULT_ALERTS.get(rnd["fault"].name, set()) | FAULT_MAY_FIRE.get(rnd["fault"].name, set())
+    return chaos_audits.unexplained_firing(alerts_seen(cluster, rnd), explained | CAMPAIGN_PACE)
+
+
+def quiet_after_heal(cluster, rnd):
+    """No havip alert firing after the heal, once Prometheus has scraped
+    and evaluated again."""
+    if not prometheus_caught_up(cluster):
+        return [f"Prometheus did not scrape every target within {FRESH_S} s"]
+    groups = test.lab.prometheus.ask(prometheus_host(cluster), "rules?type=alert").get("groups", [])
+    return chaos_audits.firing_now(groups, ignored=CAMPAIGN_PACE)
+
+
+ACCESS_LOG = "/var/log/nginx/access.log"
+
+
+def posts_once(cluster, rnd):
+    """No POST reached a backend twice (their access logs), each POST
+    nginx answered reached one."""
+    backends = cluster.topology.with_role("backend")
+    problems = []
+    for report in rnd["posts"]:
+        if report.get("error"):
+            problems.append(f"the POST client failed: {report['error']}")
+            continue
+        logged = {backend: chaos_audits.logged_posts(cluster.host(backend).run(
+                      ["grep", "-F", f"={report['token']}.", ACCESS_LOG], check=False).stdout.splitlines(),
+                      report["token"])
+                  for backend in backends}
+        problems += chaos_audits.post_problems(report["token"], report["posts"], logged)
+    return problems
+
+
 AUDITS = (
     Audit("every VIP on its preferred balancer alone", holders, settles=True),
     Audit("havip.status true", status, settles=True),
     Audit("outage within budget", outage),
     Audit("every answer from a real backend", real_backends),
     Audit("nothing left behind by the handover", left_behind, settles=True),
+    Audit("Prometheus: one havip_vrrp_master per VIP", prometheus_masters, settles=True),
+    Audit("no alert firing after the heal", quiet_after_heal, settles=True),
+    Audit("the fault's alert pending or firing", fault_alerted),
+    Audit("no alert fired that the fault does not explain", no_false_alarm),
+    Audit("no POST answered twice", posts_once),
     Audit("no unit failed", failed_units),
     Audit("runner lock free", lock_free),
     Audit("no core dump", no_core_dumps),
     Audit("state.apply test=True changes nothing", no_changes),
-    # The lab's Prometheus (exactly one havip_vrrp_master per VIP) and the
-    # alerts (none fired in a round healed within its budget) go here.
 )
 
 
@@ -401,13 +509,41 @@ def probing(cluster):
                for vip in vips(cluster.topology)]
 
 
+@contextlib.contextmanager
+def posting(cluster, rnd):
+    """POSTs to every VIP from the client while the block runs
+    (test/lab/posts.py, 10 a second, each with an id of its own that the
+    backends' access logs show); rnd["posts"]: what the client saw, per
+    VIP, when it ends."""
+    topology = cluster.topology
+    client = cluster.host(topology.client)
+    procs = [client.popen([sys.executable, "-m", "test.lab.posts", topology.url_of(topology.vip_address(vip)),
+                           "--token", secrets.token_hex(6)], cwd=str(REPO), stdin=-1, stdout=-1, stderr=-1, text=True)
+             for vip in vips(topology)]
+    for proc in procs:
+        proc.stderr.readline()  # "posts started"
+    try:
+        yield
+    finally:
+        rnd["posts"] = [posts_report(proc) for proc in procs]
+
+
+def posts_report(proc):
+    """What a POST client saw (its error instead, if it failed)."""
+    out, err = proc.communicate(timeout=30)
+    try:
+        return json.loads(out)
+    except ValueError:
+        return {"token": None, "posts": [], "error": err[-500:]}
+
+
 def play(cluster, number):
     """Round ``number``: its fault made and healed under the probes, then
     the audits; the round's record."""
     rng, fault, target = draw(cluster.topology, number)
     rnd = {"fault": fault, "made": {}, "started": time.time()}
     trouble = []
-    with probing(cluster) as reports:
+    with probing(cluster) as reports, posting(cluster, rnd):
         time.sleep(MARGIN_S)
         try:
             fault.make(cluster, target, rng, rnd["made"])
@@ -431,7 +567,14 @@ def play(cluster, number):
     return {"round": number, "fault": fault.name, "target": target, "made": rnd["made"], "budget_s": fault.budget,
             "longest_outage_s": rnd["longest_outage_s"], "failed": rnd["failed"], "total": rnd["total"],
             "settled_s": rnd["settled_s"], "seconds": round(time.time() - rnd["started"], 1), "audits": audits,
+            "posts": posted(rnd["posts"]), "alerts_seen": rnd.get("alerts_seen", []),
             "passed": not any(audits.values())}
+
+
+def posted(reports):
+    """{"sent", "answered"}: the round's POSTs, and those nginx answered."""
+    return {"sent": sum(len(r["posts"]) for r in reports),
+            "answered": sum(by_nginx for r in reports for _, _, by_nginx in r["posts"])}
 
 
 def recover(cluster):
@@ -464,15 +607,17 @@ def markdown(campaign):
     played = campaign["results"]
     lines = [f"Chaos campaign of {campaign['date']}, seed {campaign['seed']}: {len(played)} of {campaign['rounds']} "
              f"rounds played, {sum(not r['passed'] for r in played)} failed (replay: `{replay}`).", "",
-             "| round | fault | target | budget | longest outage | failed/total | VIPs back after heal | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| round | fault | target | budget | longest outage | failed/total | VIPs back after heal "
+             "| POSTs answered/sent | alerts seen | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in played:
         made = "".join(f", {key} {value}" for key, value in r["made"].items() if key.endswith("_s"))
         back = "-" if r["settled_s"] is None else f"{r['settled_s']} s"
         verdict = "pass" if r["passed"] else "FAIL: " + "; ".join(name for name, p in r["audits"].items() if p)
         lines.append(f"| {r['round']} | {r['fault']}{made} | {r['target']} | {r['budget_s']} s "
                      f"| {r['longest_outage_s']:.3f} s | {r['failed']}/{r['total']} "
-                     f"| {back} | {verdict} |")
+                     f"| {back} | {r['posts']['answered']}/{r['posts']['sent']} "
+                     f"| {', '.join(r['alerts_seen']) or '-'} | {verdict} |")
     failures = [(r, name, problems) for r in played for name, problems in r["audits"].items() if problems]
     if failures:
         lines += ["", "Failed audits:", ""]
@@ -488,6 +633,32 @@ def save(campaign):
 
 
 @pytest.fixture(scope="module")
+def cluster_topology():
+    """The seed's cluster with its metrics on (HAProxy's exporter, the VRRP
+    state for the node exporter), for the lab's Prometheus."""
+    pillar = copy.deepcopy(SEED.pillar)
+    pillar["havip"]["metrics"] = {"port": METRICS_PORT}
+    return Topology(SEED.name, SEED.hosts, SEED.client, pillar)
+
+
+@pytest.fixture(scope="module")
+def prometheus(cluster):
+    """Debian's Prometheus on the client with havip's alerting rules,
+    scraping every balancer every second; once every rule is loaded and
+    every target answers."""
+    balancers = cluster.topology.with_role("balancer")
+    exporter = LOOKUP["metrics"]["node_exporter_port"]
+    test.lab.prometheus.start(prometheus_host(cluster), [f"{b}:{METRICS_PORT}" for b in balancers],
+                              [f"{b}:{exporter}" for b in balancers])
+    loaded = wait_until(lambda: test.lab.prometheus.alerting_rules(prometheus_host(cluster)),
+                        lambda rules: rules and set(rules.values()) == {"ok"}, 60)
+    assert loaded == dict.fromkeys(test.lab.prometheus.alert_names(), "ok"), loaded
+    up = wait_until(lambda: test.lab.prometheus.query(prometheus_host(cluster), "up == 0 or absent(up)"),
+                    lambda down: not down, 60)
+    assert not up, up
+
+
+@pytest.fixture(scope="module")
 def campaign():
     """The campaign's record; its seed printed before the cluster starts."""
     print(f"\nHAVIP_CHAOS_SEED={CHAOS_SEED} HAVIP_CHAOS_ROUNDS={ROUNDS}", flush=True)
@@ -495,7 +666,7 @@ def campaign():
     return {"seed": CHAOS_SEED, "rounds": ROUNDS, "date": now, "results": []}
 
 
-def test_chaos(campaign, cluster):
+def test_chaos(campaign, cluster, prometheus):
     for number in range(1, ROUNDS + 1):
         played = play(cluster, number)
         campaign["results"].append(played)
