@@ -23,8 +23,10 @@ import subprocess
 
 import pytest
 
-RELEASES = ("bookworm", "trixie")
-TRIXIE_ROOT = pathlib.Path("/var/cache/havip/trixie/root")
+from test.lab.lab import RELEASE_ROOTS
+
+RELEASES = tuple(RELEASE_ROOTS)
+TRIXIE_ROOT = RELEASE_ROOTS["trixie"]
 
 # What each daemon's check says of a config it accepts without a warning.
 ACCEPTED = {"haproxy": {"Configuration file is valid"}, "keepalived": set(),
