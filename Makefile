@@ -12,6 +12,11 @@ PY := $(VENV)/bin/python
 # The lab's network (test/lab/cluster.py): the machine gets its .1.
 HAVIP_LAB_NETWORK ?= 192.168.100.0/24
 export HAVIP_LAB_NETWORK
+# The lab hosts' Debian release (test/lab/lab.py): bookworm, the machine's
+# own root, or trixie, Debian 13's root file system that
+# test/bootstrap-debian.sh builds.
+HAVIP_LAB_RELEASE ?= bookworm
+export HAVIP_LAB_RELEASE
 SLS := $(shell find havip -name '*.sls' | sort)
 
 .PHONY: deps debs test test-fast test-matrix test-lab lint demo bench chaos lab-cleanup docs

@@ -5,11 +5,13 @@
 # from apt's cache), the namespace tooling, systemd-nspawn (systemd-container:
 # every lab host boots systemd; it pulls the matching systemd update), and
 # Python's venv, and shellcheck (the scripts keepalived runs are checked with it);
-# promtool from Debian's prometheus package, without installing it.
+# promtool from Debian's prometheus package, without installing it; and
+# Debian 13's root file system (mmdebstrap), whose daemons check every
+# rendered config too and which lab hosts of that release boot.
 set -eu
 
 DAEMONS="nginx nginx-common haproxy keepalived"
-TOOLS="iproute2 nftables curl procps util-linux python3-venv systemd-container shellcheck"
+TOOLS="iproute2 nftables curl procps util-linux python3-venv systemd-container shellcheck mmdebstrap"
 ARCHIVES=/var/cache/apt/archives
 
 missing() {
@@ -70,4 +72,38 @@ if ! "$PROMTOOL" --version 2>/dev/null | grep -qF "revision: $version)"; then
     chmod 755 "$PROMTOOL.new"
     "$PROMTOOL.new" --version > /dev/null
     mv -f "$PROMTOOL.new" "$PROMTOOL"
+fi
+
+# Debian 13 "trixie": one root file system from Debian's own packages, the
+# daemons the formula installs (havip/parameters: haproxy, keepalived,
+# nginx; curl and nftables for keepalived's checks and the handover) and
+# what a lab host boots with (systemd as PID 1, D-Bus, iproute2, procps,
+# python3).  apt's lists and .debs stay in it, with those of what a lab
+# host installs besides (the daemons' Recommends, ping, the node
+# exporter): a host installs from them offline.  Built into a temporary
+# directory and renamed, so an interrupted build never counts as done;
+# built again when the package lists change.  test/daemons.py chroots
+# into it, test/lab/lab.py boots it.
+TRIXIE=/var/cache/havip/trixie
+TRIXIE_PKGS="systemd systemd-sysv dbus iproute2 nftables procps python3 curl haproxy keepalived nginx"
+TRIXIE_DEBS="iputils-ping prometheus-node-exporter"
+TRIXIE_KEY="3 $TRIXIE_PKGS / $TRIXIE_DEBS"
+# Run by mmdebstrap with the new root as "$1".
+TRIXIE_HOOK='set -e; recommended=$(chroot "$1" apt-cache depends --no-depends --no-pre-depends --no-suggests \
+    --no-conflicts --no-breaks --no-replaces --no-enhances haproxy keepalived nginx \
+    | sed -n "s/^ *Recommends: //p" | sort -u); \
+    chroot "$1" apt-get install -y -qq --download-only --no-install-recommends $TRIXIE_DEBS $recommended'
+if [ ! -d "$TRIXIE/root/usr" ] || [ "$(cat "$TRIXIE/root.key" 2>/dev/null)" != "$TRIXIE_KEY" ]; then
+    mkdir -p "$TRIXIE"
+    rm -rf "$TRIXIE/root.new"
+    TRIXIE_DEBS="$TRIXIE_DEBS" mmdebstrap --quiet --variant=minbase --include="$(echo $TRIXIE_PKGS | tr ' ' ,)" \
+        --skip=cleanup/apt/lists --skip=cleanup/apt/cache --customize-hook="$TRIXIE_HOOK" \
+        trixie "$TRIXIE/root.new" \
+        "deb http://deb.debian.org/debian trixie main" \
+        "deb http://deb.debian.org/debian trixie-updates main" \
+        "deb http://deb.debian.org/debian-security trixie-security main"
+    rm -f "$TRIXIE/root.key"
+    rm -rf "$TRIXIE/root"
+    mv "$TRIXIE/root.new" "$TRIXIE/root"
+    echo "$TRIXIE_KEY" > "$TRIXIE/root.key"
 fi

@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import sys
+import sysconfig
 import time
 import urllib.parse
 
@@ -23,7 +24,7 @@ import havip_http
 import yaml
 from saltfactories.daemons.minion import SaltMinion
 
-from test.lab.lab import Lab
+from test.lab.lab import RELEASE, Lab
 from test.saltcall import formula_root
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -263,12 +264,35 @@ def outages(report):
 
 @attr.s(kw_only=True)
 class LabMinion(SaltMinion):
-    """A salt-minion started inside a lab host (its namespaces and root)."""
+    """A salt-minion started inside a lab host (its namespaces and root),
+    by this virtualenv's Python.  On a host of another release than the
+    machine's, the interpreter is exec'd by its real path with the
+    virtualenv's as its name (argv[0]: Python finds the virtualenv's
+    pyvenv.cfg from it): the virtualenv's link to ``python3`` would reach
+    that release's own."""
 
     host = attr.ib(repr=False)
 
     def cmdline(self, *args):
-        return self.host.nsenter_prefix() + super().cmdline(*args)
+        python, *rest = super().cmdline(*args)
+        if RELEASE == "bookworm":
+            return [*self.host.nsenter_prefix(), python, *rest]
+        return [*self.host.nsenter_prefix(), "bash", "-c", 'exec -a "$0" "$@"', python, os.path.realpath(python),
+                *rest]
+
+
+def interpreter_binds():
+    """What a lab host needs of this Python to run the salt-minion, beyond
+    what the machine's own root gives a Debian 12 host: the virtualenv, and
+    the interpreter with its standard library (a pyenv-like prefix whole;
+    Debian's python3.x as its binary and its library, beside the host's own
+    python3)."""
+    base = pathlib.Path(sys.base_prefix)
+    if base == pathlib.Path("/usr"):
+        own = [pathlib.Path(os.path.realpath(sys.executable)), pathlib.Path(sysconfig.get_path("stdlib"))]
+    else:
+        own = [base.resolve()]
+    return [pathlib.Path(sys.prefix).resolve(), *own]
 
 
 class Cluster:
@@ -571,7 +595,8 @@ def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None,
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - havip\n")
     (pillar_dir / "havip.sls").write_text(yaml.safe_dump(topology.pillar))
     factories_root = pathlib.Path(salt_factories.root_dir)
-    with Lab(topology.hosts, gateway=f"{GATEWAY}/{NETWORK.prefixlen}", binds=[REPO, factories_root]) as lab:
+    binds = [REPO, factories_root] + (interpreter_binds() if RELEASE != "bookworm" else [])
+    with Lab(topology.hosts, gateway=f"{GATEWAY}/{NETWORK.prefixlen}", binds=binds) as lab:
         master = salt_factories.salt_master_daemon(
             f"havip-master-{topology.name}",
             overrides={

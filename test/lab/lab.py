@@ -19,15 +19,18 @@ hosts sharing one would fight over it).  Each host gets a fresh
 lab host.  ``up()`` returns once every host's ``systemctl
 is-system-running`` says ``running``.
 
-The base layer is the root file system with the packages in ``purge``
+The base layer is the root file system of the hosts' release (``release``,
+by default $HAVIP_LAB_RELEASE's, else bookworm: the machine's own root;
+trixie: Debian 13's, see RELEASE_ROOTS) with the packages in ``purge``
 dpkg-purged (and ``/usr/sbin/policy-rc.d`` removed, so an install in a host
 starts its daemon as on any server), and the units in ``MASKED`` (plus every
-timer) masked: an overlay ``lowerdir=/`` whose upper dir holds the
-whiteouts, built once and cached while ``/var/lib/dpkg/status`` is
-unchanged, mounted read-only at ``<workdir>/base/merged`` while the lab is
-up.  (It cannot be given to the hosts as ``lowerdir=<base upper>:/``: the
-base upper lies inside ``/`` and overlayfs refuses overlapping layers with
-ELOOP, so hosts stack on the mounted base instead.)  Packages are then
+timer) masked: an overlay ``lowerdir=<that root>`` whose upper dir holds the
+whiteouts, built once and cached while its ``/var/lib/dpkg/status`` is
+unchanged, mounted read-only at ``<workdir>/base/merged`` (trixie's:
+``base-trixie/``) while the lab is up.  (It cannot be given to the hosts
+as ``lowerdir=<base upper>:/``: the base upper lies inside ``/`` and
+overlayfs refuses overlapping layers with ELOOP, so hosts stack on the
+mounted base instead.)  Packages are then
 absent in every host and ``apt-get install`` inside a host is a real,
 offline install from ``/var/cache/apt/archives``.
 
@@ -73,6 +76,12 @@ import uuid
 from pathlib import Path
 
 DEFAULT_PURGE = ("nginx", "nginx-common", "nginx-core", "haproxy", "keepalived")
+# The Debian release of the hosts (`make ... HAVIP_LAB_RELEASE=trixie`) and
+# the lower layer of their base: the machine's own root (Debian 12), or
+# Debian 13's root file system that test/bootstrap-debian.sh builds (its
+# apt lists and .deb files in it: hosts install from them offline).
+RELEASE_ROOTS = {"bookworm": Path("/"), "trixie": Path("/var/cache/havip/trixie/root")}
+RELEASE = os.environ.get("HAVIP_LAB_RELEASE", "bookworm")
 # Units of the machine's image that a fresh lab server does not run: they are
 # masked in the base layer (a link to /dev/null), as is every timer.
 MASKED = (
@@ -95,12 +104,13 @@ HOST_ENV = {
     "HOME": "/root",
     "DEBIAN_FRONTEND": "noninteractive",
 }
-# Runs inside `unshare --mount --pid --fork`: "$1"=upper "$2"=work "$3"=mount point,
-# the rest are the packages to purge; $HAVIP_MASK the units to mask.  policy-rc.d
-# stays until after the purge so that no maintainer script tries to stop a service.
+# Runs inside `unshare --mount --pid --fork`: "$1"=lower "$2"=upper "$3"=work
+# "$4"=mount point, the rest are the packages to purge; $HAVIP_MASK the units to
+# mask.  policy-rc.d stays until after the purge so that no maintainer script
+# tries to stop a service.
 BASE_BUILD_SCRIPT = r"""
-upper=$1 work=$2 m=$3; shift 3
-mount -t overlay overlay -o "lowerdir=/,upperdir=$upper,workdir=$work" "$m"
+lower=$1 upper=$2 work=$3 m=$4; shift 4
+mount -t overlay overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" "$m"
 mount -t proc proc "$m/proc"
 mount -t tmpfs tmpfs "$m/run"
 mkdir "$m/run/lock"
@@ -281,20 +291,31 @@ class Lab:
     """A set of systemd hosts on one bridge.  Use as a context manager or call up()/down()."""
 
     def __init__(self, hosts, prefix="hvl", gateway="192.168.100.1/24", workdir=None,
-                 purge=None, binds=()):
+                 purge=None, binds=(), release=None):
         """``hosts``: name -> address ("192.168.100.11", prefix length taken from
-        ``gateway`` unless given).  ``binds``: extra absolute paths bind-mounted at
-        the same path into every host (e.g. a virtualenv under /tmp, which the
-        hosts' own tmpfs on /tmp would hide)."""
+        ``gateway`` unless given).  ``binds``: extra absolute paths (directories
+        or files) bind-mounted at the same path into every host (e.g. a
+        virtualenv under /tmp, which the hosts' own tmpfs on /tmp would hide).
+        ``release``: the hosts' Debian release (RELEASE_ROOTS), by default
+        $HAVIP_LAB_RELEASE's, else bookworm."""
         if not re.fullmatch(PREFIX_RE, prefix):
             raise ValueError(f"prefix {prefix!r} does not match {PREFIX_RE}")
+        self.release = release or RELEASE
+        if self.release not in RELEASE_ROOTS:
+            raise ValueError(f"release {self.release!r} is none of {sorted(RELEASE_ROOTS)}")
+        self.lower = RELEASE_ROOTS[self.release]
+        if not (self.lower / "var/lib/dpkg/status").is_file():
+            raise LabError(f"no root file system of {self.release} at {self.lower}:"
+                           " build it with `sh test/bootstrap-debian.sh`")
         self.prefix = prefix
         self.gateway = ipaddress.ip_interface(gateway)
         self.workdir = Path(workdir) if workdir else default_workdir(prefix)
         self.purge = list(DEFAULT_PURGE if purge is None else purge)
         self.binds = [str(Path(b).resolve()) for b in binds]
         self.shared_dir = self.workdir / "shared"
-        self.base_merged = self.workdir / "base" / "merged"
+        # Debian 12's base keeps its name of before there were releases.
+        self.base = self.workdir / ("base" if self.release == "bookworm" else f"base-{self.release}")
+        self.base_merged = self.base / "merged"
         self.switch = f"{prefix}-sw"
         self.gw_link = f"{prefix}-gw"
         self.timings = {}
@@ -348,9 +369,9 @@ class Lab:
 
     def _mount_base(self):
         """Build the base layer unless cached, then mount it read-only at base/merged."""
-        base = self.workdir / "base"
+        base = self.base
         upper, work, key_file = base / "upper", base / "work", base / "key"
-        key = hashlib.sha256(Path("/var/lib/dpkg/status").read_bytes()
+        key = hashlib.sha256((self.lower / "var/lib/dpkg/status").read_bytes()
                              + "\0".join([BASE_FORMAT] + self.purge + list(MASKED)).encode()).hexdigest()
         t0 = time.monotonic()
         cached = upper.is_dir() and key_file.is_file() and key_file.read_text() == key
@@ -363,13 +384,13 @@ class Lab:
             for d in (upper, work, self.base_merged):
                 d.mkdir(parents=True, exist_ok=True)
             _sh("unshare", "--mount", "--pid", "--fork", "--propagation", "private",
-                "sh", "-ec", BASE_BUILD_SCRIPT, "sh", upper, work, self.base_merged, *self.purge,
+                "sh", "-ec", BASE_BUILD_SCRIPT, "sh", self.lower, upper, work, self.base_merged, *self.purge,
                 env={**HOST_ENV, "HAVIP_MASK": " ".join(MASKED)})
             shutil.rmtree(work)  # the read-only mount gets a fresh one
             work.mkdir()
             key_file.write_text(key)
         _sh("mount", "-t", "overlay", "overlay", "-o",
-            f"ro,lowerdir=/,upperdir={upper},workdir={work}", self.base_merged)
+            f"ro,lowerdir={self.lower},upperdir={upper},workdir={work}", self.base_merged)
         self.timings["base"] = time.monotonic() - t0
         self.timings["base_cached"] = cached
 
@@ -428,7 +449,12 @@ class Lab:
                 target.unlink()
             target.write_text(text)
         for path in [str(self.shared_dir)] + self.binds:
-            (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+            point = root / path.lstrip("/")
+            if Path(path).is_dir():
+                point.mkdir(parents=True, exist_ok=True)
+            else:
+                point.parent.mkdir(parents=True, exist_ok=True)
+                point.touch()
 
     def _spawn(self, h):
         """Boot the host: systemd-nspawn on its root, in its netns, in a session of its own."""
@@ -437,6 +463,12 @@ class Lab:
                 "--link-journal=no", "-M", f"{self.prefix}-{h.name}", f"--network-namespace-path=/run/netns/{h.netns}",
                 "--resolv-conf=off", "--timezone=off", "--capability=CAP_NET_ADMIN"]
         argv += [f"--bind={path}" for path in [str(self.shared_dir)] + self.binds]
+        if self.release != "bookworm" and Path("/sys/fs/cgroup") not in _cgroup_roots():
+            # The machine's cgroups are v1 (legacy or hybrid), and so are the
+            # host's: systemd >= 256 (trixie's 257; bookworm's is 252) boots
+            # on them only when told so on its "kernel command line" - in a
+            # container, the arguments of its PID 1.
+            argv += ["--", "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1"]
         env = {"PATH": HOST_ENV["PATH"], "LANG": "C.UTF-8",
                # /proc/sys/net writable (per netns): sysctl.present of net.* works
                "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}

@@ -1,7 +1,8 @@
 """
 Fast tier: the formula rendered by a real masterless salt-call for Debian and
 RedHat grains; rendered configs go through the same file.managed + check_cmd
-(haproxy -c, keepalived -t, nginx -t) that guards them on a minion.
+(haproxy -c, keepalived -t, nginx -t) that guards them on a minion, then
+through the daemons of Debian 12 and 13 (test/daemons.py).
 """
 
 import copy
@@ -12,6 +13,7 @@ import time
 import havip_facts
 import pytest
 
+from test import daemons
 from test.certs import pem
 from test.saltcall import DEBIAN_GRAINS, REDHAT_GRAINS, TEST_PASSWORD, seed_pillar
 
@@ -20,6 +22,9 @@ CONFIG_STATES = {
     "havip-keepalived-config-file": "keepalived.conf",
     "havip-nginx-config-file": "nginx-site.conf",
 }
+# The daemon whose check guards each config state.
+CONFIG_DAEMONS = {"havip-haproxy-config-file": "haproxy", "havip-keepalived-config-file": "keepalived",
+                  "havip-nginx-config-file": "nginx"}
 
 
 def funs(states):
@@ -241,13 +246,22 @@ def test_redhat_backend_gets_epel_first_and_its_port_opened(salt_call):
 def render_config(minion, states, state_id, target, pillar):
     """Apply one config file.managed state of the formula to ``target``,
     check_cmd included, with ``pillar`` (templates read secrets from it);
-    return (state result, file text)."""
+    return (state result, file text).  A daemon's config the state wrote
+    is checked by that daemon of every release too (test/daemons.py, in
+    the minion's network namespace; a warning is a refusal): when one
+    refuses it, the result is False and its comment what they said."""
     args = {k: v for k, v in states[state_id].items()
             if k not in ("fun", "require", "require_in", "watch", "watch_in", "user", "group")}
     args["name"] = str(target)
     minion.set_pillar(pillar)
     _, ret = minion.run("state.single", "file.managed", **args)
     result = next(iter(ret.values())) if isinstance(ret, dict) else {"result": False, "comment": ret}
+    daemon = CONFIG_DAEMONS.get(state_id)
+    if result["result"] is True and daemon:
+        config = daemons.nginx_main(target) if daemon == "nginx" else target
+        refused = daemons.refusals(daemon, config, netns=minion.netns)
+        if refused:
+            result = {**result, "result": False, "comment": refused}
     return result, target.read_text() if target.exists() else None
 
 

@@ -3,8 +3,8 @@ Fast tier, property-based (hypothesis): generated pillars against the
 pillar contract and the daemons' own checks.
 
 - Every valid generated pillar renders configs that `haproxy -c`,
-  `keepalived -t` and `nginx -t` accept, and scripts that pass `sh -n` and
-  `shellcheck`.
+  `keepalived -t` and `nginx -t` of Debian 12 and of Debian 13 accept
+  (test/daemons.py), and scripts that pass `sh -n` and `shellcheck`.
 - A dangerous character (newline, quote, `;`, `$`, backtick, `#`, space)
   put into any string field is refused naming that field, unless the
   contract says the field escapes it where it is written - then the render
@@ -31,6 +31,7 @@ from havip_facts import MINE_FUNCTION, RELAY_FUNCTION
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from test import daemons
 from test.certs import pem
 from test.formula import merged, render
 
@@ -148,17 +149,20 @@ def rendered(havip, root):
 
 
 def daemon_problems(root, netns):
-    """What the daemons' own checks say of the files in ``root``."""
+    """What the daemons' own checks (of every release) and the shell's say
+    of the files in ``root``."""
+    problems = {}
+    for daemon, config in (("haproxy", "haproxy.cfg"), ("keepalived", "keepalived.conf"), ("nginx", "nginx.conf")):
+        for release, said in daemons.refusals(daemon, root / config, netns=netns).items():
+            problems[f"{daemon} ({release})"] = said
     checks = {
-        "haproxy -c": run("haproxy", "-c", "-q", "-f", root / "haproxy.cfg"),
-        "keepalived -t": run("keepalived", "-t", "-f", root / "keepalived.conf", netns=netns),
-        "nginx -t": run("nginx", "-q", "-t", "-c", root / "nginx.conf"),
         "sh -n check": run("sh", "-n", root / "check"),
         "sh -n notify": run("sh", "-n", root / "notify"),
         "sh -n handover": run("sh", "-n", root / "handover"),
         "shellcheck": run("shellcheck", "-s", "sh", root / "check", root / "notify", root / "handover"),
     }
-    return {name: (p.stdout + p.stderr)[-800:] for name, p in checks.items() if p.returncode}
+    problems.update({name: (p.stdout + p.stderr)[-800:] for name, p in checks.items() if p.returncode})
+    return problems
 
 
 @pytest.fixture
