@@ -213,6 +213,32 @@ def test_a_holder_back_from_a_long_link_loss_returns_only_once_it_sees_its_backe
     assert report["recovered"], report
 
 
+def test_a_lossy_holder_gives_its_vip_up_until_its_link_is_sound_again(healthy):
+    """30 % of what the holder sends and receives dropped (a gray failure:
+    most VRRP adverts still arrive, most requests fail): its link check
+    (keepalived:track_link) fails, the backup takes the VIP within a second
+    and serves every request while the loss lasts; once the loss ends the
+    preferred holder takes the VIP back, handed over."""
+    with healthy.probe(seconds=14, timeline=True) as report:
+        time.sleep(1)
+        healthy.make_lossy(PRIMARY)
+        lossy = time.time()
+        try:
+            assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+            time.sleep(5)
+            assert healthy.vip_holders() == [BACKUP]
+        finally:
+            healthy.make_sound(PRIMARY)
+        assert healthy.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
+    started = report["started_s"]
+    runs = outages(report)
+    # The requests that met the loss before the VIP left: within the first
+    # second of it; none while the backup held it, nor at the return.
+    assert runs and all(lossy - started - 0.1 < first and last < lossy - started + 1 for first, last in runs), (
+        lossy - started, runs)
+    assert served_after(report, lossy - started + 1), report
+
+
 @pytest.mark.parametrize("mode", ["tcp", "http"])
 def test_a_backend_killed_under_load_costs_no_request(healthy, mode):
     with_frontend_mode(healthy, mode)

@@ -252,6 +252,7 @@ def render_config(minion, states, state_id, target, pillar):
 
 
 KEEPALIVED_SCRIPTS = {"check_script": "havip-keepalived-check-script-file",
+                      "link_check_script": "havip-keepalived-link-check-script-file",
                       "notify_script": "havip-keepalived-notify-script-file"}
 
 
