@@ -102,12 +102,13 @@ def test_keepalived_tracks_no_link_check_when_off_or_with_nothing_to_ping(edit):
     assert "havip_check_link" not in conf
 
 
-def test_keepalived_repeats_its_gratuitous_arp_a_second_after_a_lower_priority_advert():
-    """A lossy balancer that yielded the VIPs still takes them now and then
-    (its peer's adverts lost) and yields again at the holder's next advert;
-    when the advert it sends as it yields is lost too, its own gratuitous
-    ARP came last: the holder's second round brings the clients back."""
+
+def test_the_holder_repeats_its_gratuitous_arp_every_second_by_default():
+    """A lossy balancer that yielded the VIPs still takes them for a moment
+    now and then (the holder's adverts lost) with its own gratuitous ARP,
+    and yields at the holder's next advert; when its adverts were lost too,
+    the holder never hears of it: its refresh brings the clients back."""
     havip = seed_pillar()["havip"]
     conf = render("keepalived.conf.jinja", validated(havip, "svr1"), havip)
     globals_ = conf[conf.index("global_defs {"):conf.index("\n}\n")]
-    assert "    vrrp_garp_lower_prio_repeat 5\n    vrrp_garp_lower_prio_delay 1\n" in globals_
+    assert "    vrrp_garp_master_refresh 1" in globals_.splitlines()
