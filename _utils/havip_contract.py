@@ -55,6 +55,7 @@ TEMPLATES = {
     "havip-keepalived-config-file": "keepalived.conf.jinja",
     "havip-keepalived-check-script-file": "check-haproxy.sh.jinja",
     "havip-keepalived-handover-script-file": "handover.sh.jinja",
+    "havip-keepalived-link-check-script-file": "check-link.sh.jinja",
     "havip-keepalived-notify-script-file": "notify.sh.jinja",
     "havip-nginx-config-file": "nginx-site.conf.jinja",
 }
@@ -181,6 +182,8 @@ SPEC = {
         },
         "track_backends": switch("a balancer whose HAProxy sees no backend UP ranks below those "
                                  "that see one"),
+        "track_link": switch("a balancer whose pings to every other node go unanswered (loss on its own"
+                             " link) ranks below those whose pings are answered"),
         "garp_master_refresh": whole("seconds between the gratuitous ARP / unsolicited NA a VIP's holder"
                                      " repeats, so that a stale neighbour entry recovers (0 = never)", 0, 3600),
     },
@@ -241,6 +244,8 @@ SPEC = {
         "keepalived": {
             "config": file("keepalived's config file"),
             "check_script": file("the HAProxy check keepalived runs (root)"),
+            "link_check_script": file("the check of this balancer's link keepalived runs (root;"
+                                      " keepalived:track_link)"),
             "notify_script": file("the script keepalived runs on every VRRP transition (root)"),
             "handover_script": file("the handover the notify script runs (root)"),
             "dropin": file("the systemd drop-in that orders keepalived after HAProxy"),

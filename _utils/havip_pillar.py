@@ -25,6 +25,8 @@ from havip_facts import (
     HAPROXY_BACKEND,
     IN_SERVICE,
     LINGER_DEVICE,
+    LINK_LOST,
+    LINK_PING_GAP,
     MAX_WEIGHT,
     MINE_FUNCTION,
     NFT_FAMILIES,
@@ -188,6 +190,20 @@ def _check_keepalived(config, vips):
                       f"must be above the {longest:g} s a check may take (answer_timeout + watch)")
 
 
+def _link_check(check, nodes, me):
+    """keepalived:track_link's check (havip/files/check-link.sh.jinja): the
+    addresses it pings (every other node's, canonical, sorted), how long
+    each run pings (until just before the next run, within the check's
+    timeout), the gap between two pings and the pings each address must
+    leave unanswered."""
+    me = me["name"] if me else None
+    addresses = sorted({node["address"] for name, node in nodes.items()
+                        if name != me and node["address"] is not None},
+                       key=lambda address: (ipaddress.ip_address(address).version, ipaddress.ip_address(address)))
+    return {"addresses": addresses, "watch": round(min(check["interval"], check["timeout"]) - 0.1, 1),
+            "gap": LINK_PING_GAP, "lost": LINK_LOST}
+
+
 def _check_ports(config, nodes, services):
     """No two of a balancer's listeners on one port (two services' ports on
     distinct addresses are havip_services' to check)."""
@@ -318,7 +334,8 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         # Where keepalived's checks ask HAProxy, and how long its check of
         # stats:backends_uri (keepalived:track_backends) waits for an answer.
         checks={"address": CHECK_ADDRESS,
-                "backends_answer_timeout": config["keepalived"]["check"]["answer_timeout"] or BACKENDS_ANSWER_TIMEOUT},
+                "backends_answer_timeout": config["keepalived"]["check"]["answer_timeout"] or BACKENDS_ANSWER_TIMEOUT,
+                "link": _link_check(config["keepalived"]["check"], nodes, me)},
         mine_args=mine_args,
         arp_sysctls=dict(ARP_SYSCTLS),
     )

@@ -54,9 +54,10 @@ recommended=$(apt-cache depends --no-depends --no-pre-depends --no-suggests --no
 absent=$(missing $recommended)
 [ -z "$absent" ] || apt-get install -y -qq --download-only --no-install-recommends $absent
 # Installed only inside lab hosts, never here: the node exporter (balancers
-# with metrics:port; havip installs it without Recommends) and Prometheus
-# (the lab's client scrapes the balancers), with what they depend on.
-LAB_ONLY="prometheus-node-exporter prometheus"
+# with metrics:port; havip installs it without Recommends), Prometheus
+# (the lab's client scrapes the balancers) and ping (a balancer's
+# keepalived:track_link check), with what they depend on.
+LAB_ONLY="prometheus-node-exporter prometheus iputils-ping"
 apt-get install -y -qq --download-only --no-install-recommends $LAB_ONLY
 
 # promtool, for the fast tier's tests of the alerting rules

@@ -29,6 +29,7 @@ havip-keepalived-config-clean:
     - names:
       - {{ havip.lookup.keepalived.config }}
       - {{ havip.lookup.keepalived.check_script }}
+      - {{ havip.lookup.keepalived.link_check_script }}
       - {{ havip.lookup.keepalived.notify_script }}
       - {{ havip.lookup.keepalived.handover_script }}
       - {{ havip.lookup.keepalived.dropin }}

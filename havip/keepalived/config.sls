@@ -22,6 +22,20 @@ havip-keepalived-check-script-file:
     - require:
       - pkg: havip-keepalived-pkg
 
+havip-keepalived-link-check-script-file:
+  file.managed:
+    - name: {{ lookup.keepalived.link_check_script }}
+    - source: {{ havip.tofs.sources['havip-keepalived-link-check-script-file'] | tojson }}
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0755'
+    - context:
+        havip: {{ havip | tojson }}
+    - require:
+      - pkg: havip-keepalived-pkg
+      - pkg: havip-keepalived-tools-pkg
+
 havip-keepalived-handover-script-file:
   file.managed:
     - name: {{ lookup.keepalived.handover_script }}
@@ -110,5 +124,6 @@ havip-keepalived-config-file:
     - require:
       - pkg: havip-keepalived-pkg
       - file: havip-keepalived-check-script-file
+      - file: havip-keepalived-link-check-script-file
       - file: havip-keepalived-notify-script-file
       - file: havip-keepalived-standby-file

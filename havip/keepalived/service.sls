@@ -17,4 +17,5 @@ havip-keepalived-service-running:
     - watch:
       - file: havip-keepalived-config-file
       - file: havip-keepalived-check-script-file
+      - file: havip-keepalived-link-check-script-file
       - file: havip-keepalived-notify-script-file

@@ -152,6 +152,16 @@ VRRP_CUT = f"""table inet {VRRP_CUT_TABLE} {{
 """
 
 
+# 30 % of what a host sends and receives on its link dropped (a gray
+# failure; this kernel has no netem): its own nftables table.
+LOSS_TABLE = "havip_lab_loss"
+LOSS = f"""table inet {LOSS_TABLE} {{
+    chain input {{ type filter hook input priority -300; iifname "eth0" numgen random mod 100 < 30 drop; }}
+    chain output {{ type filter hook output priority -300; oifname "eth0" numgen random mod 100 < 30 drop; }}
+}}
+"""
+
+
 def wait_until(read, done, timeout, interval=0.5):
     """``read()`` every ``interval`` s until ``done`` holds for what it
     returned or ``timeout`` s have passed; the last value read (the caller
@@ -465,6 +475,14 @@ class Cluster:
     def uncut_vrrp(self, name):
         """Undo cut_vrrp: the host hears its peers again."""
         self.host(name).run(["nft", "delete", "table", "inet", VRRP_CUT_TABLE])
+
+    def make_lossy(self, name):
+        """Drop 30 % of what a host sends and receives on its link."""
+        self.host(name).run(["nft", "-f", "-"], input=LOSS)
+
+    def make_sound(self, name):
+        """Undo make_lossy."""
+        self.host(name).run(["nft", "delete", "table", "inet", LOSS_TABLE])
 
     def vrrp_state(self, name):
         """(state, time of the change) keepalived's notify script recorded on

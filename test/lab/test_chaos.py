@@ -180,24 +180,14 @@ def uncut_vrrp(cluster, target, made):
     cluster.uncut_vrrp(target)
 
 
-# 30 % of what a host sends and receives on its link dropped (this kernel
-# has no netem), by a table of the campaign's own.
-LOSS_TABLE = "havip_chaos_loss"
-LOSS = f"""table inet {LOSS_TABLE} {{
-    chain input {{ type filter hook input priority -300; iifname "eth0" numgen random mod 100 < 30 drop; }}
-    chain output {{ type filter hook output priority -300; oifname "eth0" numgen random mod 100 < 30 drop; }}
-}}
-"""
-
-
 def lossy_link(cluster, target, rng, made):
     """30 % of the target's packets dropped for 5 s."""
-    cluster.host(target).run(["nft", "-f", "-"], input=LOSS)
+    cluster.make_lossy(target)
     time.sleep(5)
 
 
 def clean_link(cluster, target, made):
-    cluster.host(target).run(["nft", "delete", "table", "inet", LOSS_TABLE])
+    cluster.make_sound(target)
 
 
 def master_down_and_kill(cluster, target, rng, made):

@@ -213,6 +213,34 @@ def test_a_holder_back_from_a_long_link_loss_returns_only_once_it_sees_its_backe
     assert report["recovered"], report
 
 
+def test_a_lossy_holder_gives_its_vip_up_until_its_link_is_sound_again(healthy):
+    """30 % of what the holder sends and receives dropped (a gray failure:
+    most VRRP adverts still arrive, and without keepalived:track_link about
+    90 % of the requests fail for as long as it lasts): its link check fails,
+    the backup takes the VIP within a second and serves while the loss lasts
+    (the lossy balancer still takes the VIP for a moment now and then, the
+    holder's adverts lost, and the holder's gratuitous ARP brings the
+    clients back within a second); once the loss ends the preferred holder
+    takes the VIP back, handed over."""
+    with healthy.probe(seconds=14, timeline=True) as report:
+        time.sleep(1)
+        healthy.make_lossy(PRIMARY)
+        lossy = time.time()
+        try:
+            assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
+            moved = time.time()
+            time.sleep(5)
+        finally:
+            healthy.make_sound(PRIMARY)
+            sound = time.time()
+        assert healthy.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
+    started = report["started_s"]
+    assert moved - lossy < 1
+    while_lossy = [answered for sent, answered in report["timeline"] if lossy - started + 1 < sent < sound - started]
+    assert while_lossy.count(0) < len(while_lossy) / 2, (while_lossy.count(0), len(while_lossy))
+    assert served_after(report, sound - started), report
+
+
 @pytest.mark.parametrize("mode", ["tcp", "http"])
 def test_a_backend_killed_under_load_costs_no_request(healthy, mode):
     with_frontend_mode(healthy, mode)

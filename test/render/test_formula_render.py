@@ -35,7 +35,7 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_salts_service_modul
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
     assert states["havip-haproxy-pkg"]["pkgs"] == ["haproxy"]
     assert states["havip-keepalived-pkg"]["pkgs"] == ["keepalived"]
-    assert states["havip-keepalived-tools-pkg"]["pkgs"] == ["curl", "nftables"]
+    assert states["havip-keepalived-tools-pkg"]["pkgs"] == ["curl", "nftables", "iputils-ping"]
     assert states["havip-haproxy-config-file"]["name"] == "/etc/haproxy/haproxy.cfg"
     assert states["havip-haproxy-config-file"]["check_cmd"] == "haproxy -c -q -f"
     assert states["havip-keepalived-config-file"]["check_cmd"] == "keepalived -t -f"
@@ -159,6 +159,8 @@ def test_an_os_family_without_a_parameters_file_renders_with_the_defaults(salt_c
 
 def test_redhat_balancer_opens_firewalld_and_keeps_selinux_enforcing(salt_call):
     states = salt_call("svr1", REDHAT_GRAINS).show_sls(seed_pillar())
+    # ping is iputils' there (keepalived:track_link's check).
+    assert states["havip-keepalived-tools-pkg"]["pkgs"] == ["curl", "nftables", "iputils"]
     zone = states["havip-firewall-zone"]
     assert zone["fun"] == "firewalld.present" and zone["name"] == "public"
     # The frontend to everyone; the stats page to the peer balancer only
@@ -266,6 +268,7 @@ def render_config(minion, states, state_id, target, pillar):
 
 
 KEEPALIVED_SCRIPTS = {"check_script": "havip-keepalived-check-script-file",
+                      "link_check_script": "havip-keepalived-link-check-script-file",
                       "notify_script": "havip-keepalived-notify-script-file"}
 
 

@@ -129,7 +129,7 @@ def rendered(havip, root):
     lookup = havip.setdefault("lookup", {})
     lookup.setdefault("keepalived", {}).update(
         check_script=str(root / "check"), notify_script=str(root / "notify"), standby_file=str(root / "standby"),
-        handover_script=str(root / "handover"),
+        handover_script=str(root / "handover"), link_check_script=str(root / "link"),
         state_dir=str(root / "vrrp"), events_dir=str(root / "events"))
     lookup.setdefault("haproxy", {})["certificate"] = str(root / "havip.pem")
     lookup["metrics"] = {"textfile_dir": str(root / "metrics")}
@@ -138,10 +138,11 @@ def rendered(havip, root):
     files = {}
     for template, target in (("haproxy.cfg.jinja", "haproxy.cfg"), ("keepalived.conf.jinja", "keepalived.conf"),
                              ("nginx-site.conf.jinja", "site.conf"), ("check-haproxy.sh.jinja", "check"),
-                             ("notify.sh.jinja", "notify"), ("handover.sh.jinja", "handover")):
+                             ("notify.sh.jinja", "notify"), ("handover.sh.jinja", "handover"),
+                             ("check-link.sh.jinja", "link")):
         files[template] = root / target
         files[template].write_text(render(template, config, havip))
-    for script in ("check", "notify"):
+    for script in ("check", "notify", "link"):
         (root / script).chmod(0o755)
     (root / "standby").write_text("0\n")
     (root / "nginx.conf").write_text(f"pid {root}/nginx.pid;\nevents {{}}\nhttp {{ include {root}/site.conf; }}\n")
@@ -159,7 +160,8 @@ def daemon_problems(root, netns):
         "sh -n check": run("sh", "-n", root / "check"),
         "sh -n notify": run("sh", "-n", root / "notify"),
         "sh -n handover": run("sh", "-n", root / "handover"),
-        "shellcheck": run("shellcheck", "-s", "sh", root / "check", root / "notify", root / "handover"),
+        "sh -n link": run("sh", "-n", root / "link"),
+        "shellcheck": run("shellcheck", "-s", "sh", root / "check", root / "notify", root / "handover", root / "link"),
     }
     problems.update({name: (p.stdout + p.stderr)[-800:] for name, p in checks.items() if p.returncode})
     return problems

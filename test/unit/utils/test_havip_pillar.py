@@ -168,6 +168,7 @@ BAD_PILLARS = {
     "monitor uri the stats uri": (set_key("stats:monitor_uri", "/status"), "stats:monitor_uri"),
     "backends uri the monitor uri": (set_key("stats:backends_uri", "/havip-health"), "stats:backends_uri"),
     "track backends not a switch": (set_key("keepalived:track_backends", "yes"), "keepalived:track_backends"),
+    "track link not a switch": (set_key("keepalived:track_link", "yes"), "keepalived:track_link"),
     "check interval": (set_key("keepalived:check:interval", 0), "keepalived:check:interval"),
 }
 
@@ -307,7 +308,27 @@ def test_validate_hands_the_shared_facts_to_the_states():
 def test_the_backends_checks_answer_timeout_is_the_checks_own_else_the_default(answer_timeout, asked):
     havip = copy.deepcopy(SEED)
     set_key("keepalived:check:answer_timeout", answer_timeout)(havip)
-    assert validate(havip)["checks"] == {"address": havip_facts.CHECK_ADDRESS, "backends_answer_timeout": asked}
+    checks = validate(havip)["checks"]
+    assert (checks["address"], checks["backends_answer_timeout"]) == (havip_facts.CHECK_ADDRESS, asked)
+
+
+def test_the_link_check_pings_every_other_nodes_canonical_address():
+    havip = copy.deepcopy(SEED)
+    havip["nodes"]["app1"] = {"roles": ["app"], "address": "FD00:100:0::0:21"}
+    havip["nodes"]["nginx1"]["address"] = "192.168.100.9"
+    assert validate(havip, "svr1")["checks"]["link"]["addresses"] == [
+        "192.168.100.9", "192.168.100.12", "192.168.100.14", "fd00:100::21"]
+    assert "192.168.100.13" in validate(havip, "svr2")["checks"]["link"]["addresses"]
+
+
+@pytest.mark.parametrize("interval, timeout, watch", [(1, 2, 0.9), (3, 2, 1.9), (5, 10, 4.9)])
+def test_the_link_check_pings_until_shortly_before_its_next_run_within_its_timeout(interval, timeout, watch):
+    havip = copy.deepcopy(SEED)
+    set_key("keepalived:check", {"interval": interval, "timeout": timeout, "watch": False,
+                                 "answer_timeout": 0})(havip)
+    assert validate(havip)["checks"]["link"] == {
+        "addresses": ["192.168.100.11", "192.168.100.12", "192.168.100.14"], "watch": watch,
+        "gap": havip_facts.LINK_PING_GAP, "lost": havip_facts.LINK_LOST}
 
 
 def test_validate_gives_an_unlisted_minion_no_roles():
