@@ -534,18 +534,21 @@ class Cluster:
     def starve_cpu(self, name, quota_us, period_us=100000):
         """Every process of a host into a cgroup of the machine's cpu
         controller (v1) of its own, allowed ``quota_us`` of CPU time per
-        ``period_us`` (its children follow it there); the machine's clock
-        untouched.  Returns {pid: its cpu cgroup before} for feed_cpu."""
+        ``period_us`` (its children follow it there), a realtime one the
+        same share of the realtime period; the machine's clock untouched.
+        Returns {pid: its cpu cgroup before} for feed_cpu."""
         group = self._cpu_group(name)
         group.mkdir(exist_ok=True)
         (group / "cpu.cfs_period_us").write_text(str(period_us))
         (group / "cpu.cfs_quota_us").write_text(str(quota_us))
+        rt_period = int((group / "cpu.rt_period_us").read_text())
+        (group / "cpu.rt_runtime_us").write_text(str(rt_period * quota_us // period_us))
         before = {}
         for pid in self.host_pids(name):
             try:
                 before[pid] = _cpu_cgroup(pid)
                 (group / "cgroup.procs").write_text(str(pid))
-            except (OSError, StopIteration):  # ended meanwhile
+            except (ProcessLookupError, FileNotFoundError):  # ended meanwhile
                 continue
         return before
 
