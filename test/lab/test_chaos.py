@@ -241,13 +241,19 @@ def deploying(cluster, made):
 def deployed_again(cluster, target, made):
     """heal: after a deploy that failed, what its comment tells the
     operator: the pillar put right (the topology's), every balancer resumed
-    (`salt-run havip.resume`), and the deploy run again; it must pass."""
+    (`salt-run havip.resume`), every backend readied on every balancer
+    (`havip.ready`: a rerun would refuse to drain one while another stays
+    drained), and the deploy run again; it must pass."""
     if not finished(made, DEPLOY).startswith("FAILED"):
         return
     time.sleep(OPERATOR_S)
     cluster.set_pillar(cluster.topology.pillar)
     for balancer in cluster.topology.with_role("balancer"):
         runner("havip.resume")(cluster, balancer)
+    for balancer in cluster.topology.with_role("balancer"):
+        for backend in cluster.topology.with_role("backend"):
+            readied = cluster.salt(balancer, "havip.ready", backend)
+            assert readied.returncode == 0, readied.stdout
     again = {}
     deploying(cluster, again)
     made["deployed_again"] = finished(again, DEPLOY)
