@@ -250,14 +250,20 @@ def deployed_again(cluster, target, made):
     cluster.set_pillar(cluster.topology.pillar)
     for balancer in cluster.topology.with_role("balancer"):
         runner("havip.resume")(cluster, balancer)
-    for balancer in cluster.topology.with_role("balancer"):
-        for backend in cluster.topology.with_role("backend"):
-            readied = cluster.salt(balancer, "havip.ready", backend)
-            assert readied.returncode == 0, readied.stdout
+    ready_backends(cluster)
     again = {}
     deploying(cluster, again)
     made["deployed_again"] = finished(again, DEPLOY)
     assert made["deployed_again"].startswith("passed"), made["deployed_again"]
+
+
+def ready_backends(cluster):
+    """`havip.ready` of every backend on every balancer (what a failed
+    deploy left drained back in rotation)."""
+    for balancer in cluster.topology.with_role("balancer"):
+        for backend in cluster.topology.with_role("backend"):
+            readied = cluster.salt(balancer, "havip.ready", backend)
+            assert readied.returncode == 0, readied.stdout
 
 
 def kill_during_deploy(cluster, target, rng, made):
@@ -668,7 +674,7 @@ def play(cluster, number):
 
 def recover(cluster):
     """After a failed round: the salt-master and every host up, failed
-    units reset, the cluster restored."""
+    units reset, the cluster restored, every backend readied."""
     if not cluster.master.is_running():
         cluster.master.start(start_timeout=60)
     for name in cluster.topology.hosts:
@@ -676,6 +682,7 @@ def recover(cluster):
             cluster.boot(name)
         cluster.systemctl(name, "reset-failed", check=False)
     cluster.restore()
+    ready_backends(cluster)
 
 
 # ---- results ------------------------------------------------------------------------
