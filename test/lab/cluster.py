@@ -50,6 +50,30 @@ VRRP_STATE = LOOKUP["keepalived"]["state_dir"] + "/VI_1"
 CONFIG_FILES = (LOOKUP["haproxy"]["config"], LOOKUP["keepalived"]["config"],
                 LOOKUP["nginx"]["site_file"], LOOKUP["keepalived"]["check_script"],
                 LOOKUP["keepalived"]["handover_script"])
+# Where keepalived's notify script keeps its state and queues its events
+# (their common parent), and where HAProxy's log goes (Debian's rsyslog rule:
+# /var/log/haproxy.log; the journal under systemd): the campaign fills them.
+NOTIFY_AND_LOG_DIRS = (os.path.commonpath([LOOKUP["keepalived"]["state_dir"], LOOKUP["keepalived"]["events_dir"]]),
+                       "/var/log")
+# The machine's cpu controller (cgroup v1), where the campaign starves a host.
+CPU_CGROUPS = pathlib.Path("/sys/fs/cgroup/cpu")
+# Run in a host: "$1" the tmpfs's name, "$2" its size, the rest the
+# directories to fill.  The tmpfs is made aside (a copy of what fits of the
+# directory, a file filling the rest), then bind-mounted over the directory.
+FILL_UP_SOURCE = "havip-chaos-full"
+FILL_UP = r"""
+set -e
+source=$1 size=$2; shift 2
+for dir; do
+    aside=$(mktemp -d)
+    mount -t tmpfs -o "size=$size,mode=$(stat -c %a "$dir")" "$source" "$aside"
+    cp -a "$dir/." "$aside/" 2>/dev/null || true
+    dd if=/dev/zero of="$aside/.havip-chaos-fill" bs=1k 2>/dev/null || true
+    mount --bind "$aside" "$dir"
+    umount "$aside"
+    rmdir "$aside"
+done
+"""
 
 
 @dataclasses.dataclass
@@ -341,9 +365,13 @@ class Cluster:
         """`salt TARGET state.apply havip`; .data is {minion: {state key: result dict}}."""
         return self.salt_cli.run("state.apply", "havip", minion_tgt=target, _timeout=600)
 
-    def set_pillar(self, pillar):
+    def set_pillar(self, pillar, refresh=True):
+        """The master's pillar file replaced; with ``refresh`` the minions'
+        pillars refreshed (without: a minion's next state run compiles it,
+        as when a pillar repository changes under a running deploy)."""
         self.pillar_file.write_text(yaml.safe_dump(pillar))
-        self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*")
+        if refresh:
+            self.salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="*")
 
     def restore(self):
         """The topology's pillar applied everywhere, no balancer on standby,
@@ -518,6 +546,88 @@ class Cluster:
                     digests[(name, path)] = hashlib.sha256(result.stdout.encode()).hexdigest()
         return digests
 
+    # ---- the campaign's faults (test_chaos.py) ---------------------------------------
+
+    def orchestrate_in_background(self, name, timeout=900, **pillar):
+        """:py:meth:`orchestrate` in a thread of its own; its Future (what
+        orchestrate returns, or raises)."""
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        try:
+            return pool.submit(self.orchestrate, name, timeout, **pillar)
+        finally:
+            pool.shutdown(wait=False)
+
+    def host_pids(self, name):
+        """The pids (as the machine sees them) of every process of a host:
+        those in its PID namespace."""
+        namespace = os.readlink(f"/proc/{self.host(name).pid}/ns/pid")
+        pids = []
+        for proc in pathlib.Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and os.readlink(proc / "ns" / "pid") == namespace:
+                    pids.append(int(proc.name))
+            except OSError:  # ended meanwhile
+                continue
+        return pids
+
+    def _cpu_group(self, name):
+        return CPU_CGROUPS / f"havip-chaos-{self.lab.prefix}-{name}"
+
+    def starve_cpu(self, name, quota_us, period_us=100000):
+        """Every process of a host into a cgroup of the machine's cpu
+        controller (v1) of its own, allowed ``quota_us`` of CPU time per
+        ``period_us`` (its children follow it there), a realtime one the
+        same share of the realtime period; the machine's clock untouched.
+        Returns {pid: its cpu cgroup before} for feed_cpu."""
+        group = self._cpu_group(name)
+        group.mkdir(exist_ok=True)
+        (group / "cpu.cfs_period_us").write_text(str(period_us))
+        (group / "cpu.cfs_quota_us").write_text(str(quota_us))
+        rt_period = int((group / "cpu.rt_period_us").read_text())
+        (group / "cpu.rt_runtime_us").write_text(str(rt_period * quota_us // period_us))
+        before = {}
+        for pid in self.host_pids(name):
+            try:
+                before[pid] = _cpu_cgroup(pid)
+                (group / "cgroup.procs").write_text(str(pid))
+            except (ProcessLookupError, FileNotFoundError):  # ended meanwhile
+                continue
+        return before
+
+    def feed_cpu(self, name, before):
+        """Undo starve_cpu: each process back in its cgroup of ``before``
+        (one started meanwhile: in that of the host's systemd), the cgroup
+        removed."""
+        group = self._cpu_group(name)
+        home = before.get(self.host(name).pid, "/")
+        for _ in range(20):
+            pids = [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    (CPU_CGROUPS / before.get(pid, home).lstrip("/") / "cgroup.procs").write_text(str(pid))
+                except ProcessLookupError:
+                    continue
+        group.rmdir()
+
+    def fill_up(self, name, size="64k", dirs=NOTIFY_AND_LOG_DIRS):
+        """Full file systems under ``dirs`` of a host, in its mount namespace
+        only: over each, a tmpfs of ``size`` with a copy of what fits of the
+        directory and a file filling the rest (new files can be made, no
+        byte written).  Undone by empty_up."""
+        machine = [os.path.ismount(path) for path in dirs]
+        self.host(name).run(["sh", "-c", FILL_UP, "sh", FILL_UP_SOURCE, size, *dirs])
+        assert [os.path.ismount(path) for path in dirs] == machine, f"a mount over {dirs} reached the machine"
+
+    def empty_up(self, name, dirs=NOTIFY_AND_LOG_DIRS):
+        """Undo fill_up: each tmpfs unmounted (lazily: a process may still
+        have a file open there)."""
+        for path in dirs:
+            mounted = self.host(name).run(["findmnt", "-n", "-o", "SOURCE", "--mountpoint", path], check=False)
+            if FILL_UP_SOURCE in mounted.stdout.split():
+                self.host(name).run(["umount", "--lazy", path])
+
     def client_get(self, url, user=None, timeout=2, resolve=None, cafile=None):
         """(HTTP status, body) of one request from the client host; status 0 =
         no answer.  ``resolve``: the address the URL's host name stands for
@@ -592,6 +702,13 @@ class Cluster:
         finally:
             out, _ = proc.communicate(timeout=seconds + 30)  # closes stdin: --until-eof stops
             report.update(json.loads(out))
+
+
+def _cpu_cgroup(pid):
+    """The cgroup of ``pid`` in the machine's cpu controller (v1)."""
+    lines = pathlib.Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    return next(path for _, controllers, path in (line.split(":", 2) for line in lines)
+                if "cpu" in controllers.split(","))
 
 
 def minion_overrides():

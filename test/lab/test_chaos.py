@@ -203,6 +203,233 @@ def master_back(cluster, target, made):
         cluster.master.start(start_timeout=60)
 
 
+# Seconds an orchestration (a rolling deploy, a failover test) may take.
+ORCHESTRATE_S = 600
+
+
+def finished(made, step):
+    """The end of the orchestration ``made["running"]`` started in the
+    background (its step ``step`` the runner's): "passed: COMMENT" or
+    "FAILED: COMMENT" (the first failed step's), kept in ``made[step]``.  It
+    raises when it did not end within ORCHESTRATE_S, when its exit status
+    and its steps' results disagree, or when a failure does not say why."""
+    if "running" in made:
+        result, steps = made.pop("running").result(ORCHESTRATE_S)
+        reports = [report for report in steps.values() if isinstance(report, dict)]
+        failed = [report for report in reports if report.get("result") is not True]
+        assert (result.returncode == 0) == (not failed), f"exit status {result.returncode}: {steps}"
+        assert failed or isinstance(steps.get(step), dict), f"{step} did not run: {steps}"
+        if failed:
+            assert str(failed[0].get("comment") or "").strip(), f"a failure that says nothing: {failed[0]}"
+            made[step] = f"FAILED: {failed[0]['comment']}"
+        else:
+            made[step] = f"passed: {steps[step]['comment']}"
+    return made.get(step, "")
+
+
+DEPLOY = "havip-deploy-run"
+
+
+def deploying(cluster, made):
+    """`salt-run state.orchestrate havip.deploy` started in the background."""
+    made["running"] = cluster.orchestrate_in_background("deploy", ORCHESTRATE_S, client=cluster.topology.client)
+
+
+def deployed_again(cluster, target, made):
+    """heal: after a deploy that failed, what its comment tells the
+    operator: the pillar put right (the topology's), every balancer resumed
+    (`salt-run havip.resume`), every backend readied on every balancer
+    (`havip.ready`: a rerun would refuse to drain one while another stays
+    drained), and the deploy run again; it must pass."""
+    if not finished(made, DEPLOY).startswith("FAILED"):
+        return
+    time.sleep(OPERATOR_S)
+    cluster.set_pillar(cluster.topology.pillar)
+    for balancer in cluster.topology.with_role("balancer"):
+        runner("havip.resume")(cluster, balancer)
+    ready_backends(cluster)
+    again = {}
+    deploying(cluster, again)
+    made["deployed_again"] = finished(again, DEPLOY)
+    assert made["deployed_again"].startswith("passed"), made["deployed_again"]
+
+
+def ready_backends(cluster):
+    """`havip.ready` of every backend on every balancer (what a failed
+    deploy left drained back in rotation)."""
+    for balancer in cluster.topology.with_role("balancer"):
+        for backend in cluster.topology.with_role("backend"):
+            readied = cluster.salt(balancer, "havip.ready", backend)
+            assert readied.returncode == 0, readied.stdout
+
+
+def kill_during_deploy(cluster, target, rng, made):
+    """A rolling deploy of the pillar as it is, and HAProxy's master killed
+    on the target a drawn 3-20 s after it started (the deploy takes about
+    20 s in the lab: from its backends to the target's own standby, apply
+    and resume); the deploy passes or fails saying why."""
+    made["kill_after_s"] = round(rng.uniform(3, 20), 1)
+    made["restarts"] = {target: cluster.restarts(target)}
+    deploying(cluster, made)
+    time.sleep(made["kill_after_s"])
+    made["deploy_running_at_kill"] = not made["running"].done()
+    cluster.kill_haproxy(target, "master")
+    finished(made, DEPLOY)
+
+
+def deploy_healed(cluster, target, made):
+    """heal: systemd starts HAProxy again; the deploy again if it failed."""
+    try:
+        restarted_by_systemd(cluster, target, made)
+    finally:
+        deployed_again(cluster, target, made)
+
+
+# The pillar change a deploy brings (the balancers' HAProxy reloads: a
+# stats page realm of its own), and what fails validation half-way.
+CHANGED_REALM = "HAProxy Statistics (chaos)"
+INVALID_KEY, INVALID_VALUE = "frontend:port", 70000
+
+
+def with_havip(pillar, **havip):
+    """``pillar`` with havip keys replaced."""
+    return {**pillar, "havip": {**pillar["havip"], **havip}}
+
+
+def rollout_order(topology):
+    """The deploy's order on the campaign's cluster (havip_rollout's): the
+    backends, the balancers holding no VIP, the holder."""
+    return topology.with_role("backend") + topology.standby_balancers + [topology.preferred_balancer]
+
+
+def server_status(cluster, balancer, server):
+    """A server's status in a balancer's HAProxy (its stats page's CSV,
+    asked on the balancer itself: faster than a salt call)."""
+    topology = cluster.topology
+    password = topology.pillar["havip"]["stats"]["password"]
+    csv = cluster.host(balancer).run(["curl", "-s", "-m", "2", "-u", f"admin:{password}",
+                                      topology.stats_url("127.0.0.1") + ";csv"], check=False).stdout
+    rows = [line.split(",") for line in csv.splitlines()]
+    header = rows[0] if rows else []
+    return next((row[header.index("status")] for row in rows[1:] if len(row) == len(header) and row[1] == server),
+                None) if "status" in header else None
+
+
+def rolled_past(cluster, name, before):
+    """A function that says when the deploy is done with node ``name``'s
+    apply: a balancer's configuration changed; a backend drained on the
+    holder, and then no longer (its ready step has begun)."""
+    holder, seen = cluster.topology.preferred_balancer, []
+
+    def past():
+        if name in cluster.topology.with_role("balancer"):
+            return any(digest != before[(host, path)] for (host, path), digest in cluster.config_digests().items()
+                       if host == name)
+        seen.append(server_status(cluster, holder, name))
+        return "DRAIN" in seen and seen[-1] not in ("DRAIN", None)
+    return past
+
+
+def invalid_pillar_mid_deploy(cluster, target, rng, made):
+    """A rolling deploy of a pillar change; once it is done with a drawn
+    node, the master's pillar replaced by one that fails validation
+    (frontend:port 70000).  The next node's apply must fail naming the key,
+    the deploy stop there, and nothing on the nodes after it change."""
+    topology = cluster.topology
+    order = rollout_order(topology)
+    made["broken_after"] = after = rng.choice(order[:-1])
+    stats = topology.pillar["havip"]["stats"]
+    changed = with_havip(topology.pillar, stats={**stats, "realm": CHANGED_REALM})
+    cluster.set_pillar(changed)
+    before = cluster.config_digests()
+    deploying(cluster, made)
+    assert wait_until(rolled_past(cluster, after, before), bool, ORCHESTRATE_S, 0.2), f"no deploy past {after}"
+    section, key = INVALID_KEY.split(":")
+    cluster.set_pillar(with_havip(changed, **{section: {**changed["havip"].get(section, {}), key: INVALID_VALUE}}),
+                      refresh=False)
+    comment = finished(made, DEPLOY)
+    broken = order[order.index(after) + 1]
+    assert comment.startswith("FAILED") and f"step 'apply {broken}' failed" in comment, comment
+    assert f"havip:{INVALID_KEY}" in comment, f"the error does not name havip:{INVALID_KEY}: {comment}"
+    untouched = order[order.index(after) + 1:]
+    changes = [f"{host}:{path}" for (host, path), digest in cluster.config_digests().items()
+               if host in untouched and digest != before.get((host, path))]
+    assert not changes, f"changed on nodes the deploy did not reach: {changes}"
+
+
+def kill_during_failover_test(victim):
+    """make: `salt-run state.orchestrate havip.failover_test` (it kills
+    HAProxy on the target, the VIP moves and comes back), and HAProxy's
+    master killed on ``victim`` while it runs: "other", the balancer that
+    took the VIP, once it holds it; "holder", the target again, once the
+    VIP is back there.  The test passes or fails saying why."""
+    def make(cluster, target, rng, made):
+        topology = cluster.topology
+        others = [b for b in topology.with_role("balancer") if b != target]
+        made["running"] = cluster.orchestrate_in_background("failover_test", ORCHESTRATE_S, client=topology.client)
+        moved = wait_until(cluster.vip_holders, lambda held: set(held) & set(others), 120, 0.05)
+        assert set(moved) & set(others), f"the failover test never moved the VIP: {finished(made, FAILOVER)}"
+        name = moved[0] if victim == "other" else target
+        if victim == "holder":
+            assert cluster.wait_for_holders([target], timeout=30) == [target], "the VIP did not come back"
+        made["victim"] = name
+        made["restarts"] = {name: cluster.restarts(name)}
+        time.sleep(round(rng.uniform(0, 0.5), 2))
+        cluster.kill_haproxy(name, "master")
+        finished(made, FAILOVER)
+    return make
+
+
+FAILOVER = "havip-failover-test-run"
+
+
+def failover_test_healed(cluster, target, made):
+    """heal: systemd starts the killed HAProxy again; the failover test has
+    ended (its own restore ran)."""
+    try:
+        restarted_by_systemd(cluster, target, made)
+    finally:
+        finished(made, FAILOVER)
+
+
+# 1 % of a CPU for every process of the starved host.
+CPU_QUOTA_US, CPU_PERIOD_US = 1000, 100000
+
+
+def starve_cpu(cluster, target, rng, made):
+    """Every process of the target held to 1 % of a CPU for 5 s (a cgroup
+    of the cpu controller, its CFS quota)."""
+    made["cgroups"] = cluster.starve_cpu(target, CPU_QUOTA_US, CPU_PERIOD_US)
+    time.sleep(5)
+
+
+def feed_cpu(cluster, target, made):
+    cluster.feed_cpu(target, made.pop("cgroups", {}))
+
+
+def full_and_kill(cluster, target, rng, made):
+    """The file systems under the notify script's state and HAProxy's logs
+    full on the target (a filled 64 KiB tmpfs over each), then HAProxy's
+    master killed there: the VIP must move all the same."""
+    made["since"] = time.time()
+    cluster.fill_up(target, "64k")
+    kill_haproxy("master")(cluster, target, rng, made)
+
+
+def emptied(cluster, target, made):
+    """heal: systemd starts HAProxy again, the VIP (it moved away) back on
+    the target; then the file systems unmounted."""
+    try:
+        restarted_by_systemd(cluster, target, made)
+        others = [b for b in cluster.topology.with_role("balancer") if b != target]
+        took = [name for name in others
+                if any(state == "MASTER" for _, _, state in cluster.vrrp_transitions(name, made["since"]))]
+        assert took, "the VIP did not move"
+        assert cluster.wait_for_holders([target], timeout=SETTLE_S) == [target], "the VIP did not come back"
+    finally:
+        cluster.empty_up(target)
+
+
 FAULTS = (
     Fault("kill -9 of HAProxy's master", "holder", UNPLANNED, kill_haproxy("master"), restarted_by_systemd),
     Fault("kill -9 of HAProxy's worker", "holder", UNPLANNED, kill_haproxy("worker"), restarted_by_systemd),
@@ -222,6 +449,17 @@ FAULTS = (
     Fault("30 % of the packets dropped 5 s", "holder", UNPLANNED, lossy_link, clean_link),
     Fault("planned `salt-run havip.standby`, then `havip.resume`", "holder", NOTHING, runner("havip.standby"),
           runner("havip.resume")),
+    Fault("kill -9 of HAProxy's master during a rolling deploy", "holder", UNPLANNED, kill_during_deploy,
+          deploy_healed),
+    Fault("kill -9 of HAProxy's master on the new holder during a failover test", "holder", BOTH_KILLED,
+          kill_during_failover_test("other"), failover_test_healed),
+    Fault("kill -9 of HAProxy's master on the holder during a failover test", "holder", UNPLANNED,
+          kill_during_failover_test("holder"), failover_test_healed),
+    Fault("CPU starved 5 s (1 % of a CPU)", "holder", UNPLANNED, starve_cpu, feed_cpu),
+    Fault("file systems under the notify state and logs full, HAProxy's master killed", "holder", UNPLANNED,
+          full_and_kill, emptied),
+    Fault("a deploy whose pillar fails validation half-way", "holder", NOTHING, invalid_pillar_mid_deploy,
+          deployed_again),
 )
 
 
@@ -569,7 +807,7 @@ def posted(reports):
 
 def recover(cluster):
     """After a failed round: the salt-master and every host up, failed
-    units reset, the cluster restored."""
+    units reset, the cluster restored, every backend readied."""
     if not cluster.master.is_running():
         cluster.master.start(start_timeout=60)
     for name in cluster.topology.hosts:
@@ -577,6 +815,7 @@ def recover(cluster):
             cluster.boot(name)
         cluster.systemctl(name, "reset-failed", check=False)
     cluster.restore()
+    ready_backends(cluster)
 
 
 # ---- results ------------------------------------------------------------------------
