@@ -156,7 +156,8 @@ def test_hung_haproxy_is_noticed_and_the_vip_comes_back_when_it_wakes(healthy):
     stopped = healthy.signal_pids(PRIMARY, "STOP", workers)
     try:
         assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
-        state, since = healthy.vrrp_state(BACKUP)
+        # (keepalived adds the VIP, then runs the notify script that records the state)
+        state, since = wait_until(lambda: healthy.vrrp_state(BACKUP), lambda seen: seen[0] == "MASTER", 2, 0.1)
         check = healthy.topology.pillar["havip"].get("keepalived", {}).get("check", {})
         assert state == "MASTER" and since - stopped < check.get("interval", 1) + 1.0
         assert healthy.client_get(SEED.frontend_url)[0] == 200
