@@ -4,12 +4,16 @@ havip:services:<service>:tls:certificates), checked
 before HAProxy ever sees it: a PEM holding the certificate, its chain, and
 the private key that matches the certificate, valid now.  The PEM is a
 secret: no message quotes it, nor the parser's error (which may).
+
+cryptography's x509 is imported when a certificate is checked: every Salt job
+is a process that imports the execution module and its helpers again, and
+x509 alone costs about 25 ms, which every node would pay in each
+``havip.check`` that ``salt-run havip.status`` asks of it.
 """
 
 import datetime
 import re
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from havip_values import Invalid
@@ -37,6 +41,8 @@ def check_certificate(pem, now=None, key=KEY, which=""):
     naming ``key`` (its message after ``which``: "certificate 2: " in a
     list) for a PEM that is not one, a key that does not match the (first)
     certificate, or a certificate not valid at ``now``."""
+    from cryptography import x509
+
     certificates, key_text = _blocks(pem, key, which)
     try:
         certificate = x509.load_pem_x509_certificate(certificates[0].encode())

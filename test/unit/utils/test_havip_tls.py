@@ -5,13 +5,15 @@ match, or it is not valid now; a good one passes the whole pillar check.
 """
 
 import copy
+import subprocess
+import sys
 
 import havip_pillar
 import havip_values
 import pytest
 
 from test.certs import DAY, NOW, certificate, key_pem, new_key
-from test.formula import merged
+from test.formula import REPO, merged
 from test.saltcall import seed_pillar
 
 SEED = seed_pillar()["havip"]
@@ -65,3 +67,13 @@ def test_tls_and_metrics_ports_and_redirects_are_checked(edit, key):
     with pytest.raises(havip_values.Invalid) as refused:
         validate(havip)
     assert refused.value.key == key
+
+
+def test_the_execution_modules_helpers_leave_x509_unimported_until_a_certificate_is_checked():
+    """Each Salt job imports _modules/havip.py and its helpers in a process of
+    its own: cryptography's x509 (about 25 ms) waits for a certificate."""
+    code = ("import sys, salt.crypt; sys.path.insert(0, '_utils');"
+            " import havip_pillar, havip_tofs, havip_health, havip_host, havip_probe, havip_transition;"
+            " print('cryptography.x509' in sys.modules)")
+    imported = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False"
