@@ -35,6 +35,9 @@ class Platform:
     # The directories the distribution's haproxy package makes, where
     # HAProxy may put its runtime API's socket.
     haproxy_dirs: tuple = field(default=("/run/haproxy", "/var/lib/haproxy"))
+    # Where keepalived's scripts can do what havip's do (ask HAProxy, change
+    # addresses, nftables, files under /run): anywhere root's without SELinux.
+    keepalived_scripts: str = "/etc/keepalived"
 
 
 def _grains(os_family, os, release):
@@ -46,6 +49,10 @@ def _grains(os_family, os, release):
 # where its own haproxy.cfg puts the stats socket) and no /run/haproxy
 # (Debian's makes that one by tmpfiles.d).
 REDHAT_HAPROXY_DIRS = ("/var/lib/haproxy",)
+# Red Hat's SELinux policy confines keepalived (keepalived_t) and the scripts
+# it runs, but those in /usr/libexec/keepalived
+# (keepalived_unconfined_script_exec_t).
+REDHAT_KEEPALIVED_SCRIPTS = "/usr/libexec/keepalived"
 
 PLATFORMS = {platform.name: platform for platform in (
     Platform("debian-12", _grains("Debian", "Debian", "12"),
@@ -70,14 +77,14 @@ PLATFORMS = {platform.name: platform for platform in (
              "Red Hat's knowledge base 6996272 (RHEL 9: HAProxy 2.4); the rest from Red Hat's release notes"
              " as remembered (AppStream, nginx's default stream): no RHEL, CentOS Stream, AlmaLinux or Rocky"
              " mirror answered here",
-             False, haproxy_dirs=REDHAT_HAPROXY_DIRS),
+             False, haproxy_dirs=REDHAT_HAPROXY_DIRS, keepalived_scripts=REDHAT_KEEPALIVED_SCRIPTS),
     Platform("rhel-10", _grains("RedHat", "RedHat", "10.0"),
              {"haproxy": "3.0.5", "keepalived": "2.2.8", "nginx": "1.26.3", "systemd": "257",
               "python3": "3.12"},
              "Red Hat's knowledge base 6996272 (RHEL 10: HAProxy 3.0), a project's AlmaLinux 10 tests"
              " (HAProxy 3.0.5), sclorg's nginx 1.26 image of CentOS Stream 10; keepalived, systemd and Python"
              " from Red Hat's release notes as remembered: no mirror answered here",
-             False, haproxy_dirs=REDHAT_HAPROXY_DIRS),
+             False, haproxy_dirs=REDHAT_HAPROXY_DIRS, keepalived_scripts=REDHAT_KEEPALIVED_SCRIPTS),
 )}
 
 # The platforms the render tests take beyond Debian 12 (the other render

@@ -76,16 +76,26 @@ def haproxy_of(states):
     return states["havip-haproxy-config-file"]["context"]["havip"]["haproxy"]
 
 
+SCRIPTS = ("check", "link-check", "notify", "handover")
+
+
 @pytest.mark.parametrize("name", PLATFORMS)
-def test_haproxys_runtime_api_socket_is_in_a_directory_its_package_makes(salt_call, name):
-    """On Red Hat's packages, /run/haproxy does not exist: HAProxy would
-    fail to start, unable to bind its socket there (haproxy -c does not
-    bind, so no check before the start would tell)."""
+def test_haproxys_socket_and_keepalived_scripts_are_where_the_platform_lets_them_work(salt_call, name):
+    """On Red Hat's packages /run/haproxy does not exist: HAProxy would fail
+    to start, unable to make its runtime API socket there (haproxy -c makes
+    none, so no check before the start tells).  Red Hat's SELinux policy
+    confines the scripts keepalived runs but those in its own directory:
+    from /etc/keepalived the check could not ask HAProxy, the handover not
+    move an address."""
+    platform = PLATFORMS[name]
     states = salt_call("svr1", grains_of(name)).show_sls(seed_pillar())
     socket = havip_haproxy.stats_socket(haproxy_of(states))
-    assert str(pathlib.PurePosixPath(socket).parent) in PLATFORMS[name].haproxy_dirs
+    assert str(pathlib.PurePosixPath(socket).parent) in platform.haproxy_dirs
     # What the module asks is that socket (it reads the same facts).
     assert havip_haproxy.stats_socket(states[havip_facts.FACTS_STATE]["dataset"]["haproxy"]) == socket
+    scripts = [states[f"havip-keepalived-{script}-script-file"] for script in SCRIPTS]
+    assert {str(pathlib.PurePosixPath(state["name"]).parent) for state in scripts} == {platform.keepalived_scripts}
+    assert all(state["makedirs"] is True for state in scripts)
 
 
 def test_the_redhat_familys_haproxy_global_is_the_defaults_with_its_socket_moved():
