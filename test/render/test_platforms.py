@@ -4,11 +4,12 @@ each with its own packages' versions, and each minimum is what the oldest
 supported release ships; the Debian releases' versions are those of their
 packages.  Ubuntu 24.04, RHEL 9 and RHEL 10 render the whole stack through
 a real salt-call with their grains: every config passes its state's check
-and the daemons of Debian 12 and 13 (test/daemons.py); HAProxy's runtime
-API socket is where the platform's haproxy package lets HAProxy make it.
+and the daemons of Debian 12 and 13 (test/daemons.py).  On each,
+HAProxy's runtime API socket is where the platform's haproxy package lets
+HAProxy make it, keepalived's scripts where its SELinux policy lets them
+act.
 """
 
-import copy
 import pathlib
 import subprocess
 
@@ -22,8 +23,6 @@ from salt.exceptions import CommandExecutionError
 from test.platforms import PLATFORMS, RENDERED, major_minor
 from test.render.test_formula_render import CONFIG_STATES, install_keepalived_scripts, lab_pillar, render_config
 from test.saltcall import REPO, grains_of, seed_pillar
-
-PACKAGES = ("haproxy", "keepalived", "nginx")
 
 
 @pytest.mark.parametrize("name", PLATFORMS)
@@ -46,7 +45,6 @@ def test_each_minimum_is_what_the_oldest_supported_releases_ship():
     assert sorted(release_of(platform) for platform in oldest) == sorted(havip_pillar.MINIMUM_RELEASES.items())
     for package, minimum in havip_pillar.MINIMUM_VERSIONS.items():
         assert min(major_minor(platform.versions[package]) for platform in oldest) == minimum, package
-        assert min(major_minor(platform.versions[package]) for platform in PLATFORMS.values()) == minimum, package
 
 
 @pytest.mark.parametrize("name", [name for name, platform in PLATFORMS.items()
@@ -61,14 +59,16 @@ def test_the_release_before_the_oldest_supported_one_is_refused(name):
 
 @pytest.mark.parametrize("name", [name for name, platform in PLATFORMS.items() if platform.root])
 def test_a_debian_releases_versions_are_those_of_its_packages(name):
-    """Major and minor: a point release of Debian's is not a new fact."""
+    """Major and minor (systemd's major: its minor is a point release): a
+    point release of Debian's is not a new fact."""
     platform = PLATFORMS[name]
     assert platform.checked
     for package, version in platform.versions.items():
         installed = subprocess.run(
             ["dpkg-query", f"--admindir={platform.root}/var/lib/dpkg", "-W", "-f=${Version}", package],
             capture_output=True, text=True, check=True).stdout
-        assert major_minor(installed) == major_minor(version), (package, installed)
+        parts = 1 if package == "systemd" else 2
+        assert major_minor(installed)[:parts] == major_minor(version)[:parts], (package, installed)
 
 
 def haproxy_of(states):
@@ -123,7 +123,7 @@ def test_the_whole_stack_renders_and_passes_the_daemons_checks(salt_call, netns_
     states = minion.show_sls(pillar)
     install_keepalived_scripts(minion, states, tmp_path, pillar)
     for state_id, filename in CONFIG_STATES.items():
-        result, _ = render_config(minion, states, state_id, tmp_path / filename, copy.deepcopy(pillar))
+        result, _ = render_config(minion, states, state_id, tmp_path / filename, pillar)
         assert result["result"] is True, (state_id, result)
 
     for service in ("nginx", "haproxy", "keepalived", "metrics"):
