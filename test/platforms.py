@@ -8,9 +8,9 @@ and state none of their own.
 ``checked``: the figures were read here from the distribution's own
 packages (Debian 12: this machine's; Debian 13: the trixie root that
 test/bootstrap-debian.sh builds; a test compares them) or from its own
-package index (Ubuntu: noble and noble-updates, jammy and jammy-updates,
-read with apt on the day of ``source``).  Not checked: no mirror of the
-distribution answered here; ``source`` says where the figures come from.
+package indexes (Ubuntu's, read with apt on the day ``source`` says).  Not
+checked: no mirror of the distribution answered here; ``source`` says where
+the figures come from.
 """
 
 from dataclasses import dataclass, field
@@ -54,6 +54,12 @@ REDHAT_HAPROXY_DIRS = ("/var/lib/haproxy",)
 # (keepalived_unconfined_script_exec_t).
 REDHAT_KEEPALIVED_SCRIPTS = "/usr/libexec/keepalived"
 
+# Ubuntu's own indexes, read with apt (`apt-cache madison`): the newest of
+# the release, its -updates and -security pockets (main).  Their Release
+# files could not be authenticated here (no Ubuntu archive key on this
+# machine); apt checked each index against its Release file's hashes.
+UBUNTU_SOURCE = "Ubuntu's {release}, {release}-updates and {release}-security indexes, read with apt on 2026-12-06"
+
 PLATFORMS = {platform.name: platform for platform in (
     Platform("debian-12", _grains("Debian", "Debian", "12"),
              {"haproxy": "2.6.12-1+deb12u4", "keepalived": "1:2.2.7-1+b2", "nginx": "1.22.1-9+deb12u12",
@@ -64,26 +70,26 @@ PLATFORMS = {platform.name: platform for platform in (
               "systemd": "257.13-1~deb13u1", "python3": "3.13.5-1"},
              "the trixie root's packages (dpkg)", True, root=RELEASE_ROOTS["trixie"]),
     Platform("ubuntu-22.04", _grains("Debian", "Ubuntu", "22.04"),
-             {"haproxy": "2.4.24-0ubuntu0.22.04.2", "keepalived": "1:2.2.4-0.2build1",
-              "nginx": "1.18.0-6ubuntu14.6", "systemd": "249.11-0ubuntu3.16", "python3": "3.10.6-1~22.04.1"},
-             "Ubuntu's jammy and jammy-updates indexes (apt-cache policy, 2026-12-06)", True),
+             {"haproxy": "2.4.30-0ubuntu0.22.04.4", "keepalived": "1:2.2.4-0.2build1",
+              "nginx": "1.18.0-6ubuntu14.24", "systemd": "249.11-0ubuntu3.23", "python3": "3.10.6-1~22.04.1"},
+             UBUNTU_SOURCE.format(release="jammy"), True),
     Platform("ubuntu-24.04", _grains("Debian", "Ubuntu", "24.04"),
-             {"haproxy": "2.8.16-0ubuntu0.24.04.1", "keepalived": "1:2.2.8-1build2",
-              "nginx": "1.24.0-2ubuntu7.5", "systemd": "255.4-1ubuntu8.11", "python3": "3.12.3-0ubuntu2.1"},
-             "Ubuntu's noble and noble-updates indexes (apt-cache policy, 2026-12-06)", True),
+             {"haproxy": "2.8.30-0ubuntu0.24.04.2", "keepalived": "1:2.2.8-1build2",
+              "nginx": "1.24.0-2ubuntu7.21", "systemd": "255.4-1ubuntu8.19", "python3": "3.12.3-0ubuntu2.1"},
+             UBUNTU_SOURCE.format(release="noble"), True),
     Platform("rhel-9", _grains("RedHat", "RedHat", "9.6"),
              {"haproxy": "2.4.22", "keepalived": "2.2.8", "nginx": "1.20.1", "systemd": "252",
               "python3": "3.9"},
              "Red Hat's knowledge base 6996272 (RHEL 9: HAProxy 2.4); the rest from Red Hat's release notes"
-             " as remembered (AppStream, nginx's default stream): no RHEL, CentOS Stream, AlmaLinux or Rocky"
+             " (AppStream, nginx's default stream), from memory: no RHEL, CentOS Stream, AlmaLinux or Rocky"
              " mirror answered here",
              False, haproxy_dirs=REDHAT_HAPROXY_DIRS, keepalived_scripts=REDHAT_KEEPALIVED_SCRIPTS),
     Platform("rhel-10", _grains("RedHat", "RedHat", "10.0"),
              {"haproxy": "3.0.5", "keepalived": "2.2.8", "nginx": "1.26.3", "systemd": "257",
               "python3": "3.12"},
-             "Red Hat's knowledge base 6996272 (RHEL 10: HAProxy 3.0), a project's AlmaLinux 10 tests"
-             " (HAProxy 3.0.5), sclorg's nginx 1.26 image of CentOS Stream 10; keepalived, systemd and Python"
-             " from Red Hat's release notes as remembered: no mirror answered here",
+             "Red Hat's knowledge base 6996272 (RHEL 10: HAProxy 3.0), herr-ober's release notes (its AlmaLinux"
+             " 10.3 tests start at HAProxy 3.0.5), sclorg's nginx 1.26 image of CentOS Stream 10; keepalived,"
+             " systemd and Python from Red Hat's release notes, from memory: no mirror answered here",
              False, haproxy_dirs=REDHAT_HAPROXY_DIRS, keepalived_scripts=REDHAT_KEEPALIVED_SCRIPTS),
 )}
 
