@@ -12,6 +12,8 @@ import sys
 
 import yaml
 
+from test.platforms import PLATFORMS
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SALT_CALL = pathlib.Path(sys.executable).with_name("salt-call")
 
@@ -19,10 +21,15 @@ SALT_CALL = pathlib.Path(sys.executable).with_name("salt-call")
 # hvtmissing is claimed but absent from the throwaway netns, for a config
 # the pillar check passes and keepalived -t refuses.
 INTERFACES = {name: [] for name in ("lo", "ens32", "eth0", "hvtvip0", "hvtmissing")}
-DEBIAN_GRAINS = {"os_family": "Debian", "os": "Debian", "osmajorrelease": 12, "init": "systemd",
-                 "ip_interfaces": INTERFACES}
-REDHAT_GRAINS = {"os_family": "RedHat", "os": "Rocky", "osmajorrelease": 9, "init": "systemd",
-                 "ip_interfaces": INTERFACES}
+
+
+def grains_of(platform):
+    """A test minion's grains on ``platform`` (test/platforms.py)."""
+    return {**PLATFORMS[platform].grains, "init": "systemd", "ip_interfaces": INTERFACES}
+
+
+DEBIAN_GRAINS = grains_of("debian-12")
+REDHAT_GRAINS = grains_of("rhel-9")
 
 
 # What Salt's file server needs of the repo.  file_roots gets a directory of

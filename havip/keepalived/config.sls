@@ -8,10 +8,12 @@ include:
   - .install
 
 {#- keepalived runs these as root (enable_script_security): root-owned, not
-    writable by anyone else. They only report; they never stop keepalived. #}
+    writable by anyone else (their directory made so where it is missing: the
+    RedHat family's). They only report; they never stop keepalived. #}
 havip-keepalived-check-script-file:
   file.managed:
     - name: {{ lookup.keepalived.check_script }}
+    - makedirs: true
     - source: {{ havip.tofs.sources['havip-keepalived-check-script-file'] | tojson }}
     - template: jinja
     - user: root
@@ -25,6 +27,7 @@ havip-keepalived-check-script-file:
 havip-keepalived-link-check-script-file:
   file.managed:
     - name: {{ lookup.keepalived.link_check_script }}
+    - makedirs: true
     - source: {{ havip.tofs.sources['havip-keepalived-link-check-script-file'] | tojson }}
     - template: jinja
     - user: root
@@ -39,6 +42,7 @@ havip-keepalived-link-check-script-file:
 havip-keepalived-handover-script-file:
   file.managed:
     - name: {{ lookup.keepalived.handover_script }}
+    - makedirs: true
     - source: {{ havip.tofs.sources['havip-keepalived-handover-script-file'] | tojson }}
     - template: jinja
     - user: root
@@ -53,6 +57,7 @@ havip-keepalived-handover-script-file:
 havip-keepalived-notify-script-file:
   file.managed:
     - name: {{ lookup.keepalived.notify_script }}
+    - makedirs: true
     - source: {{ havip.tofs.sources['havip-keepalived-notify-script-file'] | tojson }}
     - template: jinja
     - user: root

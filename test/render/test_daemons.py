@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from test import daemons
+from test.platforms import PLATFORMS, major_minor
 
 HAPROXY = """global
     maxconn 100
@@ -83,14 +84,12 @@ def test_a_config_is_checked_at_its_own_path_with_the_files_it_names(tmp_path):
 
 
 def test_trixies_daemons_are_debian_13s():
-    versions = {}
+    debian_13 = PLATFORMS["debian-13"].versions
     for package in ("haproxy", "keepalived", "nginx"):
-        versions[package] = subprocess.run(
+        version = subprocess.run(
             ["chroot", str(daemons.TRIXIE_ROOT), "dpkg-query", "-W", "-f=${Version}", package],
             capture_output=True, text=True, check=True).stdout
-    assert versions["haproxy"].startswith("3.0."), versions
-    assert versions["keepalived"].startswith("1:2.3."), versions
-    assert versions["nginx"].startswith("1.26."), versions
+        assert major_minor(version) == major_minor(debian_13[package]), (package, version)
 
 
 def test_without_the_trixie_root_a_check_fails_saying_how_to_build_it(tmp_path, monkeypatch):
