@@ -100,6 +100,9 @@ CALL_TIMEOUT = 10
 # The runner's lock, under the master's cachedir: one failover test,
 # deploy, standby or resume at a time.
 RUNNER_LOCK = "havip/runner.lock"
+# Beside it, where each rolling deploy drained a server and has not readied
+# it since (havip_rerun): its rerun after a failure takes those first.
+DEPLOY_RECORD = "havip/deploy-drained.json"
 # Where salt-run havip.log_transition logs the VRRP transitions minions
 # confirmed, unless the master option TRANSITION_LOG_OPTION says otherwise.
 TRANSITION_LOG = "/var/log/salt/havip-vrrp.log"
