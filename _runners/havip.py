@@ -315,6 +315,18 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", state=
     ``salt-run`` exit 1; ``max_failed`` failed requests per service and VIP
     are tolerated (default 0).  Returns every step with its duration.
 
+    Run again (the cause fixed), the deploy picks up where it stopped: the
+    nodes whose servers a failed run of it left drained, and that a
+    balancer's HAProxy still shows DRAIN, go first (``completed_first``,
+    named in the comment): drained again, applied, checked, readied, then
+    the others in their order, so that no more servers are out than in any
+    turn.  Which drains are the deploy's is recorded on the master (its
+    cachedir): a server drained by hand, or by the other kind of deploy (or
+    another state's), is not; it is taken in its turn, and ``havip.drain``
+    still refuses to drain the last server UP of a pool beside it.  A
+    balancer left on standby is not resumed by a rerun (``salt-run
+    havip.resume`` ends it, as the comment says).
+
     With ``state`` (an SLS name, the operator's own: not ``havip`` nor
     ``havip.*``), a rolling deploy of the operator's application instead:
     ``state.apply <state>`` on each server of ``pools`` (a list of the
@@ -339,7 +351,8 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", state=
     The first failure stops the rollout: the nodes before it are serving,
     those after it untouched, and that node is left drained (drained again
     when its ready or the probes failed); the comment says what failed,
-    where it is drained and what is untouched.  Servers given by
+    where it is drained and what is untouched.  Run again with the same
+    ``state``, it takes that node first, as above.  Servers given by
     ``address`` are no Salt minions: skipped, and named in the comment and
     in ``skipped``.  Refused before anything runs: ``state`` that is not
     such an SLS name, ``pools`` without ``state``, or naming a pool the
@@ -368,11 +381,13 @@ def deploy(client=None, rate=100, max_failed=0, tgt="*", tgt_type="glob", state=
     if problem := havip_options.unknown_options(deploy, options):
         return _fail(report, problem)
     values = {"client": client, "rate": rate, "max_failed": max_failed, "tgt": tgt, "tgt_type": tgt_type}
+    record = os.path.join(__opts__["cachedir"], havip_facts.DEPLOY_RECORD)
     if state is None and pools is None:
         return _exclusive("deploy", report, values,
-                          lambda: _run(havip_deploy, report, client, rate, max_failed, tgt, tgt_type))
+                          lambda: _run(havip_deploy, report, record, client, rate, max_failed, tgt, tgt_type))
     return _exclusive("deploy", report, {**values, "state": state, "pools": pools},
-                      lambda: _run(havip_appdeploy, report, state, pools, client, rate, max_failed, tgt, tgt_type))
+                      lambda: _run(havip_appdeploy, report, record, state, pools, client, rate, max_failed, tgt,
+                                   tgt_type))
 
 
 def _status_answer(minion, sealed):

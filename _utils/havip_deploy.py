@@ -1,7 +1,8 @@
 """
 The runner's rolling deploy (``havip.deploy``) as it runs: the probes of
 every service for as long as the rollout takes, each node's steps in turn
-(the plan is havip_rollout's), the final check, and the report.
+(the plan is havip_rollout's; the nodes a failed run left drained first:
+havip_rerun), the final check, and the report.
 
 The runner passes in the minions (havip_master.Minions) and the function
 that opens a connection of its own for a probe in the background: no Salt
@@ -16,6 +17,7 @@ import havip_cluster
 import havip_facts
 import havip_health
 import havip_master
+import havip_rerun
 import havip_rollout
 import havip_targets
 
@@ -70,22 +72,25 @@ def holds(minions, config, name):
     return None, any(name in names for names in havip_health.holders(config, {name: status}).values())
 
 
-def logged_step(minions, step, steps):
+def logged_step(minions, step, steps, record):
     """havip_master.run_step of ``step``, "label: seconds" (and FAILED)
-    appended to ``steps``."""
+    appended to ``steps``, what it drained or readied noted in ``record``
+    (havip_rerun.Record)."""
     start = time.monotonic()
     problem, answers = havip_master.run_step(minions, step)
+    record.note(step, answers)
     steps.append(f"{step.label}: {time.monotonic() - start:.1f} s" + (" FAILED" if problem else ""))
     return problem, answers
 
 
-def roll_out(minions, config, order, steps):
+def roll_out(minions, config, order, steps, record):
     """Run every node's steps in ``order``, appending "label: seconds" to
-    ``steps``.  Whether a balancer holds a VIP (and so goes on standby for
-    its apply) is read when its turn comes: a failover meanwhile moves the
-    VIPs.  Stops at the first failing step; returns why it failed, what
-    that node is left with and which nodes were left untouched, or None
-    when every step passed."""
+    ``steps`` (what they drain and ready noted in ``record``).  Whether a
+    balancer holds a VIP (and so goes on standby for its apply) is read
+    when its turn comes: a failover meanwhile moves the VIPs.  Stops at
+    the first failing step; returns why it failed, what that node is left
+    with and which nodes were left untouched, or None when every step
+    passed."""
     for index, name in enumerate(order):
         problem, holding = None, False
         if "balancer" in config["nodes"][name]["roles"]:
@@ -95,7 +100,7 @@ def roll_out(minions, config, order, steps):
         untouched = [f"untouched: {', '.join(order[index + 1:])}"] if order[index + 1:] else []
         done = []
         for step in havip_rollout.node_steps(config, name, holding):
-            problem, answers = logged_step(minions, step, steps)
+            problem, answers = logged_step(minions, step, steps, record)
             if problem:
                 return "; ".join([f"step '{step.label}' failed: {problem}", "stopped there",
                                   *havip_rollout.left_behind(name, done, step, list(answers))] + untouched)
@@ -139,19 +144,23 @@ def under_probes(probes, rollout):
     return [p for p in [problem, *probe_problems] if p]
 
 
-def deploy(minions, connect, config, tgt, tgt_type, client, rate, max_failed, report):
-    """Pre-check, then the rollout under probes; returns the problems."""
+def deploy(minions, connect, config, tgt, tgt_type, client, rate, max_failed, report, path):
+    """Pre-check, then the rollout under probes, the nodes a failed run of
+    it left drained first (as recorded at ``path``: havip_rerun); returns
+    the problems."""
     before = havip_master.survey(minions, config)
     report["holders_before"] = before["holders"]
     if before["problems"]:
         return ["pre-check failed: " + "; ".join(before["problems"])]
     if problem := havip_master.pending_problem(minions, config):
         return [f"refused, nothing deployed: {problem}"]
-    order = havip_rollout.rollout_order(config, before["holders"])
+    record = havip_rerun.Record(path, config, "havip")
+    left = record.still_drained(before["statuses"])
+    order = havip_rerun.first(havip_rollout.rollout_order(config, before["holders"]), left)
     targets = havip_targets.of_pools(config, [pool["name"] for pool in config["pools"]])
-    report.update(order=order, probe=probe_report(targets, client, rate), steps=[])
+    report.update(order=order, completed_first=left, probe=probe_report(targets, client, rate), steps=[])
     probes = [Probe(minions, connect, client, target["url"], rate, max_failed, target["host"]) for target in targets]
-    problems = under_probes(probes, lambda: roll_out(minions, config, order, report["steps"])
+    problems = under_probes(probes, lambda: roll_out(minions, config, order, report["steps"], record)
                             or settled(minions, tgt, tgt_type, report))
     seen = [probe.answer for probe in probes if isinstance(probe.answer, dict)]
     if seen:
@@ -159,18 +168,26 @@ def deploy(minions, connect, config, tgt, tgt_type, client, rate, max_failed, re
     return problems
 
 
-def run(minions, connect, report, client, rate, max_failed, tgt, tgt_type):
+def first_note(left):
+    """What the comment says of the nodes a failed run left drained, taken
+    first."""
+    return f" ({', '.join(left)} first: a failed deploy left {'it' if len(left) == 1 else 'them'} drained)" \
+        if left else ""
+
+
+def run(minions, connect, report, path, client, rate, max_failed, tgt, tgt_type):
     """The rolling deploy of the runner's ``havip.deploy``, filling in
-    ``report``; returns (done, its comment)."""
+    ``report`` (``path``: the record of what a failed deploy left drained,
+    havip_rerun's); returns (done, its comment)."""
     try:
         config = minions.config(tgt, tgt_type)
         client = havip_cluster.probing_client(config, client, "deploy:client")
     except ValueError as exc:
         return False, str(exc)
-    problems = deploy(minions, connect, config, tgt, tgt_type, client, rate, max_failed, report)
+    problems = deploy(minions, connect, config, tgt, tgt_type, client, rate, max_failed, report, path)
     if problems:
         return False, "rolling deploy FAILED: " + "; ".join(problems)
     failed = report["failed_requests"]
-    return True, f"rolling deploy done: {', '.join(report['order'])}; " + (
+    return True, f"rolling deploy done: {', '.join(report['order'])}{first_note(report['completed_first'])}; " + (
         "no request failed" if not failed else
         f"{failed} of {report['requests']} requests failed (max_failed: {max_failed} per VIP)")

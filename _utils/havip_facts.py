@@ -65,12 +65,19 @@ CHECK_ADDRESS = "127.0.0.1"
 # check (keepalived:track_backends) when keepalived:check:answer_timeout is
 # 0 (the check of stats:monitor_uri is off).
 BACKENDS_ANSWER_TIMEOUT = 0.5
-# keepalived:track_link's check pings every other node of the cluster every
-# LINK_PING_GAP s and fails once every one of them has left LINK_LOST pings
-# unanswered when the next one went out: on a healthy LAN a reply comes in
-# well under a millisecond, and 30 % loss each way fails it in about 0.1 s.
+# keepalived:track_link's check pings the other balancers and at most
+# LINK_NODES other nodes (the first by name, the same from every balancer)
+# every LINK_PING_GAP s and fails once every one of them has left LINK_LOST
+# pings unanswered when the next one went out: on a healthy LAN a reply
+# comes in well under a millisecond, and 30 % loss each way fails it in
+# about 0.1 s.  Three: a false failure then needs the other balancers and
+# three more nodes silent at once (one backend down, rebooted or being
+# deployed is not this link), while a cluster of 16 backends and 2
+# balancers sends 4 x 50 = 200 pings/s from each balancer, not 850; and the
+# clusters of up to three such nodes ping every node as before.
 LINK_PING_GAP = 0.02
 LINK_LOST = 2
+LINK_NODES = 3
 
 # What havip.inject breaks, and so what the failover test may ask for.
 FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
@@ -100,6 +107,9 @@ CALL_TIMEOUT = 10
 # The runner's lock, under the master's cachedir: one failover test,
 # deploy, standby or resume at a time.
 RUNNER_LOCK = "havip/runner.lock"
+# Beside it, where each rolling deploy drained a server and has not readied
+# it since (havip_rerun): its rerun after a failure takes those first.
+DEPLOY_RECORD = "havip/deploy-drained.json"
 # Where salt-run havip.log_transition logs the VRRP transitions minions
 # confirmed, unless the master option TRANSITION_LOG_OPTION says otherwise.
 TRANSITION_LOG = "/var/log/salt/havip-vrrp.log"

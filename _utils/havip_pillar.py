@@ -26,6 +26,7 @@ from havip_facts import (
     IN_SERVICE,
     LINGER_DEVICE,
     LINK_LOST,
+    LINK_NODES,
     LINK_PING_GAP,
     MAX_WEIGHT,
     MINE_FUNCTION,
@@ -190,15 +191,26 @@ def _check_keepalived(config, vips):
                       f"must be above the {longest:g} s a check may take (answer_timeout + watch)")
 
 
+def _link_targets(nodes, me):
+    """The nodes keepalived:track_link's check pings from balancer ``me``
+    (None: the master's view, pinging from no node): every other balancer,
+    and the first LINK_NODES nodes that are not balancers by name, the
+    same on every balancer (the first by name even when the mine has not
+    given its address yet: then it is not pinged)."""
+    balancers = sorted(name for name, node in nodes.items() if "balancer" in node["roles"])
+    others = sorted(name for name, node in nodes.items() if "balancer" not in node["roles"])[:LINK_NODES]
+    return [name for name in balancers + others if name != me]
+
+
 def _link_check(check, nodes, me):
     """keepalived:track_link's check (havip/files/check-link.sh.jinja): the
-    addresses it pings (every other node's, canonical, sorted), how long
-    each run pings (until just before the next run, within the check's
-    timeout), the gap between two pings and the pings each address must
-    leave unanswered."""
+    addresses it pings (:py:func:`_link_targets`' addresses, canonical,
+    sorted), how long each run pings (until just before the next run,
+    within the check's timeout), the gap between two pings and the pings
+    each address must leave unanswered."""
     me = me["name"] if me else None
-    addresses = sorted({node["address"] for name, node in nodes.items()
-                        if name != me and node["address"] is not None},
+    addresses = sorted({nodes[name]["address"] for name in _link_targets(nodes, me)
+                        if nodes[name]["address"] is not None},
                        key=lambda address: (ipaddress.ip_address(address).version, ipaddress.ip_address(address)))
     return {"addresses": addresses, "watch": round(min(check["interval"], check["timeout"]) - 0.1, 1),
             "gap": LINK_PING_GAP, "lost": LINK_LOST}

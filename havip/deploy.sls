@@ -11,8 +11,13 @@
 # is applied and checked, and resumes.  A client probes the frontend on every
 # VIP meanwhile; a failed request fails the run.  The first failing step
 # stops the rollout there (the comment says what it left drained or on
-# standby) and salt-run exits 1.  A change of keepalived:vrrp_version is
-# refused (apply it to every balancer at once).
+# standby) and salt-run exits 1.  Run again once the cause is fixed, it
+# first completes the nodes it left drained (still DRAIN in HAProxy: applied,
+# checked, readied), then goes on with the others; a server drained by
+# someone else is not its own (havip.drain still refuses to drain the last
+# one UP beside it), and a balancer left on standby needs salt-run
+# havip.resume.  A change of keepalived:vrrp_version is refused (apply it to
+# every balancer at once).
 #
 # deploy pillar keys (all optional): client (the probing minion; default:
 # the first node that is not a balancer), rate (requests/s per VIP),
@@ -31,8 +36,9 @@
 # Each of those servers that is a node, one at a time: drained on every
 # balancer in every pool that holds it, state.apply <state> there, readied
 # (UP on every balancer), under the probes of the services those pools
-# serve.  The first failure stops there, that server left drained; servers
-# given by address are skipped and named.  salt-run havip.deploy's
+# serve.  The first failure stops there, that server left drained (the same
+# deploy run again takes it first); servers given by address are skipped
+# and named.  salt-run havip.deploy's
 # docstring (salt-run -d havip.deploy) says the rest.
 # Needs the runner, the module and their helpers: salt-run saltutil.sync_all,
 # salt '*' saltutil.sync_all

@@ -4,7 +4,7 @@ the seed's topology, with the runner's own probe (the client host, 100
 requests/s on the VIP): a pillar change reaches every node without a failed
 request; a backend whose apply fails stops the rollout at that step, the
 backend drained and every other node untouched, and a rerun once the cause
-is gone completes it.  One cluster for the file; every test leaves it
+is gone completes it (the backend a failed run left drained first).  One cluster for the file; every test leaves it
 healthy, on the seed's pillar.
 """
 
@@ -180,3 +180,36 @@ def test_a_failing_apply_stops_the_deploy_there_and_a_rerun_after_the_fix_comple
     assert {n: page(healthy, n) for n in BACKENDS} == {n: f"{n} v3" for n in BACKENDS}
     for name in BALANCERS:
         assert healthy.salt(name, "havip.status").data["haproxy"]["backends"] == {broken: "UP", untouched: "UP"}
+
+
+def test_a_rerun_of_a_deploy_that_failed_at_its_second_backend_completes_that_backend_first(healthy):
+    """Chaos seed 4445, round 1: a deploy stopped at its second backend's
+    apply leaves that backend drained; run again once the cause was gone,
+    it began with the first backend, and havip.drain refused to drain it
+    (no other backend UP).  Now the rerun completes the drained one first
+    (drained again, applied, checked, readied), then the others."""
+    done, broken = BACKENDS
+    healthy.set_pillar(changed_pillar("53s", "v4"))
+    host = healthy.host(broken)
+    host.run(["mount", "--bind", WEBROOT, WEBROOT])
+    try:
+        host.run(["mount", "-o", "remount,bind,ro", WEBROOT])
+        result, steps = deploy(healthy, client=SEED.client)
+    finally:
+        host.run(["umount", WEBROOT])
+    report = steps["havip-deploy-run"]
+    assert report is not None, f"the deploy step did not run: {steps}"
+    assert result.returncode != 0 and report["result"] is False
+    assert f"{broken} stays drained on {', '.join(BALANCERS)}" in report["comment"]
+    assert labels(report) == backend_steps(done) + backend_steps(broken)[:2]
+
+    result, steps = deploy(healthy, client=SEED.client)
+    report = steps["havip-deploy-run"]
+    print(f"\nthe rerun: {report}")
+    assert result.returncode == 0, result.stdout
+    assert report["completed_first"] == [broken]
+    assert labels(report)[:8] == backend_steps(broken) + backend_steps(done)
+    assert requests(report)[0] == 0, report["failed_requests"]
+    assert {n: page(healthy, n) for n in BACKENDS} == {n: f"{n} v4" for n in BACKENDS}
+    for name in BALANCERS:
+        assert healthy.salt(name, "havip.status").data["haproxy"]["backends"] == {done: "UP", broken: "UP"}

@@ -14,6 +14,7 @@ import pytest
 
 from test.formula import render, set_key, validated
 from test.saltcall import seed_pillar
+from test.unit.utils.test_havip_pillar import more_backends
 
 # svr1's view of the seed: it pings nginx1, nginx2 and svr2.
 OTHERS = ("192.168.100.11", "192.168.100.12", "192.168.100.14")
@@ -66,6 +67,15 @@ def test_the_link_check_pings_every_other_node_every_gap_without_names(tmp_path)
     run = check_link(tmp_path)
     assert run(dict.fromkeys(OTHERS, "answered")) == 0
     assert sorted((tmp_path / "log").read_text().splitlines()) == [f"-n -O -i 0.02 {a}" for a in OTHERS]
+
+
+def test_at_sixteen_backends_the_link_check_pings_the_other_balancer_and_three_backends(tmp_path):
+    """Every node every 20 ms would be 17 x 50 = 850 pings/s; these 4, 200."""
+    run = check_link(tmp_path, [more_backends(16)])
+    pinged = ("192.168.100.11", "192.168.100.110", "192.168.100.111", "192.168.100.14")
+    assert run(dict.fromkeys(pinged, "answered")) == 0
+    assert sorted((tmp_path / "log").read_text().splitlines()) == [f"-n -O -i 0.02 {a}" for a in pinged]
+    assert run(dict.fromkeys(pinged, 5)) == 1
 
 
 def test_the_link_check_fails_when_every_other_node_leaves_pings_unanswered(tmp_path):

@@ -20,6 +20,7 @@ import havip_facts
 import havip_failover
 import havip_lock
 import havip_master
+import havip_servers
 import havip_transition
 import pytest
 import yaml
@@ -1060,7 +1061,7 @@ class DeployCluster(Cluster):
             self.removed.append(arg[0])
             return True
         if fun in ("havip.drain", "havip.ready"):
-            return {"server": arg[0], "state": fun.split(".")[1], "took_s": 0.1}
+            return self.server_answer(name, fun, arg[0])
         if fun == "havip.standby":
             return self.standby_answer(name)
         if fun == "havip.resume":
@@ -1068,6 +1069,20 @@ class DeployCluster(Cluster):
         if fun == "state.apply":
             return self.apply(name)
         return super().answer(name, fun, arg, kwarg)
+
+    def server_answer(self, balancer, fun, server):
+        """havip.drain or havip.ready of ``server`` on ``balancer``, its
+        status there changed as HAProxy's; a drain refused, as the module
+        refuses it, when the other servers of its pool listed there are
+        none UP."""
+        shown = self.status(balancer).get("haproxy", {}).get("backends", {})
+        pool = havip_servers.split(server)[0]
+        others = [state for other, state in shown.items() if other != server and havip_servers.split(other)[0] == pool]
+        if fun == "havip.drain" and others and not any(state.startswith("UP") for state in others):
+            return (f"ERROR executing 'havip.drain': havip.drain: refused, no other backend server is UP here;"
+                    f" draining {server} would leave none to answer")
+        self.server_states.setdefault(balancer, {})[server] = "DRAIN" if fun == "havip.drain" else "UP"
+        return {"server": server, "state": fun.split(".")[1], "took_s": 0.1}
 
     def probe(self, name, kwarg):
         self.probes.append((name, kwarg))
@@ -1411,6 +1426,65 @@ def test_deploy_removes_its_probes_stop_files_however_it_ends(runner, deploying)
     assert deploying.removed == deploying.touched and len(deploying.removed) == 2
 
 
+def test_a_rerun_of_a_deploy_that_failed_after_its_first_backend_completes_the_one_it_left_drained_first(
+        runner, deploying):
+    """Chaos seed 4445, round 1: the pillar broken once nginx1 was done,
+    the deploy stopped at nginx2's apply, nginx2 left drained; the same
+    command again, the pillar fixed, started with nginx1, and havip.drain
+    refused it (nginx2, the only other, not UP)."""
+    deploying.failed_applies.add("nginx2")
+    failed = runner.deploy(client="client")
+    assert "nginx2 stays drained on svr1, svr2" in failed["comment"]
+    deploying.failed_applies.clear()
+    deploying.rollout.clear()
+    report = runner.deploy(client="client")
+    assert report["result"] is True, report["comment"]
+    assert report["comment"] == ("rolling deploy done: nginx2, nginx1, svr2, svr1 (nginx2 first: a failed deploy"
+                                 " left it drained); no request failed")
+    assert (report["order"], report["completed_first"]) == (["nginx2", "nginx1", "svr2", "svr1"], ["nginx2"])
+    # Drained again (its pool's rule checked again), applied, checked, readied: then the others.
+    assert deploying.rollout == (steps_of("nginx2") + steps_of("nginx1") + steps_of_idle("svr2")
+                                 + steps_of_holder("svr1"))
+    assert deploying.server_states == {b: {"nginx1": "UP", "nginx2": "UP"} for b in BALANCERS}
+    # Done: a third run is in the usual order.
+    assert runner.deploy(client="client")["order"] == ["nginx1", "nginx2", "svr2", "svr1"]
+
+
+@pytest.mark.parametrize("drained_by", ["an operator", "a deploy of the operator's state"])
+def test_a_deploy_still_refuses_to_drain_the_last_server_up_beside_one_someone_else_drained(
+        runner, deploying, drained_by):
+    """The record says which drains a deploy made: a server drained by
+    hand, or by the other kind of deploy, is not this deploy's to ready."""
+    if drained_by == "an operator":
+        deploying.server_states = {b: {"nginx2": "DRAIN"} for b in BALANCERS}
+    else:
+        deploying.failed_applies.add("nginx2")
+        assert "nginx2 stays drained on svr1, svr2" in runner.deploy(state=APP, client="client")["comment"]
+        deploying.failed_applies.clear()
+    deploying.rollout.clear()
+    report = runner.deploy(client="client")
+    assert report["result"] is False and report["completed_first"] == []
+    assert report["comment"].startswith(
+        "rolling deploy FAILED: step 'drain nginx1 on svr1, svr2' failed: svr1: ERROR executing 'havip.drain':"
+        " havip.drain: refused, no other backend server is UP here")
+    assert deploying.rollout == steps_of("nginx1")[:1]
+
+
+def test_a_rerun_takes_a_server_readied_by_hand_since_in_its_turn(runner, deploying):
+    deploying.failed_applies.add("nginx2")
+    runner.deploy(client="client")
+    deploying.failed_applies.clear()
+    deploying.server_states["svr1"]["nginx2"] = "UP"  # salt svr1 havip.ready nginx2: still DRAIN on svr2
+    report = runner.deploy(client="client")
+    assert report["result"] is True, report["comment"]
+    assert report["order"][:2] == ["nginx2", "nginx1"]
+    deploying.failed_applies.add("nginx2")
+    runner.deploy(client="client")
+    deploying.failed_applies.clear()
+    deploying.server_states = {b: {"nginx2": "UP"} for b in BALANCERS}  # readied everywhere by hand
+    assert runner.deploy(client="client")["order"] == ["nginx1", "nginx2", "svr2", "svr1"]
+
+
 # ---- rolling deploy of the operator's application (state, pools) ----------------
 
 
@@ -1549,6 +1623,24 @@ def test_deploy_of_a_state_stops_when_the_probes_saw_a_failed_request_with_that_
         " untouched: app2; skipped (given by address): api/legacy")
     assert apps.rollout == app_steps("app1", "api/app1") + [(["svr1", "svr2"], "havip.drain", ["api/app1"])]
     assert (report["failed_requests"], report["requests"]) == (2, 8400)
+
+
+def test_a_rerun_of_a_deploy_of_a_state_completes_the_node_it_left_drained_first(runner, apps):
+    apps.failed_applies.add("app2")
+    runner.deploy(state=APP, pools=["api"], client="client")
+    apps.failed_applies.clear()
+    apps.rollout.clear()
+    report = runner.deploy(state=APP, pools=["api"], client="client")
+    assert report["result"] is True, report["comment"]
+    assert report["comment"] == (
+        "rolling deploy of shop.app done: app2, app1 (app2 first: a failed deploy left it drained);"
+        " no request failed; skipped (given by address): api/legacy")
+    assert apps.rollout == app_steps("app2", "api/app2", "sql/db-b") + app_steps("app1", "api/app1")
+    # Another state's rerun is not this one's.
+    apps.failed_applies.add("app2")
+    runner.deploy(state=APP, pools=["api"], client="client")
+    apps.failed_applies.clear()
+    assert runner.deploy(state="shop.other", pools=["api"], client="client")["order"] == ["app1", "app2"]
 
 
 def test_deploy_of_a_state_says_where_a_refused_drain_left_the_server(runner, apps):
