@@ -79,8 +79,8 @@ done
 @dataclasses.dataclass
 class Topology:
     """Lab hosts (name -> address) and the havip pillar deployed on them;
-    ``releases``: name -> Debian release of the hosts that do not run the
-    lab's (RELEASE)."""
+    ``releases``: name -> Debian release of a host that runs another one
+    than the lab's (RELEASE)."""
     name: str
     hosts: dict
     client: str
@@ -303,8 +303,8 @@ def outages(report):
 class LabMinion(SaltMinion):
     """A salt-minion started inside a lab host (its namespaces and root),
     by this virtualenv's Python.  On a host of another release than the
-    machine's (Debian 12), the interpreter is exec'd by its real path with the
-    virtualenv's as its name (argv[0]: Python finds the virtualenv's
+    machine's (Debian 12), the interpreter is exec'd by its real path with
+    the virtualenv's as its name (argv[0]: Python finds the virtualenv's
     pyvenv.cfg from it): the virtualenv's link to ``python3`` would reach
     that release's own."""
 
