@@ -78,11 +78,14 @@ done
 
 @dataclasses.dataclass
 class Topology:
-    """Lab hosts (name -> address) and the havip pillar deployed on them."""
+    """Lab hosts (name -> address) and the havip pillar deployed on them;
+    ``releases``: name -> Debian release of a host that runs another one
+    than the lab's (RELEASE)."""
     name: str
     hosts: dict
     client: str
     pillar: dict
+    releases: dict = dataclasses.field(default_factory=dict)
 
     @property
     def nodes(self):
@@ -300,8 +303,8 @@ def outages(report):
 class LabMinion(SaltMinion):
     """A salt-minion started inside a lab host (its namespaces and root),
     by this virtualenv's Python.  On a host of another release than the
-    machine's, the interpreter is exec'd by its real path with the
-    virtualenv's as its name (argv[0]: Python finds the virtualenv's
+    machine's (Debian 12), the interpreter is exec'd by its real path with
+    the virtualenv's as its name (argv[0]: Python finds the virtualenv's
     pyvenv.cfg from it): the virtualenv's link to ``python3`` would reach
     that release's own."""
 
@@ -309,7 +312,7 @@ class LabMinion(SaltMinion):
 
     def cmdline(self, *args):
         python, *rest = super().cmdline(*args)
-        if RELEASE == "bookworm":
+        if self.host.release == "bookworm":
             return [*self.host.nsenter_prefix(), python, *rest]
         return [*self.host.nsenter_prefix(), "bash", "-c", 'exec -a "$0" "$@"', python, os.path.realpath(python),
                 *rest]
@@ -730,8 +733,10 @@ def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None,
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - havip\n")
     (pillar_dir / "havip.sls").write_text(yaml.safe_dump(topology.pillar))
     factories_root = pathlib.Path(salt_factories.root_dir)
-    binds = [REPO, factories_root] + (interpreter_binds() if RELEASE != "bookworm" else [])
-    with Lab(topology.hosts, gateway=f"{GATEWAY}/{NETWORK.prefixlen}", binds=binds) as lab:
+    releases = {topology.releases.get(name, RELEASE) for name in topology.hosts}
+    binds = [REPO, factories_root] + (interpreter_binds() if releases != {"bookworm"} else [])
+    with Lab(topology.hosts, gateway=f"{GATEWAY}/{NETWORK.prefixlen}", binds=binds,
+             releases=topology.releases) as lab:
         master = salt_factories.salt_master_daemon(
             f"havip-master-{topology.name}",
             overrides={
