@@ -299,17 +299,18 @@ def outages(report):
 @attr.s(kw_only=True)
 class LabMinion(SaltMinion):
     """A salt-minion started inside a lab host (its namespaces and root),
-    by this virtualenv's Python.  On a host of another release than the
+    by this virtualenv's Python.  On a host of another ``release`` than the
     machine's, the interpreter is exec'd by its real path with the
     virtualenv's as its name (argv[0]: Python finds the virtualenv's
     pyvenv.cfg from it): the virtualenv's link to ``python3`` would reach
     that release's own."""
 
     host = attr.ib(repr=False)
+    release = attr.ib(default=RELEASE)
 
     def cmdline(self, *args):
         python, *rest = super().cmdline(*args)
-        if RELEASE == "bookworm":
+        if self.release == "bookworm":
             return [*self.host.nsenter_prefix(), python, *rest]
         return [*self.host.nsenter_prefix(), "bash", "-c", 'exec -a "$0" "$@"', python, os.path.realpath(python),
                 *rest]
@@ -721,17 +722,19 @@ def minion_overrides():
 
 
 @contextlib.contextmanager
-def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None, file_roots=()):
+def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None, file_roots=(), release=None):
     """Lab up, master and minions started, pillar in place, the formula
     synced and the mine filled (README's steps before the first apply); all
     torn down after.  ``file_roots``: directories of the tests' own states,
-    served after the formula's."""
+    served after the formula's; ``release``: the hosts' Debian release
+    (test/lab/lab.py's RELEASE_ROOTS; by default RELEASE)."""
+    release = release or RELEASE
     pillar_dir.mkdir(parents=True, exist_ok=True)
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - havip\n")
     (pillar_dir / "havip.sls").write_text(yaml.safe_dump(topology.pillar))
     factories_root = pathlib.Path(salt_factories.root_dir)
-    binds = [REPO, factories_root] + (interpreter_binds() if RELEASE != "bookworm" else [])
-    with Lab(topology.hosts, gateway=f"{GATEWAY}/{NETWORK.prefixlen}", binds=binds) as lab:
+    binds = [REPO, factories_root] + (interpreter_binds() if release != "bookworm" else [])
+    with Lab(topology.hosts, gateway=f"{GATEWAY}/{NETWORK.prefixlen}", binds=binds, release=release) as lab:
         master = salt_factories.salt_master_daemon(
             f"havip-master-{topology.name}",
             overrides={
@@ -745,7 +748,7 @@ def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None,
         with master.started(start_timeout=60):
             minions = [
                 master.salt_minion_daemon(name, overrides=minion_overrides(),
-                                          factory_class=LabMinion, host=lab.host(name))
+                                          factory_class=LabMinion, host=lab.host(name), release=release)
                 for name in topology.hosts
             ]
             with contextlib.ExitStack() as stack:
