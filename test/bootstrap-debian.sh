@@ -77,27 +77,30 @@ fi
 
 # Debian 13 "trixie": one root file system from Debian's own packages, the
 # daemons the formula installs (havip/parameters: haproxy, keepalived,
-# nginx; curl and nftables for keepalived's checks and the handover) and
+# nginx; curl and nftables for keepalived's checks and the handover),
 # what a lab host boots with (systemd as PID 1, D-Bus, iproute2, procps,
-# python3).  apt's lists and .debs stay in it, with those of what a lab
-# host installs besides (the daemons' Recommends, ping, the node
-# exporter): a host installs from them offline.  Built into a temporary
+# python3) and openssl (the lab's client checks the certificates it gets).
+# apt's lists and .debs stay in it, with those of what a lab host installs
+# besides (ping, the node exporter, the client's Prometheus, and the
+# Recommends of what the formula installs with them: the daemons', ping's
+# linux-sysctl-defaults): a host installs from them offline.  Built into a temporary
 # directory and renamed, so an interrupted build never counts as done;
 # built again when the package lists change.  test/daemons.py chroots
 # into it, test/lab/lab.py boots it.
 TRIXIE=/var/cache/havip/trixie
-TRIXIE_PKGS="systemd systemd-sysv dbus iproute2 nftables procps python3 curl haproxy keepalived nginx"
-TRIXIE_DEBS="iputils-ping prometheus-node-exporter"
-TRIXIE_KEY="3 $TRIXIE_PKGS / $TRIXIE_DEBS"
+TRIXIE_PKGS="systemd systemd-sysv dbus iproute2 nftables procps python3 curl openssl haproxy keepalived nginx"
+TRIXIE_DEBS="iputils-ping prometheus-node-exporter prometheus"
+TRIXIE_RECOMMENDING="haproxy keepalived nginx iputils-ping"
+TRIXIE_KEY="3 $TRIXIE_PKGS / $TRIXIE_DEBS / $TRIXIE_RECOMMENDING"
 # Run by mmdebstrap with the new root as "$1".
 TRIXIE_HOOK='set -e; recommended=$(chroot "$1" apt-cache depends --no-depends --no-pre-depends --no-suggests \
-    --no-conflicts --no-breaks --no-replaces --no-enhances haproxy keepalived nginx \
+    --no-conflicts --no-breaks --no-replaces --no-enhances $TRIXIE_RECOMMENDING \
     | sed -n "s/^ *Recommends: //p" | sort -u); \
     chroot "$1" apt-get install -y -qq --download-only --no-install-recommends $TRIXIE_DEBS $recommended'
 if [ ! -d "$TRIXIE/root/usr" ] || [ "$(cat "$TRIXIE/root.key" 2>/dev/null)" != "$TRIXIE_KEY" ]; then
     mkdir -p "$TRIXIE"
     rm -rf "$TRIXIE/root.new"
-    TRIXIE_DEBS="$TRIXIE_DEBS" mmdebstrap --quiet --variant=minbase --include="$(echo $TRIXIE_PKGS | tr ' ' ,)" \
+    TRIXIE_DEBS="$TRIXIE_DEBS" TRIXIE_RECOMMENDING="$TRIXIE_RECOMMENDING" mmdebstrap --quiet --variant=minbase --include="$(echo $TRIXIE_PKGS | tr ' ' ,)" \
         --skip=cleanup/apt/lists --skip=cleanup/apt/cache --customize-hook="$TRIXIE_HOOK" \
         trixie "$TRIXIE/root.new" \
         "deb http://deb.debian.org/debian trixie main" \

@@ -34,6 +34,7 @@ def pytest_configure(config):
     # closed stream.  The records go to pytest's own handlers instead.
     salt._logging.impl.shutdown_temp_handler()
     config.addinivalue_line("markers", "lab: needs the namespace lab (root, real daemons)")
+    config.addinivalue_line("markers", "trixie: a lab test `make test-trixie` runs on Debian 13 hosts too")
     for marker, what in ON_REQUEST.items():
         config.addinivalue_line("markers", f"{marker}: {what}, not a test")
 

@@ -78,11 +78,14 @@ done
 
 @dataclasses.dataclass
 class Topology:
-    """Lab hosts (name -> address) and the havip pillar deployed on them."""
+    """Lab hosts (name -> address) and the havip pillar deployed on them;
+    ``releases``: name -> Debian release of a host that runs another one
+    than the lab's (RELEASE)."""
     name: str
     hosts: dict
     client: str
     pillar: dict
+    releases: dict = dataclasses.field(default_factory=dict)
 
     @property
     def nodes(self):
@@ -299,18 +302,17 @@ def outages(report):
 @attr.s(kw_only=True)
 class LabMinion(SaltMinion):
     """A salt-minion started inside a lab host (its namespaces and root),
-    by this virtualenv's Python.  On a host of another ``release`` than the
-    machine's, the interpreter is exec'd by its real path with the
-    virtualenv's as its name (argv[0]: Python finds the virtualenv's
+    by this virtualenv's Python.  On a host of another release than the
+    machine's (Debian 12), the interpreter is exec'd by its real path with
+    the virtualenv's as its name (argv[0]: Python finds the virtualenv's
     pyvenv.cfg from it): the virtualenv's link to ``python3`` would reach
     that release's own."""
 
     host = attr.ib(repr=False)
-    release = attr.ib(default=RELEASE)
 
     def cmdline(self, *args):
         python, *rest = super().cmdline(*args)
-        if self.release == "bookworm":
+        if self.host.release == "bookworm":
             return [*self.host.nsenter_prefix(), python, *rest]
         return [*self.host.nsenter_prefix(), "bash", "-c", 'exec -a "$0" "$@"', python, os.path.realpath(python),
                 *rest]
@@ -722,19 +724,19 @@ def minion_overrides():
 
 
 @contextlib.contextmanager
-def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None, file_roots=(), release=None):
+def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None, file_roots=()):
     """Lab up, master and minions started, pillar in place, the formula
     synced and the mine filled (README's steps before the first apply); all
     torn down after.  ``file_roots``: directories of the tests' own states,
-    served after the formula's; ``release``: the hosts' Debian release
-    (test/lab/lab.py's RELEASE_ROOTS; by default RELEASE)."""
-    release = release or RELEASE
+    served after the formula's."""
     pillar_dir.mkdir(parents=True, exist_ok=True)
     (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - havip\n")
     (pillar_dir / "havip.sls").write_text(yaml.safe_dump(topology.pillar))
     factories_root = pathlib.Path(salt_factories.root_dir)
-    binds = [REPO, factories_root] + (interpreter_binds() if release != "bookworm" else [])
-    with Lab(topology.hosts, gateway=f"{GATEWAY}/{NETWORK.prefixlen}", binds=binds, release=release) as lab:
+    releases = {topology.releases.get(name, RELEASE) for name in topology.hosts}
+    binds = [REPO, factories_root] + (interpreter_binds() if releases != {"bookworm"} else [])
+    with Lab(topology.hosts, gateway=f"{GATEWAY}/{NETWORK.prefixlen}", binds=binds,
+             releases=topology.releases) as lab:
         master = salt_factories.salt_master_daemon(
             f"havip-master-{topology.name}",
             overrides={
@@ -748,7 +750,7 @@ def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None,
         with master.started(start_timeout=60):
             minions = [
                 master.salt_minion_daemon(name, overrides=minion_overrides(),
-                                          factory_class=LabMinion, host=lab.host(name), release=release)
+                                          factory_class=LabMinion, host=lab.host(name))
                 for name in topology.hosts
             ]
             with contextlib.ExitStack() as stack:

@@ -21,8 +21,9 @@ is-system-running`` says ``running``.
 
 The base layer is the root file system of the hosts' release (``release``,
 by default $HAVIP_LAB_RELEASE's, else bookworm: the machine's own root;
-trixie: Debian 13's, see RELEASE_ROOTS) with the packages in ``purge``
-dpkg-purged (and ``/usr/sbin/policy-rc.d`` removed, so an install in a host
+trixie: Debian 13's, see RELEASE_ROOTS; ``releases`` gives some hosts
+another, and the lab then has a base layer of each) with the packages in
+``purge`` dpkg-purged (and ``/usr/sbin/policy-rc.d`` removed, so an install in a host
 starts its daemon as on any server), and the units in ``MASKED`` (plus every
 timer) masked: an overlay ``lowerdir=<that root>`` whose upper dir holds the
 whiteouts, built once and cached while its ``/var/lib/dpkg/status`` is
@@ -223,8 +224,9 @@ class Host:
     (PID 1 of the host), ``nspawn`` (pid, start time) of the systemd-nspawn
     that runs it."""
 
-    def __init__(self, name, iface, netns, port):
+    def __init__(self, name, iface, netns, port, release):
         self.name = name
+        self.release = release  # its Debian release (RELEASE_ROOTS)
         self.iface = iface  # address with prefix length, e.g. "192.168.100.11/24"
         self.address = iface.split("/")[0]
         self.address6 = ipv6_twin(self.address)
@@ -291,31 +293,33 @@ class Lab:
     """A set of systemd hosts on one bridge.  Use as a context manager or call up()/down()."""
 
     def __init__(self, hosts, prefix="hvl", gateway="192.168.100.1/24", workdir=None,
-                 purge=None, binds=(), release=None):
+                 purge=None, binds=(), release=None, releases=None):
         """``hosts``: name -> address ("192.168.100.11", prefix length taken from
         ``gateway`` unless given).  ``binds``: extra absolute paths (directories
         or files) bind-mounted at the same path into every host (e.g. a
         virtualenv under /tmp, which the hosts' own tmpfs on /tmp would hide).
         ``release``: the hosts' Debian release (RELEASE_ROOTS), by default
-        $HAVIP_LAB_RELEASE's, else bookworm."""
+        $HAVIP_LAB_RELEASE's, else bookworm; ``releases``: name -> release of
+        the hosts of another one (a cluster halfway through an OS upgrade)."""
         if not re.fullmatch(PREFIX_RE, prefix):
             raise ValueError(f"prefix {prefix!r} does not match {PREFIX_RE}")
         self.release = release or RELEASE
-        if self.release not in RELEASE_ROOTS:
-            raise ValueError(f"release {self.release!r} is none of {sorted(RELEASE_ROOTS)}")
-        self.lower = RELEASE_ROOTS[self.release]
-        if not (self.lower / "var/lib/dpkg/status").is_file():
-            raise LabError(f"no root file system of {self.release} at {self.lower}:"
-                           " build it with `sh test/bootstrap-debian.sh`")
+        releases = releases or {}
+        if not set(releases) <= set(hosts):
+            raise ValueError(f"releases of no lab host: {sorted(set(releases) - set(hosts))}")
+        releases = {name: releases.get(name, self.release) for name in hosts}
+        for used in sorted(set(releases.values())):
+            if used not in RELEASE_ROOTS:
+                raise ValueError(f"release {used!r} is none of {sorted(RELEASE_ROOTS)}")
+            if not (RELEASE_ROOTS[used] / "var/lib/dpkg/status").is_file():
+                raise LabError(f"no root file system of {used} at {RELEASE_ROOTS[used]}:"
+                               " build it with `sh test/bootstrap-debian.sh`")
         self.prefix = prefix
         self.gateway = ipaddress.ip_interface(gateway)
         self.workdir = Path(workdir) if workdir else default_workdir(prefix)
         self.purge = list(DEFAULT_PURGE if purge is None else purge)
         self.binds = [str(Path(b).resolve()) for b in binds]
         self.shared_dir = self.workdir / "shared"
-        # Debian 12's base keeps its name of before there were releases.
-        self.base = self.workdir / ("base" if self.release == "bookworm" else f"base-{self.release}")
-        self.base_merged = self.base / "merged"
         self.switch = f"{prefix}-sw"
         self.gw_link = f"{prefix}-gw"
         self.timings = {}
@@ -330,11 +334,16 @@ class Lab:
                 raise ValueError(f"{name}: {addr} not a free address in {self.gateway.network}")
             seen.add(iface.ip)
             # switch-side port; `ip -n <prefix>-sw link` shows the host as alias
-            self.hosts[name] = Host(name, str(iface), f"{prefix}-{name}", f"h{i}")
+            self.hosts[name] = Host(name, str(iface), f"{prefix}-{name}", f"h{i}", releases[name])
         self._procs = {}  # name -> Popen of the host's systemd-nspawn
 
     def host(self, name):
         return self.hosts[name]
+
+    def base(self, release):
+        """The directory of ``release``'s base layer (Debian 12's keeps its
+        name of before there were releases)."""
+        return self.workdir / ("base" if release == "bookworm" else f"base-{release}")
 
     def __enter__(self):
         try:
@@ -356,7 +365,10 @@ class Lab:
         cleanup(self.prefix, self.workdir)
         for d in (self.workdir / "hosts", self.shared_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self._mount_base()
+        t_base = time.monotonic()
+        cached = [self._mount_base(release) for release in sorted({h.release for h in self.hosts.values()})]
+        self.timings["base"] = time.monotonic() - t_base
+        self.timings["base_cached"] = all(cached)
         self._save_state()
         self._make_switch()
         for h in self.hosts.values():
@@ -367,13 +379,13 @@ class Lab:
         self.timings["up"] = time.monotonic() - t0
         return self
 
-    def _mount_base(self):
-        """Build the base layer unless cached, then mount it read-only at base/merged."""
-        base = self.base
-        upper, work, key_file = base / "upper", base / "work", base / "key"
-        key = hashlib.sha256((self.lower / "var/lib/dpkg/status").read_bytes()
+    def _mount_base(self, release):
+        """Build ``release``'s base layer unless cached, then mount it
+        read-only at <its base>/merged; whether it was cached."""
+        base, lower = self.base(release), RELEASE_ROOTS[release]
+        upper, work, merged, key_file = base / "upper", base / "work", base / "merged", base / "key"
+        key = hashlib.sha256((lower / "var/lib/dpkg/status").read_bytes()
                              + "\0".join([BASE_FORMAT] + self.purge + list(MASKED)).encode()).hexdigest()
-        t0 = time.monotonic()
         cached = upper.is_dir() and key_file.is_file() and key_file.read_text() == key
         if not cached:
             for d in (upper, work, key_file):
@@ -381,18 +393,17 @@ class Lab:
                     shutil.rmtree(d)
                 else:
                     d.unlink(missing_ok=True)
-            for d in (upper, work, self.base_merged):
+            for d in (upper, work, merged):
                 d.mkdir(parents=True, exist_ok=True)
             _sh("unshare", "--mount", "--pid", "--fork", "--propagation", "private",
-                "sh", "-ec", BASE_BUILD_SCRIPT, "sh", self.lower, upper, work, self.base_merged, *self.purge,
+                "sh", "-ec", BASE_BUILD_SCRIPT, "sh", lower, upper, work, merged, *self.purge,
                 env={**HOST_ENV, "HAVIP_MASK": " ".join(MASKED)})
             shutil.rmtree(work)  # the read-only mount gets a fresh one
             work.mkdir()
             key_file.write_text(key)
         _sh("mount", "-t", "overlay", "overlay", "-o",
-            f"ro,lowerdir={self.lower},upperdir={upper},workdir={work}", self.base_merged)
-        self.timings["base"] = time.monotonic() - t0
-        self.timings["base_cached"] = cached
+            f"ro,lowerdir={lower},upperdir={upper},workdir={work}", merged)
+        return cached
 
     def _make_switch(self):
         """Switch netns with br0 and the root's gateway veth."""
@@ -430,7 +441,7 @@ class Lab:
             (d / sub).mkdir(parents=True, exist_ok=True)
         root = d / "root"
         _sh("mount", "-t", "overlay", "overlay", "-o",
-            f"lowerdir={self.base_merged},upperdir={d / 'upper'},workdir={d / 'work'}", root)
+            f"lowerdir={self.base(h.release) / 'merged'},upperdir={d / 'upper'},workdir={d / 'work'}", root)
         if not first_boot:
             return
         names = {n: x.address for n, x in self.hosts.items()}
@@ -463,7 +474,7 @@ class Lab:
                 "--link-journal=no", "-M", f"{self.prefix}-{h.name}", f"--network-namespace-path=/run/netns/{h.netns}",
                 "--resolv-conf=off", "--timezone=off", "--capability=CAP_NET_ADMIN"]
         argv += [f"--bind={path}" for path in [str(self.shared_dir)] + self.binds]
-        if self.release != "bookworm" and Path("/sys/fs/cgroup") not in _cgroup_roots():
+        if h.release != "bookworm" and Path("/sys/fs/cgroup") not in _cgroup_roots():
             # The machine's cgroups are v1 (legacy or hybrid), and so are the
             # host's: systemd >= 256 (trixie's 257; bookworm's is 252) boots
             # on them only when told so on its "kernel command line" - in a

@@ -511,9 +511,10 @@ def measure_release(salt_factories, tmp_path_factory, release):
     as every other cluster is, and kill -9 of HAProxy's master on the
     holder TRIALS times: (the holder's OS, its RELEASE_PACKAGES' versions,
     the trials)."""
-    topology = dataclasses.replace(SEED, name=f"{SEED.name}-{release}")
-    with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar"), release=release) as cluster:
-        assert cluster.apply().returncode == 0
+    topology = dataclasses.replace(SEED, name=f"{SEED.name}-{release}", releases=dict.fromkeys(SEED.hosts, release))
+    with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar")) as cluster:
+        applied = cluster.apply()
+        assert applied.returncode == 0, applied.stdout
         back_to_primary(cluster)
         os_name, versions = host_platform(cluster, PRIMARY)
         kills = [kill_haproxy(cluster, "master") for _ in range(TRIALS)]

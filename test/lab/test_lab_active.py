@@ -122,6 +122,7 @@ def lab(cluster):
     assert holders(cluster, PREFERRED, timeout=30) == held_by(PREFERRED)
 
 
+@pytest.mark.trixie
 def test_each_vip_is_held_by_its_own_preferred_balancer(lab):
     status = lab.run("havip.status")
     assert status.returncode == 0, status.stdout
@@ -192,6 +193,7 @@ def test_when_a_vrrp_cut_heals_clients_that_followed_the_yielding_balancer_come_
         assert on_a["failed"] == 0 and on_6["failed"] == 0, (on_a, on_6)
 
 
+@pytest.mark.trixie
 @pytest.mark.parametrize("balancer", ["lb1", "lb2"])
 def test_handovers_of_a_balancers_vips_lose_no_request_on_any_vip(lab, balancer):
     """`salt-run havip.standby`, then `havip.resume` (each move a handover by
@@ -212,6 +214,8 @@ def test_handovers_of_a_balancers_vips_lose_no_request_on_any_vip(lab, balancer)
         assert back.returncode == 0, back.stdout
     for report in (away, back):
         assert report.data["moved"] == mine, report.data
+    print(f"\nstandby and resume of {balancer}: " + ", ".join(
+        f"{vip} {report['failed']}/{report['total']} failed" for vip, report in probes.items()))
     for vip, report in probes.items():
         assert report["failed"] == 0 and report["total"] > 1000, (vip, report)
     assert holders(lab, PREFERRED, timeout=1) == held_by(PREFERRED)
@@ -244,6 +248,7 @@ def serial(cluster, ca, vip):
     return shown.strip().split("=")[-1]
 
 
+@pytest.mark.trixie
 @pytest.mark.parametrize("vip", sorted(PREFERRED))
 def test_every_vip_serves_verified_tls_over_http2_and_http11(lab, ca, vip):
     for flag, version in (("--http2", "2"), ("--http1.1", "1.1")):
@@ -262,17 +267,20 @@ def test_plain_http_is_redirected_to_https_when_asked(lab, ca):
         lab.set_pillar(lab.topology.pillar)
 
 
+@pytest.mark.trixie
 def test_rotating_the_certificate_under_load_loses_no_request(lab, ca):
     with lab.probe(seconds=10, url=https("VI_A"), cafile=ca.pem) as report:
         time.sleep(2)
         lab.set_pillar(tls_pillar(ca.issue("rotated", vip_addresses(), serial=0x2002)))
         applied = lab.apply("lb*")
         assert applied.returncode == 0, applied.stdout
+    print(f"\ncertificate rotated: {report['failed']}/{report['total']} failed")
     assert report["failed"] == 0 and report["total"] > 900, report
     assert {vip: serial(lab, ca, vip) for vip in PREFERRED} == {vip: "2002" for vip in PREFERRED}
     lab.set_pillar(lab.topology.pillar)
 
 
+@pytest.mark.trixie
 def test_a_failover_is_seen_by_prometheus_and_on_the_event_bus_and_tls_goes_on(lab, ca, prometheus, event_listener,
                                                                                  reactor_log):
     def holders_by_prometheus():

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.lab
 PACKAGES = {"backend": ["nginx"], "balancer": ["haproxy", "keepalived"]}
 
 
-@pytest.fixture(scope="module", params=[SEED, TRIO_HTTP], ids=lambda t: t.name)
+# The seed's cluster, first apply to reboot, also on Debian 13 hosts (`make test-trixie`).
+@pytest.fixture(scope="module", params=[pytest.param(SEED, marks=pytest.mark.trixie), TRIO_HTTP],
+                ids=lambda t: t.name)
 def cluster_topology(request):
     return request.param
 

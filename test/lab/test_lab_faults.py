@@ -33,6 +33,7 @@ def served_after(report, moment):
     return report["recovered"] and (report["last_failure_s"] or 0) < moment
 
 
+@pytest.mark.trixie
 @pytest.mark.parametrize("process", ["master", "worker"])
 def test_haproxy_killed_on_the_holder_costs_one_short_outage_and_its_return_none(healthy, process):
     """kill -9 of HAProxy's master (its worker exits with it) or of its
@@ -51,6 +52,9 @@ def test_haproxy_killed_on_the_holder_costs_one_short_outage_and_its_return_none
     assert healthy.restarts(PRIMARY) == restarts + 1
     moved = killed - report["started_s"]
     runs = outages(report)
+    print(f"\nHAProxy's {process} killed: {report['failed']}/{report['total']} failed, longest outage "
+          f"{report['longest_outage_s']:.3f} s, outages {[(round(a - moved, 3), round(b - moved, 3)) for a, b in runs]}"
+          " (s after the kill)")
     # One outage, right after the kill (the requests HAProxy had in flight,
     # and those sent until the backup took the VIP); nothing at the return.
     assert len(runs) <= 1, runs
@@ -75,6 +79,7 @@ def test_a_stopped_service_on_the_holder_moves_the_vip_at_once_and_a_reapply_res
     assert healthy.systemctl(PRIMARY, "is-active", service, check=False).stdout.strip() == "inactive"
 
 
+@pytest.mark.trixie
 def test_reloading_keepalived_moves_no_vip_and_loses_no_request(healthy):
     """A keepalived config change reaches it by SIGHUP (systemctl reload)."""
     before = {name: healthy.vrrp_state(name) for name in (PRIMARY, BACKUP)}
@@ -83,10 +88,12 @@ def test_reloading_keepalived_moves_no_vip_and_loses_no_request(healthy):
         for name in (PRIMARY, BACKUP):
             healthy.systemctl(name, "reload", "keepalived")
         time.sleep(2)
+    print(f"\nkeepalived reloaded on both balancers: {report['failed']}/{report['total']} failed")
     assert report["failed"] == 0, report
     assert {name: healthy.vrrp_state(name) for name in (PRIMARY, BACKUP)} == before
 
 
+@pytest.mark.trixie
 def test_a_rebooted_balancer_gives_the_vip_up_at_once_and_takes_it_back_losing_nothing(healthy):
     """Power off (keepalived stops before HAProxy, by the formula's drop-in:
     the VIP leaves while HAProxy still serves), boot again on the same disk:
@@ -105,6 +112,8 @@ def test_a_rebooted_balancer_gives_the_vip_up_at_once_and_takes_it_back_losing_n
     runs = outages(report)
     leaving = [(first, last) for first, last in runs if first < on - report["started_s"]]
     returning = [(first, last) for first, last in runs if first >= on - report["started_s"]]
+    print(f"\nreboot of {PRIMARY}: {report['failed']}/{report['total']} failed, longest outage "
+          f"{report['longest_outage_s']:.3f} s; leaving {leaving}, returning {returning} (s into the probe)")
     assert returning == [], runs
     assert all(last - first <= 0.05 for first, last in leaving), (off - report["started_s"], runs)
     for unit in ("haproxy", "keepalived"):
@@ -273,6 +282,7 @@ def test_both_backends_down_fail_fast_and_recover_by_themselves(healthy):
     assert healthy.vip_holders() == [PRIMARY]  # the balancers never gave up the VIP
 
 
+@pytest.mark.trixie
 def test_a_pool_change_applied_under_load_costs_no_request(healthy):
     """A backend out of the pool and back in, each by `state.apply` (HAProxy reloads)."""
     smaller = copy.deepcopy(SEED.pillar)
@@ -285,6 +295,7 @@ def test_a_pool_change_applied_under_load_costs_no_request(healthy):
                 assert applied.returncode == 0, applied.stdout
                 reload = [s for s in applied.data.values() if s["__id__"] == "havip-haproxy-service-running"]
                 assert reload[0]["changes"], reload  # HAProxy did reload
+    print(f"\npool change, 4 HAProxy reloads: {report['failed']}/{report['total']} failed")
     assert report["failed"] == 0, report
     assert sorted(report["backends"]) == BACKENDS
 
