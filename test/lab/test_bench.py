@@ -2,8 +2,11 @@
 `make bench`: failover figures in the lab, with the formula's default pillar
 and, in the same run, the seed tutorial's configuration as the baseline; then
 how apply, status, the failover test and the failover itself scale with the
-number of backends; and the outage of each service of a two-service
-cluster (test/lab's SERVICES topology) in the failover test.
+number of backends; the outage of each service of a two-service
+cluster (test/lab's SERVICES topology) in the failover test; and the
+unplanned failover and its return on each Debian release the lab has hosts
+of (test/lab/lab.py's RELEASE_ROOTS: 12 "bookworm", 13 "trixie"), the
+seed's cluster built on each in turn.
 
 The lab's hosts boot systemd and run Debian's units: a killed HAProxy is
 started again by systemd (Restart=always, 100 ms) and the VIP returns to the
@@ -31,14 +34,16 @@ Knobs (environment variables):
     HAVIP_BENCH_MOVES=40     planned VIP moves per way of moving (havip defaults)
     HAVIP_BENCH_DEPLOYS=8    rolling deploys
     HAVIP_BENCH_SCALE=2,8,16 backends of the scale scenario's clusters
-    HAVIP_BENCH_ONLY=        "seed", "scale" or "services": that part alone
-                             (default all three)
+    HAVIP_BENCH_ONLY=        "seed", "scale", "services" or "release": that
+                             part alone (default all four)
 
-Writes bench-results/results.{md,json} (after every part) and timeline.png.
+Writes bench-results/results.{md,json} (after every part), timeline.png
+(the seed part) and timeline-releases.png (the release part).
 """
 
 import contextlib
 import copy
+import dataclasses
 import datetime
 import json
 import os
@@ -50,6 +55,7 @@ import havip_probe
 import pytest
 
 from test.lab.cluster import REPO, SEED, SERVICES, running_cluster, with_backends
+from test.lab.lab import RELEASE_ROOTS
 
 pytestmark = pytest.mark.bench
 
@@ -65,8 +71,8 @@ MOVES = int(KNOBS["HAVIP_BENCH_MOVES"])
 DEPLOYS = int(KNOBS["HAVIP_BENCH_DEPLOYS"])
 SCALE = [int(count) for count in KNOBS["HAVIP_BENCH_SCALE"].split(",") if count.strip()]
 ONLY = KNOBS["HAVIP_BENCH_ONLY"]
-if ONLY not in ("", "seed", "scale", "services"):
-    raise ValueError(f'HAVIP_BENCH_ONLY must be "seed", "scale" or "services", got {ONLY!r}')
+if ONLY not in ("", "seed", "scale", "services", "release"):
+    raise ValueError(f'HAVIP_BENCH_ONLY must be "seed", "scale", "services" or "release", got {ONLY!r}')
 OUT = REPO / "bench-results"
 PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
 BACKENDS = SEED.with_role("backend")
@@ -174,6 +180,11 @@ def kill_haproxy(cluster, process):
     """kill -9 of HAProxy's master or worker on the holder; systemd starts
     it again and the VIP comes back."""
     return trial(cluster, 12, lambda: cluster.kill_haproxy(PRIMARY, process))
+
+
+def killed(process):
+    """The table's name of kill_haproxy's scenario."""
+    return f"kill -9 of HAProxy's {process} on the holder, systemd restarts it"
 
 
 def stop_service(cluster, service):
@@ -339,7 +350,7 @@ def scenarios(cluster, config, overrides):
     apply_how = "restart" if overrides is SEED_BASELINE else "reload"
     kills = {process: [kill_haproxy(cluster, process) for _ in range(TRIALS)] for process in ("master", "worker")}
     for process, trials in kills.items():
-        rows.append(row(f"kill -9 of HAProxy's {process} on the holder, systemd restarts it", config, trials))
+        rows.append(row(killed(process), config, trials))
     for service in ("haproxy", "keepalived"):
         rows.append(row(f"`systemctl stop {service}` on the holder, then `state.apply` there", config,
                         [stop_service(cluster, service) for _ in range(TRIALS)]))
@@ -479,14 +490,72 @@ def services_lines(trials):
     return lines
 
 
+# ---- Debian releases -----------------------------------------------------------------
+
+# What the release part names beside each release: the Debian packages of
+# the daemons the failover goes through.
+RELEASE_PACKAGES = ("haproxy", "keepalived", "systemd")
+
+
+def host_platform(cluster, name):
+    """A host's OS (/etc/os-release's PRETTY_NAME) and the versions of
+    RELEASE_PACKAGES installed there."""
+    host = cluster.host(name)
+    os_name = host.run(["sh", "-c", '. /etc/os-release && printf %s "$PRETTY_NAME"']).stdout
+    versions = host.run(["dpkg-query", "-W", "-f", "${Package} ${Version}\n", *RELEASE_PACKAGES]).stdout
+    return os_name, ", ".join(versions.splitlines())
+
+
+def measure_release(salt_factories, tmp_path_factory, release):
+    """The seed's cluster (havip defaults) on hosts of ``release``, built
+    as every other cluster is, and kill -9 of HAProxy's master on the
+    holder TRIALS times: (the holder's OS, its RELEASE_PACKAGES' versions,
+    the trials)."""
+    topology = dataclasses.replace(SEED, name=f"{SEED.name}-{release}", releases=dict.fromkeys(SEED.hosts, release))
+    with running_cluster(salt_factories, topology, tmp_path_factory.mktemp("pillar")) as cluster:
+        applied = cluster.apply()
+        assert applied.returncode == 0, applied.stdout
+        back_to_primary(cluster)
+        os_name, versions = host_platform(cluster, PRIMARY)
+        kills = [kill_haproxy(cluster, "master") for _ in range(TRIALS)]
+    print(f"\nrelease {release} ({os_name}): done", flush=True)
+    return os_name, versions, kills
+
+
+def measure_releases(salt_factories, tmp_path_factory, results):
+    """measure_release on every release the lab has hosts of, one after
+    the other: a row each, the packages' versions, and the first kill of
+    each on one timeline."""
+    timelines = {}
+    for release in RELEASE_ROOTS:
+        os_name, versions, kills = measure_release(salt_factories, tmp_path_factory, release)
+        results["releases"].append(row(killed("master"), os_name, kills))
+        results["release packages"][os_name] = versions
+        timelines[os_name] = kills[0]
+        save(results)
+    plot(timelines, OUT / "timeline-releases.png")
+
+
+def releases_lines(results):
+    """The release part: its rows, then each release's packages, medians and ranges."""
+    lines = ["", "Debian releases: the seed's cluster (havip defaults) built on hosts of each release in turn, in the "
+                 f"same run on the same machine; kill -9 of HAProxy's master on the holder, {TRIALS} trials each "
+                 "(systemd restarts it, the VIP returns by itself).", ""]
+    lines += seed_table(results["releases"], "release")
+    lines += [""] + [f"- {r['config']} ({results['release packages'][r['config']]}): outage {spread(r['outage'])}, "
+                     f"VIP back {spread(r['back'])} after the kill, failed on return {ratio(r['return'])}"
+                     for r in results["releases"]]
+    return lines
+
+
 # ---- results ------------------------------------------------------------------------
 
 def stats(values):
     values = sorted(v for v in values if v is not None)
     if not values:
-        return {"median": None, "p95": None, "max": None}
+        return {"min": None, "median": None, "p95": None, "max": None}
     p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-    return {"median": statistics.median(values), "p95": p95, "max": values[-1]}
+    return {"min": values[0], "median": statistics.median(values), "p95": p95, "max": values[-1]}
 
 
 def row(scenario, config, trials):
@@ -512,6 +581,11 @@ def seconds(value):
     return "-" if value is None else f"{value:.3f} s"
 
 
+def spread(figures):
+    """The median and the range of stats()."""
+    return f"median {seconds(figures['median'])} (range {seconds(figures['min'])} to {seconds(figures['max'])})"
+
+
 def moved(r):
     """The VIP move column: "-" (not timed), "none", or the figure and, if
     not every trial moved, how many did."""
@@ -527,8 +601,8 @@ def ratio(counts):
     return "-" if counts is None else f"{counts['failed']}/{counts['total']}"
 
 
-def seed_table(rows):
-    lines = ["| scenario | config | trials | outage median | p95 | max | failed/total | VIP move median | max "
+def seed_table(rows, config="config"):
+    lines = [f"| scenario | {config} | trials | outage median | p95 | max | failed/total | VIP move median | max "
              "| VIP back median | max | failed/total on return | VIP moves |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -592,6 +666,8 @@ def markdown(results):
             for name, figures in p["failover test outage"].items()) for p in results["scale"]]
     if results["services"]:
         lines += services_lines(results["services"])
+    if results["releases"]:
+        lines += releases_lines(results)
     return "\n".join(lines) + "\n"
 
 
@@ -630,6 +706,7 @@ def plot(timelines, path):
 
 def test_bench(salt_factories, tmp_path_factory):
     results = {"began": time.monotonic(), "knobs": KNOBS, "rows": [], "stability": {}, "scale": [], "services": [],
+               "releases": [], "release packages": {},
                "machine": {"date": datetime.date.today().isoformat(),
                            "machine": f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, "
                                       f"{platform.processor() or platform.machine()}"}}
@@ -642,5 +719,7 @@ def test_bench(salt_factories, tmp_path_factory):
     if ONLY in ("", "services"):
         results["services"] = measure_services(salt_factories, tmp_path_factory)
         save(results)
+    if ONLY in ("", "release"):
+        measure_releases(salt_factories, tmp_path_factory, results)
     print("\n" + markdown(results))
     assert not status_too_slow(results["scale"]), f"over {STATUS_PINGS}x test.ping: {status_too_slow(results['scale'])}"
