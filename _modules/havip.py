@@ -542,7 +542,9 @@ def inject(failure="kill_haproxy", duration=5, confirm=False):
     - ``kill_haproxy``: every HAProxy process gets SIGKILL
     - ``stop_haproxy``: HAProxy is stopped by its service
     - ``kill_keepalived``: keepalived's processes get SIGKILL (its VIPs stay
-      configured here, as after a crash)
+      configured here, as after a crash, until systemd starts it again:
+      havip's drop-in of its unit, after a peer's master-down interval and
+      1 s; it removes them as it starts)
     - ``link_down``: the interfaces of the VIPs go down for ``duration``
       seconds (above 0, at most 120), then up again with their gateway
       routes (this call returns after that; the minion cannot answer
@@ -557,7 +559,8 @@ def inject(failure="kill_haproxy", duration=5, confirm=False):
     its own survey found another healthy balancer in service.
 
     Returns ``{"failure": ..., "at_s": <seconds since the epoch>}``.  Nothing is
-    repaired here; ``state.apply havip`` does.
+    repaired here: systemd starts a killed HAProxy or keepalived again, and
+    ``state.apply havip`` restores the rest (a stopped HAProxy).
 
     CLI Example:
 

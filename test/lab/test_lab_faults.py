@@ -9,16 +9,20 @@ behaviour.
 """
 
 import copy
+import datetime
+import re
 import time
 
 import pytest
 
-from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, outages, wait_until
+from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, LOOKUP, SEED, outages, wait_until
 
 pytestmark = pytest.mark.lab
 
 PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
 BACKENDS = SEED.with_role("backend")
+# The longest outage a client may see after an unplanned fault on the holder (issue 24).
+UNPLANNED_BUDGET_S = 0.25
 
 
 def with_frontend_mode(cluster, mode):
@@ -167,15 +171,49 @@ def test_hung_haproxy_is_noticed_and_the_vip_comes_back_when_it_wakes(healthy):
     assert healthy.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
 
 
-def test_keepalived_killed_on_the_holder_moves_the_vip(healthy):
-    with healthy.probe(seconds=4) as report:
+def restart_delay(healthy, name):
+    """The delay (s) after which systemd starts a keepalived that died
+    again: RestartSec= of havip's drop-in (``<n>ms``)."""
+    dropin = healthy.host(name).run(["cat", LOOKUP["keepalived"]["dropin"]]).stdout
+    return int(re.search(r"^RestartSec=([0-9]+)ms$", dropin, re.M)[1]) / 1000
+
+
+def started_at(healthy, name, unit):
+    """When (s since the epoch) systemd last started ``unit`` on a host (the
+    lab's hosts share the machine's clock)."""
+    shown = healthy.systemctl(name, "show", unit, "-p", "ExecMainStartTimestamp", "--value", "--timestamp=us+utc")
+    return datetime.datetime.strptime(shown.stdout.strip(), "%a %Y-%m-%d %H:%M:%S.%f UTC").replace(
+        tzinfo=datetime.UTC).timestamp()
+
+
+def test_keepalived_killed_on_the_holder_is_started_again_by_systemd_without_an_apply(healthy):
+    """kill -9 of keepalived on the holder (chaos seed 324): its VIP stays on
+    eth0 while the backup takes it (two holders).  havip's drop-in has
+    systemd start it again - no apply - after RestartSec (a peer's
+    master-down interval and 1 s): it removes the stale copy as it starts,
+    so one balancer holds the VIP again within RestartSec and 1 s of the
+    kill, and the preferred one takes it back once its checks rise (a
+    handover).  The client's outage stays within the unplanned budget."""
+    delay = restart_delay(healthy, PRIMARY)
+    restarts = healthy.restarts(PRIMARY, "keepalived")
+    with healthy.probe(seconds=12, timeline=True) as report:
         time.sleep(1)
-        healthy.signal(PRIMARY, "KILL", *KEEPALIVED_PIDFILES)
-        assert healthy.wait_for_holders([PRIMARY, BACKUP], timeout=5) == [PRIMARY, BACKUP]
-    # The backup holds it as MASTER; the dead one's address is stale until
-    # keepalived starts again (the re-apply after this test) and removes it.
-    assert healthy.vrrp_state(BACKUP)[0] == "MASTER"
-    assert served_after(report, 2), report
+        killed = healthy.signal(PRIMARY, "KILL", *KEEPALIVED_PIDFILES)
+        state = wait_until(lambda: healthy.vrrp_state(BACKUP), lambda seen: seen[0] == "MASTER", 5, 0.1)
+        assert state[0] == "MASTER" and state[1] > killed, state
+        assert healthy.wait_for_holders([BACKUP], timeout=delay + 1.0) == [BACKUP]
+        alone = time.time() - killed
+        assert healthy.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
+        back = time.time() - killed
+    started = started_at(healthy, PRIMARY, "keepalived") - killed
+    print(f"\nkeepalived killed: RestartSec {delay} s, running again after {started:.2f} s, the backup alone after"
+          f" {alone:.2f} s, the preferred back after {back:.2f} s, longest outage {report['longest_outage_s']} s"
+          f" ({report['failed']} failed)")
+    assert delay <= started < delay + 1.0
+    assert healthy.restarts(PRIMARY, "keepalived") == restarts + 1
+    assert healthy.systemctl(PRIMARY, "is-active", "keepalived").stdout.strip() == "active"
+    assert report["longest_outage_s"] <= UNPLANNED_BUDGET_S, report
+    assert report["recovered"], report
 
 
 def test_holder_link_down_moves_the_vip_and_it_comes_back(healthy):

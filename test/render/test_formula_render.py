@@ -63,6 +63,18 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_salts_service_modul
     assert (standby["contents"], standby["replace"]) == (str(havip_facts.IN_SERVICE), False)
 
 
+def test_systemd_starts_a_dead_keepalived_again_once_a_peer_has_taken_its_vips(salt_call):
+    """kill -9 of keepalived (chaos seed 324): Debian's unit has no
+    Restart=; havip's drop-in adds one, after a peer's master-down interval
+    (4 adverts) and 1 s; a stop stays a stop (on-failure)."""
+    pillar = seed_pillar()
+    pillar["havip"]["keepalived"] = {"advert_int": 0.5}
+    dropin = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)["havip-keepalived-dropin-file"]
+    assert dropin["name"] == "/etc/systemd/system/keepalived.service.d/havip.conf"
+    assert dropin["contents"].splitlines()[1:] == [
+        "[Unit]", "After=haproxy.service", "", "[Service]", "Restart=on-failure", "RestartSec=3000ms"]
+
+
 def test_debian_backend_gets_nginx_and_its_page_only(salt_call):
     states = salt_call("nginx1", DEBIAN_GRAINS).show_sls(seed_pillar())
     assert states["havip-nginx-pkg"]["pkgs"] == ["nginx"]
