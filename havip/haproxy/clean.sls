@@ -19,6 +19,7 @@ havip-haproxy-config-clean:
   file.absent:
     - names:
       - {{ havip.lookup.haproxy.config }}
+      - {{ havip.lookup.haproxy.server_state_file }}
       # the VIPs' TLS certificate and its key, and each service's
       - {{ havip.lookup.haproxy.certificate }}
 {%- for service in havip.services %}

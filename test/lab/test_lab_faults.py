@@ -378,3 +378,56 @@ def test_a_flapping_haproxy_does_not_ping_pong_the_vip_faster_than_rise(healthy)
     assert not any(state == "MASTER" and since > started for state, since in seen[PRIMARY]), seen
     unit = healthy.systemctl(PRIMARY, "show", "haproxy", "-p", "ActiveState", "-p", "Result").stdout.split()
     print(f"\nhaproxy.service after 10 s of kills: {unit}, restarted {healthy.restarts(PRIMARY)} times")
+
+
+def backend_status(healthy, balancer, server):
+    """A backend server's status in a balancer's HAProxy (havip.status),
+    None while its runtime API does not answer."""
+    view = healthy.salt(balancer, "havip.status")
+    backends = view.data["haproxy"]["backends"] if isinstance(view.data, dict) else None
+    return (backends or {}).get(server)
+
+
+def haproxy_master(healthy, name):
+    """The pid of HAProxy's master on a host (systemd's MainPID; 0: none)."""
+    return int(healthy.systemctl(name, "show", "haproxy", "-p", "MainPID", "--value").stdout)
+
+
+def status_after(healthy, server, restart):
+    """``restart()`` HAProxy on the preferred balancer; ``server``'s status
+    once systemd runs another master and its runtime API answers."""
+    before = haproxy_master(healthy, PRIMARY)
+    restart()
+    assert wait_until(lambda: haproxy_master(healthy, PRIMARY) not in (0, before), bool, 10, 0.1), \
+        "HAProxy was not started again"
+    return wait_until(lambda: backend_status(healthy, PRIMARY, server), bool, 10, 0.2)
+
+
+def test_a_drain_survives_haproxys_restarts_and_reloads_until_havip_ready(healthy):
+    """Chaos seed 4445: `havip.drain nginx2`, then a kill -9 of HAProxy's
+    master (systemd restarts it) brought nginx2 back UP on that balancer.
+    havip.drain saves it to HAProxy's server state file, which every start
+    and reload loads: still DRAIN after systemd's restart, a reload, and an
+    apply that changes the config; `havip.ready` puts it back UP, and that
+    survives a restart too."""
+    changed = copy.deepcopy(SEED.pillar)
+    changed["havip"].setdefault("stats", {})["realm"] = "HAProxy Statistics (drained)"
+    try:
+        assert healthy.salt(PRIMARY, "havip.drain", "nginx2").returncode == 0
+        restarts = healthy.restarts(PRIMARY)
+        assert status_after(healthy, "nginx2", lambda: healthy.kill_haproxy(PRIMARY)) == "DRAIN"
+        assert healthy.restarts(PRIMARY) == restarts + 1  # systemd's restart, no apply
+        healthy.systemctl(PRIMARY, "reload", "haproxy")
+        time.sleep(1)  # (the old worker no longer answers the runtime API)
+        assert wait_until(lambda: backend_status(healthy, PRIMARY, "nginx2"), bool, 10, 0.2) == "DRAIN"
+        healthy.set_pillar(changed)
+        applied = healthy.apply(PRIMARY)
+        assert applied.returncode == 0, applied.stdout
+        saved = [s for s in applied.data.values() if s["__id__"] == "havip-haproxy-server-state-saved"]
+        assert saved[0]["changes"], saved  # the config changed: saved before the reload
+        assert backend_status(healthy, PRIMARY, "nginx2") == "DRAIN"
+        assert healthy.salt(PRIMARY, "havip.ready", "nginx2").returncode == 0
+        back = status_after(healthy, "nginx2", lambda: healthy.systemctl(PRIMARY, "restart", "haproxy"))
+        assert back.startswith("UP"), back
+    finally:
+        healthy.salt(PRIMARY, "havip.ready", "nginx2")

@@ -75,6 +75,24 @@ def test_systemd_starts_a_dead_keepalived_again_once_a_peer_has_taken_its_vips(s
         "[Unit]", "After=haproxy.service", "", "[Service]", "Restart=on-failure", "RestartSec=3000ms"]
 
 
+def test_haproxy_loads_the_servers_havip_drain_took_out_of_rotation_at_every_start(salt_call):
+    """Chaos seed 4445: a drain did not survive HAProxy's restart.  The
+    server state file is there (no server in it) before HAProxy ever reads
+    the config, root only, never replaced by an apply; a new config saves
+    the servers out of rotation (havip.save_server_state) before the
+    reload."""
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
+    created = states["havip-haproxy-server-state-file"]
+    assert {key: created[key] for key in ("fun", "name", "contents", "replace", "user", "group", "mode")} == {
+        "fun": "file.managed", "name": "/var/lib/havip/haproxy-server-state", "contents": "1", "replace": False,
+        "user": "root", "group": "root", "mode": "0600"}
+    assert {"file": "havip-haproxy-server-state-file"} in states["havip-haproxy-config-file"]["require"]
+    saved = states["havip-haproxy-server-state-saved"]
+    assert (saved["fun"], saved["havip.save_server_state"]) == ("module.run", [])
+    assert saved["onchanges"] == [{"file": "havip-haproxy-config-file"}]
+    assert {"module": "havip-haproxy-server-state-saved"} in states["havip-haproxy-service-running"]["require"]
+
+
 def test_debian_backend_gets_nginx_and_its_page_only(salt_call):
     states = salt_call("nginx1", DEBIAN_GRAINS).show_sls(seed_pillar())
     assert states["havip-nginx-pkg"]["pkgs"] == ["nginx"]
