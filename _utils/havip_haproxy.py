@@ -214,9 +214,10 @@ def ready(facts, reference, budget, wait):
     """``havip.ready``: the server ``reference`` names set to ``ready`` in
     this balancer's HAProxy (and gone from its server state file), then
     ``wait(predicate, budget, interval)`` until HAProxy sees it UP.  A
-    server out of rotation (DRAIN, MAINT) is first marked down, so that only fresh health checks (``rise`` of them)
-    put it back: after a deploy restarted it, the UP its checks saw before
-    says nothing of the new process, which may not listen yet."""
+    server out of rotation (DRAIN, MAINT) is first marked down, so that
+    only fresh health checks (``rise`` of them) put it back: after a deploy
+    restarted it, the UP its checks saw before says nothing of the new
+    process, which may not listen yet."""
     path, pool, server, shown = _target(facts, "ready", reference)
     start = time.monotonic()
     if server_row(path, pool, server)["status"].startswith(tuple(havip_servers.OUT_OF_ROTATION)):
