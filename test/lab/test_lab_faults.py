@@ -209,7 +209,7 @@ def test_keepalived_killed_on_the_holder_is_started_again_by_systemd_without_an_
         assert healthy.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
         back = time.time() - killed
     started = started_at(healthy, PRIMARY, "keepalived") - killed
-    print(f"\nkeepalived killed: RestartSec {delay} s, running again after {started:.2f} s, the backup alone after"
+    print(f"\nkeepalived killed: RestartSec {delay} s, running again after {started:.2f} s, {held} alone after"
           f" {alone:.2f} s, the preferred back after {back:.2f} s, longest outage {report['longest_outage_s']} s"
           f" ({report['failed']} failed)")
     assert delay <= started < delay + 1.0
