@@ -69,13 +69,13 @@ def test_systemd_starts_a_dead_keepalived_again_once_a_peer_has_taken_its_vips(s
     (4 adverts) and 1 s; a stop stays a stop (on-failure)."""
     pillar = seed_pillar()
     pillar["havip"]["keepalived"] = {"advert_int": 0.5}
-    dropin = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)["havip-keepalived-dropin-file"]
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)
+    dropin = states["havip-keepalived-dropin-file"]
     assert dropin["name"] == "/etc/systemd/system/keepalived.service.d/havip.conf"
     assert dropin["contents"].splitlines()[1:] == [
         "[Unit]", "After=haproxy.service", "", "[Service]", "Restart=on-failure", "RestartSec=3000ms"]
     # systemd reloaded when it changed (its `systemctl status` does not ask
     # for it after a new drop-in: the lab's keepalived ran without it)
-    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)
     loaded = states["havip-keepalived-dropin-loaded"]
     assert (loaded["fun"], loaded["service.systemctl_reload"]) == ("module.run", [])
     assert loaded["onchanges"] == [{"file": "havip-keepalived-dropin-file"}]
