@@ -19,7 +19,6 @@ havip-haproxy-config-clean:
   file.absent:
     - names:
       - {{ havip.lookup.haproxy.config }}
-      - {{ havip.lookup.haproxy.server_state_file }}
       # the VIPs' TLS certificate and its key, and each service's
       - {{ havip.lookup.haproxy.certificate }}
 {%- for service in havip.services %}
@@ -27,6 +26,8 @@ havip-haproxy-config-clean:
       - {{ certificate.file }}
 {%-   endfor %}
 {%- endfor %}
+      # the servers havip.drain took out of rotation
+      - {{ havip.lookup.haproxy.server_state_file }}
     - require:
       - pkg: havip-haproxy-pkg-clean
 
