@@ -425,9 +425,8 @@ def drain(server, timeout=None):
     Refuses, changing nothing, when no other server of its pool is UP in
     this HAProxy: nothing would be left to answer.  Raises an error if
     sessions remain after ``timeout`` seconds (default 30); the server then
-    stays drained.  The drain lasts until :py:func:`ready`, or until
-    HAProxy reloads or restarts (the runtime state is not kept across
-    them).
+    stays drained.  The drain lasts until :py:func:`ready`, across
+    HAProxy's restarts and reloads (:py:func:`save_server_state`, at once).
 
     CLI Example:
 
@@ -443,9 +442,10 @@ def drain(server, timeout=None):
 def ready(server, timeout=None):
     """
     Put ``server`` (as :py:func:`drain` takes it) back into this balancer's
-    rotation after :py:func:`drain` (HAProxy's runtime state ``ready``) and
-    return once HAProxy sees it UP - its health checks pass - with the time
-    it took (``took_s``).  A server out of rotation (DRAIN, MAINT) is
+    rotation after :py:func:`drain` (HAProxy's runtime state ``ready``,
+    saved at once: :py:func:`save_server_state`) and return once HAProxy
+    sees it UP - its health checks pass - with the time it took
+    (``took_s``).  A server out of rotation (DRAIN, MAINT) is
     marked down first, so that only fresh health checks put it back (after
     a deploy restarted it, the UP seen before says nothing of the new
     process).  Raises an error if it is not UP within ``timeout`` seconds
@@ -460,6 +460,30 @@ def ready(server, timeout=None):
     """
     budget = havip_timing.wait_limit("ready", timeout)
     return havip_haproxy.ready(_balancer_facts("ready"), server, budget, _wait_until)
+
+
+def save_server_state():
+    """
+    Save the servers out of rotation in this balancer's HAProxy (drained,
+    or in maintenance) to its server state file
+    (``lookup:haproxy:server_state_file``, root only), which HAProxy loads
+    at every start and reload: a drain lasts until :py:func:`ready`, also
+    after HAProxy crashed and systemd started it again.  Only the servers
+    the deployed configuration still has, at the same address and port,
+    are kept (HAProxy would take the file's port over its config's).  When
+    HAProxy does not answer, the file's own servers are kept that way.
+
+    :py:func:`drain` and :py:func:`ready` save it; so does ``state.apply
+    havip`` when HAProxy's config changes, before the reload.  Returns the
+    ``file`` and the servers saved (``out_of_rotation``: ``pool/server``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt svr1 havip.save_server_state
+    """
+    return havip_haproxy.save_server_state(_balancer_facts("save_server_state"))
 
 
 # ---- measuring and breaking ---------------------------------------------------
@@ -542,7 +566,9 @@ def inject(failure="kill_haproxy", duration=5, confirm=False):
     - ``kill_haproxy``: every HAProxy process gets SIGKILL
     - ``stop_haproxy``: HAProxy is stopped by its service
     - ``kill_keepalived``: keepalived's processes get SIGKILL (its VIPs stay
-      configured here, as after a crash)
+      configured here, as after a crash, until systemd starts it again:
+      havip's drop-in of its unit, after a peer's master-down interval and
+      1 s; it removes them as it starts)
     - ``link_down``: the interfaces of the VIPs go down for ``duration``
       seconds (above 0, at most 120), then up again with their gateway
       routes (this call returns after that; the minion cannot answer
@@ -557,7 +583,8 @@ def inject(failure="kill_haproxy", duration=5, confirm=False):
     its own survey found another healthy balancer in service.
 
     Returns ``{"failure": ..., "at_s": <seconds since the epoch>}``.  Nothing is
-    repaired here; ``state.apply havip`` does.
+    repaired here: systemd starts a killed HAProxy or keepalived again, and
+    ``state.apply havip`` restores the rest (a stopped HAProxy).
 
     CLI Example:
 

@@ -146,8 +146,8 @@ def drained(name, timeout=None):
     Already so when HAProxy shows it DRAIN or MAINT.  Fails, changing
     nothing, when no other server of its pool is UP here; fails when
     sessions remain after ``timeout`` seconds (default 30: the server then
-    stays drained).  A drain lasts until ``havip.serving`` or until
-    HAProxy reloads or restarts.
+    stays drained).  A drain lasts until ``havip.serving``, across
+    HAProxy's restarts and reloads (``havip.save_server_state``).
 
     Run it on the balancers (every one, so that no balancer sends the
     server traffic):

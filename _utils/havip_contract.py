@@ -241,6 +241,8 @@ SPEC = {
             "group": text("the group HAProxy runs as (reads its config)", r"[a-z_][a-z0-9_-]{0,31}",
                           "a group name"),
             "pidfile": file("HAProxy's pid file (its master)"),
+            "server_state_file": file("the servers havip.drain took out of rotation, which HAProxy loads at"
+                                      " every start and reload (root only)"),
         },
         "keepalived": {
             "config": file("keepalived's config file"),

@@ -85,7 +85,7 @@ FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")
 FAILURE_LEFT = {
     "kill_haproxy": "HAProxy was killed on {holder} (its unit restarts it)",
     "stop_haproxy": "HAProxy stays stopped on {holder}",
-    "kill_keepalived": "keepalived stays down on {holder}, its VIPs still there (a second holder)",
+    "kill_keepalived": "keepalived was killed on {holder} (havip's drop-in of its unit restarts it)",
     "link_down": "the links of {holder} come back by their timers (havip-link-restore-<interface>)",
 }
 # The longest link_down (seconds).  Its restore is scheduled before the

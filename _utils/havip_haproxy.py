@@ -1,8 +1,9 @@
 """
 HAProxy as havip sees it: its runtime API (the ``stats socket``), its
 statistics of the pools' servers and the services' frontends (read by
-havip_servers), a server's state set at runtime (drain, ready), and a
-peer's stats page.
+havip_servers), a server's state set at runtime (drain, ready) and kept
+in HAProxy's server state file (havip_server_state), and a peer's stats
+page.
 
 Pure helpers: what they need of the deployed configuration comes in as
 arguments (no Salt dunders).
@@ -14,6 +15,7 @@ import time
 import urllib.error
 
 import havip_http
+import havip_server_state
 import havip_servers
 from salt.exceptions import CommandExecutionError
 
@@ -133,11 +135,65 @@ def _set_server(path, pool, server, setting):
         raise CommandExecutionError(f"havip: HAProxy refused `{command}`: {answer}")
 
 
+def save_server_state(facts):
+    """``havip.save_server_state``: the servers out of rotation in this
+    balancer's HAProxy (``show servers state``; when it does not answer,
+    those of the file) that the deployed model ``facts`` still has at the
+    same address and port, written to lookup:haproxy:server_state_file
+    (HAProxy loads it at every start and reload).  Returns the file and
+    the servers saved (``pool/server``)."""
+    path = facts["lookup"]["haproxy"]["server_state_file"]
+    text, source = _shown_state(stats_socket(facts["haproxy"])), "HAProxy's `show servers state`"
+    if text is None:
+        text, source = _read(path), path
+    try:
+        names, rows = havip_server_state.parse(text)
+    except ValueError as error:
+        raise CommandExecutionError(f"havip: {source} {error}; {path} not saved") from None
+    kept = havip_server_state.out_of_rotation(rows, facts["pools"])
+    try:
+        havip_server_state.write(path, havip_server_state.render(names, kept))
+    except OSError as exc:
+        raise CommandExecutionError(f"havip: could not save HAProxy's server state to {path}: {exc}") from None
+    return {"file": path, "out_of_rotation": havip_server_state.shown(kept)}
+
+
+def _shown_state(socket_path):
+    """``show servers state``'s answer, or None when HAProxy does not answer."""
+    if socket_path is None:
+        return None
+    try:
+        return runtime_api(socket_path, "show servers state")
+    except OSError:
+        return None
+
+
+def _read(path):
+    """The server state file's text (the formula's empty one if it is missing)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return havip_server_state.EMPTY
+    except OSError as exc:
+        raise CommandExecutionError(f"havip: could not read {path}: {exc}") from None
+
+
+def _kept(facts, function, shown, state):
+    """:py:func:`save_server_state` after ``function`` set ``shown`` to
+    ``state``: its failure says that a restart would not keep it."""
+    try:
+        save_server_state(facts)
+    except CommandExecutionError as exc:
+        raise CommandExecutionError(f"havip.{function}: {shown} is {state} in HAProxy, but a restart or reload"
+                                    f" would not keep it: {str(exc).removeprefix('havip: ')}") from None
+
+
 def drain(facts, reference, budget, wait):
     """``havip.drain``: the server ``reference`` names set to ``drain`` in
-    this balancer's HAProxy, refused when no other server of its pool is
-    UP there, then ``wait(predicate, budget, interval)`` until it has no
-    session left."""
+    this balancer's HAProxy (and saved in its server state file), refused
+    when no other server of its pool is UP there, then ``wait(predicate,
+    budget, interval)`` until it has no session left."""
     path, pool, server, shown = _target(facts, "drain", reference)
     others = {name: row["status"] for name, row in pool_rows(path, pool).items() if name != server}
     if not any_up(others):
@@ -147,6 +203,7 @@ def drain(facts, reference, budget, wait):
                                     f" draining {shown} would leave none to answer")
     start = time.monotonic()
     set_server_state(path, pool, server, "drain")
+    _kept(facts, "drain", shown, "drained")
     if not wait(lambda: sessions(path, pool, server) == 0, budget, interval=0.1):
         raise CommandExecutionError(f"havip.drain: {shown} still has {sessions(path, pool, server)} sessions after"
                                     f" {budget:.1f} s; it stays drained (havip.ready {shown} puts it back)")
@@ -155,16 +212,18 @@ def drain(facts, reference, budget, wait):
 
 def ready(facts, reference, budget, wait):
     """``havip.ready``: the server ``reference`` names set to ``ready`` in
-    this balancer's HAProxy, then ``wait(predicate, budget, interval)``
-    until HAProxy sees it UP.  A server out of rotation (DRAIN, MAINT) is
-    first marked down, so that only fresh health checks (``rise`` of them)
-    put it back: after a deploy restarted it, the UP its checks saw before
-    says nothing of the new process, which may not listen yet."""
+    this balancer's HAProxy (and gone from its server state file), then
+    ``wait(predicate, budget, interval)`` until HAProxy sees it UP.  A
+    server out of rotation (DRAIN, MAINT) is first marked down, so that
+    only fresh health checks (``rise`` of them) put it back: after a deploy
+    restarted it, the UP its checks saw before says nothing of the new
+    process, which may not listen yet."""
     path, pool, server, shown = _target(facts, "ready", reference)
     start = time.monotonic()
     if server_row(path, pool, server)["status"].startswith(tuple(havip_servers.OUT_OF_ROTATION)):
         _set_server(path, pool, server, "health down")
     set_server_state(path, pool, server, "ready")
+    _kept(facts, "ready", shown, "in rotation")
     if not wait(lambda: server_row(path, pool, server)["status"].startswith("UP"), budget, interval=0.1):
         raise CommandExecutionError(f"havip.ready: {shown} is in rotation again but not UP after {budget:.1f} s"
                                     f" ({server_row(path, pool, server)['status']}): its health checks fail")

@@ -15,6 +15,7 @@ import re
 import havip_firewall
 import havip_mine
 import havip_services
+import havip_timing
 from havip_contract import SPEC, public, walk
 from havip_facts import (
     ARP_SYSCTLS,
@@ -279,6 +280,7 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
     least preferred -, ``track_backends_weight`` and ``nft_family``),
     ``vip_families``, ``backends``/``balancers``, this minion's ``node`` and
     ``roles``, ``mine_function``/``mine_args``, ``arp_sysctls``,
+    ``keepalived_restart_sec`` (systemd's RestartSec= of keepalived),
     ``facts_file``/``facts_state``, ``haproxy_backend``, the ``handover``'s
     and the ``standby`` file's facts, where keepalived's ``checks`` ask, what
     this node ``listen``s on and what ``firewalld`` opens, the
@@ -350,6 +352,8 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
                 "link": _link_check(config["keepalived"]["check"], nodes, me)},
         mine_args=mine_args,
         arp_sysctls=dict(ARP_SYSCTLS),
+        # systemd starts a keepalived that died again after this delay.
+        keepalived_restart_sec=havip_timing.keepalived_restart_delay(config["keepalived"]),
     )
     return public(config)
 

@@ -39,6 +39,15 @@ def master_down(keepalived):
     return 4 * float(keepalived["advert_int"])
 
 
+def keepalived_restart_delay(keepalived):
+    """systemd's RestartSec= of a keepalived that died (a crash, kill -9),
+    as milliseconds: a backup's master-down interval and 1 s more, so that
+    a peer has taken the VIPs (and sent its gratuitous ARP / NA) before the
+    restarted keepalived removes the copies the dead one left on its
+    interfaces: the clients are on the peer by then, none is cut off."""
+    return f"{round((master_down(keepalived) + 1.0) * 1000)}ms"
+
+
 def move_budget(keepalived):
     """Seconds a planned VIP move (havip.standby, havip.resume) may take: a
     backup's master-down interval, the preempt delay, and 2 s for the

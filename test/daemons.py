@@ -12,13 +12,20 @@ the certificates', the scripts') bind-mounted at their own paths, so the
 daemon reads the very files the test wrote.  keepalived's check runs in
 the caller's network namespace (it insists that a VRRP interface exists).
 
+HAProxy's server state file the config names (``server-state-file``) is
+there as the formula's state creates it (its version line; or the text a
+test gives): the check then runs in such an overlay for Debian 12 too (of
+the machine's own root), the file written into the overlay only.
+
 A warning counts as a refusal (HAProxy's deprecations included): the
 checks' output is read, not only their exit status, and every line
 besides a daemon's "valid" or "ok" is a refusal.  A missing trixie root
 fails the test that needed it, saying how to build it.
 """
 
+import os
 import pathlib
+import re
 import subprocess
 
 import pytest
@@ -33,9 +40,10 @@ ACCEPTED = {"haproxy": {"Configuration file is valid"}, "keepalived": set(),
             "nginx": {"nginx: the configuration file {config} syntax is ok",
                       "nginx: configuration file {config} test is successful"}}
 
-# Runs in `unshare --mount --propagation private`: "$1" the trixie root,
+# Runs in `unshare --mount --propagation private`: "$1" the release's root,
 # "$2" the scratch mount point, then the directories to show, "--", the
-# command.
+# command; $HAVIP_FILE (if set) is written into the overlay with the text
+# $HAVIP_FILE_TEXT.
 CHROOT_SCRIPT = r"""
 root=$1 m=$2; shift 2
 mount -t tmpfs tmpfs "$m"
@@ -49,8 +57,14 @@ while [ "$1" != -- ]; do
     shift
 done
 shift
+if [ -n "${HAVIP_FILE:-}" ]; then
+    mkdir -p "$m/root${HAVIP_FILE%/*}"
+    printf '%s' "$HAVIP_FILE_TEXT" > "$m/root$HAVIP_FILE"
+fi
 exec chroot "$m/root" "$@"
 """
+# What the formula's state puts in HAProxy's server state file at first.
+SERVER_STATE = "1\n"
 
 
 def command(daemon, config):
@@ -67,25 +81,45 @@ def in_trixie(argv, shown):
         pytest.fail(f"Debian 13's root file system {TRIXIE_ROOT} is missing: every rendered config is checked"
                     " by trixie's daemons too; build it with `sh test/bootstrap-debian.sh` (root, Debian 12)",
                     pytrace=False)
+    return in_root(TRIXIE_ROOT, argv, shown)
+
+
+def in_root(root, argv, shown):
+    """``argv`` run by chroot in an overlay of ``root``, ``shown``
+    directories at their own paths."""
     # Where the overlay is mounted, in the check's own mount namespace:
     # nothing shows outside it.
     scratch = TRIXIE_ROOT.parent / "scratch"
-    scratch.mkdir(exist_ok=True)
+    scratch.mkdir(parents=True, exist_ok=True)
     return ["unshare", "--mount", "--propagation", "private", "sh", "-ec", CHROOT_SCRIPT, "sh",
-            str(TRIXIE_ROOT), str(scratch), *sorted(set(shown)), "--", *argv]
+            str(root), str(scratch), *sorted(set(shown)), "--", *argv]
 
 
-def refusal(daemon, config, release, netns=None, shown=()):
+def server_state_file(daemon, config):
+    """The server state file an HAProxy config names, or None."""
+    if daemon != "haproxy":
+        return None
+    found = re.search(r"^\s*server-state-file\s+(/\S+)\s*$", config.read_text(), re.M)
+    return found[1] if found else None
+
+
+def refusal(daemon, config, release, netns=None, shown=(), server_state=SERVER_STATE):
     """What ``release``'s ``daemon`` says against ``config`` (its output),
     or None when it accepts it without a warning.  ``shown``: directories
-    the config names besides its own (trixie's chroot sees only these)."""
+    the config names besides its own (trixie's chroot sees only these);
+    ``server_state``: the text of the server state file it names."""
     config = pathlib.Path(config)
     argv = command(daemon, config)
+    state_file = server_state_file(daemon, config)
+    shown = [str(config.parent), *map(str, shown)]
     if release == "trixie":
-        argv = in_trixie(argv, [str(config.parent), *map(str, shown)])
+        argv = in_trixie(argv, shown)
+    elif state_file:
+        argv = in_root("/", argv, shown)
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
-    check = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    files = {"HAVIP_FILE": state_file, "HAVIP_FILE_TEXT": server_state} if state_file else {}
+    check = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={**os.environ, **files})
     said = [line for line in (check.stdout + check.stderr).splitlines() if line.strip()]
     accepted = {line.format(config=config) for line in ACCEPTED[daemon]}
     if check.returncode or set(said) - accepted:
@@ -93,10 +127,10 @@ def refusal(daemon, config, release, netns=None, shown=()):
     return None
 
 
-def refusals(daemon, config, netns=None, shown=()):
+def refusals(daemon, config, netns=None, shown=(), server_state=SERVER_STATE):
     """{release: what its ``daemon`` says} of every release that refuses
     ``config`` or warns; empty when every one accepts it."""
-    found = {release: refusal(daemon, config, release, netns, shown) for release in RELEASES}
+    found = {release: refusal(daemon, config, release, netns, shown, server_state) for release in RELEASES}
     return {release: said for release, said in found.items() if said is not None}
 
 

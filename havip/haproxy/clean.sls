@@ -26,6 +26,8 @@ havip-haproxy-config-clean:
       - {{ certificate.file }}
 {%-   endfor %}
 {%- endfor %}
+      # the servers havip.drain took out of rotation
+      - {{ havip.lookup.haproxy.server_state_file }}
     - require:
       - pkg: havip-haproxy-pkg-clean
 

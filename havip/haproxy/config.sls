@@ -19,6 +19,20 @@ havip-haproxy-sysctl-nonlocal-bind-{{ proto }}:
       - file: havip-haproxy-config-file
 {%- endfor %}
 
+{#- The servers havip.drain took out of rotation, which HAProxy loads at
+    every start and reload: created with none (HAProxy's format version
+    alone) before HAProxy ever reads the config; afterwards havip.drain,
+    havip.ready and the save below write it (havip.save_server_state). #}
+havip-haproxy-server-state-file:
+  file.managed:
+    - name: {{ havip.lookup.haproxy.server_state_file }}
+    - contents: '1'
+    - replace: false
+    - makedirs: true
+    - user: root
+    - group: root
+    - mode: '0600'
+
 havip-haproxy-config-file:
   file.managed:
     - name: {{ havip.lookup.haproxy.config }}
@@ -36,6 +50,7 @@ havip-haproxy-config-file:
     - check_cmd: haproxy -c -q -f
     - require:
       - pkg: havip-haproxy-pkg
+      - file: havip-haproxy-server-state-file
 {%- for service in havip.services %}
 {%-   for certificate in service.tls.certificates %}
       - file: {{ certificate.state }}

@@ -72,7 +72,14 @@ havip-keepalived-notify-script-file:
 {#- keepalived starts after HAProxy and stops before it: at shutdown the VIPs
     leave (priority 0, the peers take over at once) while HAProxy still
     serves the connections in flight; at boot they come back once HAProxy
-    runs.  Salt's systemd module reloads systemd when a unit file changed. #}
+    runs.  A keepalived that dies (a crash, kill -9; not a stop) is started
+    again by systemd, as Debian's unit does for HAProxy: it leaves its VIPs
+    on the interfaces (a second holder, once a peer took them over) and
+    removes them as it starts; the delay (a peer's master-down interval and
+    1 s) lets the peer take them first.  systemd is reloaded when the
+    drop-in changed: Salt's systemd module does so only when `systemctl
+    status` says so, and systemd does not say so for a new drop-in (the
+    lab's keepalived ran without it). #}
 havip-keepalived-dropin-file:
   file.managed:
     - name: {{ lookup.keepalived.dropin }}
@@ -82,6 +89,18 @@ havip-keepalived-dropin-file:
         # Managed by Salt (havip formula): local changes are overwritten.
         [Unit]
         After={{ lookup.services.haproxy }}.service
+
+        [Service]
+        Restart=on-failure
+        RestartSec={{ havip.keepalived_restart_sec }}
+    - require_in:
+      - service: havip-keepalived-service-running
+
+havip-keepalived-dropin-loaded:
+  module.run:
+    - service.systemctl_reload: []
+    - onchanges:
+      - file: havip-keepalived-dropin-file
     - require_in:
       - service: havip-keepalived-service-running
 

@@ -9,16 +9,20 @@ behaviour.
 """
 
 import copy
+import datetime
+import re
 import time
 
 import pytest
 
-from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, SEED, outages, wait_until
+from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, LOOKUP, SEED, outages, wait_until
 
 pytestmark = pytest.mark.lab
 
 PRIMARY, BACKUP = SEED.preferred_balancer, SEED.standby_balancers[0]
 BACKENDS = SEED.with_role("backend")
+# The longest outage a client may see after an unplanned fault on the holder (issue 24).
+UNPLANNED_BUDGET_S = 0.25
 
 
 def with_frontend_mode(cluster, mode):
@@ -176,15 +180,66 @@ def test_hung_haproxy_is_noticed_and_the_vip_comes_back_when_it_wakes(healthy):
     assert healthy.wait_for_holders([PRIMARY], timeout=10) == [PRIMARY]
 
 
-def test_keepalived_killed_on_the_holder_moves_the_vip(healthy):
-    with healthy.probe(seconds=4) as report:
+def restart_delay(healthy, name):
+    """The delay (s) after which systemd starts a keepalived that died
+    again: RestartSec= of havip's drop-in (``<n>ms``)."""
+    dropin = healthy.host(name).run(["cat", LOOKUP["keepalived"]["dropin"]]).stdout
+    return int(re.search(r"^RestartSec=([0-9]+)ms$", dropin, re.M)[1]) / 1000
+
+
+def started_at(healthy, name, unit):
+    """When (s since the epoch) systemd last started ``unit`` on a host (the
+    lab's hosts share the machine's clock)."""
+    shown = healthy.systemctl(name, "show", unit, "-p", "ExecMainStartTimestamp", "--value", "--timestamp=us+utc")
+    return datetime.datetime.strptime(shown.stdout.strip(), "%a %Y-%m-%d %H:%M:%S.%f UTC").replace(
+        tzinfo=datetime.UTC).timestamp()
+
+
+def test_keepalived_killed_on_the_holder_is_started_again_by_systemd_without_an_apply(healthy):
+    """kill -9 of keepalived on the holder (chaos seed 324): its VIP stays on
+    eth0 while the backup takes it (two holders).  havip's drop-in has
+    systemd start it again - no apply - after RestartSec (a peer's
+    master-down interval and 1 s): it removes the stale copy as it starts,
+    so one balancer holds the VIP again within RestartSec and 1 s of the
+    kill, and the preferred one takes it back once its checks rise (a
+    handover).  The client's outage stays within the unplanned budget."""
+    delay = restart_delay(healthy, PRIMARY)
+    restarts = healthy.restarts(PRIMARY, "keepalived")
+    with healthy.probe(seconds=12, timeline=True) as report:
         time.sleep(1)
-        healthy.signal(PRIMARY, "KILL", *KEEPALIVED_PIDFILES)
-        assert healthy.wait_for_holders([PRIMARY, BACKUP], timeout=5) == [PRIMARY, BACKUP]
-    # The backup holds it as MASTER; the dead one's address is stale until
-    # keepalived starts again (the re-apply after this test) and removes it.
-    assert healthy.vrrp_state(BACKUP)[0] == "MASTER"
-    assert served_after(report, 2), report
+        killed = healthy.signal(PRIMARY, "KILL", *KEEPALIVED_PIDFILES)
+        seen = holders_after(healthy, killed, until=[PRIMARY], timeout=10)
+    journal = healthy.host(PRIMARY).run(["journalctl", "-q", "--no-pager", "-o", "short-precise", "-u", "keepalived",
+                                         "--since", f"@{int(killed) - 1}"], check=False).stdout
+    started = started_at(healthy, PRIMARY, "keepalived") - killed
+    print(f"\nkeepalived killed: RestartSec {delay} s, running again after {started:.2f} s, longest outage"
+          f" {report['longest_outage_s']} s ({report['failed']} failed); the VIP's holders (s after the kill):"
+          f" {seen}\n{journal[-3000:]}")
+    doubled = [at for at, held in seen if len(held) == 2]
+    assert doubled, seen  # the backup took the VIP while the dead one's stayed
+    alone = next((at for at, held in seen if at > doubled[0] and len(held) == 1), None)
+    assert alone is not None and alone <= delay + 1.0, seen
+    assert seen[-1][1] == [PRIMARY], seen
+    assert delay <= started < delay + 1.0
+    assert healthy.restarts(PRIMARY, "keepalived") == restarts + 1
+    assert healthy.systemctl(PRIMARY, "is-active", "keepalived").stdout.strip() == "active"
+    assert report["longest_outage_s"] <= UNPLANNED_BUDGET_S, report
+    assert report["recovered"], report
+
+
+def holders_after(healthy, since, until, timeout):
+    """[(s after ``since``, the VIP's holders)] at every change, read every
+    ~0.05 s until the holders are ``until`` after two held it, or for
+    ``timeout`` s."""
+    seen = []
+    while time.time() < since + timeout:
+        held = healthy.vip_holders()
+        if not seen or seen[-1][1] != held:
+            seen.append((round(time.time() - since, 2), held))
+        if held == until and any(len(other) > 1 for _, other in seen):
+            break
+        time.sleep(0.05)
+    return seen
 
 
 def test_holder_link_down_moves_the_vip_and_it_comes_back(healthy):
@@ -351,3 +406,56 @@ def test_a_flapping_haproxy_does_not_ping_pong_the_vip_faster_than_rise(healthy)
     assert not any(state == "MASTER" and since > started for state, since in seen[PRIMARY]), seen
     unit = healthy.systemctl(PRIMARY, "show", "haproxy", "-p", "ActiveState", "-p", "Result").stdout.split()
     print(f"\nhaproxy.service after 10 s of kills: {unit}, restarted {healthy.restarts(PRIMARY)} times")
+
+
+def backend_status(healthy, balancer, server):
+    """A backend server's status in a balancer's HAProxy (havip.status),
+    None while its runtime API does not answer."""
+    view = healthy.salt(balancer, "havip.status")
+    backends = view.data["haproxy"]["backends"] if isinstance(view.data, dict) else None
+    return (backends or {}).get(server)
+
+
+def haproxy_master(healthy, name):
+    """The pid of HAProxy's master on a host (systemd's MainPID; 0: none)."""
+    return int(healthy.systemctl(name, "show", "haproxy", "-p", "MainPID", "--value").stdout)
+
+
+def status_after(healthy, server, restart):
+    """``restart()`` HAProxy on the preferred balancer; ``server``'s status
+    once systemd runs another master and its runtime API answers."""
+    before = haproxy_master(healthy, PRIMARY)
+    restart()
+    assert wait_until(lambda: haproxy_master(healthy, PRIMARY) not in (0, before), bool, 10, 0.1), \
+        "HAProxy was not started again"
+    return wait_until(lambda: backend_status(healthy, PRIMARY, server), bool, 10, 0.2)
+
+
+def test_a_drain_survives_haproxys_restarts_and_reloads_until_havip_ready(healthy):
+    """Chaos seed 4445: `havip.drain nginx2`, then a kill -9 of HAProxy's
+    master (systemd restarts it) brought nginx2 back UP on that balancer.
+    havip.drain saves it to HAProxy's server state file, which every start
+    and reload loads: still DRAIN after systemd's restart, a reload, and an
+    apply that changes the config; `havip.ready` puts it back UP, and that
+    survives a restart too."""
+    changed = copy.deepcopy(SEED.pillar)
+    changed["havip"].setdefault("stats", {})["realm"] = "HAProxy Statistics (drained)"
+    try:
+        assert healthy.salt(PRIMARY, "havip.drain", "nginx2").returncode == 0
+        restarts = healthy.restarts(PRIMARY)
+        assert status_after(healthy, "nginx2", lambda: healthy.kill_haproxy(PRIMARY)) == "DRAIN"
+        assert healthy.restarts(PRIMARY) == restarts + 1  # systemd's restart, no apply
+        healthy.systemctl(PRIMARY, "reload", "haproxy")
+        time.sleep(1)  # (the old worker no longer answers the runtime API)
+        assert wait_until(lambda: backend_status(healthy, PRIMARY, "nginx2"), bool, 10, 0.2) == "DRAIN"
+        healthy.set_pillar(changed)
+        applied = healthy.apply(PRIMARY)
+        assert applied.returncode == 0, applied.stdout
+        saved = [s for s in applied.data.values() if s["__id__"] == "havip-haproxy-server-state-saved"]
+        assert saved[0]["changes"], saved  # the config changed: saved before the reload
+        assert backend_status(healthy, PRIMARY, "nginx2") == "DRAIN"
+        assert healthy.salt(PRIMARY, "havip.ready", "nginx2").returncode == 0
+        back = status_after(healthy, "nginx2", lambda: healthy.systemctl(PRIMARY, "restart", "haproxy"))
+        assert back.startswith("UP"), back
+    finally:
+        healthy.salt(PRIMARY, "havip.ready", "nginx2")

@@ -97,3 +97,34 @@ def test_without_the_trixie_root_a_check_fails_saying_how_to_build_it(tmp_path, 
     (tmp_path / "haproxy.cfg").write_text(HAPROXY.format(timeouts=TIMEOUTS))
     with pytest.raises(pytest.fail.Exception, match=r"test/bootstrap-debian\.sh"):
         daemons.refusals("haproxy", tmp_path / "haproxy.cfg")
+
+
+# HAProxy's server state file (havip.save_server_state): the fields of
+# `show servers state` (version 1, HAProxy 2.6 and 3.0).
+STATE_FIELDS = ("be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight"
+                " srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state"
+                " srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl"
+                " srv_check_port srv_check_addr srv_agent_addr srv_agent_port")
+
+
+def drained(backend, server, address="127.0.0.1", port=18080):
+    """A server state line of a drained server (srv_admin_state 8)."""
+    return f"3 {backend} 1 {server} {address} 2 8 1 1 0 1 0 2 0 0 0 0 - {port} - 0 0 - - 0\n"
+
+
+@pytest.mark.parametrize("release", daemons.RELEASES)
+def test_haproxy_loads_its_server_state_by_name_and_a_stale_one_starts_without_a_word(tmp_path, release):
+    """What a drain leaves in the server state file after the config
+    changed (a server renamed or removed, a pool gone): HAProxy matches the
+    lines by backend and server names and skips those it does not have,
+    silently.  It does read the file: a line that is not a server's state
+    is reported (the lab proves that a drain is kept)."""
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(HAPROXY.format(timeouts=TIMEOUTS + "    load-server-state-from-file global\n").replace(
+        "global\n", "global\n    server-state-file /var/lib/havip/haproxy-server-state\n", 1))
+    header = f"1\n# {STATE_FIELDS}\n"
+    assert daemons.refusal("haproxy", config, release) is None
+    stale = header + drained("b", "renamed") + drained("gone", "s")
+    assert daemons.refusal("haproxy", config, release, server_state=stale) is None
+    said = daemons.refusal("haproxy", config, release, server_state=header + "3 b 1 s\n")
+    assert "corrupted global server state file '/var/lib/havip/haproxy-server-state'" in said, said

@@ -63,6 +63,43 @@ def test_debian_balancer_gets_haproxy_and_keepalived_through_salts_service_modul
     assert (standby["contents"], standby["replace"]) == (str(havip_facts.IN_SERVICE), False)
 
 
+def test_systemd_starts_a_dead_keepalived_again_once_a_peer_has_taken_its_vips(salt_call):
+    """kill -9 of keepalived (chaos seed 324): Debian's unit has no
+    Restart=; havip's drop-in adds one, after a peer's master-down interval
+    (4 adverts) and 1 s; a stop stays a stop (on-failure)."""
+    pillar = seed_pillar()
+    pillar["havip"]["keepalived"] = {"advert_int": 0.5}
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(pillar)
+    dropin = states["havip-keepalived-dropin-file"]
+    assert dropin["name"] == "/etc/systemd/system/keepalived.service.d/havip.conf"
+    assert dropin["contents"].splitlines()[1:] == [
+        "[Unit]", "After=haproxy.service", "", "[Service]", "Restart=on-failure", "RestartSec=3000ms"]
+    # systemd reloaded when it changed (its `systemctl status` does not ask
+    # for it after a new drop-in: the lab's keepalived ran without it)
+    loaded = states["havip-keepalived-dropin-loaded"]
+    assert (loaded["fun"], loaded["service.systemctl_reload"]) == ("module.run", [])
+    assert loaded["onchanges"] == [{"file": "havip-keepalived-dropin-file"}]
+    assert {"service": "havip-keepalived-service-running"} in loaded["require_in"]
+
+
+def test_haproxy_loads_the_servers_havip_drain_took_out_of_rotation_at_every_start(salt_call):
+    """Chaos seed 4445: a drain did not survive HAProxy's restart.  The
+    server state file is there (no server in it) before HAProxy ever reads
+    the config, root only, never replaced by an apply; a new config saves
+    the servers out of rotation (havip.save_server_state) before the
+    reload."""
+    states = salt_call("svr1", DEBIAN_GRAINS).show_sls(seed_pillar())
+    created = states["havip-haproxy-server-state-file"]
+    assert {key: created[key] for key in ("fun", "name", "contents", "replace", "user", "group", "mode")} == {
+        "fun": "file.managed", "name": "/var/lib/havip/haproxy-server-state", "contents": "1", "replace": False,
+        "user": "root", "group": "root", "mode": "0600"}
+    assert {"file": "havip-haproxy-server-state-file"} in states["havip-haproxy-config-file"]["require"]
+    saved = states["havip-haproxy-server-state-saved"]
+    assert (saved["fun"], saved["havip.save_server_state"]) == ("module.run", [])
+    assert saved["onchanges"] == [{"file": "havip-haproxy-config-file"}]
+    assert {"module": "havip-haproxy-server-state-saved"} in states["havip-haproxy-service-running"]["require"]
+
+
 def test_debian_backend_gets_nginx_and_its_page_only(salt_call):
     states = salt_call("nginx1", DEBIAN_GRAINS).show_sls(seed_pillar())
     assert states["havip-nginx-pkg"]["pkgs"] == ["nginx"]

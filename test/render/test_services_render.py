@@ -139,7 +139,8 @@ def test_each_services_certificate_is_written_from_the_pillar_before_the_config_
 def test_clean_removes_each_services_certificate(salt_call, tmp_path):
     states = salt_call("svr1", DEBIAN_GRAINS).show_sls({"havip": pillar(tmp_path)}, sls="havip.clean")
     assert states["havip-haproxy-config-clean"]["names"][1:] == [
-        str(tmp_path / "havip.pem"), str(tmp_path / "havip-shop-1.pem"), str(tmp_path / "havip-shop-2.pem")]
+        str(tmp_path / "havip.pem"), str(tmp_path / "havip-shop-1.pem"), str(tmp_path / "havip-shop-2.pem"),
+        "/var/lib/havip/haproxy-server-state"]
 
 
 def test_a_certificate_the_services_no_longer_name_is_removed_and_nothing_else(salt_call, tmp_path):

@@ -12,6 +12,7 @@ a fake host, ``havip.drain``/``havip.ready`` on a fake runtime API.
 
 import json
 import os
+import pathlib
 import re
 import signal
 import stat
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from salt.exceptions import CommandExecutionError
 
+from test.unit.utils import test_havip_server_state as server_state
 from test.unit.utils.test_havip_services import two_services
 
 VIP = "192.168.100.10"
@@ -163,6 +165,7 @@ class Rig:
         lookup["keepalived"]["pidfiles"] = [str(run / "keepalived.pid"), str(run / "vrrp.pid")]
         lookup["keepalived"]["state_dir"] = str(run / "vrrp")
         lookup["keepalived"]["standby_file"] = str(run / "standby")
+        lookup["haproxy"]["server_state_file"] = str(run / "server-state")
         lookup["nginx"]["pidfile"] = str(run / "nginx.pid")
         self.facts, self.lookup = facts, lookup
         self.facts_file = tmp_path / "havip.json"
@@ -951,6 +954,9 @@ def test_inject_stop_haproxy_uses_salts_service_module(havip, lb):
 SOCKET = "/run/haproxy/admin.sock"
 DRAIN = "set server havip_backends/nginx1 state drain"
 READY = "set server havip_backends/nginx1 state ready"
+SAVE = "show servers state"
+# `show servers state` of an HAProxy with no server out of rotation.
+NO_SERVER_OUT = server_state.state(server_state.line("nginx1"), server_state.line("nginx2", address="192.168.100.12"))
 
 
 def stat_csv(**servers):
@@ -962,13 +968,15 @@ def stat_csv(**servers):
 
 class RuntimeApi:
     """HAProxy's runtime API: `show stat` answers the next of ``stats`` (the
-    last one repeats), `set server` answers ``answer`` (empty: done); with
-    ``error`` every command raises it."""
+    last one repeats), `show servers state` ``servers_state``, `set server`
+    answers ``answer`` (empty: done); with ``error`` every command raises
+    it."""
 
-    def __init__(self, *stats, answer="\n", error=None):
+    def __init__(self, *stats, answer="\n", error=None, servers_state=NO_SERVER_OUT):
         self.stats = list(stats)
         self.answer = answer
         self.error = error
+        self.servers_state = servers_state
         self.calls = []
 
     def __call__(self, path, command, timeout=2.0):
@@ -977,6 +985,8 @@ class RuntimeApi:
             raise self.error
         if command == "show stat":
             return self.stats.pop(0) if len(self.stats) > 1 else self.stats[0]
+        if command == "show servers state":
+            return self.servers_state
         return self.answer
 
     def commands(self):
@@ -1003,7 +1013,7 @@ def test_drain_sets_the_server_to_drain_and_returns_once_its_sessions_ended(havi
                stat_csv(nginx1=("DRAIN", 2), nginx2=("UP", 2)),
                stat_csv(nginx1=("DRAIN", 0), nginx2=("UP", 3)))
     result = havip.drain("nginx1")
-    assert fake.commands() == ["show stat", DRAIN, "show stat", "show stat"]
+    assert fake.commands() == ["show stat", DRAIN, SAVE, "show stat", "show stat"]
     assert result["server"] == "nginx1" and result["state"] == "drain"
     assert 0.1 <= result["took_s"] < 2  # one poll while 2 sessions were left
 
@@ -1082,7 +1092,7 @@ def test_ready_sets_the_server_ready_and_returns_once_haproxy_sees_it_up(havip, 
                stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)))
     result = havip.ready("nginx1")
     # In rotation (DOWN, not DRAIN): no fresh checks asked for.
-    assert fake.commands() == ["show stat", READY, "show stat"]
+    assert fake.commands() == ["show stat", READY, SAVE, "show stat"]
     assert result["server"] == "nginx1" and result["state"] == "ready"
 
 
@@ -1095,8 +1105,56 @@ def test_ready_of_a_server_out_of_rotation_waits_for_fresh_health_checks(havip, 
     fake = api(stat_csv(nginx1=(out, 0), nginx2=("UP", 0)), stat_csv(nginx1=("DOWN 1/2", 0), nginx2=("UP", 0)),
                stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)))
     havip.ready("nginx1")
-    assert fake.commands() == ["show stat", "set server havip_backends/nginx1 health down", READY, "show stat",
-                               "show stat"]
+    assert fake.commands() == ["show stat", "set server havip_backends/nginx1 health down", READY, SAVE,
+                               "show stat", "show stat"]
+
+
+def test_a_drain_is_saved_in_the_server_state_file_that_haproxy_loads_at_every_start(havip, lb, api):
+    """Chaos seed 4445: a kill -9 of HAProxy's master (systemd restarts it)
+    or any restart or reload brought a drained server back UP."""
+    api(stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)),
+        servers_state=server_state.state(server_state.line("nginx1", admin=8),
+                                         server_state.line("nginx2", address="192.168.100.12")))
+    havip.drain("nginx1")
+    saved = pathlib.Path(lb.lookup["haproxy"]["server_state_file"])
+    assert saved.read_text() == server_state.HEADER + server_state.line("nginx1", admin=8)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+
+
+def test_ready_saves_the_server_state_file_without_the_server(havip, lb, api):
+    saved = pathlib.Path(lb.lookup["haproxy"]["server_state_file"])
+    saved.write_text(server_state.HEADER + server_state.line("nginx1", admin=8))
+    api(stat_csv(nginx1=("DRAIN", 0), nginx2=("UP", 0)), stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)),
+        servers_state=server_state.state(server_state.line("nginx1"),
+                                         server_state.line("nginx2", address="192.168.100.12")))
+    havip.ready("nginx1")
+    assert saved.read_text() == server_state.HEADER
+
+
+def test_a_drain_that_cannot_be_saved_says_that_a_restart_would_not_keep_it(havip, lb, api):
+    api(stat_csv(nginx1=("UP", 0), nginx2=("UP", 0)), servers_state="2\n")
+    with pytest.raises(CommandExecutionError, match=r"^havip.drain: nginx1 is drained in HAProxy, but a restart or"
+                                                    r" reload would not keep it: HAProxy's `show servers state` is"
+                                                    r" not of version 1 \(it starts '2'\);"
+                                                    r" .*/server-state not saved$"):
+        havip.drain("nginx1")
+
+
+def test_save_server_state_without_haproxy_keeps_what_the_deployed_model_still_has(havip, lb, api):
+    """A config change while HAProxy is stopped: the file's own servers,
+    those gone or moved to another port left out."""
+    saved = pathlib.Path(lb.lookup["haproxy"]["server_state_file"])
+    saved.write_text(server_state.HEADER + server_state.line("nginx1", admin=8, port=8080)
+                     + server_state.line("nginx2", admin=8, address="192.168.100.12"))
+    api(error=ConnectionRefusedError("[Errno 111] Connection refused"))
+    result = havip.save_server_state()
+    assert result == {"file": str(saved), "out_of_rotation": ["havip_backends/nginx2"]}
+    assert saved.read_text() == server_state.HEADER + server_state.line("nginx2", admin=8, address="192.168.100.12")
+
+
+def test_save_server_state_refuses_on_a_backend(havip, backend):
+    with pytest.raises(CommandExecutionError, match="nginx1 is not a balancer"):
+        havip.save_server_state()
 
 
 def test_ready_raises_naming_the_status_when_the_server_does_not_come_up(havip, lb, api):
@@ -1159,7 +1217,7 @@ def test_status_of_several_pools_and_services(havip, shop):
 def test_drain_of_a_pools_server_sets_it_to_drain_in_its_pool(havip, shop, api, reference):
     fake = api(shop_csv(**UP2), shop_csv(**{**UP2, "api": {"app1": ("UP", 0), "app2": ("DRAIN", 0)}}))
     result = havip.drain(reference)
-    assert fake.commands() == ["show stat", "set server api/app2 state drain", "show stat"]
+    assert fake.commands() == ["show stat", "set server api/app2 state drain", SAVE, "show stat"]
     assert {key: result[key] for key in ("server", "pool", "state")} == {"server": reference, "pool": "api",
                                                                         "state": "drain"}
 
@@ -1187,7 +1245,7 @@ def test_drain_waits_for_the_sessions_of_the_server_in_its_pool_and_names_it(hav
 def test_ready_of_a_pools_server_waits_until_it_is_up_in_its_pool(havip, shop, api):
     fake = api(shop_csv(**{**UP2, "sql": {"app1": ("DOWN 1/2", 0)}}), shop_csv(**UP2))
     result = havip.ready("sql/app1")
-    assert fake.commands() == ["show stat", "set server sql/app1 state ready", "show stat"]
+    assert fake.commands() == ["show stat", "set server sql/app1 state ready", SAVE, "show stat"]
     assert (result["server"], result["pool"], result["state"]) == ("sql/app1", "sql", "ready")
     api(shop_csv(**{**UP2, "sql": {"app1": ("DOWN", 0)}}))
     with pytest.raises(CommandExecutionError, match=r"^havip.ready: sql/app1 is in rotation again but not UP after"

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-MODULE_COMMANDS = ["check", "config", "drain", "inject", "probe", "ready", "relay_addresses", "resume", "standby",
-                   "status", "validate"]
+MODULE_COMMANDS = ["check", "config", "drain", "inject", "probe", "ready", "relay_addresses", "resume",
+                   "save_server_state", "standby", "status", "validate"]
 RUNNER_COMMANDS = ["deploy", "failover_test", "log_transition", "resume", "standby", "status"]
 
 

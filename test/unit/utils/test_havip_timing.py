@@ -38,6 +38,12 @@ def test_haproxy_seconds_reads_haproxys_time_syntax(value, seconds):
     assert havip_timing.haproxy_seconds(value) == pytest.approx(seconds)
 
 
+def test_keepalived_restarts_after_a_peers_master_down_interval_and_1_s():
+    assert havip_timing.keepalived_restart_delay({"advert_int": 0.05}) == "1200ms"
+    assert havip_timing.keepalived_restart_delay({"advert_int": 1}) == "5000ms"
+    assert havip_timing.keepalived_restart_delay({"advert_int": 0.07}) == "1280ms"
+
+
 def test_move_budget_is_the_master_down_interval_the_preempt_delay_and_2_s():
     assert havip_timing.move_budget({"advert_int": 0.05, "preempt_delay": 0}) == pytest.approx(2.2)
     assert havip_timing.move_budget({"advert_int": 1, "preempt_delay": 5}) == 11.0
