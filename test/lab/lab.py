@@ -585,6 +585,7 @@ class Lab:
         h = self.hosts[name]
         if h.nspawn:
             raise LabError(f"host {name} is running")
+        self._unplug(h)  # what a failed boot left
         self._make_host_network(h)
         self._mount_root(h, first_boot=False)
         self._spawn(h)
@@ -624,9 +625,16 @@ class Lab:
                            f"{[h.name for h in stuck]}")
 
     def _unplug(self, h):
+        """The host's root unmounted, its switch port and its netns removed
+        (each if there).  The port first: deleting one end of a veth removes
+        both at once, where a deleted netns takes its eth0, and the port with
+        it, only when the kernel gets round to it - a boot right after a
+        power off found the port still there (chaos seed 92686334, round 33)."""
         root = self._host_dir(h) / "root"
         if str(root) in _mounts_under(self.workdir):
             _sh("umount", root)
+        if h.port in _switch_ports(self.switch):
+            _sh("ip", "-n", self.switch, "link", "del", h.port)
         if h.netns in _netns_names():
             _sh("ip", "netns", "del", h.netns)
 
@@ -692,6 +700,14 @@ def _remove_cgroups(prefix):
 
 def _netns_names():
     return [line.split()[0] for line in _sh("ip", "netns", "list").stdout.splitlines()]
+
+
+def _switch_ports(switch):
+    """The names of the links in the switch's netns (none if it is gone)."""
+    if switch not in _netns_names():
+        return []
+    return [line.split(":")[1].strip().split("@")[0]
+            for line in _sh("ip", "-n", switch, "-o", "link", "show").stdout.splitlines()]
 
 
 def _continue_nsenters(inits):

@@ -202,6 +202,7 @@ def test_reboot_keeps_the_upper_dir_and_enabled_units_and_nothing_else(lab, caps
     assert sleeper.wait(5) is not None  # ended with the host
     assert lablib._start_time(old_pid) is None and a.pid is None
     assert "hvls-a" not in netns_names()
+    assert a.port not in lablib._switch_ports(lab.switch)  # a boot at once may add it again
     took = lab.boot("a")
     report(capsys, f"host a powered off in {off:.2f}s, booted to running in {took:.2f}s")
     assert a.pid != old_pid
