@@ -577,6 +577,14 @@ class Lab:
             self._unplug(h)
         return time.monotonic() - t0
 
+    def set_cable(self, name, plugged):
+        """Host ``name``'s cable pulled (its switch port down: its eth0 loses
+        carrier, its addresses stay, as with a cable or a switch port that
+        fails) or plugged in again.  Not `ip link set eth0 down` in the host:
+        that flushes eth0's IPv6 addresses, which the host's network setup
+        does not add back."""
+        _sh("ip", "-n", self.switch, "link", "set", self.hosts[name].port, "up" if plugged else "down")
+
     def boot(self, name):
         """Boot host ``name`` again on its upper dir (enabled units start, the
         rest of its last run is gone); returns once it is `running`, with the
