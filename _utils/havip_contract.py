@@ -12,6 +12,7 @@ docs is generated from this table and parameters/defaults.yaml.
 import difflib
 
 from havip_contract_services import BALANCE, ON_ERROR, POOLS, SERVICES
+from havip_facts import LINK_NODES
 from havip_timing import HAPROXY_TIME
 from havip_values import (
     ALWAYS,
@@ -182,9 +183,9 @@ SPEC = {
         },
         "track_backends": switch("a balancer whose HAProxy sees no backend UP ranks below those "
                                  "that see one"),
-        "track_link": switch("a balancer whose pings to the other balancers and to three other nodes (the"
-                             " first by name) all go unanswered (loss on its own link) ranks below those whose"
-                             " pings are answered"),
+        "track_link": switch("a balancer whose pings to the other balancers and to at most"
+                             f" {LINK_NODES} other nodes (the first by name) all go unanswered (loss on its own"
+                             " link) ranks below those whose pings are answered"),
         "garp_master_refresh": whole("seconds between the gratuitous ARP / unsolicited NA a VIP's holder"
                                      " repeats, so that a stale neighbour entry recovers (0 = never)", 0, 3600),
     },

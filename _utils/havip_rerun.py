@@ -29,6 +29,7 @@ import json
 import os
 
 import havip_rollout
+import havip_server_state
 
 
 def drained(state):
@@ -49,12 +50,10 @@ def read(path):
 
 
 def write(path, record):
-    """Replace the record at ``path`` (only the master's user reads it)."""
+    """Replace the record at ``path`` at once (only the master's user reads
+    it: havip_server_state.write), its directory made first if need be."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    temporary = f"{path}.{os.getpid()}.tmp"
-    with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
-        json.dump(record, handle, sort_keys=True)
-    os.replace(temporary, path)
+    havip_server_state.write(path, json.dumps(record, sort_keys=True))
 
 
 class Record:

@@ -12,7 +12,7 @@ config's: only the servers of the deployed model, at the address and port
 it gives them, are kept.  Every field is checked and the lines are built
 again from them: what lands in the file has the form havip built.
 
-Pure helpers but :py:func:`write`.
+Pure helpers but :py:func:`write` (also havip_rerun's, for its record).
 """
 
 import ipaddress
@@ -99,8 +99,9 @@ def shown(rows):
 
 
 def write(path, text):
-    """``text`` to ``path`` at once (a file beside it, renamed over it):
-    owned by the caller (root), mode 0600."""
+    """``text`` to ``path`` at once (a file beside it, renamed over it;
+    removed if that fails): owned by the caller (root; the master's user
+    for havip_rerun's record), mode 0600."""
     directory = os.path.dirname(path)
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".havip-")
     try:

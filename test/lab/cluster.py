@@ -199,6 +199,11 @@ def wait_until(read, done, timeout, interval=0.5):
     return value
 
 
+def all_up(seen):
+    """Whether every balancer of servers_seen has its servers, each UP."""
+    return all(servers and set(servers.values()) == {"UP"} for servers in seen.values())
+
+
 # A balancer's own interface addresses in the mine before the first apply
 # (the handover relays an IPv6 VIP to them: the nodes' addresses are IPv4).
 RELAY_MINE_FUNCTIONS = {"havip_relay_addresses": {"mine_function": "havip.relay_addresses"}}
@@ -385,7 +390,10 @@ class Cluster:
         assert self.apply().returncode == 0
         preferred = [self.topology.preferred_balancer]
         assert self.wait_for_holders(preferred, timeout=30) == preferred
-        assert self.client_get(self.topology.frontend_url)[0] == 200
+        # (with no backend seen UP anywhere, the preferred balancer keeps the
+        # VIP: it serves once HAProxy's checks of the started ones rise)
+        served = wait_until(lambda: self.client_get(self.topology.frontend_url)[0], lambda code: code == 200, 15)
+        assert served == 200, served
 
     def vip_holders(self, vip=None):
         """Balancers whose VIP interface carries the VIP (name; default: the
@@ -402,6 +410,19 @@ class Cluster:
 
     def wait_for_holders(self, expected, timeout=20, vip=None):
         return wait_until(lambda: self.vip_holders(vip), lambda holders: holders == expected, timeout, 0.1)
+
+    def servers_seen(self):
+        """{balancer: {server: its status}} in each balancer's HAProxy
+        (havip.status; {} while its runtime API does not answer)."""
+        seen = {}
+        for balancer in self.topology.with_role("balancer"):
+            status = self.salt(balancer, "havip.status").data
+            seen[balancer] = (status["haproxy"]["backends"] if isinstance(status, dict) else None) or {}
+        return seen
+
+    def wait_for_servers_up(self, timeout=20):
+        """servers_seen once every balancer has every server UP (or at the timeout)."""
+        return wait_until(self.servers_seen, all_up, timeout, 1)
 
     def signal(self, name, signal, *pidfiles):
         """Send ``signal`` (e.g. "KILL", "STOP") to the processes of pid files

@@ -1,9 +1,10 @@
 """The lab tier's shared fixtures: one cluster per test module.
 
 A module's cluster is the seed's topology, deployed (`state.apply havip` on
-every minion, the first VIP on its preferred balancer), unless the module
-overrides a fixture it is made from: ``cluster_topology`` (a parametrized
-one runs the module's tests on each topology), ``cluster_master_overrides``
+every minion, the first VIP on its preferred balancer, every server UP in
+every balancer's HAProxy), unless the module overrides a fixture it is made
+from: ``cluster_topology`` (a parametrized one runs the module's tests on
+each topology), ``cluster_master_overrides``
 (extra salt-master settings), ``cluster_file_roots`` (directories of the
 module's own states, e.g. an application for the pools, beside the
 formula's) or ``cluster_deployed`` (False: hosts, master and minions up,
@@ -12,7 +13,7 @@ nothing applied).
 
 import pytest
 
-from test.lab.cluster import SEED, running_cluster
+from test.lab.cluster import SEED, all_up, running_cluster
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,10 @@ def cluster(salt_factories, tmp_path_factory, cluster_topology, cluster_master_o
             assert applied.returncode == 0, applied.stdout
             preferred = [cluster_topology.preferred_balancer]
             assert cluster.wait_for_holders(preferred) == preferred
+            # A server whose nginx was not up yet at HAProxy's first check is
+            # DOWN until rise checks pass, possibly after the apply returned.
+            seen = cluster.wait_for_servers_up()
+            assert all_up(seen), seen
         yield cluster
 
 

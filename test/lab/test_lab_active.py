@@ -261,8 +261,11 @@ def test_plain_http_is_redirected_to_https_when_asked(lab, ca):
     lab.set_pillar(tls_pillar(ca.issue("vips", vip_addresses(), serial=0x1001), redirect=True))
     assert lab.apply("lb*").returncode == 0
     try:
-        status, _, location, _ = curl(lab, ca, url("VI_A"))
-        assert (status, location) == ("301", f"https://{ACTIVE.vip_address('VI_A')}:9090/")
+        # (systemctl reload returns before HAProxy's new worker serves)
+        redirect = ("301", f"https://{ACTIVE.vip_address('VI_A')}:9090/")
+        status, _, location, _ = wait_until(lambda: curl(lab, ca, url("VI_A")),
+                                            lambda got: (got[0], got[2]) == redirect, 10)
+        assert (status, location) == redirect
     finally:
         lab.set_pillar(lab.topology.pillar)
 
@@ -276,7 +279,9 @@ def test_rotating_the_certificate_under_load_loses_no_request(lab, ca):
         assert applied.returncode == 0, applied.stdout
     print(f"\ncertificate rotated: {report['failed']}/{report['total']} failed")
     assert report["failed"] == 0 and report["total"] > 900, report
-    assert {vip: serial(lab, ca, vip) for vip in PREFERRED} == {vip: "2002" for vip in PREFERRED}
+    # (systemctl reload returns before HAProxy's new worker serves)
+    rotated = {vip: "2002" for vip in PREFERRED}
+    assert wait_until(lambda: {vip: serial(lab, ca, vip) for vip in PREFERRED}, rotated.__eq__, 10) == rotated
     lab.set_pillar(lab.topology.pillar)
 
 

@@ -50,7 +50,9 @@ def test_haproxy_killed_on_the_holder_costs_one_short_outage_and_its_return_none
         time.sleep(1.5)
         killed = healthy.kill_haproxy(PRIMARY, process)
         assert healthy.wait_for_holders([BACKUP], timeout=5) == [BACKUP]
-        state, since = healthy.vrrp_state(BACKUP)
+        # (keepalived adds the VIP, then runs the notify script that records the state)
+        state, since = wait_until(lambda: healthy.vrrp_state(BACKUP),
+                                  lambda seen: seen[0] == "MASTER" and seen[1] > killed, 2, 0.1)
         assert state == "MASTER" and since > killed
         assert healthy.wait_for_holders([PRIMARY], timeout=8) == [PRIMARY]
     assert healthy.restarts(PRIMARY) == restarts + 1
@@ -324,7 +326,10 @@ def test_both_backends_down_fail_fast_and_recover_by_themselves(healthy):
     with_frontend_mode(healthy, "http")
     for backend in BACKENDS:
         healthy.kill_nginx(backend)
-    time.sleep(3)  # HAProxy's checks (inter 1s, fall 2) mark both DOWN
+    # HAProxy's checks (inter 1s, fall 2) mark both DOWN on the holder.
+    seen = wait_until(lambda: [backend_status(healthy, PRIMARY, backend) for backend in BACKENDS],
+                      lambda states: all((state or "").startswith("DOWN") for state in states), 10)
+    assert all((state or "").startswith("DOWN") for state in seen), seen
     started = time.monotonic()
     assert healthy.client_get(SEED.frontend_url, timeout=2)[0] == 503
     assert time.monotonic() - started < 1.5
@@ -453,7 +458,7 @@ def test_a_drain_survives_haproxys_restarts_and_reloads_until_havip_ready(health
         assert applied.returncode == 0, applied.stdout
         saved = [s for s in applied.data.values() if s["__id__"] == "havip-haproxy-server-state-saved"]
         assert saved[0]["changes"], saved  # the config changed: saved before the reload
-        assert backend_status(healthy, PRIMARY, "nginx2") == "DRAIN"
+        assert wait_until(lambda: backend_status(healthy, PRIMARY, "nginx2"), bool, 10, 0.2) == "DRAIN"
         assert healthy.salt(PRIMARY, "havip.ready", "nginx2").returncode == 0
         back = status_after(healthy, "nginx2", lambda: healthy.systemctl(PRIMARY, "restart", "haproxy"))
         assert back.startswith("UP"), back

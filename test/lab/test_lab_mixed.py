@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from test.lab.cluster import SEED, outages
+from test.lab.cluster import SEED, outages, wait_until
 from test.lab.lab import RELEASE
 
 pytestmark = [pytest.mark.lab, pytest.mark.trixie,
@@ -75,7 +75,9 @@ def test_first_apply_installs_every_role_with_its_releases_daemons(cluster, firs
             print(f"\n{name}: {shown.splitlines()[0]}")
             assert shown.startswith(version), (name, shown)
     assert cluster.wait_for_holders([PRIMARY]) == [PRIMARY]
-    assert cluster.client_get(SEED.frontend_url)[0] == 200
+    # (no backend UP yet in either balancer's HAProxy, the preferred one holds
+    # the VIP: it serves once their checks of the backends rise)
+    assert wait_until(lambda: cluster.client_get(SEED.frontend_url)[0], lambda code: code == 200, 15) == 200
 
 
 def test_second_apply_changes_nothing(cluster, first_apply):

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from test.lab.cluster import GATEWAY, LOOKUP, NETWORK, SEED, VRRP_CUT, VRRP_CUT_TABLE
+from test.lab.cluster import GATEWAY, LOOKUP, NETWORK, SEED, VRRP_CUT, VRRP_CUT_TABLE, wait_until
 from test.lab.secrets import shown_secrets, where_salt_shows
 
 pytestmark = pytest.mark.lab
@@ -160,8 +160,11 @@ def test_short_vrrp_flaps_on_the_backup_leave_it_backup_with_nothing_kept_on_lo(
         backup.run(["sh", "-c", FLAP.format(cut=VRRP_CUT, table=VRRP_CUT_TABLE, vip=SEED.vip)])
         assert healthy.wait_for_holders([PRIMARY]) == [PRIMARY]
         time.sleep(0.5)
-    states = [state for _, vip, state in healthy.vrrp_transitions(BACKUP, started) if vip == "VI_1"]
-    assert states == ["MASTER", "BACKUP"] * FLAPS, states  # every flap happened
+    flapped = ["MASTER", "BACKUP"] * FLAPS
+    # (keepalived's lines reach the journal through journald, a moment later)
+    states = wait_until(lambda: [state for _, vip, state in healthy.vrrp_transitions(BACKUP, started) if vip == "VI_1"],
+                        flapped.__eq__, 5)
+    assert states == flapped, states  # every flap happened
     assert not lingering(healthy, BACKUP, 10), handover_view(healthy, BACKUP, PRIMARY)
     assert healthy.salt(BACKUP, "havip.status").data["vips"]["VI_1"]["state"] == "BACKUP"
     assert healthy.run("havip.status").returncode == 0
@@ -352,10 +355,12 @@ def test_a_stats_password_change_shows_neither_password_anywhere(healthy, event_
     shown = where_salt_shows(cluster, event_listener, outputs, started)
     assert len(shown) > 5, shown.keys()
     assert not shown_secrets(shown, [old, new])
-    # The apply did change the password: it logs in, the old one does not.
+    # The apply did change the password: it logs in, the old one does not
+    # (once HAProxy's new worker serves: systemctl reload returns before).
     url = SEED.stats_url(SEED.hosts[PRIMARY])
-    assert cluster.client_get(url, user=f"admin:{new}")[0] == 200
-    assert cluster.client_get(url, user=f"admin:{old}")[0] == 401
+    logins = wait_until(lambda: [cluster.client_get(url, user=f"admin:{password}")[0] for password in (new, old)],
+                        [200, 401].__eq__, 10)
+    assert logins == [200, 401], logins
     for name in SEED.with_role("balancer"):
         host = cluster.host(name)
         modes = host.run(["stat", "-c", "%a %U %G", LOOKUP["haproxy"]["config"],

@@ -25,7 +25,7 @@ import pytest
 
 import test.lab.prometheus
 from test.lab.ca import CA
-from test.lab.cluster import REPO, SERVICES, Topology, wait_until
+from test.lab.cluster import REPO, SERVICES, Topology, all_up, wait_until
 from test.lab.secrets import pillar_secrets, shown_secrets, where_salt_shows
 
 pytestmark = pytest.mark.lab
@@ -101,13 +101,17 @@ def holders_settled(cluster, timeout=30):
 @pytest.fixture(scope="module")
 def cluster(cluster):
     """The lab's cluster with the app installed on the app nodes by the
-    test's own state, then havip applied everywhere; the client resolves
-    the services' host names to VI_1."""
+    test's own state, then havip applied everywhere (every server UP in
+    every balancer's HAProxy); the client resolves the services' host names
+    to VI_1."""
     installed = cluster.salt("app*", "state.apply", "labapp")
     assert installed.returncode == 0, installed.stdout
     applied = cluster.apply()
     assert applied.returncode == 0, applied.stdout
     assert holders_settled(cluster) == {vip: [PRIMARY] for vip in VIPS}
+    # (nginx started by the same apply: HAProxy's checks may see it UP after)
+    seen = cluster.wait_for_servers_up()
+    assert all_up(seen), seen
     cluster.host(SERVICES.client).run(["sh", "-c", 'echo "$1 $2 $3" >> /etc/hosts', "sh", address("VI_1"),
                                        APP_HOST, PAGES_HOST])
     return cluster

@@ -48,6 +48,18 @@ def test_each_cluster_and_kind_of_deploy_has_its_own_entry(facts, path):
                                                 "havip": {"nginx2": ["svr1", "svr2"]}}}
 
 
+def test_a_save_that_fails_leaves_the_record_as_it_was_and_nothing_beside_it(facts, path, monkeypatch):
+    record = havip_rerun.Record(path, facts(), "havip")
+    record.note(server_step("drain", "nginx2", ["svr1", "svr2"]), {"svr1": {}})
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", full)
+    record.note(server_step("drain", "nginx2", ["svr1", "svr2"]), {"svr2": {}})  # let go: the record only helps
+    assert havip_rerun.read(path) == {CLUSTER: {"havip": {"nginx2": ["svr1"]}}}
+    assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]
+
+
 @pytest.mark.parametrize("text", [
     "not json", "[]", json.dumps({CLUSTER: ["nginx2"]}), json.dumps({CLUSTER: {"havip": ["nginx2"]}}),
     json.dumps({CLUSTER: {"havip": {"nginx3": ["svr1"], "nginx2": "svr1", "nginx1": ["svr3", 5]}}}),
