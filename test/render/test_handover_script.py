@@ -14,6 +14,7 @@ once under bash (the RedHat family's).
 
 import shlex
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -296,7 +297,38 @@ def test_release_takes_the_vip_off_lo_after_release_max_even_with_connections_le
 def test_release_of_an_ipv6_vip_watches_its_connections_and_takes_its_128_off_lo(host):
     status, ran = host.run("release", "VI_6")
     assert status == 0
-    assert ran[0].endswith("state closing src fd00:100::10") and ran[-1] == "ip addr del fd00:100::10/128 dev lo"
+    assert ran[0].endswith("state closing src [fd00:100::10]") and ran[-1] == "ip addr del fd00:100::10/128 dev lo"
+
+
+def test_release_takes_a_look_at_the_connections_that_failed_for_no_quiet_one(host):
+    host.failing = ["ss *"]
+    assert host.run("release", "VI_1") == (0, [*polls(30 * 10), "ip addr del 192.168.100.10/32 dev lo"])
+
+
+@pytest.fixture(params=[(V4, socket.AF_INET, "127.0.0.1"), (V6, socket.AF_INET6, "::1")], ids=["ipv4", "ipv6"])
+def connected(request):
+    """A VIP, and an address of this host's loopback of its family with a TCP
+    connection on it."""
+    vip, family, loopback = request.param
+    with socket.socket(family) as listener:
+        listener.bind((loopback, 0))
+        listener.listen()
+        with socket.create_connection((loopback, listener.getsockname()[1])), listener.accept()[0]:
+            yield vip, loopback
+
+
+@pytest.mark.skipif(not shutil.which("ss"), reason="no ss (iproute2) here")
+def test_release_asks_ss_in_a_form_it_takes_and_that_finds_the_connections(host, connected):
+    """The real ss (iproute2), asked as the script asks it for the VIP's
+    connections, with this host's loopback in place of the VIP: it must
+    take the filter (a bare IPv6 address is refused: what follows its
+    last colon is read as a port) and list the connection on it."""
+    vip, loopback = connected
+    _, ran = host.run("release", vip["name"])
+    asked = shlex.split(ran[0].replace(vip["address"], loopback))[1:]
+    seen = subprocess.run([shutil.which("ss"), *asked], capture_output=True, text=True, timeout=10)
+    assert (seen.returncode, seen.stderr) == (0, "")
+    assert len(seen.stdout.splitlines()) >= 2  # both ends of the connection
 
 
 def test_release_leaves_the_vip_on_lo_when_this_balancer_took_it_back_meanwhile(host):
