@@ -221,6 +221,29 @@ def test_handovers_of_a_balancers_vips_lose_no_request_on_any_vip(lab, balancer)
     assert holders(lab, PREFERRED, timeout=1) == held_by(PREFERRED)
 
 
+@pytest.mark.trixie
+def test_a_connection_open_across_a_planned_move_of_the_ipv6_vip_goes_on(lab):
+    """The old holder keeps the IPv6 VIP on lo, serving a connection it
+    had, for as long as that connection is open, not a second after the
+    move: its release asks ss for the VIP's connections (an IPv6 address in
+    brackets) and waits for a quiet second."""
+    with lab.connection(url=url("VI_6")) as request:
+        first = request()
+        assert "answer" in first, first
+        try:
+            away = lab.run("havip.standby", "lb1")
+            assert away.returncode == 0, away.stdout
+            assert holders(lab, {"VI_6": "lb2"}, timeout=1) == {"VI_6": ["lb2"]}
+            time.sleep(3)  # well past a quiet second: the connection is idle, but open
+            again = request()
+            assert again.get("port") == first["port"] and again["answer"] in BACKENDS, (
+                again, lab.host("lb1").run("ip -br addr show dev lo; nft list tables", check=False).stdout)
+        finally:
+            back = lab.run("havip.resume", "lb1")
+    assert back.returncode == 0, back.stdout
+    assert holders(lab, PREFERRED) == held_by(PREFERRED)
+
+
 # ---- TLS, metrics and events ------------------------------------------------
 
 

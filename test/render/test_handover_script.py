@@ -12,8 +12,10 @@ so it touches nothing on this host.  Once under dash (Debian's /bin/sh),
 once under bash (the RedHat family's).
 """
 
+import os
 import shlex
 import shutil
+import socket
 import subprocess
 
 import pytest
@@ -228,6 +230,41 @@ def test_give_loads_the_relay_to_the_other_balancers_before_it_starts_releasing_
             f" {hops} > 1 counter {hops} set 1{dups} drop") in ruleset
 
 
+@pytest.mark.parametrize("vip", [V4, V6], ids=["ipv4", "ipv6"])
+def test_the_relay_passes_on_every_tcp_packet_to_the_vip_while_the_vip_is_not_local_here_first(host, vip):
+    """A new holder's kernel makes an IPv6 VIP local a moment after
+    keepalived added it and sent its unsolicited NA: a SYN that came in
+    before was dropped (no local route, no forwarding) and the client's
+    request timed out (the lab: 6 requests in 84 planned moves).  Such a
+    packet goes to the others, the old holder (which still has the VIP)
+    answers it; and it is matched before the rules that let a SYN pass."""
+    host.tables = ["inet havip_track"]
+    host.run("give", vip["name"])
+    [ruleset] = host.loaded()
+    hops = "ip ttl" if vip is V4 else "ip6 hoplimit"
+    dups = "".join(f' dup to {peer} device "ens32"' for peer in
+                   (["192.168.100.14", "192.168.100.15"] if vip is V4 else ["fd00:100::14", "fd00:100::15"]))
+    rules = [line.strip() for line in ruleset.splitlines() if f"daddr {vip['address']} " in line]
+    assert rules[0] == (f"{vip['family']} daddr {vip['address']} fib daddr type != local meta l4proto tcp"
+                        f" {hops} > 1 counter {hops} set 1{dups} drop")
+    assert len(rules) == 3
+
+
+@pytest.mark.skipif(not shutil.which("nft") or os.geteuid() != 0, reason="nft -c needs nftables and root")
+@pytest.mark.parametrize("vip", [V4, V6], ids=["ipv4", "ipv6"])
+def test_the_relay_is_a_ruleset_nft_takes(host, vip):
+    host.tables = ["inet havip_track"]
+    host.run("give", vip["name"])
+    [ruleset] = host.loaded()
+    # Checked (-c: nothing loaded) on this host: its lo for the VIP's
+    # interface, which nft looks up, and no table to delete first.
+    ruleset = ruleset.replace('device "ens32"', 'device "lo"').replace(
+        f"delete table {vip['family']} havip_relay_{vip['name']}\n", "")
+    checked = subprocess.run([shutil.which("nft"), "-c", "-f", "-"], input=ruleset, capture_output=True, text=True,
+                             timeout=30)
+    assert (checked.returncode, checked.stderr) == (0, "")
+
+
 def test_give_turns_conntrack_on_before_the_relay_that_needs_it(host):
     assert host.run("give", "VI_1") == (0, [TRACK, "nft -f -", "nft -f -", ON_LO])
     track, relay = host.loaded()
@@ -296,7 +333,38 @@ def test_release_takes_the_vip_off_lo_after_release_max_even_with_connections_le
 def test_release_of_an_ipv6_vip_watches_its_connections_and_takes_its_128_off_lo(host):
     status, ran = host.run("release", "VI_6")
     assert status == 0
-    assert ran[0].endswith("state closing src fd00:100::10") and ran[-1] == "ip addr del fd00:100::10/128 dev lo"
+    assert ran[0].endswith("state closing src [fd00:100::10]") and ran[-1] == "ip addr del fd00:100::10/128 dev lo"
+
+
+def test_release_takes_a_look_at_the_connections_that_failed_for_no_quiet_one(host):
+    host.failing = ["ss *"]
+    assert host.run("release", "VI_1") == (0, [*polls(30 * 10), "ip addr del 192.168.100.10/32 dev lo"])
+
+
+@pytest.fixture(params=[(V4, socket.AF_INET, "127.0.0.1"), (V6, socket.AF_INET6, "::1")], ids=["ipv4", "ipv6"])
+def connected(request):
+    """A VIP, and an address of this host's loopback of its family with a TCP
+    connection on it."""
+    vip, family, loopback = request.param
+    with socket.socket(family) as listener:
+        listener.bind((loopback, 0))
+        listener.listen()
+        with socket.create_connection((loopback, listener.getsockname()[1])), listener.accept()[0]:
+            yield vip, loopback
+
+
+@pytest.mark.skipif(not shutil.which("ss"), reason="no ss (iproute2) here")
+def test_release_asks_ss_in_a_form_it_takes_and_that_finds_the_connections(host, connected):
+    """The real ss (iproute2), asked as the script asks it for the VIP's
+    connections, with this host's loopback in place of the VIP: it must
+    take the filter (a bare IPv6 address is refused: what follows its
+    last colon is read as a port) and list the connection on it."""
+    vip, loopback = connected
+    _, ran = host.run("release", vip["name"])
+    asked = shlex.split(ran[0].replace(vip["address"], loopback))[1:]
+    seen = subprocess.run([shutil.which("ss"), *asked], capture_output=True, text=True, timeout=10)
+    assert (seen.returncode, seen.stderr) == (0, "")
+    assert len(seen.stdout.splitlines()) >= 2  # both ends of the connection
 
 
 def test_release_leaves_the_vip_on_lo_when_this_balancer_took_it_back_meanwhile(host):
