@@ -171,10 +171,11 @@ def with_backends(topology, count):
     return Topology(f"{topology.name}-{count}", hosts, topology.client, pillar)
 
 
-# A host that hears no VRRP advert (IPv4): its own nftables table drops them.
+# A host that hears no VRRP advert (IPv4 and IPv6): its own nftables table
+# drops them.
 VRRP_CUT_TABLE = "havip_lab_cut"
 VRRP_CUT = f"""table inet {VRRP_CUT_TABLE} {{
-    chain input {{ type filter hook input priority -300; ip protocol vrrp drop; }}
+    chain input {{ type filter hook input priority -300; meta l4proto vrrp drop; }}
 }}
 """
 

@@ -48,7 +48,7 @@ import pytest
 
 import test.lab.prometheus
 from test.lab import chaos_audits
-from test.lab.cluster import KEEPALIVED_PIDFILES, LOOKUP, REPO, SEED, Topology, wait_until
+from test.lab.cluster import KEEPALIVED_PIDFILES, LOOKUP, RELAY_MINE_FUNCTIONS, REPO, SEED, Topology, wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -613,6 +613,9 @@ def no_core_dumps(cluster, rnd):
 # after it.
 FRESH_S = 5
 METRICS_PORT = 9101
+# The campaign's IPv6 VIP (the seed's VIP is IPv4): planned moves and every
+# fault move it too, its handover relayed to the balancers' own IPv6 addresses.
+IPV6_VIP = {"address": "fd00:100::10/64", "interface": "eth0", "virtual_router_id": 53}
 # The alert each fault must make pending or firing while it lasts (a
 # rule's `for:` may be longer than the fault: see docs/chaos.md).
 FAULT_ALERTS = {
@@ -882,9 +885,13 @@ def save(campaign):
 @pytest.fixture(scope="module")
 def cluster_topology():
     """The seed's cluster with its metrics on (HAProxy's exporter, the VRRP
-    state for the node exporter), for the lab's Prometheus."""
+    state for the node exporter), for the lab's Prometheus, and an IPv6 VIP
+    beside its own (VI_6, on the same preferred balancer), whose relay
+    addresses the balancers publish in the mine from the start."""
     pillar = copy.deepcopy(SEED.pillar)
     pillar["havip"]["metrics"] = {"port": METRICS_PORT}
+    pillar["havip"]["vips"]["VI_6"] = IPV6_VIP
+    pillar["mine_functions"] = RELAY_MINE_FUNCTIONS
     return Topology(SEED.name, SEED.hosts, SEED.client, pillar)
 
 
