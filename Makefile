@@ -64,8 +64,9 @@ test-trixie: deps lab-cleanup
 	HAVIP_LAB_RELEASE=trixie $(PY) -m pytest -m trixie -s test/lab
 
 # lab-cleanup first: what a crashed run left (namespaces, mounts, hosts).
+# --durations: where the run's time goes (CI keeps it under 60 minutes).
 test: lint lab-cleanup
-	$(PY) -m pytest test
+	$(PY) -m pytest --durations=40 test
 
 demo: deps lab-cleanup
 	$(PY) -m pytest -m demo -s -p no:cacheprovider test/lab/test_demo.py
