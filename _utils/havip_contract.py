@@ -250,6 +250,8 @@ SPEC = {
             "check_script": file("the HAProxy check keepalived runs (root)"),
             "link_check_script": file("the check of this balancer's link keepalived runs (root;"
                                       " keepalived:track_link)"),
+            "link_fault_file": file("where the link check holds its balancer in FAULT on a new loss"
+                                    " (a keepalived track_file; <file>.seen beside it)"),
             "notify_script": file("the script keepalived runs on every VRRP transition (root)"),
             "handover_script": file("the handover the notify script runs (root)"),
             "dropin": file("the systemd drop-in that orders keepalived after HAProxy"),

@@ -78,6 +78,14 @@ BACKENDS_ANSWER_TIMEOUT = 0.5
 LINK_PING_GAP = 0.02
 LINK_LOST = 2
 LINK_NODES = 3
+# The run that first sees a loss holds its balancer in FAULT for
+# LINK_FAULT_HOLD s (keepalived:lookup:link_fault_file): FAULT sends a
+# priority-0 advert, and another balancer takes the VIPs after its skew
+# (milliseconds) instead of its master-down timer (3 adverts and the skew,
+# about 0.2 s at advert_int 0.05, after a lowered priority).  The hold covers
+# that timer too, should the priority-0 advert be lost; the lowered priority
+# then keeps the VIPs away while the loss lasts.
+LINK_FAULT_HOLD = 0.3
 
 # What havip.inject breaks, and so what the failover test may ask for.
 FAILURES = ("kill_haproxy", "stop_haproxy", "kill_keepalived", "link_down")

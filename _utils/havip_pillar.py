@@ -26,6 +26,7 @@ from havip_facts import (
     HAPROXY_BACKEND,
     IN_SERVICE,
     LINGER_DEVICE,
+    LINK_FAULT_HOLD,
     LINK_LOST,
     LINK_NODES,
     LINK_PING_GAP,
@@ -207,14 +208,18 @@ def _link_check(check, nodes, me):
     """keepalived:track_link's check (havip/files/check-link.sh.jinja): the
     addresses it pings (:py:func:`_link_targets`' addresses, canonical,
     sorted), how long each run pings (until just before the next run,
-    within the check's timeout), the gap between two pings and the pings
-    each address must leave unanswered."""
+    within the check's timeout with the hold), the gap between two pings, the pings
+    each address must leave unanswered, and how long the run that first
+    sees a loss holds its balancer in FAULT (0 without another balancer to
+    take the VIPs)."""
     me = me["name"] if me else None
+    peers = [name for name, node in nodes.items() if "balancer" in node["roles"] and name != me]
     addresses = sorted({nodes[name]["address"] for name in _link_targets(nodes, me)
                         if nodes[name]["address"] is not None},
                        key=lambda address: (ipaddress.ip_address(address).version, ipaddress.ip_address(address)))
-    return {"addresses": addresses, "watch": round(min(check["interval"], check["timeout"]) - 0.1, 1),
-            "gap": LINK_PING_GAP, "lost": LINK_LOST}
+    hold = LINK_FAULT_HOLD if peers else 0
+    return {"addresses": addresses, "watch": round(min(check["interval"], check["timeout"] - hold) - 0.1, 1),
+            "gap": LINK_PING_GAP, "lost": LINK_LOST, "hold": hold}
 
 
 def _check_ports(config, nodes, services):

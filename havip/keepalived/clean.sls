@@ -30,6 +30,8 @@ havip-keepalived-config-clean:
       - {{ havip.lookup.keepalived.config }}
       - {{ havip.lookup.keepalived.check_script }}
       - {{ havip.lookup.keepalived.link_check_script }}
+      - {{ havip.lookup.keepalived.link_fault_file }}
+      - {{ havip.lookup.keepalived.link_fault_file }}.seen
       - {{ havip.lookup.keepalived.notify_script }}
       - {{ havip.lookup.keepalived.handover_script }}
       - {{ havip.lookup.keepalived.dropin }}

@@ -130,6 +130,18 @@ havip-keepalived-standby-file:
     - group: root
     - mode: '0644'
 
+{#- Created out of FAULT once; afterwards only the link check writes it
+    (keepalived:track_link), and keepalived needs it to start. #}
+havip-keepalived-link-fault-file:
+  file.managed:
+    - name: {{ lookup.keepalived.link_fault_file }}
+    - contents: '0'
+    - replace: false
+    - makedirs: true
+    - user: root
+    - group: root
+    - mode: '0644'
+
 havip-keepalived-config-file:
   file.managed:
     - name: {{ lookup.keepalived.config }}
@@ -151,3 +163,4 @@ havip-keepalived-config-file:
       - file: havip-keepalived-link-check-script-file
       - file: havip-keepalived-notify-script-file
       - file: havip-keepalived-standby-file
+      - file: havip-keepalived-link-fault-file

@@ -209,6 +209,15 @@ def lose_link(cluster):
     return trial(cluster, 12, lambda: timed_call(primary.run, ["ip", "link", "set", "eth0", "down"]), link_up)
 
 
+def lossy_link(cluster):
+    """30 % of what the holder sends and receives dropped for 5 s (nft
+    numgen: this kernel has no netem), then none."""
+    def sound(lossy):
+        time.sleep(max(0.0, lossy + 5 - time.time()))
+        return timed_call(cluster.make_sound, PRIMARY)
+    return trial(cluster, 14, lambda: timed_call(cluster.make_lossy, PRIMARY), sound)
+
+
 def reboot(cluster):
     """The holder powered off (its units stop), and 1 s later booted again."""
     def boot(_):
@@ -358,6 +367,8 @@ def scenarios(cluster, config, overrides):
                     [hang_haproxy(cluster) for _ in range(FEW)]))
     rows.append(row("nginx backend killed", config, [kill_backend(cluster) for _ in range(TRIALS)]))
     rows.append(row("holder's link down 3.5 s, then up", config, [lose_link(cluster) for _ in range(FEW)]))
+    rows.append(row("30 % of the holder's packets lost for 5 s", config,
+                    [lossy_link(cluster) for _ in range(TRIALS)]))
     rows.append(row(f"pool change applied (out and back), {apply_how}", config,
                     [applied_change(cluster, overrides, drop_second_backend, "haproxy")]))
     rows.append(row(f"keepalived change applied (out and back), {apply_how}", config,

@@ -318,6 +318,7 @@ def lab_pillar(mode, tmp_path):
     pillar["havip"]["lookup"] = {"keepalived": {
         **{key: str(tmp_path / key) for key in KEEPALIVED_SCRIPTS},
         "standby_file": str(tmp_path / "standby"),
+        "link_fault_file": str(tmp_path / "link-fault"),
     }}
     return pillar
 

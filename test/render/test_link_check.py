@@ -11,6 +11,7 @@ import shutil
 import subprocess
 
 import pytest
+from havip_facts import LINK_FAULT_HOLD
 
 from test.formula import render, set_key, validated
 from test.saltcall import seed_pillar
@@ -39,21 +40,38 @@ done
 """
 
 
+# `sleep`, recording what the link fault file holds during the check's hold.
+SLEEP = """#!/bin/sh
+if [ "$1" = {hold} ]; then
+    read -r held < {fault}
+    echo "$held" >> {world}/held
+fi
+exec {sleep} "$@"
+"""
+
+
 def check_link(tmp_path, edits=()):
-    """svr1's link check rendered into ``tmp_path``, with a stub ping: a
-    function that runs it with each address answered as given
-    ({address: "answered" or unanswered pings}) and returns its exit
-    status."""
+    """svr1's link check rendered into ``tmp_path`` (its link fault file
+    there too), with a stub ping: a function that runs it with each address
+    answered as given ({address: "answered" or unanswered pings}) and
+    returns its exit status.  ``tmp_path / "held"`` gets a line per hold:
+    what the fault file held meanwhile."""
     havip = seed_pillar()["havip"]
     for edit in edits:
         edit(havip)
+    config = validated(havip, "svr1")
+    config["lookup"]["keepalived"]["link_fault_file"] = str(tmp_path / "link-fault")
     script = tmp_path / "havip-check-link"
-    script.write_text(render("check-link.sh.jinja", validated(havip, "svr1"), havip))
+    script.write_text(render("check-link.sh.jinja", config, havip))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "ping").write_text(PING.format(world=tmp_path))
-    (bin_dir / "ping").chmod(0o755)
-    for tool in ("timeout", "grep", "cat", "sleep"):
+    stubs = {"ping": PING.format(world=tmp_path),
+             "sleep": SLEEP.format(hold=LINK_FAULT_HOLD, fault=tmp_path / "link-fault", world=tmp_path,
+                                   sleep=shutil.which("sleep"))}
+    for tool, text in stubs.items():
+        (bin_dir / tool).write_text(text)
+        (bin_dir / tool).chmod(0o755)
+    for tool in ("timeout", "grep", "cat", "rm"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
 
     def run(answers):
@@ -89,6 +107,67 @@ def test_the_link_check_fails_when_every_other_node_leaves_pings_unanswered(tmp_
 ])
 def test_the_link_check_passes_unless_every_node_leaves_two_pings_unanswered(tmp_path, answers):
     assert check_link(tmp_path)(answers) == 0
+
+
+def held(tmp_path):
+    """What the link fault file held during each of the check's holds."""
+    record = tmp_path / "held"
+    return record.read_text().splitlines() if record.exists() else []
+
+
+def test_the_run_that_first_sees_a_loss_holds_its_balancer_in_fault_then_lets_go(tmp_path):
+    """FAULT sends a priority-0 advert: the other balancer takes the VIPs
+    after its skew, not after its master-down timer (a lowered priority
+    alone)."""
+    run = check_link(tmp_path)
+    assert run(dict.fromkeys(OTHERS, 5)) == 1
+    assert held(tmp_path) == ["1"]
+    assert (tmp_path / "link-fault").read_text() == "0\n"
+    assert (tmp_path / "link-fault.seen").exists()
+
+
+def test_the_runs_while_the_same_loss_lasts_hold_nothing_and_a_sound_run_ends_it(tmp_path):
+    """While the loss lasts the lowered priority keeps the VIPs away; a
+    loss after a sound run is a new one."""
+    run = check_link(tmp_path)
+    assert run(dict.fromkeys(OTHERS, 5)) == 1
+    assert run(dict.fromkeys(OTHERS, 5)) == 1
+    assert held(tmp_path) == ["1"]
+    assert run(dict.fromkeys(OTHERS, "answered")) == 0
+    assert not (tmp_path / "link-fault.seen").exists()
+    assert run(dict.fromkeys(OTHERS, 5)) == 1
+    assert held(tmp_path) == ["1", "1"]
+
+
+def test_a_sound_run_lets_go_of_a_fault_that_a_cut_short_run_left(tmp_path):
+    """keepalived's timeout may kill a run in its hold: the next run ends the
+    FAULT."""
+    run = check_link(tmp_path)
+    (tmp_path / "link-fault").write_text("1\n")
+    assert run(dict.fromkeys(OTHERS, "answered")) == 0
+    assert (tmp_path / "link-fault").read_text() == "0\n"
+
+
+def test_keepalived_goes_fault_while_the_link_fault_file_holds_one():
+    havip = seed_pillar()["havip"]
+    conf = render("keepalived.conf.jinja", validated(havip, "svr1"), havip)
+    assert 'track_file havip_link_fault {\n    file "/var/lib/havip/link-fault"\n    weight 0\n}' in conf
+    assert "    track_file {\n        havip_standby\n        havip_link_fault\n    }" in conf
+
+
+def test_a_lone_balancer_never_holds_itself_in_fault_for_its_link(tmp_path):
+    """No other balancer could take its VIPs."""
+    def lone(havip):
+        del havip["nodes"]["svr2"]
+    run = check_link(tmp_path, [lone])
+    assert run(dict.fromkeys(OTHERS, 5)) == 1
+    assert held(tmp_path) == []
+    assert not (tmp_path / "link-fault").exists()
+    havip = seed_pillar()["havip"]
+    lone(havip)
+    conf = render("keepalived.conf.jinja", validated(havip, "svr1"), havip)
+    assert "havip_check_link weight" in conf
+    assert "havip_link_fault" not in conf
 
 
 def test_keepalived_weighs_a_failed_link_check_like_a_balancer_without_backends():

@@ -130,6 +130,7 @@ def rendered(havip, root):
     lookup.setdefault("keepalived", {}).update(
         check_script=str(root / "check"), notify_script=str(root / "notify"), standby_file=str(root / "standby"),
         handover_script=str(root / "handover"), link_check_script=str(root / "link"),
+        link_fault_file=str(root / "link-fault"),
         state_dir=str(root / "vrrp"), events_dir=str(root / "events"))
     lookup.setdefault("haproxy", {})["certificate"] = str(root / "havip.pem")
     lookup["metrics"] = {"textfile_dir": str(root / "metrics")}

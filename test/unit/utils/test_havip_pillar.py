@@ -346,14 +346,17 @@ def test_the_link_check_pings_every_other_balancer_and_the_same_three_other_node
     assert havip_facts.LINK_NODES == 3
 
 
-@pytest.mark.parametrize("interval, timeout, watch", [(1, 2, 0.9), (3, 2, 1.9), (5, 10, 4.9)])
-def test_the_link_check_pings_until_shortly_before_its_next_run_within_its_timeout(interval, timeout, watch):
+@pytest.mark.parametrize("interval, timeout, watch", [(1, 2, 0.9), (1, 1, 0.6), (3, 2, 1.6), (5, 10, 4.9)])
+def test_the_link_check_pings_until_shortly_before_its_next_run_within_its_timeout_and_hold(interval, timeout,
+                                                                                            watch):
+    """The run that first sees a loss holds its balancer in FAULT after its
+    watch: both end within keepalived's timeout."""
     havip = copy.deepcopy(SEED)
     set_key("keepalived:check", {"interval": interval, "timeout": timeout, "watch": False,
                                  "answer_timeout": 0})(havip)
     assert validate(havip)["checks"]["link"] == {
         "addresses": ["192.168.100.11", "192.168.100.12", "192.168.100.14"], "watch": watch,
-        "gap": havip_facts.LINK_PING_GAP, "lost": havip_facts.LINK_LOST}
+        "gap": havip_facts.LINK_PING_GAP, "lost": havip_facts.LINK_LOST, "hold": havip_facts.LINK_FAULT_HOLD}
 
 
 def test_validate_gives_an_unlisted_minion_no_roles():
