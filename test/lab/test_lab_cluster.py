@@ -208,8 +208,7 @@ def http_cluster(cluster, first_apply):
 def wait_for_server_up(cluster, server, timeout=20):
     """Until every balancer's HAProxy has ``server`` UP."""
     def states():
-        return {name: cluster.salt(name, "havip.status").data["haproxy"]["backends"].get(server)
-                for name in cluster.topology.with_role("balancer")}
+        return {name: servers.get(server) for name, servers in cluster.servers_seen().items()}
     seen = wait_until(states, lambda found: set(found.values()) == {"UP"}, timeout, 1)
     assert set(seen.values()) == {"UP"}, seen
 
