@@ -33,6 +33,9 @@ ARP_SYSCTLS = {"net.ipv4.conf.all.arp_ignore": 1, "net.ipv4.conf.all.arp_announc
 LINGER_DEVICE = "lo"
 RELAY_TABLE_PREFIX = "havip_relay_"
 TRACK_TABLE = "havip_track"
+# keepalived:track_link's check counts the VRRP adverts for the cluster's
+# VIPs that other hosts send in table inet LINK_TABLE (counter "adverts").
+LINK_TABLE = "havip_link"
 NFT_FAMILIES = {4: "ip", 6: "ip6"}
 # Seconds a VIP may stay on LINGER_DEVICE after its VRRP state changed,
 # beyond the handover's release_max, before havip.check calls it stuck.

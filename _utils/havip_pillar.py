@@ -30,6 +30,7 @@ from havip_facts import (
     LINK_LOST,
     LINK_NODES,
     LINK_PING_GAP,
+    LINK_TABLE,
     MAX_WEIGHT,
     MINE_FUNCTION,
     NFT_FAMILIES,
@@ -204,14 +205,15 @@ def _link_targets(nodes, me):
     return [name for name in balancers + others if name != me]
 
 
-def _link_check(check, nodes, me):
+def _link_check(check, nodes, vips, me):
     """keepalived:track_link's check (havip/files/check-link.sh.jinja): the
     addresses it pings (:py:func:`_link_targets`' addresses, canonical,
     sorted), how long each run pings (until just before the next run,
     within the check's timeout with the hold), the gap between two pings, the pings
     each address must leave unanswered, and how long the run that first
     sees a loss holds its balancer in FAULT (0 without another balancer to
-    take the VIPs)."""
+    take the VIPs); the nftables table where it counts the other balancers'
+    VRRP adverts, and the VIPs' virtual router ids by nftables family."""
     me = me["name"] if me else None
     peers = [name for name, node in nodes.items() if "balancer" in node["roles"] and name != me]
     addresses = sorted({nodes[name]["address"] for name in _link_targets(nodes, me)
@@ -219,7 +221,9 @@ def _link_check(check, nodes, me):
                        key=lambda address: (ipaddress.ip_address(address).version, ipaddress.ip_address(address)))
     hold = LINK_FAULT_HOLD if peers else 0
     return {"addresses": addresses, "watch": round(min(check["interval"], check["timeout"] - hold) - 0.1, 1),
-            "gap": LINK_PING_GAP, "lost": LINK_LOST, "hold": hold}
+            "gap": LINK_PING_GAP, "lost": LINK_LOST, "hold": hold, "table": LINK_TABLE,
+            "vrids": {family: sorted({vip["virtual_router_id"] for vip in vips.values() if vip["nft_family"] == family})
+                      for family in sorted({vip["nft_family"] for vip in vips.values()})}}
 
 
 def _check_ports(config, nodes, services):
@@ -354,7 +358,7 @@ def validate(config, minion_id=None, ip_addrs=None, mine_get=None, interfaces=No
         # stats:backends_uri (keepalived:track_backends) waits for an answer.
         checks={"address": CHECK_ADDRESS,
                 "backends_answer_timeout": config["keepalived"]["check"]["answer_timeout"] or BACKENDS_ANSWER_TIMEOUT,
-                "link": _link_check(config["keepalived"]["check"], nodes, me)},
+                "link": _link_check(config["keepalived"]["check"], nodes, vips, me)},
         mine_args=mine_args,
         arp_sysctls=dict(ARP_SYSCTLS),
         # systemd starts a keepalived that died again after this delay.

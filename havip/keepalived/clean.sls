@@ -18,6 +18,14 @@ havip-keepalived-handover-clean:
     - require:
       - service: havip-keepalived-service-clean
 
+{#- The link check's count of the other balancers' VRRP adverts. #}
+havip-keepalived-link-table-clean:
+  cmd.run:
+    - name: nft delete table inet {{ havip.checks.link.table }}
+    - onlyif: nft list table inet {{ havip.checks.link.table }}
+    - require:
+      - service: havip-keepalived-service-clean
+
 havip-keepalived-pkg-clean:
   pkg.removed:
     - pkgs: {{ havip.lookup.pkgs.keepalived | tojson }}

@@ -7,6 +7,7 @@ does with it.  The script runs with a PATH of the stub, ``timeout`` and
 ``grep``, so it pings nothing.
 """
 
+import os
 import shutil
 import subprocess
 
@@ -50,6 +51,24 @@ exec {sleep} "$@"
 """
 
 
+# `nft`: `list counter` prints $world/adverts's count and adds
+# $world/advert_rate to it (the adverts that come in until the next look),
+# or fails while it is not there; `-f` (the table loaded) starts it at
+# 0 and the adverts that come in until the next look.
+NFT = """#!/bin/sh
+world={world}
+read -r rate < "$world/advert_rate" || rate=0
+if [ "$1" = -f ]; then
+    cat > "$world/table"
+    echo "$rate" > "$world/adverts"
+    exit 0
+fi
+read -r count < "$world/adverts" || exit 1
+printf 'table inet havip_link {{\n\tcounter adverts {{\n\t\tpackets %s bytes 0\n\t}}\n}}\n' "$count"
+echo $((count + rate)) > "$world/adverts"
+"""
+
+
 def check_link(tmp_path, edits=()):
     """svr1's link check rendered into ``tmp_path`` (its link fault file
     there too), with a stub ping: a function that runs it with each address
@@ -65,7 +84,7 @@ def check_link(tmp_path, edits=()):
     script.write_text(render("check-link.sh.jinja", config, havip))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    stubs = {"ping": PING.format(world=tmp_path),
+    stubs = {"ping": PING.format(world=tmp_path), "nft": NFT.format(world=tmp_path),
              "sleep": SLEEP.format(hold=LINK_FAULT_HOLD, fault=tmp_path / "link-fault", world=tmp_path,
                                    sleep=shutil.which("sleep"))}
     for tool, text in stubs.items():
@@ -74,7 +93,8 @@ def check_link(tmp_path, edits=()):
     for tool in ("timeout", "grep", "cat", "rm"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
 
-    def run(answers):
+    def run(answers, advert_rate=0):
+        (tmp_path / "advert_rate").write_text(f"{advert_rate}\n")
         for address, answer in answers.items():
             (tmp_path / address).write_text(str(answer))
         return subprocess.run([shutil.which("sh"), str(script)], env={"PATH": str(bin_dir)}, timeout=10).returncode
@@ -115,15 +135,29 @@ def held(tmp_path):
     return record.read_text().splitlines() if record.exists() else []
 
 
-def test_the_run_that_first_sees_a_loss_holds_its_balancer_in_fault_then_lets_go(tmp_path):
+def test_the_run_that_first_sees_a_loss_holds_its_balancer_in_fault_then_lets_go_when_no_other_holds(tmp_path):
     """FAULT sends a priority-0 advert: the other balancer takes the VIPs
     after its skew, not after its master-down timer (a lowered priority
-    alone)."""
+    alone).  No advert came in: nobody took them, so back in the election."""
     run = check_link(tmp_path)
     assert run(dict.fromkeys(OTHERS, 5)) == 1
     assert held(tmp_path) == ["1"]
     assert (tmp_path / "link-fault").read_text() == "0\n"
     assert (tmp_path / "link-fault.seen").exists()
+
+
+def test_a_lossy_balancer_stays_out_of_the_election_while_another_holds_a_vip(tmp_path):
+    """Out of it, it cannot take a VIP for a moment whenever three of the
+    holder's adverts are lost on its link; once no advert comes in (the
+    holder gone too), it is back in it, so that a VIP keeps a holder."""
+    run = check_link(tmp_path)
+    assert run(dict.fromkeys(OTHERS, 5), advert_rate=5) == 1
+    assert (tmp_path / "link-fault").read_text() == "1\n"
+    assert run(dict.fromkeys(OTHERS, 5), advert_rate=5) == 1
+    assert (tmp_path / "link-fault").read_text() == "1\n"
+    assert run(dict.fromkeys(OTHERS, 5), advert_rate=0) == 1
+    assert (tmp_path / "link-fault").read_text() == "0\n"
+    assert held(tmp_path) == ["1"]
 
 
 def test_the_runs_while_the_same_loss_lasts_hold_nothing_and_a_sound_run_ends_it(tmp_path):
@@ -133,7 +167,8 @@ def test_the_runs_while_the_same_loss_lasts_hold_nothing_and_a_sound_run_ends_it
     assert run(dict.fromkeys(OTHERS, 5)) == 1
     assert run(dict.fromkeys(OTHERS, 5)) == 1
     assert held(tmp_path) == ["1"]
-    assert run(dict.fromkeys(OTHERS, "answered")) == 0
+    assert run(dict.fromkeys(OTHERS, "answered"), advert_rate=5) == 0
+    assert (tmp_path / "link-fault").read_text() == "0\n"
     assert not (tmp_path / "link-fault.seen").exists()
     assert run(dict.fromkeys(OTHERS, 5)) == 1
     assert held(tmp_path) == ["1", "1"]
@@ -146,6 +181,25 @@ def test_a_sound_run_lets_go_of_a_fault_that_a_cut_short_run_left(tmp_path):
     (tmp_path / "link-fault").write_text("1\n")
     assert run(dict.fromkeys(OTHERS, "answered")) == 0
     assert (tmp_path / "link-fault").read_text() == "0\n"
+
+
+def test_the_check_loads_its_advert_counter_once_counting_the_vips_vrrp_from_other_hosts(tmp_path):
+    def ipv6_vip(havip):
+        havip["vips"]["VI_6"] = {"address": "fd00:100::10/64", "interface": "ens32", "virtual_router_id": 53}
+    run = check_link(tmp_path, [ipv6_vip])
+    assert run(dict.fromkeys(OTHERS, "answered")) == 0
+    table = (tmp_path / "table").read_text()
+    assert table.startswith("table inet havip_link\ndelete table inet havip_link\n")
+    assert ('        ip protocol vrrp @nh,168,8 { 51 } fib saddr type != local counter name "adverts"\n'
+            '        ip6 nexthdr vrrp @nh,328,8 { 53 } fib saddr type != local counter name "adverts"\n') in table
+    (tmp_path / "table").unlink()
+    assert run(dict.fromkeys(OTHERS, "answered")) == 0
+    assert not (tmp_path / "table").exists()
+    if shutil.which("nft") and os.geteuid() == 0:
+        # Checked (-c: nothing loaded), without the table to delete first.
+        checked = subprocess.run([shutil.which("nft"), "-c", "-f", "-"], capture_output=True, text=True, timeout=30,
+                                 input=table.replace("delete table inet havip_link\n", ""))
+        assert (checked.returncode, checked.stderr) == (0, "")
 
 
 def test_keepalived_goes_fault_while_the_link_fault_file_holds_one():

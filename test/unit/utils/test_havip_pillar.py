@@ -356,7 +356,8 @@ def test_the_link_check_pings_until_shortly_before_its_next_run_within_its_timeo
                                  "answer_timeout": 0})(havip)
     assert validate(havip)["checks"]["link"] == {
         "addresses": ["192.168.100.11", "192.168.100.12", "192.168.100.14"], "watch": watch,
-        "gap": havip_facts.LINK_PING_GAP, "lost": havip_facts.LINK_LOST, "hold": havip_facts.LINK_FAULT_HOLD}
+        "gap": havip_facts.LINK_PING_GAP, "lost": havip_facts.LINK_LOST, "hold": havip_facts.LINK_FAULT_HOLD,
+        "table": havip_facts.LINK_TABLE, "vrids": {"ip": [51]}}
 
 
 def test_validate_gives_an_unlisted_minion_no_roles():
