@@ -39,6 +39,15 @@ havip-keepalived-link-check-script-file:
       - pkg: havip-keepalived-pkg
       - pkg: havip-keepalived-tools-pkg
 
+{#- A new script (new VIPs or virtual_router_ids): its advert counter goes,
+    and its next run loads one counting the VRIDs it names now. #}
+havip-keepalived-link-table-reload:
+  cmd.run:
+    - name: nft delete table inet {{ havip.checks.link.table }}
+    - onlyif: nft list table inet {{ havip.checks.link.table }}
+    - onchanges:
+      - file: havip-keepalived-link-check-script-file
+
 havip-keepalived-handover-script-file:
   file.managed:
     - name: {{ lookup.keepalived.handover_script }}

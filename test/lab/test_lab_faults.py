@@ -14,6 +14,7 @@ import re
 import time
 
 import pytest
+from havip_facts import LINK_TABLE
 
 from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, LOOKUP, SEED, outages, wait_until
 
@@ -330,6 +331,31 @@ def test_a_loss_on_every_balancers_link_still_leaves_the_vip_a_holder(healthy):
             healthy.make_sound(balancer)
     assert all(len(holders) <= 1 for holders in held), held
     assert held.count([]) <= 2, held
+
+
+def adverts_counted(cluster, name):
+    """How many VRRP adverts of the cluster's VIPs from other hosts the link
+    check's counter on ``name`` has counted (None: no counter)."""
+    listed = cluster.host(name).run(["nft", "list", "counter", "inet", LINK_TABLE, "adverts"], check=False)
+    counted = re.search(r"packets (\d+)", listed.stdout)
+    return counted and int(counted[1])
+
+
+def test_a_new_virtual_router_id_is_what_the_link_checks_count(healthy):
+    """The VIP's virtual_router_id changed by an apply: the link check's
+    advert counter (loaded by its first run, so that a lossy balancer stays
+    out of the election while another holds a VIP) counts the holder's
+    adverts under the new id (before, it kept counting the old one until a
+    reboot, so a lossy balancer no longer knew that another held the VIP)."""
+    assert adverts_counted(healthy, BACKUP) is not None
+    pillar = copy.deepcopy(SEED.pillar)
+    pillar["havip"]["vips"]["VI_1"]["virtual_router_id"] += 1
+    healthy.set_pillar(pillar)
+    assert healthy.apply().returncode == 0
+    assert healthy.wait_for_holders([PRIMARY]) == [PRIMARY]
+    before = wait_until(lambda: adverts_counted(healthy, BACKUP), lambda counted: counted is not None, 10)
+    time.sleep(1)  # 20 adverts
+    assert adverts_counted(healthy, BACKUP) > before
 
 
 @pytest.mark.parametrize("mode", ["tcp", "http"])
