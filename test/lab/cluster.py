@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import copy
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import json
@@ -736,6 +737,15 @@ def _cpu_cgroup(pid):
                 if "cpu" in controllers.split(","))
 
 
+def _all_at_once(calls):
+    """Each of ``calls`` in a thread of its own (a minion takes seconds to
+    start, waiting for its key and its start event, and about 7 s to stop);
+    the first exception once all have ended."""
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        for done in [pool.submit(call) for call in calls]:
+            done.result()
+
+
 def minion_overrides():
     return {
         "master": GATEWAY,
@@ -776,12 +786,8 @@ def running_cluster(salt_factories, topology, pillar_dir, master_overrides=None,
                 for name in topology.hosts
             ]
             with contextlib.ExitStack() as stack:
-                for minion in minions:
-                    stack.callback(minion.terminate)
-                # All at once: each waits seconds for its key and its start event.
-                with concurrent.futures.ThreadPoolExecutor(len(minions)) as pool:
-                    for started in [pool.submit(minion.start, start_timeout=90) for minion in minions]:
-                        started.result()
+                stack.callback(_all_at_once, [minion.terminate for minion in minions])
+                _all_at_once([functools.partial(minion.start, start_timeout=90) for minion in minions])
                 cluster = Cluster(topology, lab, master, minions)
                 # Every minion is on a systemd host: Salt's systemd module drives the units.
                 inits = cluster.salt("*", "grains.get", "init")
