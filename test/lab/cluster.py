@@ -440,6 +440,17 @@ class Cluster:
         self.host(name).run(["kill", f"-{signal}", *map(str, pids)])
         return sent
 
+    def kill_keepalived(self, name):
+        """kill -9 of keepalived on a host, a crash: its parent and its VRRP
+        child stopped first, then killed, so that neither runs a handler in
+        between (killed one after the other, the child once left in order,
+        its VIPs removed, before its own SIGKILL came).  Returns the time
+        sent."""
+        pids = self.host(name).run(["cat", *KEEPALIVED_PIDFILES], check=False).stdout.split()
+        assert pids, name
+        self.signal_pids(name, "STOP", pids)
+        return self.signal_pids(name, "KILL", pids)
+
     def haproxy_workers(self, name):
         """The pids of HAProxy's workers on a host: the children of the
         master, whose pid is in the pid file (Debian's unit runs HAProxy in
@@ -726,7 +737,8 @@ class Cluster:
         try:
             yield report
         finally:
-            out, _ = proc.communicate(timeout=seconds + 30)  # closes stdin: --until-eof stops
+            out, err = proc.communicate(timeout=seconds + 30)  # closes stdin: --until-eof stops
+            assert out.strip(), f"the probe printed no report (exit {proc.returncode}): {err[-3000:]}"
             report.update(json.loads(out))
 
 

@@ -48,7 +48,7 @@ import pytest
 
 import test.lab.prometheus
 from test.lab import chaos_audits
-from test.lab.cluster import KEEPALIVED_PIDFILES, LOOKUP, RELAY_MINE_FUNCTIONS, REPO, SEED, Topology, wait_until
+from test.lab.cluster import LOOKUP, RELAY_MINE_FUNCTIONS, REPO, SEED, Topology, wait_until
 
 pytestmark = pytest.mark.chaos
 
@@ -134,7 +134,7 @@ def reapplied(cluster, target, made):
 
 def kill_keepalived(cluster, target, rng, made):
     made["restarts"] = {target: cluster.restarts(target, "keepalived")}
-    cluster.signal(target, "KILL", *KEEPALIVED_PIDFILES)
+    cluster.kill_keepalived(target)
 
 
 def stop_haproxy(cluster, target, rng, made):

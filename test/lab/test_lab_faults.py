@@ -16,7 +16,7 @@ import time
 import pytest
 from havip_facts import LINK_TABLE
 
-from test.lab.cluster import HAPROXY_PIDFILE, KEEPALIVED_PIDFILES, LOOKUP, SEED, outages, wait_until
+from test.lab.cluster import HAPROXY_PIDFILE, LOOKUP, SEED, outages, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -210,7 +210,7 @@ def test_keepalived_killed_on_the_holder_is_started_again_by_systemd_without_an_
     restarts = healthy.restarts(PRIMARY, "keepalived")
     with healthy.probe(seconds=12, timeline=True) as report:
         time.sleep(1)
-        killed = healthy.signal(PRIMARY, "KILL", *KEEPALIVED_PIDFILES)
+        killed = healthy.kill_keepalived(PRIMARY)
         seen = holders_after(healthy, killed, until=[PRIMARY], timeout=10)
     journal = healthy.host(PRIMARY).run(["journalctl", "-q", "--no-pager", "-o", "short-precise", "-u", "keepalived",
                                          "--since", f"@{int(killed) - 1}"], check=False).stdout
