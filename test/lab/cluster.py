@@ -442,14 +442,12 @@ class Cluster:
 
     def kill_keepalived(self, name):
         """kill -9 of keepalived on a host, a crash: its parent and its VRRP
-        child stopped first, then killed, so that neither runs a handler in
-        between (killed one after the other, the child once left in order,
-        its VIPs removed, before its own SIGKILL came).  Returns the time
-        sent."""
-        pids = self.host(name).run(["cat", *KEEPALIVED_PIDFILES], check=False).stdout.split()
-        assert pids, name
-        self.signal_pids(name, "STOP", pids)
-        return self.signal_pids(name, "KILL", pids)
+        child stopped, then killed, so that neither runs a handler in
+        between (killed one after the other, the child once left in order
+        and removed its VIPs before its own SIGKILL came).  Returns the
+        time of the kill."""
+        self.signal(name, "STOP", *KEEPALIVED_PIDFILES)
+        return self.signal(name, "KILL", *KEEPALIVED_PIDFILES)
 
     def haproxy_workers(self, name):
         """The pids of HAProxy's workers on a host: the children of the
